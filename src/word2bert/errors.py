@@ -1,0 +1,22 @@
+"""The one exception type that carries a message meant for a person.
+
+Anything raised as :class:`Word2BertError` is printed by the CLI as a single line
+(``word2bert: error: <message>``) with exit status 2, never as a traceback. Messages
+name the file, line or parameter that is wrong.
+"""
+
+
+class Word2BertError(Exception):
+    """A user-facing error: bad input, bad parameter, missing or corrupt file."""
+
+
+def check_positive(name: str, value, allow_zero: bool = False):
+    """Raise a Word2BertError unless ``value`` > 0 (or >= 0 with ``allow_zero``)."""
+    try:
+        ok = value >= 0 if allow_zero else value > 0
+    except TypeError:
+        ok = False
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise Word2BertError(f"parameter {name}={value!r} must be {bound}")
+    return value
