@@ -1,0 +1,5 @@
+import sys
+
+from word2bert.cli import main
+
+sys.exit(main())

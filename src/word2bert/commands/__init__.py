@@ -1,0 +1,1 @@
+"""CLI sub-commands; each module defines ``register(commands, train_commands)`` (see cli.py)."""
