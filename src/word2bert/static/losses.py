@@ -1,0 +1,143 @@
+"""Single-example output losses shared by every bag-of-rows model (numba, no allocation).
+
+Each step takes the ``hidden`` vector ``h`` (a context word's input row for skip-gram, the
+mean/sum of the context rows for CBOW, a document row for PV-DBOW, ...), does one SGD step
+on the output rows it touches **in place**, and accumulates ``alpha * d log L / d h`` into
+``grad_hidden`` (word2vec.c's ``neu1e``); the caller adds ``grad_hidden`` to the input rows
+that made ``h``. Every step returns the example's loss ``-log L`` before the update.
+
+Output rows are updated one after another and ``grad_hidden`` uses each row *before* its
+own update, exactly as word2vec.c and gensim do.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from word2bert.static.sampling import MAX_EXP, log_sigmoid, sigmoid
+
+_JIT = dict(nogil=True, cache=True, fastmath=True)
+
+
+@numba.njit(inline="always", **_JIT)
+def dot(a, b):
+    """``sum_i a_i b_i`` over two float32 vectors of the same length."""
+    total = np.float32(0.0)
+    for i in range(a.shape[0]):
+        total += a[i] * b[i]
+    return total
+
+
+@numba.njit(inline="always", **_JIT)
+def axpy(alpha, x, y):
+    """``y <- y + alpha * x`` in place."""
+    for i in range(x.shape[0]):
+        y[i] += alpha * x[i]
+
+
+@numba.njit(inline="always", **_JIT)
+def binary_logistic_update(hidden, output_row, label, alpha, grad_hidden):
+    """One logistic decision ``p = sigma(h . v)`` with target ``label`` in {0, 1}.
+
+    ``log L = label * log sigma(x) + (1 - label) * log sigma(-x)``, ``x = h . v``;
+    ``d log L / dx = label - sigma(x)``, so with ``g = alpha * (label - sigma(x))``:
+    ``grad_hidden += g * v`` and ``v += g * h``. Returns ``-log L``.
+    """
+    x = dot(hidden, output_row)
+    g = alpha * (label - sigmoid(x))
+    if label > 0.5:
+        loss = -log_sigmoid(x)
+    else:
+        loss = -log_sigmoid(-x)
+    dim = hidden.shape[0]
+    for i in range(dim):
+        grad_hidden[i] += g * output_row[i]
+    for i in range(dim):
+        output_row[i] += g * hidden[i]
+    return loss
+
+
+@numba.njit(**_JIT)
+def negative_sampling_step(hidden, output_vectors, target, table, state, negative, alpha, grad_hidden):
+    """Negative sampling (Mikolov et al. 2013), word2vec.c's ``syn1neg`` loop.
+
+    ``log L = log sigma(h . v_t) + sum_{k=1..K} log sigma(-h . v_{n_k})`` with ``K = negative``
+    words ``n_k`` drawn from ``table`` (a draw equal to ``target`` is skipped, as in
+    word2vec.c). Gradient: ``d log L / d h = (1 - sigma(h.v_t)) v_t - sum_k sigma(h.v_{n_k}) v_{n_k}``.
+    Updates ``v_t`` and the ``v_{n_k}`` in place, ``grad_hidden += alpha * d log L / d h``.
+    Returns ``(-log L, state)``.
+    """
+    loss = binary_logistic_update(hidden, output_vectors[target], np.float32(1.0), alpha, grad_hidden)
+    table_size = np.uint64(table.shape[0])
+    for _ in range(negative):
+        state = state * np.uint64(25214903917) + np.uint64(11)
+        word = table[(state >> np.uint64(16)) % table_size]
+        if word == target:
+            continue
+        loss += binary_logistic_update(hidden, output_vectors[word], np.float32(0.0), alpha, grad_hidden)
+    return loss, state
+
+
+@numba.njit(**_JIT)
+def hierarchical_softmax_step(hidden, output_vectors, codes, points, length, alpha, grad_hidden):
+    """Hierarchical softmax along a Huffman path, word2vec.c's ``syn1`` loop.
+
+    ``log L = sum_{k<length} log sigma((1 - 2 c_k) h . u_{p_k})`` for code bits ``c_k`` and
+    inner nodes ``p_k`` (rows of ``output_vectors``); per node ``g = alpha (1 - c_k - sigma(x))``,
+    ``grad_hidden += g u_{p_k}``, ``u_{p_k} += g h``. As word2vec.c and gensim do, a node with
+    ``|x| >= MAX_EXP`` (6) is not updated (its sigmoid is saturated); its loss still counts.
+    Returns ``-log L``.
+    """
+    loss = np.float32(0.0)
+    dim = hidden.shape[0]
+    for k in range(length):
+        row = output_vectors[points[k]]
+        x = dot(hidden, row)
+        sign = np.float32(1.0) - np.float32(2.0) * codes[k]
+        loss -= log_sigmoid(sign * x)
+        if x <= -MAX_EXP or x >= MAX_EXP:
+            continue
+        g = alpha * (np.float32(1.0) - codes[k] - sigmoid(x))
+        for i in range(dim):
+            grad_hidden[i] += g * row[i]
+        for i in range(dim):
+            row[i] += g * hidden[i]
+    return loss
+
+
+@numba.njit(**_JIT)
+def full_softmax_step(hidden, output_vectors, target, alpha, grad_hidden):
+    """Full softmax over every output row: the naive model the word2vec notes start from.
+
+    ``log L = h . v_t - log sum_v exp(h . v_v)``; ``d log L / d h = v_t - sum_v p_v v_v`` with
+    ``p_v = softmax(h . V)_v``. Per row ``g_v = alpha (1[v = t] - p_v)``: ``grad_hidden += g_v v_v``
+    (old rows), then ``v_v += g_v h``. O(V * dim) per example: small vocabularies only.
+    Returns ``-log L``.
+    """
+    n = output_vectors.shape[0]
+    dim = hidden.shape[0]
+    scores = np.empty(n, np.float32)
+    top = np.float32(-np.inf)
+    for v in range(n):
+        scores[v] = dot(hidden, output_vectors[v])
+        if scores[v] > top:
+            top = scores[v]
+    total = 0.0
+    for v in range(n):
+        scores[v] = math.exp(scores[v] - top)
+        total += scores[v]
+    loss = -(math.log(scores[target] / total))
+    for v in range(n):
+        g = alpha * ((np.float32(1.0) if v == target else np.float32(0.0)) - np.float32(scores[v] / total))
+        row = output_vectors[v]
+        for i in range(dim):
+            grad_hidden[i] += g * row[i]
+    for v in range(n):
+        g = alpha * ((np.float32(1.0) if v == target else np.float32(0.0)) - np.float32(scores[v] / total))
+        row = output_vectors[v]
+        for i in range(dim):
+            row[i] += g * hidden[i]
+    return loss

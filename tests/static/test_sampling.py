@@ -1,0 +1,114 @@
+"""Samplers checked statistically and against word2vec.c's formulas."""
+
+import numba
+import numpy as np
+import pytest
+from scipy import stats
+
+from word2bert.errors import Word2BertError
+from word2bert.static.sampling import (draw_negative, keep_probabilities, negative_sampling_table,
+                                       next_random, random_int, random_uniform, sigmoid)
+
+
+@numba.njit
+def _draw_many(table, state, n):
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        out[i], state = draw_negative(table, state)
+    return out, state
+
+
+@numba.njit
+def _uniform_many(state, n):
+    out = np.empty(n, np.float64)
+    for i in range(n):
+        out[i], state = random_uniform(state)
+    return out
+
+
+def test_lcg_matches_word2vec_c_arithmetic():
+    state = 12345
+    for _ in range(20):
+        expected = (state * 25214903917 + 11) % 2**64
+        state = int(next_random(np.uint64(state)))
+        assert state == expected
+
+
+def test_draw_negative_uses_the_table_as_word2vec_c():
+    table = np.arange(7, dtype=np.int32) * 3
+    state = np.uint64(99)
+    words, _ = _draw_many(table, state, 50)
+    s = 99
+    for w in words:
+        s = (s * 25214903917 + 11) % 2**64
+        assert w == table[(s >> 16) % len(table)]
+
+
+def test_table_slots_proportional_to_count_power():
+    counts = np.array([1000, 300, 50, 20, 7, 1])
+    table = negative_sampling_table(counts, 0.75, table_size=1_000_000)
+    expected = counts**0.75 / np.sum(counts**0.75) * len(table)
+    slots = np.bincount(table, minlength=len(counts))
+    assert np.all(np.abs(slots - expected) <= 1.0)
+
+
+@pytest.mark.parametrize("exponent", [0.75, 1.0, 0.0])
+def test_negative_draws_follow_unigram_power(exponent):
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 5000, size=40)
+    table = negative_sampling_table(counts, exponent)
+    draws, _ = _draw_many(table, np.uint64(7), 400_000)
+    observed = np.bincount(draws, minlength=len(counts))
+    p = counts.astype(float) ** exponent
+    p /= p.sum()
+    chi2, pvalue = stats.chisquare(observed, p * len(draws))
+    assert pvalue > 1e-4, (chi2, pvalue)
+
+
+def test_uniform_is_uniform():
+    u = _uniform_many(np.uint64(3), 200_000)
+    assert u.min() >= 0 and u.max() < 1
+    assert stats.kstest(u, "uniform").pvalue > 1e-4
+
+
+def test_random_int_range():
+    state = np.uint64(1)
+    seen = set()
+    for _ in range(2000):
+        value, state = random_int(np.uint64(state), 5)
+        seen.add(int(value))
+    assert seen == {0, 1, 2, 3, 4}
+
+
+def test_keep_probabilities_word2vec_c_formula():
+    counts = np.array([100000, 20000, 3000, 500, 40, 3], dtype=np.int64)
+    sample = 1e-3
+    keep = keep_probabilities(counts, sample)
+    total = counts.sum()
+    for c, p in zip(counts, keep):
+        ran = (np.sqrt(c / (sample * total)) + 1) * (sample * total) / c  # word2vec.c
+        assert p == pytest.approx(min(1.0, ran), rel=1e-6)
+    assert keep[0] < keep[1] < keep[2] <= 1.0
+    assert keep[-1] == 1.0
+    assert np.all(keep_probabilities(counts, 0) == 1.0)
+
+
+def test_subsampling_rate_statistically():
+    counts = np.array([50000, 8000, 900, 60])
+    keep = keep_probabilities(counts, 1e-3)
+    u = _uniform_many(np.uint64(11), 100_000)
+    for p in keep:
+        kept = np.mean(u < p)
+        assert abs(kept - p) < 4 * np.sqrt(p * (1 - p) / len(u)) + 1e-9
+
+
+def test_sigmoid_exact_and_clipped():
+    for x in [-50.0, -6.0, -1.0, 0.0, 0.5, 6.0, 50.0]:
+        assert sigmoid(x) == pytest.approx(1 / (1 + np.exp(-np.clip(x, -30, 30))), rel=1e-6, abs=1e-12)
+
+
+def test_bad_input():
+    with pytest.raises(Word2BertError):
+        negative_sampling_table([])
+    with pytest.raises(Word2BertError):
+        negative_sampling_table([0, 0])
