@@ -1,0 +1,408 @@
+"""word2vec text and binary files, GloVe text files: reading and writing.
+
+Layouts (as written by word2vec.c's ``main`` after training, and read by its ``distance.c``):
+
+* word2vec text: a header line ``<count> <dimension>``, then one line per word,
+  ``word v1 v2 ... vd`` (word2vec.c leaves a space before the newline; gensim does not).
+* word2vec binary: the same header line, then per word the UTF-8 bytes of the word, one space,
+  ``d`` little-endian float32 values, and a newline (word2vec.c writes the newline; gensim's
+  writer does not, so both are accepted when reading).
+* GloVe text: like word2vec text without the header line.
+
+Readers return ``(vectors, words)`` with ``vectors`` a float32 array of shape (count, dimension).
+Undecodable bytes in words become U+FFFD (never fatal). Duplicate words keep their first vector,
+as gensim does. Bad files raise :class:`Word2BertError` naming the file (and the line for text).
+All writers go through :func:`word2bert.fileio.atomic_write`, so a failed write leaves no
+half-written file. Compressed files (.gz, .bz2, .xz) are handled by extension.
+"""
+
+from __future__ import annotations
+
+import mmap
+import re
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from word2bert.errors import Word2BertError
+from word2bert.fileio import atomic_write, open_binary
+
+__all__ = [
+    "read_word2vec_format", "write_word2vec_format", "read_glove_format", "write_glove_format",
+    "detect_format", "FORMATS",
+]
+
+#: Names accepted by :func:`detect_format` callers and the ``convert`` command.
+FORMATS = ("word2vec-text", "word2vec-binary", "glove", "npz")
+
+_HEADER = re.compile(rb"^\s*(\d+)\s+(\d+)\s*$")
+_COMPRESSED = (".gz", ".bz2", ".xz")
+_SNIFF_BYTES = 1 << 16
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+
+def _read_all_bytes(path) -> np.ndarray:
+    """The whole file as a uint8 array; plain files are memory-mapped (no copy of big files)."""
+    path = Path(path)
+    handle = open_binary(path)  # raises Word2BertError for a missing file
+    with handle:
+        if path.suffix.lower() in _COMPRESSED:
+            try:
+                data = handle.read()
+            except (OSError, EOFError, ValueError) as exc:
+                raise Word2BertError(f"{path}: cannot decompress ({exc})") from None
+            return np.frombuffer(data, dtype=np.uint8)
+        size = path.stat().st_size
+        if size == 0:
+            return np.zeros(0, dtype=np.uint8)
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        return np.frombuffer(mapped, dtype=np.uint8)
+
+
+def _read_head(path, size: int = _SNIFF_BYTES) -> bytes:
+    """The first ``size`` (decompressed) bytes of ``path``."""
+    with open_binary(path) as handle:
+        try:
+            return handle.read(size)
+        except (OSError, EOFError, ValueError) as exc:
+            raise Word2BertError(f"{path}: cannot decompress ({exc})") from None
+
+
+def _parse_header(path, first_line: bytes) -> tuple[int, int]:
+    match = _HEADER.match(first_line)
+    if match is None:
+        shown = first_line[:60].decode("utf-8", errors="replace")
+        raise Word2BertError(
+            f"{path}: line 1: expected a word2vec header '<count> <dimension>', found {shown!r} "
+            "(a GloVe file has no header: use the glove format)")
+    count, dim = int(match.group(1)), int(match.group(2))
+    if dim <= 0:
+        raise Word2BertError(f"{path}: line 1: dimension must be > 0, found {dim}")
+    return count, dim
+
+
+def _drop_duplicates(vectors: np.ndarray, words: list[str]):
+    """Keep the first occurrence of each word (gensim's rule for files with repeated words)."""
+    if len(set(words)) == len(words):
+        return vectors, words
+    seen: set[str] = set()
+    keep = []
+    for i, word in enumerate(words):
+        if word not in seen:
+            seen.add(word)
+            keep.append(i)
+    return vectors[keep], [words[i] for i in keep]
+
+
+def _check_writable(vectors, words):
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2:
+        raise Word2BertError(f"vectors must be a 2-D array, got shape {vectors.shape}")
+    if len(words) != vectors.shape[0]:
+        raise Word2BertError(f"{len(words)} words but {vectors.shape[0]} vectors")
+    for word in words:
+        if not word or any(ch in word for ch in (" ", "\n", "\t", "\r")):
+            raise Word2BertError(
+                f"word {word!r} cannot be written in a word2vec/GloVe file (empty or contains whitespace)")
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# binary
+
+
+@njit(nogil=True, cache=True)
+def _scan_binary_records(data, start, count, dim, vector_bytes, word_bytes):  # pragma: no cover - numba
+    """Walk ``count`` records ``word<space><dim x float32>[\\n]`` of a word2vec binary file.
+
+    Copies the raw vector bytes into ``vector_bytes`` (count, 4*dim) and the word bytes into
+    ``word_bytes``, each word followed by a newline. Newlines inside or before a word are
+    dropped, as word2vec.c's distance.c does (so files with and without the newline after each
+    vector both read). Returns (records read, position after the last record, bytes of words
+    written, or -1 if ``word_bytes`` overflowed, which only a corrupt file can cause).
+    """
+    n = data.shape[0]
+    pos = start
+    wpos = 0
+    cap = word_bytes.shape[0]
+    record = 4 * dim
+    for i in range(count):
+        while pos < n and data[pos] == 10:
+            pos += 1
+        if pos >= n:
+            return i, pos, wpos
+        while pos < n and data[pos] != 32:
+            byte = data[pos]
+            if byte != 10:
+                if wpos >= cap - 1:
+                    return i, pos, -1
+                word_bytes[wpos] = byte
+                wpos += 1
+            pos += 1
+        if pos + 1 + record > n:
+            return i, pos, wpos
+        pos += 1
+        for k in range(record):
+            vector_bytes[i, k] = data[pos + k]
+        pos += record
+        word_bytes[wpos] = 10
+        wpos += 1
+    return count, pos, wpos
+
+
+def _read_binary(path, limit: int | None):
+    data = _read_all_bytes(path)
+    newline = np.flatnonzero(data[:4096] == 10)
+    if newline.size == 0:
+        raise Word2BertError(f"{path}: line 1: missing the word2vec header '<count> <dimension>'")
+    header_end = int(newline[0]) + 1
+    count, dim = _parse_header(path, data[:header_end].tobytes())
+    wanted = count if limit is None else min(count, int(limit))
+    record = 4 * dim
+    body = data.shape[0] - header_end
+    word_capacity = max(0, body - wanted * record) + wanted + 1
+    vector_bytes = np.empty((wanted, record), dtype=np.uint8)
+    word_bytes = np.empty(word_capacity, dtype=np.uint8)
+    done, pos, used = _scan_binary_records(data, header_end, wanted, dim, vector_bytes, word_bytes)
+    if used < 0 or done < wanted:
+        raise Word2BertError(
+            f"{path}: truncated or corrupt word2vec binary file: the header promises {count} vectors "
+            f"of dimension {dim}, but only {done} complete records were found")
+    if limit is None or wanted == count:
+        rest = data[pos:]
+        if rest.size and np.any((rest != 10) & (rest != 32) & (rest != 13)):
+            raise Word2BertError(
+                f"{path}: unexpected data after the {count} vectors the header promises "
+                "(header count or dimension wrong, or not a word2vec binary file)")
+    words = word_bytes[:used].tobytes().decode("utf-8", errors="replace").split("\n")[:-1]
+    vectors = vector_bytes.view("<f4").reshape(wanted, dim).astype(np.float32, copy=False)
+    del data
+    return vectors, words
+
+
+def _write_binary(handle, vectors, words):
+    """word2vec.c's layout exactly: ``word `` + raw little-endian float32 + ``\\n`` per word."""
+    handle.write(f"{len(words)} {vectors.shape[1]}\n".encode())
+    little = vectors.astype("<f4", copy=False)
+    chunk = 1 << 14
+    for start in range(0, len(words), chunk):
+        block = little[start:start + chunk]
+        parts = []
+        for word, row in zip(words[start:start + chunk], block):
+            parts.append(word.encode("utf-8") + b" ")
+            parts.append(row.tobytes())
+            parts.append(b"\n")
+        handle.write(b"".join(parts))
+
+
+# ----------------------------------------------------------------------------------------------
+# text
+
+
+def _parse_text_lines(path, lines: list[str], first_line_no: int, dim: int | None):
+    """Split ``word v1 ... vd`` lines into words and a float32 matrix (bulk numeric parsing).
+
+    ``first_line_no`` is the file line number of ``lines[0]`` (for error messages). ``dim`` is
+    the expected dimension (None: taken from the first line, the GloVe case).
+    """
+    words = []
+    rests = []
+    for line in lines:
+        word, _, rest = line.rstrip().partition(" ")
+        words.append(word)
+        rests.append(rest)
+    for i, (word, rest) in enumerate(zip(words, rests)):
+        if not word or not rest.strip():
+            raise Word2BertError(
+                f"{path}: line {first_line_no + i}: expected 'word v1 ... vd', found {lines[i][:60]!r}")
+    if dim is None:
+        dim = len(rests[0].split()) if rests else 0
+    try:
+        vectors = np.loadtxt(rests, dtype=np.float32, comments=None, ndmin=2)
+    except ValueError as exc:
+        raise _locate_text_error(path, rests, first_line_no, dim, exc) from None
+    if vectors.shape != (len(words), dim):
+        raise _locate_text_error(path, rests, first_line_no, dim, None)
+    return vectors, words
+
+
+def _locate_text_error(path, rests, first_line_no, dim, exc) -> Word2BertError:
+    """Slow path, only after bulk parsing failed: find the first bad line and say what is wrong."""
+    for i, rest in enumerate(rests):
+        fields = rest.split()
+        if len(fields) != dim:
+            return Word2BertError(
+                f"{path}: line {first_line_no + i}: expected {dim} numbers after the word, found {len(fields)}")
+        for field in fields:
+            try:
+                float(field)
+            except ValueError:
+                return Word2BertError(f"{path}: line {first_line_no + i}: not a number: {field[:40]!r}")
+    return Word2BertError(f"{path}: cannot parse the vectors ({exc})")
+
+
+def _read_text_lines(path, limit_lines: int | None) -> list[str]:
+    """Lines of a (possibly compressed) text file, undecodable bytes replaced.
+
+    Splits on '\\n' only (``str.splitlines`` would also split on characters such as U+2028
+    that may occur inside words).
+    """
+    with open_binary(path) as handle:
+        try:
+            if limit_lines is None:
+                raw = handle.read()
+                lines = raw.decode("utf-8", errors="replace").split("\n")
+            else:
+                lines = []
+                for raw_line in handle:
+                    lines.append(raw_line.decode("utf-8", errors="replace"))
+                    if len(lines) >= limit_lines:
+                        break
+        except (OSError, EOFError, ValueError) as exc:
+            raise Word2BertError(f"{path}: cannot decompress ({exc})") from None
+    lines = [line.rstrip("\r\n") for line in lines]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def _read_text(path, limit: int | None):
+    lines = _read_text_lines(path, None if limit is None else int(limit) + 1)
+    if not lines:
+        raise Word2BertError(f"{path}: empty file, expected a word2vec header '<count> <dimension>'")
+    count, dim = _parse_header(path, lines[0].encode())
+    body = lines[1:]
+    wanted = count if limit is None else min(count, int(limit))
+    if limit is None and len(body) != count:
+        raise Word2BertError(
+            f"{path}: the header promises {count} vectors but the file has {len(body)} lines of vectors")
+    if len(body) < wanted:
+        raise Word2BertError(f"{path}: the header promises {count} vectors but the file ends after {len(body)}")
+    return _parse_text_lines(path, body[:wanted], 2, dim)
+
+
+def _format_rows(words, vectors):
+    """Yield text lines ``word v1 ... vd`` with 9 significant digits (exact float32 round trip)."""
+    fmt = " ".join(["%.9g"] * vectors.shape[1])
+    for word, row in zip(words, vectors.tolist()):
+        yield word + " " + (fmt % tuple(row)) + "\n"
+
+
+def _write_text(handle, vectors, words, header: bool):
+    if header:
+        handle.write(f"{len(words)} {vectors.shape[1]}\n")
+    chunk = 1 << 12
+    for start in range(0, len(words), chunk):
+        handle.write("".join(_format_rows(words[start:start + chunk], vectors[start:start + chunk])))
+
+
+# ----------------------------------------------------------------------------------------------
+# public API
+
+
+def is_binary_word2vec(path) -> bool:
+    """Guess whether a word2vec file (with header) is binary: its first record does not parse as text."""
+    head = _read_head(path)
+    newline = head.find(b"\n")
+    if newline < 0:
+        raise Word2BertError(f"{path}: line 1: missing the word2vec header '<count> <dimension>'")
+    _count, dim = _parse_header(path, head[:newline + 1])
+    record_end = head.find(b"\n", newline + 1)
+    record = head[newline + 1:] if record_end < 0 else head[newline + 1:record_end]
+    try:
+        fields = record.decode("utf-8").split()
+        if len(fields) < dim + 1:
+            return True
+        for field in fields[-dim:]:
+            float(field)
+    except (UnicodeDecodeError, ValueError):
+        return True
+    return False
+
+
+def read_word2vec_format(path, binary: bool | None = None, limit: int | None = None):
+    """Read a word2vec text or binary file -> (float32 vectors (n, dim), words).
+
+    ``binary=None`` decides from the content (a first record that does not parse as text means
+    binary). ``limit`` reads only the first ``limit`` vectors (the most frequent ones in files
+    sorted by frequency, as word2vec.c writes them).
+    """
+    if limit is not None and int(limit) < 0:
+        raise Word2BertError(f"parameter limit={limit!r} must be >= 0")
+    if binary is None:
+        binary = is_binary_word2vec(path)
+    vectors, words = _read_binary(path, limit) if binary else _read_text(path, limit)
+    return _drop_duplicates(vectors, words)
+
+
+def read_glove_format(path, limit: int | None = None):
+    """Read a GloVe text file (``word v1 ... vd`` lines, no header) -> (float32 vectors, words)."""
+    lines = _read_text_lines(path, None if limit is None else int(limit))
+    if limit is not None:
+        lines = lines[:int(limit)]
+    if not lines:
+        raise Word2BertError(f"{path}: no vectors found (empty file)")
+    if _HEADER.match(lines[0].encode()):
+        raise Word2BertError(
+            f"{path}: line 1 looks like a word2vec header {lines[0]!r}; read it as word2vec text")
+    vectors, words = _parse_text_lines(path, lines, 1, None)
+    return _drop_duplicates(vectors, words)
+
+
+def write_word2vec_format(path, vectors, words, binary: bool = False):
+    """Write a word2vec file (text or binary) atomically, in word2vec.c's layout.
+
+    Binary: header ``n d\\n`` then ``word `` + d little-endian float32 + ``\\n`` per word, byte for
+    byte what word2vec.c writes. Text: header, then ``word v1 ... vd`` with 9 significant digits
+    (word2vec.c's ``%lf`` keeps only 6 decimals; 9 digits make the float32 round trip exact).
+    """
+    words = list(words)
+    vectors = _check_writable(vectors, words)
+    if binary:
+        with atomic_write(path, "wb") as handle:
+            _write_binary(handle, vectors, words)
+    else:
+        with atomic_write(path, "w", encoding="utf-8") as handle:
+            _write_text(handle, vectors, words, header=True)
+
+
+def write_glove_format(path, vectors, words):
+    """Write a GloVe text file (no header line) atomically."""
+    words = list(words)
+    vectors = _check_writable(vectors, words)
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        _write_text(handle, vectors, words, header=False)
+
+
+def detect_format(path) -> str:
+    """Which of :data:`FORMATS` a file is in, from its content.
+
+    ``.npz`` (a zip archive) -> "npz"; a ``<count> <dimension>`` first line -> word2vec, binary
+    or text by :func:`is_binary_word2vec`; otherwise -> "glove".
+    """
+    head = _read_head(path, _SNIFF_BYTES)
+    if not head:
+        raise Word2BertError(f"{path}: empty file, not a vector file")
+    if head.startswith(b"PK\x03\x04"):
+        return "npz"
+    newline = head.find(b"\n")
+    first = head if newline < 0 else head[:newline + 1]
+    if _HEADER.match(first):
+        return "word2vec-binary" if is_binary_word2vec(path) else "word2vec-text"
+    return "glove"
+
+
+def format_from_extension(path) -> str | None:
+    """The format implied by a file name (.npz, .bin, .txt/.vec; compression suffixes skipped), or None."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    while suffixes and suffixes[-1] in _COMPRESSED:
+        suffixes.pop()
+    if not suffixes:
+        return None
+    return {".npz": "npz", ".bin": "word2vec-binary", ".txt": "word2vec-text",
+            ".vec": "word2vec-text"}.get(suffixes[-1])
+
