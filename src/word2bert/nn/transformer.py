@@ -1,0 +1,191 @@
+"""Transformer encoder blocks: feed-forward, residual + LayerNorm (post-LN or pre-LN), one encoder stack.
+
+:class:`TransformerEncoder` is the single stack every encoder model in word2bert uses (BERT and its
+masking family, UniLM, the encoder half of MASS); what differs between those models is the mask
+passed in and the heads on top.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from word2bert.errors import Word2BertError
+from word2bert.nn.attention import MultiHeadSelfAttention, build_attention_mask
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (GPT, "gelu_new")."""
+    return F.gelu(x, approximate="tanh")
+
+
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    """Sigmoid approximation of GELU: x * sigmoid(1.702 x)."""
+    return x * torch.sigmoid(1.702 * x)
+
+
+#: Activation names as in Hugging Face configs. "gelu" is the exact GELU, x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)).
+ACTIVATIONS = {
+    "gelu": F.gelu,
+    "gelu_new": gelu_tanh,
+    "gelu_pytorch_tanh": gelu_tanh,
+    "gelu_fast": gelu_tanh,
+    "quick_gelu": quick_gelu,
+    "relu": F.relu,
+    "silu": F.silu,
+    "swish": F.silu,
+    "tanh": torch.tanh,
+}
+
+
+def get_activation(name: str):
+    """Look up an activation function by its Hugging Face name; unknown names -> Word2BertError."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise Word2BertError(
+            f"unknown hidden_act {name!r}; choose one of {', '.join(sorted(ACTIVATIONS))}"
+        ) from None
+
+
+class FeedForward(nn.Module):
+    """Position-wise feed-forward network: FFN(x) = act(x W_in + b_in) W_out + b_out."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int, activation: str = "gelu"):
+        super().__init__()
+        self.dense_in = nn.Linear(hidden_size, intermediate_size)
+        self.dense_out = nn.Linear(intermediate_size, hidden_size)
+        self.activation = get_activation(activation)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.dense_out(self.activation(self.dense_in(hidden)))
+
+
+class TransformerLayer(nn.Module):
+    """One encoder layer: self-attention and feed-forward sub-layers, each with residual + LayerNorm.
+
+    Post-LN (BERT, the original Transformer)::
+
+        h   = LayerNorm(x + Dropout(Attention(x)))
+        out = LayerNorm(h + Dropout(FFN(h)))
+
+    Pre-LN (``pre_layer_norm=True``, GPT-2 style; trains more stably without warm-up)::
+
+        h   = x + Dropout(Attention(LayerNorm(x)))
+        out = h + Dropout(FFN(LayerNorm(h)))
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        intermediate_size: int,
+        activation: str = "gelu",
+        hidden_dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+        layer_norm_eps: float = 1e-12,
+        pre_layer_norm: bool = False,
+    ):
+        super().__init__()
+        self.pre_layer_norm = pre_layer_norm
+        self.attention = MultiHeadSelfAttention(hidden_size, num_heads, attention_dropout)
+        self.attention_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.feed_forward = FeedForward(hidden_size, intermediate_size, activation)
+        self.feed_forward_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.dropout = nn.Dropout(hidden_dropout)
+
+    def forward(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None, causal: bool = False
+    ) -> torch.Tensor:
+        if self.pre_layer_norm:
+            hidden = hidden + self.dropout(self.attention(self.attention_norm(hidden), attention_mask, causal))
+            return hidden + self.dropout(self.feed_forward(self.feed_forward_norm(hidden)))
+        hidden = self.attention_norm(hidden + self.dropout(self.attention(hidden, attention_mask, causal)))
+        return self.feed_forward_norm(hidden + self.dropout(self.feed_forward(hidden)))
+
+
+class TransformerEncoder(nn.Module):
+    """A stack of :class:`TransformerLayer`; pre-LN stacks end with one more LayerNorm.
+
+    ``forward(hidden, attention_mask, causal, output_hidden_states)`` takes the *raw* mask (a (B,T)
+    padding mask or a boolean (B,T,T)/(B,H,T,T) custom mask, see
+    :func:`word2bert.nn.attention.build_attention_mask`) and returns ``(last_hidden, all_hidden)``
+    where ``all_hidden`` is ``(input, layer_1, ..., layer_L)`` when asked for, else None. For a
+    pre-LN stack the final LayerNorm is applied to ``layer_L`` in both.
+    """
+
+    def __init__(
+        self,
+        num_layers: int,
+        hidden_size: int,
+        num_heads: int,
+        intermediate_size: int,
+        activation: str = "gelu",
+        hidden_dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+        layer_norm_eps: float = 1e-12,
+        pre_layer_norm: bool = False,
+    ):
+        super().__init__()
+        self.pre_layer_norm = pre_layer_norm
+        self.layers = nn.ModuleList(
+            TransformerLayer(
+                hidden_size,
+                num_heads,
+                intermediate_size,
+                activation,
+                hidden_dropout,
+                attention_dropout,
+                layer_norm_eps,
+                pre_layer_norm,
+            )
+            for _ in range(num_layers)
+        )
+        self.final_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps) if pre_layer_norm else None
+
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        causal: bool = False,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        sdpa_mask = build_attention_mask(attention_mask, hidden.shape[1], causal)
+        all_hidden = [hidden] if output_hidden_states else None
+        for index, layer in enumerate(self.layers):
+            hidden = layer(hidden, sdpa_mask, causal)
+            if self.final_norm is not None and index == len(self.layers) - 1:
+                hidden = self.final_norm(hidden)
+            if all_hidden is not None:
+                all_hidden.append(hidden)
+        return hidden, (tuple(all_hidden) if all_hidden is not None else None)
+
+
+def init_transformer_weights(module: nn.Module, std: float = 0.02) -> None:
+    """BERT's initialisation: Linear/Embedding weights ~ N(0, std^2) (truncation-free, as in Hugging Face),
+    biases 0, LayerNorm gain 1 and bias 0, the padding row of an embedding 0."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "FeedForward",
+    "TransformerEncoder",
+    "TransformerLayer",
+    "get_activation",
+    "init_transformer_weights",
+    "gelu_tanh",
+    "quick_gelu",
+]

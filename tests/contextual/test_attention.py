@@ -1,0 +1,201 @@
+"""Multi-head self-attention against a plain-matmul softmax reference, under every kind of mask."""
+
+import math
+
+import pytest
+import torch
+
+from word2bert.errors import Word2BertError
+from word2bert.nn import MultiHeadSelfAttention, TransformerEncoder, TransformerLayer, build_attention_mask
+from word2bert.nn.embeddings import sinusoidal_position_table
+
+torch.set_num_threads(2)
+
+BATCH, LENGTH, HIDDEN, HEADS = 3, 7, 16, 4
+
+
+def reference_attention(module: MultiHeadSelfAttention, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """softmax(Q K^T / sqrt(d_h) with disallowed scores at -inf) V, heads concatenated, then W_o.
+
+    Written from separate Q/K/V slices of the fused weight, explicit matmuls and an explicit
+    softmax; ``allowed`` is a full (B, T, T) boolean matrix. Rows with nothing allowed give 0.
+    """
+    d, h = module.hidden_size, module.num_heads
+    dh = d // h
+    w, b = module.qkv_proj.weight, module.qkv_proj.bias
+    q = x @ w[:d].T + b[:d]
+    k = x @ w[d : 2 * d].T + b[d : 2 * d]
+    v = x @ w[2 * d :].T + b[2 * d :]
+    out = torch.zeros_like(x)
+    for head in range(h):
+        cols = slice(head * dh, (head + 1) * dh)
+        scores = q[:, :, cols] @ k[:, :, cols].transpose(1, 2) / math.sqrt(dh)
+        scores = scores.masked_fill(~allowed, float("-inf"))
+        weights = torch.exp(scores - scores.amax(-1, keepdim=True).clamp_min(-1e30))
+        weights = torch.where(allowed, weights, torch.zeros_like(weights))
+        denominator = weights.sum(-1, keepdim=True)
+        weights = torch.where(denominator > 0, weights / denominator.clamp_min(1e-30), torch.zeros_like(weights))
+        out[:, :, cols] = weights @ v[:, :, cols]
+    return out @ module.out_proj.weight.T + module.out_proj.bias
+
+
+@pytest.fixture
+def attention():
+    torch.manual_seed(0)
+    module = MultiHeadSelfAttention(HIDDEN, HEADS, attention_dropout=0.5).eval()  # eval: dropout off
+    for parameter in module.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    return module
+
+
+def run(module, x, raw_mask, causal=False):
+    return module(x, build_attention_mask(raw_mask, x.shape[1], causal), causal)
+
+
+def test_no_mask_matches_reference(attention):
+    x = torch.randn(BATCH, LENGTH, HIDDEN)
+    allowed = torch.ones(BATCH, LENGTH, LENGTH, dtype=torch.bool)
+    torch.testing.assert_close(run(attention, x, None), reference_attention(attention, x, allowed), atol=1e-5, rtol=1e-4)
+
+
+def test_padding_mask_matches_reference(attention):
+    x = torch.randn(BATCH, LENGTH, HIDDEN)
+    lengths = torch.tensor([7, 4, 1])
+    padding = (torch.arange(LENGTH)[None, :] < lengths[:, None]).long()
+    allowed = padding[:, None, :].bool().expand(BATCH, LENGTH, LENGTH)
+    ours = run(attention, x, padding)
+    torch.testing.assert_close(ours, reference_attention(attention, x, allowed), atol=1e-5, rtol=1e-4)
+    # keys beyond the length have no influence: change the padded inputs, real outputs stay put
+    x2 = x.clone()
+    x2[1, 4:] = torch.randn(3, HIDDEN) * 10
+    ours2 = run(attention, x2, padding)
+    torch.testing.assert_close(ours2[1, :4], ours[1, :4], atol=1e-5, rtol=1e-4)
+
+
+def test_all_ones_padding_mask_is_dropped_for_the_fast_kernel():
+    assert build_attention_mask(torch.ones(2, 5, dtype=torch.long), 5) is None
+
+
+def test_causal_matches_reference(attention):
+    x = torch.randn(BATCH, LENGTH, HIDDEN)
+    allowed = torch.ones(LENGTH, LENGTH, dtype=torch.bool).tril().expand(BATCH, LENGTH, LENGTH)
+    expected = reference_attention(attention, x, allowed)
+    torch.testing.assert_close(run(attention, x, None, causal=True), expected, atol=1e-5, rtol=1e-4)
+    # the future never leaks: perturbing the last token leaves earlier outputs unchanged
+    x2 = x.clone()
+    x2[:, -1] += 5.0
+    torch.testing.assert_close(run(attention, x2, None, causal=True)[:, :-1], expected[:, :-1], atol=1e-5, rtol=1e-4)
+
+
+def test_causal_plus_padding_matches_reference(attention):
+    x = torch.randn(BATCH, LENGTH, HIDDEN)
+    padding = (torch.arange(LENGTH)[None, :] < torch.tensor([[7], [5], [2]])).long()
+    allowed = padding[:, None, :].bool() & torch.ones(LENGTH, LENGTH, dtype=torch.bool).tril()
+    torch.testing.assert_close(
+        run(attention, x, padding, causal=True), reference_attention(attention, x, allowed), atol=1e-5, rtol=1e-4
+    )
+
+
+def test_custom_per_example_masks_match_reference(attention):
+    torch.manual_seed(1)
+    x = torch.randn(BATCH, LENGTH, HIDDEN)
+    allowed = torch.rand(BATCH, LENGTH, LENGTH) < 0.5
+    allowed[0, 3] = False  # a query row that may attend to nothing -> zero context
+    expected = reference_attention(attention, x, allowed)
+    torch.testing.assert_close(run(attention, x, allowed), expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(run(attention, x, allowed[:, None]), expected, atol=1e-5, rtol=1e-4)
+    # a UniLM-style seq2seq mask: source (first 3) bidirectional, target causal over source + itself
+    source = 3
+    unilm = torch.ones(LENGTH, LENGTH, dtype=torch.bool).tril()
+    unilm[:, :source] = True
+    unilm[:source, source:] = False
+    unilm = unilm.expand(BATCH, LENGTH, LENGTH)
+    torch.testing.assert_close(run(attention, x, unilm), reference_attention(attention, x, unilm), atol=1e-5, rtol=1e-4)
+
+
+def test_per_head_masks_match_reference(attention):
+    x = torch.randn(1, LENGTH, HIDDEN)
+    per_head = torch.rand(1, HEADS, LENGTH, LENGTH) < 0.6
+    per_head[..., 0] = True
+    ours = run(attention, x, per_head)
+    # reference head by head: run the single-mask reference once per head and keep that head's columns
+    d = HIDDEN // HEADS
+    context = []
+    for head in range(HEADS):
+        out_projection = attention.out_proj
+        saved = out_projection.weight.data.clone(), out_projection.bias.data.clone()
+        out_projection.weight.data = torch.eye(HIDDEN)
+        out_projection.bias.data = torch.zeros(HIDDEN)
+        full = reference_attention(attention, x, per_head[:, head])
+        out_projection.weight.data, out_projection.bias.data = saved
+        context.append(full[:, :, head * d : (head + 1) * d])
+    expected = torch.cat(context, -1) @ attention.out_proj.weight.T + attention.out_proj.bias
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_dropout_is_active_only_in_training(attention):
+    x = torch.randn(BATCH, LENGTH, HIDDEN)
+    attention.train()
+    torch.manual_seed(3)
+    first = attention(x)
+    torch.manual_seed(4)
+    assert not torch.allclose(first, attention(x))
+    attention.eval()
+    torch.testing.assert_close(attention(x), attention(x))
+
+
+def test_bad_masks_and_shapes_raise_clear_errors():
+    with pytest.raises(Word2BertError, match="divisible"):
+        MultiHeadSelfAttention(10, 3)
+    with pytest.raises(Word2BertError, match="positions"):
+        build_attention_mask(torch.ones(2, 4), 5)
+    with pytest.raises(Word2BertError, match="boolean"):
+        build_attention_mask(torch.ones(2, 5, 5), 5)
+    with pytest.raises(Word2BertError, match="does not match"):
+        build_attention_mask(torch.ones(2, 4, 4, dtype=torch.bool), 5)
+
+
+def reference_post_ln_layer(layer: TransformerLayer, x: torch.Tensor) -> torch.Tensor:
+    """h = LN(x + Attn(x)); out = LN(h + W2 gelu(W1 h)), written with functional ops."""
+    allowed = torch.ones(x.shape[0], x.shape[1], x.shape[1], dtype=torch.bool)
+    ln1, ln2, ff = layer.attention_norm, layer.feed_forward_norm, layer.feed_forward
+    h = torch.nn.functional.layer_norm(x + reference_attention(layer.attention, x, allowed), (x.shape[-1],),
+                                       ln1.weight, ln1.bias, ln1.eps)
+    inner = h @ ff.dense_in.weight.T + ff.dense_in.bias
+    inner = 0.5 * inner * (1 + torch.erf(inner / math.sqrt(2)))
+    return torch.nn.functional.layer_norm(h + inner @ ff.dense_out.weight.T + ff.dense_out.bias, (x.shape[-1],),
+                                          ln2.weight, ln2.bias, ln2.eps)
+
+
+def test_post_ln_layer_matches_formula():
+    torch.manual_seed(5)
+    layer = TransformerLayer(HIDDEN, HEADS, 32, layer_norm_eps=1e-6).eval()
+    x = torch.randn(2, LENGTH, HIDDEN)
+    torch.testing.assert_close(layer(x), reference_post_ln_layer(layer, x), atol=1e-5, rtol=1e-4)
+
+
+def test_pre_ln_stack_has_final_norm_and_differs_from_post_ln():
+    torch.manual_seed(6)
+    post = TransformerEncoder(2, HIDDEN, HEADS, 32, pre_layer_norm=False).eval()
+    pre = TransformerEncoder(2, HIDDEN, HEADS, 32, pre_layer_norm=True).eval()
+    assert post.final_norm is None and pre.final_norm is not None
+    pre.load_state_dict({**post.state_dict(), **{k: v for k, v in pre.state_dict().items() if "final" in k}})
+    x = torch.randn(2, LENGTH, HIDDEN)
+    last, hidden = pre(x, output_hidden_states=True)
+    assert len(hidden) == 3 and torch.equal(hidden[0], x) and torch.equal(hidden[-1], last)
+    # pre-LN formula for layer 1: h = x + Attn(LN(x)); out = h + FFN(LN(h))
+    layer = pre.layers[0]
+    allowed = torch.ones(2, LENGTH, LENGTH, dtype=torch.bool)
+    h = x + reference_attention(layer.attention, layer.attention_norm(x), allowed)
+    expected = h + layer.feed_forward(layer.feed_forward_norm(h))
+    torch.testing.assert_close(hidden[1], expected, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(post(x)[0], last, atol=1e-3)
+
+
+def test_sinusoidal_table_matches_formula():
+    table = sinusoidal_position_table(50, 8)
+    pos, i = 17, 3
+    assert table[pos, 2 * i].item() == pytest.approx(math.sin(pos / 10000 ** (2 * i / 8)), abs=1e-6)
+    assert table[pos, 2 * i + 1].item() == pytest.approx(math.cos(pos / 10000 ** (2 * i / 8)), abs=1e-6)
+    odd = sinusoidal_position_table(5, 7)
+    assert odd.shape == (5, 7) and odd[3, 6].item() == pytest.approx(math.sin(3 / 10000 ** (6 / 7)), abs=1e-6)
