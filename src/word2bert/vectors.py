@@ -177,7 +177,8 @@ class KeyedVectors:
 
     @staticmethod
     def _weighted_items(positive, negative):
-        """gensim's input rule: keys or vectors (or (key, weight) pairs), +1 for positive, -1 for negative."""
+        """gensim's input rule: keys or vectors weigh +1 (positive) or -1 (negative); a (key, weight)
+        pair carries its own signed weight wherever it is given."""
         def as_list(items):
             if items is None:
                 return []
@@ -189,7 +190,7 @@ class KeyedVectors:
         for items, sign in ((as_list(positive), 1.0), (as_list(negative), -1.0)):
             for item in items:
                 if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
-                    weighted.append((item[0], sign * float(item[1])))
+                    weighted.append((item[0], float(item[1])))
                 else:
                     weighted.append((item, sign))
         return weighted
@@ -228,7 +229,7 @@ class KeyedVectors:
             total += abs(weight)
             if isinstance(item, (str, Integral)):
                 exclude.add(self.get_index(item))
-        query = unit_vector(mean / total).astype(np.float32)
+        query = unit_vector(mean / (total or 1.0)).astype(np.float32)
         limit = self._restrict(restrict_vocab)
         scores = self.get_normed_vectors()[:limit] @ query
         if not topn:

@@ -314,12 +314,13 @@ def is_binary_word2vec(path) -> bool:
     record_end = head.find(b"\n", newline + 1)
     record = head[newline + 1:] if record_end < 0 else head[newline + 1:record_end]
     try:
-        fields = record.decode("utf-8").split()
+        fields = record.decode("utf-8", errors="replace").split(" ")
+        fields = [field for field in fields if field.strip()]
         if len(fields) < dim + 1:
             return True
         for field in fields[-dim:]:
             float(field)
-    except (UnicodeDecodeError, ValueError):
+    except ValueError:
         return True
     return False
 
