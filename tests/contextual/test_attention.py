@@ -199,3 +199,27 @@ def test_sinusoidal_table_matches_formula():
     assert table[pos, 2 * i + 1].item() == pytest.approx(math.cos(pos / 10000 ** (2 * i / 8)), abs=1e-6)
     odd = sinusoidal_position_table(5, 7)
     assert odd.shape == (5, 7) and odd[3, 6].item() == pytest.approx(math.sin(3 / 10000 ** (6 / 7)), abs=1e-6)
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "padding", "causal", "custom"])
+@pytest.mark.parametrize("pre_layer_norm", [False, True])
+def test_last_layer_at_selected_positions_equals_full_rows(mask_kind, pre_layer_norm):
+    """Computing the last layer only at some query rows gives exactly those rows of the full result."""
+    torch.manual_seed(7)
+    encoder = TransformerEncoder(2, HIDDEN, HEADS, 32, pre_layer_norm=pre_layer_norm).eval()
+    x = torch.randn(BATCH, LENGTH, HIDDEN)
+    raw, causal = None, False
+    if mask_kind == "padding":
+        raw = (torch.arange(LENGTH)[None, :] < torch.tensor([[7], [5], [3]])).long()
+    elif mask_kind == "causal":
+        causal = True
+    elif mask_kind == "custom":
+        raw = torch.rand(BATCH, LENGTH, LENGTH) < 0.6
+        raw[..., 0] = True
+    positions = torch.tensor([[0, 3, 6], [0, 1, 1], [0, 2, 5]])
+    full, _ = encoder(x, raw, causal)
+    selected, _ = encoder(x, raw, causal, last_layer_positions=positions)
+    expected = torch.stack([full[b, positions[b]] for b in range(BATCH)])
+    torch.testing.assert_close(selected, expected, atol=1e-5, rtol=1e-4)
+    with pytest.raises(Word2BertError, match="output_hidden_states"):
+        encoder(x, raw, causal, output_hidden_states=True, last_layer_positions=positions)

@@ -302,45 +302,47 @@ class BertForPreTraining(_PretrainedMixin, nn.Module):
         """``masked_positions`` (B,P) index into T; ``masked_labels`` (B,P) hold the original ids, -100 for
         padding entries; ``next_sentence_label`` (B,) is 0 = B follows A, 1 = B is random (BERT's and
         Hugging Face's convention). Without ``masked_positions`` the MLM head is not run."""
-        encoded = self.bert(input_ids, token_type_ids, attention_mask)
-        hidden = encoded.last_hidden_state
-        output = PreTrainingOutput(nsp_logits=self.nsp_head(encoded.pooler_output))
-        losses = []
-        if masked_positions is not None:
+        if masked_positions is None:
+            if masked_labels is not None:
+                raise Word2BertError("masked_labels given without masked_positions")
+            encoded = self.bert(input_ids, token_type_ids, attention_mask)
+            output = PreTrainingOutput(nsp_logits=self.nsp_head(encoded.pooler_output))
+        else:
             masked_positions = masked_positions.long()
-            if masked_positions.dim() != 2 or masked_positions.shape[0] != hidden.shape[0]:
+            seq_len = input_ids.shape[1]
+            if masked_positions.dim() != 2 or masked_positions.shape[0] != input_ids.shape[0]:
                 raise Word2BertError(
                     f"masked_positions must be (batch, predictions), got shape {tuple(masked_positions.shape)}"
                 )
-            if masked_positions.numel() and (
-                int(masked_positions.min()) < 0 or int(masked_positions.max()) >= hidden.shape[1]
-            ):
-                raise Word2BertError(f"masked_positions must index into the sequence length {hidden.shape[1]}")
-            index = masked_positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
-            gathered = hidden.gather(1, index)  # (B, P, d): the vocabulary projection runs on these only
-            output.mlm_logits = self.mlm_head(gathered, self.bert.embeddings.word_embeddings.weight)
-            if masked_labels is not None:
-                if tuple(masked_labels.shape) != tuple(masked_positions.shape):
-                    raise Word2BertError(
-                        f"masked_labels shape {tuple(masked_labels.shape)} != masked_positions shape "
-                        f"{tuple(masked_positions.shape)}"
-                    )
-                labels = masked_labels.reshape(-1).long()
-                logits = output.mlm_logits.reshape(-1, output.mlm_logits.shape[-1])
-                if bool((labels != IGNORE_INDEX).any()):
-                    output.mlm_loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
-                else:  # no prediction in this batch: a zero loss that keeps the graph connected
-                    output.mlm_loss = logits.sum() * 0.0
-                losses.append(output.mlm_loss)
-        elif masked_labels is not None:
-            raise Word2BertError("masked_labels given without masked_positions")
+            if masked_positions.numel() and (int(masked_positions.min()) < 0 or int(masked_positions.max()) >= seq_len):
+                raise Word2BertError(f"masked_positions must index into the sequence length {seq_len}")
+            # The heads read only [CLS] (position 0) and the masked positions, so the last layer is
+            # computed at those rows only; the vocabulary projection then runs on the masked rows.
+            read_positions = torch.cat([masked_positions.new_zeros(masked_positions.shape[0], 1), masked_positions], 1)
+            embedded = self.bert.embeddings(input_ids, token_type_ids)
+            rows, _ = self.bert.encoder(embedded, attention_mask, last_layer_positions=read_positions)
+            output = PreTrainingOutput(nsp_logits=self.nsp_head(self.bert.pooler(rows)))
+            output.mlm_logits = self.mlm_head(rows[:, 1:], self.bert.embeddings.word_embeddings.weight)
+        losses = []
+        if masked_labels is not None:
+            if tuple(masked_labels.shape) != tuple(masked_positions.shape):
+                raise Word2BertError(
+                    f"masked_labels shape {tuple(masked_labels.shape)} != masked_positions shape "
+                    f"{tuple(masked_positions.shape)}"
+                )
+            labels = masked_labels.reshape(-1).long()
+            logits = output.mlm_logits.reshape(-1, output.mlm_logits.shape[-1])
+            if bool((labels != IGNORE_INDEX).any()):
+                output.mlm_loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+            else:  # no prediction in this batch: a zero loss that keeps the graph connected
+                output.mlm_loss = logits.sum() * 0.0
+            losses.append(output.mlm_loss)
         if next_sentence_label is not None:
             output.nsp_loss = F.cross_entropy(output.nsp_logits, next_sentence_label.reshape(-1).long())
             losses.append(output.nsp_loss)
         if losses:
             output.loss = losses[0] if len(losses) == 1 else losses[0] + losses[1]
         return output
-
 
 __all__ = [
     "BertConfig",

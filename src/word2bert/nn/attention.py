@@ -95,16 +95,37 @@ class MultiHeadSelfAttention(nn.Module):
         self.out_proj = nn.Linear(hidden_size, hidden_size, bias=bias)
 
     def forward(
-        self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None, causal: bool = False
+        self,
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        causal: bool = False,
+        query_positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Attend ``hidden`` (B, T, d) to itself under an SDPA-ready mask from :func:`build_attention_mask`.
 
         ``causal=True`` with ``attention_mask=None`` uses SDPA's built-in causal kernel; when a mask is
         given, it must already include the causal constraint (build_attention_mask does that).
+
+        ``query_positions`` (B, Q): compute outputs only for these query positions (keys and values
+        still cover all T tokens); the result is (B, Q, d). BERT's last layer uses this, since its
+        heads read only the masked positions and [CLS].
         """
         batch, seq_len, _ = hidden.shape
-        qkv = self.qkv_proj(hidden).view(batch, seq_len, 3, self.num_heads, self.head_size)
-        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, T, d_h)
+        if query_positions is None:
+            qkv = self.qkv_proj(hidden).view(batch, seq_len, 3, self.num_heads, self.head_size)
+            query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, T, d_h)
+            num_queries = seq_len
+        else:
+            d = self.hidden_size
+            weight, bias = self.qkv_proj.weight, self.qkv_proj.bias
+            num_queries = query_positions.shape[1]
+            queries_in = gather_positions(hidden, query_positions)
+            query = F.linear(queries_in, weight[:d], None if bias is None else bias[:d])
+            query = query.view(batch, num_queries, self.num_heads, self.head_size).transpose(1, 2)
+            kv = F.linear(hidden, weight[d:], None if bias is None else bias[d:])
+            key, value = kv.view(batch, seq_len, 2, self.num_heads, self.head_size).permute(2, 0, 3, 1, 4).unbind(0)
+            attention_mask = select_query_rows(attention_mask, query_positions, seq_len, causal)
+            causal = False  # folded into the mask rows
         context = F.scaled_dot_product_attention(
             query,
             key,
@@ -113,5 +134,27 @@ class MultiHeadSelfAttention(nn.Module):
             dropout_p=self.attention_dropout if self.training else 0.0,
             is_causal=causal and attention_mask is None,
         )
-        context = context.transpose(1, 2).reshape(batch, seq_len, self.hidden_size)
+        context = context.transpose(1, 2).reshape(batch, num_queries, self.hidden_size)
         return self.out_proj(context)
+
+
+def gather_positions(hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """out[b, q] = hidden[b, positions[b, q]]: (B, T, d) and (B, Q) -> (B, Q, d)."""
+    return hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+
+
+def select_query_rows(
+    mask: torch.Tensor | None, query_positions: torch.Tensor, seq_len: int, causal: bool
+) -> torch.Tensor | None:
+    """Restrict an SDPA mask (B|1, H|1, T|1, T) to the rows of ``query_positions`` (B, Q).
+
+    A causal constraint becomes explicit: query at position i may see keys j <= i.
+    """
+    if causal and mask is None:
+        mask = torch.ones(1, 1, seq_len, seq_len, dtype=torch.bool, device=query_positions.device).tril()
+    if mask is None or mask.shape[-2] == 1:
+        return mask
+    batch, num_queries = query_positions.shape
+    mask = mask.expand(batch, mask.shape[1], seq_len, seq_len)
+    index = query_positions[:, None, :, None].expand(batch, mask.shape[1], num_queries, seq_len)
+    return mask.gather(2, index)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from word2bert.errors import Word2BertError
-from word2bert.nn.attention import MultiHeadSelfAttention, build_attention_mask
+from word2bert.nn.attention import MultiHeadSelfAttention, build_attention_mask, gather_positions
 
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -96,12 +96,20 @@ class TransformerLayer(nn.Module):
         self.dropout = nn.Dropout(hidden_dropout)
 
     def forward(
-        self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None, causal: bool = False
+        self,
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        causal: bool = False,
+        query_positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """(B, T, d) -> (B, T, d); with ``query_positions`` (B, Q) only those rows are computed -> (B, Q, d)."""
+        residual = hidden if query_positions is None else gather_positions(hidden, query_positions)
         if self.pre_layer_norm:
-            hidden = hidden + self.dropout(self.attention(self.attention_norm(hidden), attention_mask, causal))
+            attended = self.attention(self.attention_norm(hidden), attention_mask, causal, query_positions)
+            hidden = residual + self.dropout(attended)
             return hidden + self.dropout(self.feed_forward(self.feed_forward_norm(hidden)))
-        hidden = self.attention_norm(hidden + self.dropout(self.attention(hidden, attention_mask, causal)))
+        attended = self.attention(hidden, attention_mask, causal, query_positions)
+        hidden = self.attention_norm(residual + self.dropout(attended))
         return self.feed_forward_norm(hidden + self.dropout(self.feed_forward(hidden)))
 
 
@@ -150,12 +158,19 @@ class TransformerEncoder(nn.Module):
         attention_mask: torch.Tensor | None = None,
         causal: bool = False,
         output_hidden_states: bool = False,
+        last_layer_positions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """Run the stack. ``last_layer_positions`` (B, Q) computes the last layer only at those positions
+        (the result is then (B, Q, d)): a model whose heads read a few positions (BERT's masked tokens
+        and [CLS]) skips the rest of the last layer's work, with identical values at those positions."""
+        if last_layer_positions is not None and output_hidden_states:
+            raise Word2BertError("output_hidden_states cannot be combined with last_layer_positions")
         sdpa_mask = build_attention_mask(attention_mask, hidden.shape[1], causal)
         all_hidden = [hidden] if output_hidden_states else None
+        last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):
-            hidden = layer(hidden, sdpa_mask, causal)
-            if self.final_norm is not None and index == len(self.layers) - 1:
+            hidden = layer(hidden, sdpa_mask, causal, last_layer_positions if index == last else None)
+            if self.final_norm is not None and index == last:
                 hidden = self.final_norm(hidden)
             if all_hidden is not None:
                 all_hidden.append(hidden)
