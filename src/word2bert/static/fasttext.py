@@ -1,0 +1,308 @@
+"""fastText word vectors: skip-gram and CBOW whose input rows are a word plus its character n-grams.
+
+Bojanowski, Grave, Joulin & Mikolov (2017), "Enriching Word Vectors with Subword Information".
+A word ``w`` is represented by its own input row and the rows of its character n-grams
+``G_w`` (``min_n``..``max_n`` characters of ``<w>``, hashed into ``bucket`` rows with
+fastText's hash, see :mod:`word2bert.static.subwords`):
+
+    u_w = (1 / (1 + |G_w|)) * (x_w + sum_{g in G_w} z_g)
+
+and ``u_w`` replaces the plain input vector of word2vec. Skip-gram predicts each context
+word from ``u_centre``; CBOW predicts the centre word from the mean of the context words'
+rows. A word never seen in training still gets ``u_w`` from its n-grams.
+
+This is a configuration of the engine in :mod:`word2bert.static.bag_kernels` (bag =
+subword rows). Defaults follow fastText where they matter for its quality: learning rate
+0.05 (gensim uses 0.025), negative-sampling table over ``count^0.5`` (``ns_exponent``,
+fastText's choice; word2vec uses 0.75), window radius uniform in ``1..window``; ``sample``
+keeps gensim's 1e-3 (fastText's ``-t`` is 1e-4; the benchmark sets it for both).
+
+Save/load use Facebook's ``.bin`` format, so a model trained here opens in the ``fasttext``
+package and a Facebook model (e.g. ``cc.en.300.bin``) opens here, OOV vectors included.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from word2bert.corpus.encoded import EncodedCorpus
+from word2bert.corpus.reader import as_sentences
+from word2bert.corpus.vocab import Vocabulary
+from word2bert.errors import Word2BertError, check_positive
+from word2bert.progress import progress_bar
+from word2bert.static import bag_kernels
+from word2bert.static.huffman import build_huffman_tree
+from word2bert.static.sampling import keep_probabilities, negative_sampling_table
+from word2bert.static.subwords import subword_rows, word_ngrams
+from word2bert.vectors import KeyedVectors
+
+
+class FastTextKeyedVectors(KeyedVectors):
+    """Word vectors that also answer for out-of-vocabulary words, from their n-grams.
+
+    ``vectors`` holds ``u_w`` of the vocabulary words (the mean of each word's own row and
+    its n-gram rows); ``input_vectors`` is the full input matrix (``nwords + bucket`` rows)
+    from which a vector for any string is computed (``get_vector``). ``word in kv`` is true for
+    vocabulary words and for any word with at least one n-gram (gensim's convention);
+    ``has_index_for`` tells vocabulary membership.
+    """
+
+    def __init__(self, vectors, index_to_key, counts=None, input_vectors=None, min_n=3, max_n=6, bucket=2_000_000):
+        super().__init__(vectors, index_to_key, counts)
+        self.input_vectors = input_vectors
+        self.min_n = int(min_n)
+        self.max_n = int(max_n)
+        self.bucket = int(bucket)
+
+    def __repr__(self) -> str:
+        return (f"FastTextKeyedVectors({len(self)} words, dimension {self.vector_size}, "
+                f"n-grams {self.min_n}..{self.max_n} in {self.bucket} buckets)")
+
+    def ngram_rows(self, word: str) -> np.ndarray:
+        """Input rows of the n-grams of ``word`` (``nwords + hash % bucket``, fastText's ids)."""
+        if self.input_vectors is None or self.max_n <= 0 or self.bucket <= 0:
+            return np.zeros(0, np.int32)
+        _, rows = subword_rows([word], self.min_n, self.max_n, self.bucket, nwords=len(self), include_self=False)
+        return rows
+
+    def __contains__(self, key) -> bool:
+        return key in self.key_to_index or (isinstance(key, str) and len(self.ngram_rows(key)) > 0)
+
+    def get_vector(self, key, norm: bool = False) -> np.ndarray:
+        """``u_w`` for a vocabulary word; for another word the mean of its n-gram rows (fastText's
+        ``getWordVector``); a word without any n-gram has no vector (Word2BertError)."""
+        if not isinstance(key, str) or key in self.key_to_index:
+            return super().get_vector(key, norm=norm)
+        rows = self.ngram_rows(key)
+        if len(rows) == 0:
+            raise Word2BertError(f"word {key!r} is not in the vocabulary and has no character n-grams")
+        vector = self.input_vectors[rows].mean(axis=0, dtype=np.float64).astype(np.float32)
+        if norm:
+            length = np.linalg.norm(vector)
+            return vector / length if length > 0 else vector
+        return vector
+
+    def word_vector(self, word: str) -> np.ndarray:
+        """Like fastText's ``get_word_vector``: zeros (not an error) for a word without n-grams."""
+        try:
+            return self.get_vector(word)
+        except Word2BertError:
+            return np.zeros(self.vector_size, np.float32)
+
+    def _resolve(self, items):
+        if items is None:
+            return None
+        if isinstance(items, (str, np.ndarray)) or not hasattr(items, "__iter__"):
+            items = [items]
+        return [self.get_vector(i) if isinstance(i, str) and i not in self.key_to_index else i for i in items]
+
+    def most_similar(self, positive=None, negative=None, topn=10, restrict_vocab=None):
+        """As :meth:`KeyedVectors.most_similar`; out-of-vocabulary words are used by their n-gram vector."""
+        return super().most_similar(self._resolve(positive), self._resolve(negative), topn, restrict_vocab)
+
+    def similarity(self, key1, key2) -> float:
+        a = self.get_vector(key1, norm=True)
+        b = self.get_vector(key2, norm=True)
+        return float(np.dot(a, b))
+
+
+class FastText:
+    """fastText unsupervised (``sg=1`` skip-gram, ``sg=0`` CBOW) with gensim's parameter names.
+
+    ``FastText(corpus_file="text.txt", sg=1)`` trains at once; ``build_vocab`` then ``train``
+    splits the steps. ``hs=1`` uses hierarchical softmax, else ``negative > 0`` negative
+    sampling, else a full softmax. ``model.wv`` are the vectors (OOV-capable),
+    ``model.save("m.bin")`` writes a Facebook ``.bin``.
+    """
+
+    def __init__(self, sentences=None, corpus_file=None, vector_size=100, window=5, min_count=5, sg=0, hs=0,
+                 negative=5, sample=1e-3, min_n=3, max_n=6, bucket=2_000_000, alpha=0.05, min_alpha=0.0,
+                 epochs=5, workers=3, seed=1, ns_exponent=0.5, max_vocab_size=None, lowercase=False,
+                 cache_dir=None, progress=None):
+        check_positive("vector_size", vector_size)
+        check_positive("window", window)
+        check_positive("min_count", min_count)
+        check_positive("negative", negative, allow_zero=True)
+        check_positive("sample", sample, allow_zero=True)
+        check_positive("bucket", bucket, allow_zero=True)
+        check_positive("alpha", alpha)
+        check_positive("min_alpha", min_alpha, allow_zero=True)
+        check_positive("epochs", epochs)
+        check_positive("workers", workers)
+        check_positive("min_n", min_n, allow_zero=True)
+        check_positive("max_n", max_n, allow_zero=True)
+        if max_n > 0 and min_n > max_n:
+            raise Word2BertError(f"parameters min_n={min_n} and max_n={max_n}: min_n must be <= max_n")
+        if max_n > 0 and min_n < 1:
+            raise Word2BertError(f"parameter min_n={min_n} must be >= 1 when max_n > 0")
+        self.vector_size = int(vector_size)
+        self.window = int(window)
+        self.min_count = int(min_count)
+        self.sg = int(bool(sg))
+        self.hs = int(bool(hs))
+        self.negative = int(negative)
+        self.sample = float(sample)
+        self.min_n = int(min_n)
+        self.max_n = int(max_n)
+        self.bucket = int(bucket)
+        self.alpha = float(alpha)
+        self.min_alpha = float(min_alpha)
+        self.epochs = int(epochs)
+        self.workers = int(workers)
+        self.seed = int(seed)
+        self.ns_exponent = float(ns_exponent)
+        self.max_vocab_size = max_vocab_size
+        self.lowercase = lowercase
+        self.cache_dir = cache_dir
+        self.progress = progress
+        self.vocab: Vocabulary | None = None
+        self.input_vectors: np.ndarray | None = None
+        self.output_vectors: np.ndarray | None = None
+        self.ntokens = 0
+        self.training_loss = 0.0
+        self._wv: FastTextKeyedVectors | None = None
+        if sentences is not None or corpus_file is not None:
+            self.build_vocab(sentences, corpus_file)
+            self.train(sentences, corpus_file)
+
+    # -- the loss ----------------------------------------------------------------------
+    @property
+    def loss(self) -> str:
+        """"hs", "ns" or "softmax" (fastText's ``-loss``)."""
+        if self.hs:
+            return "hs"
+        return "ns" if self.negative > 0 else "softmax"
+
+    # -- vocabulary and weights --------------------------------------------------------
+    def build_vocab(self, sentences=None, corpus_file=None):
+        """Count words (``min_count``, ``max_vocab_size``), build n-gram tables and initialise weights.
+
+        Input rows are uniform in ``[-1/dim, 1/dim]`` (fastText), output rows zero.
+        """
+        corpus = as_sentences(sentences, corpus_file, lowercase=self.lowercase)
+        progress = progress_bar(desc="vocabulary", unit="word", disable=self.progress is False or None)
+        with progress:
+            vocab = Vocabulary.build(corpus, min_count=self.min_count, max_vocab_size=self.max_vocab_size,
+                                     progress=progress)
+        self._set_vocabulary(vocab)
+        rng = np.random.default_rng(self.seed)
+        rows = len(vocab) + (self.bucket if self.max_n > 0 else 0)
+        bound = 1.0 / self.vector_size
+        self.input_vectors = rng.uniform(-bound, bound, size=(rows, self.vector_size)).astype(np.float32)
+        self.output_vectors = np.zeros((len(vocab), self.vector_size), np.float32)
+        self._wv = None
+        return self
+
+    def _set_vocabulary(self, vocab: Vocabulary):
+        self.vocab = vocab
+        bucket = self.bucket if self.max_n > 0 else 0
+        self.subword_offsets, self.subword_rows = subword_rows(vocab.words, self.min_n, self.max_n, bucket)
+
+    def _output_tables(self):
+        counts = self.vocab.counts
+        if self.hs:
+            tree = build_huffman_tree(counts)
+            codes, points, lengths = tree.codes, tree.points, tree.code_lengths
+        else:
+            codes, points, lengths = bag_kernels.dummy_tree()
+        table = negative_sampling_table(counts, self.ns_exponent) if self.loss == "ns" else bag_kernels.dummy_table()
+        return table, codes, points, lengths
+
+    # -- training ----------------------------------------------------------------------
+    def train(self, sentences=None, corpus_file=None, epochs=None):
+        """Train on the corpus (encoded once to int32 ids; every epoch reads the ids).
+
+        The learning rate decays linearly from ``alpha`` to ``min_alpha`` over all epochs.
+        Returns ``(total loss, examples)``; ``training_loss`` keeps the mean loss per target.
+        """
+        if self.vocab is None:
+            raise Word2BertError("call build_vocab before train (or pass the corpus to FastText(...))")
+        epochs = int(epochs or self.epochs)
+        corpus = as_sentences(sentences, corpus_file, lowercase=self.lowercase)
+        encoded = EncodedCorpus.encode(corpus, self.vocab, cache_dir=self.cache_dir)
+        self.ntokens = encoded.raw_word_count
+        keep = keep_probabilities(self.vocab.counts, self.sample)
+        table, codes, points, lengths = self._output_tables()
+        kind = bag_kernels.LOSS_NAMES[self.loss]
+        tokens, offsets = encoded.tokens, encoded.offsets
+        jobs = bag_kernels.schedule_jobs(offsets, epochs, self.alpha, self.min_alpha, self.seed)
+
+        def call(job):
+            _, first, last, a0, a1, seed = job
+            return bag_kernels.subword_chunk(
+                self.input_vectors, self.output_vectors, tokens, offsets, first, last, self.subword_offsets,
+                self.subword_rows, keep, self.window, bool(self.sg), kind, self.negative, table, codes, points,
+                lengths, a0, a1, seed)
+
+        bar = progress_bar(total=int(offsets[-1]) * epochs, desc="fasttext", unit="word",
+                           disable=self.progress is False or None)
+        with bar:
+            loss, examples, _ = bag_kernels.run_jobs(call, jobs, self.workers, bar)
+        self.training_loss = loss / max(examples, 1)
+        self._wv = None
+        return loss, examples
+
+    # -- vectors -----------------------------------------------------------------------
+    @property
+    def wv(self) -> FastTextKeyedVectors:
+        """The word vectors ``u_w`` (mean of own and n-gram rows) with OOV support."""
+        if self.vocab is None:
+            raise Word2BertError("the model has no vocabulary yet (call build_vocab/train)")
+        if self._wv is None:
+            vectors = bag_kernels.bag_means(self.input_vectors, self.subword_offsets, self.subword_rows)
+            self._wv = FastTextKeyedVectors(vectors, self.vocab.words, self.vocab.counts, self.input_vectors,
+                                            self.min_n, self.max_n, self.bucket if self.max_n > 0 else 0)
+        return self._wv
+
+    def get_subwords(self, word: str):
+        """(n-gram strings, input rows) of ``word``, as fastText's ``get_subwords`` (word first if known)."""
+        bucket = self.bucket if self.max_n > 0 else 0
+        _, rows = subword_rows([word], self.min_n, self.max_n, bucket, nwords=len(self.vocab), include_self=False)
+        grams = word_ngrams(word, self.min_n, self.max_n) if bucket else []
+        if word in self.vocab:
+            return [word] + grams, np.concatenate([[self.vocab.index[word]], rows]).astype(np.int32)
+        return grams, rows
+
+    # -- files -------------------------------------------------------------------------
+    def to_fasttext_file(self):
+        from word2bert.interop.fasttext_format import LOSS_CODES, MODEL_CODES, FastTextFile
+
+        args = dict(dim=self.vector_size, ws=self.window, epoch=self.epochs, minCount=self.min_count,
+                    neg=self.negative, wordNgrams=1, loss=LOSS_CODES[self.loss],
+                    model=MODEL_CODES["sg" if self.sg else "cbow"], bucket=self.bucket if self.max_n > 0 else 0,
+                    minn=self.min_n if self.max_n > 0 else 0, maxn=self.max_n, lrUpdateRate=100, t=self.sample)
+        return FastTextFile(args, self.vocab.words, self.vocab.counts, [], np.zeros(0, np.int64),
+                            self.ntokens or int(self.vocab.counts.sum()), self.input_vectors, self.output_vectors)
+
+    @classmethod
+    def from_fasttext_file(cls, data):
+        args = data.args
+        loss = data.loss
+        if data.model == "sup":
+            raise Word2BertError("this .bin is a supervised classifier; use FastTextClassifier.load")
+        model = cls(vector_size=args["dim"], window=max(args["ws"], 1), min_count=max(args["minCount"], 1),
+                    sg=int(data.model == "sg"), hs=int(loss == "hs"), negative=args["neg"] if loss == "ns" else 0,
+                    sample=args["t"], min_n=args["minn"], max_n=args["maxn"], bucket=args["bucket"],
+                    epochs=max(args["epoch"], 1))
+        if loss not in ("ns", "hs", "softmax"):
+            raise Word2BertError(f"unsupported loss {loss!r} for a word-vector model")
+        model._set_vocabulary(Vocabulary(data.words, data.counts))
+        model.input_vectors = np.ascontiguousarray(data.input_matrix, np.float32)
+        model.output_vectors = np.ascontiguousarray(data.output_matrix, np.float32)
+        model.ntokens = data.ntokens
+        return model
+
+    def save(self, path) -> None:
+        """Write Facebook's ``.bin`` (loadable by ``fasttext.load_model``), atomically."""
+        from word2bert.interop.fasttext_format import write_fasttext_bin
+
+        if self.vocab is None:
+            raise Word2BertError("nothing to save: the model has no vocabulary yet")
+        write_fasttext_bin(path, self.to_fasttext_file())
+
+    @classmethod
+    def load(cls, path) -> "FastText":
+        """Read a ``.bin`` written by :meth:`save` or by Facebook's fastText (not quantized ``.ftz``)."""
+        from word2bert.interop.fasttext_format import read_fasttext_bin
+
+        return cls.from_fasttext_file(read_fasttext_bin(path))
