@@ -39,24 +39,27 @@ def axpy(alpha, x, y):
 
 
 @numba.njit(inline="always", **_JIT)
-def binary_logistic_update(hidden, output_row, label, alpha, grad_hidden):
-    """One logistic decision ``p = sigma(h . v)`` with target ``label`` in {0, 1}.
+def binary_logistic_update(hidden, output_vectors, row, label, alpha, grad_hidden):
+    """One logistic decision ``p = sigma(h . v)``, ``v = output_vectors[row]``, target ``label`` in {0, 1}.
 
     ``log L = label * log sigma(x) + (1 - label) * log sigma(-x)``, ``x = h . v``;
     ``d log L / dx = label - sigma(x)``, so with ``g = alpha * (label - sigma(x))``:
     ``grad_hidden += g * v`` and ``v += g * h``. Returns ``-log L``.
+    (Rows are indexed in 2-D, never sliced: a slice costs an atomic reference count.)
     """
-    x = dot(hidden, output_row)
+    dim = hidden.shape[0]
+    x = np.float32(0.0)
+    for i in range(dim):
+        x += hidden[i] * output_vectors[row, i]
     g = alpha * (label - sigmoid(x))
     if label > 0.5:
         loss = -log_sigmoid(x)
     else:
         loss = -log_sigmoid(-x)
-    dim = hidden.shape[0]
     for i in range(dim):
-        grad_hidden[i] += g * output_row[i]
+        grad_hidden[i] += g * output_vectors[row, i]
     for i in range(dim):
-        output_row[i] += g * hidden[i]
+        output_vectors[row, i] += g * hidden[i]
     return loss
 
 
@@ -70,15 +73,37 @@ def negative_sampling_step(hidden, output_vectors, target, table, state, negativ
     Updates ``v_t`` and the ``v_{n_k}`` in place, ``grad_hidden += alpha * d log L / d h``.
     Returns ``(-log L, state)``.
     """
-    loss = binary_logistic_update(hidden, output_vectors[target], np.float32(1.0), alpha, grad_hidden)
+    loss = binary_logistic_update(hidden, output_vectors, target, np.float32(1.0), alpha, grad_hidden)
     table_size = np.uint64(table.shape[0])
     for _ in range(negative):
         state = state * np.uint64(25214903917) + np.uint64(11)
         word = table[(state >> np.uint64(16)) % table_size]
         if word == target:
             continue
-        loss += binary_logistic_update(hidden, output_vectors[word], np.float32(0.0), alpha, grad_hidden)
+        loss += binary_logistic_update(hidden, output_vectors, word, np.float32(0.0), alpha, grad_hidden)
     return loss, state
+
+
+@numba.njit(inline="always", **_JIT)
+def hierarchical_softmax_path(hidden, output_vectors, codes, points, word, alpha, grad_hidden, length):
+    """:func:`hierarchical_softmax_step` for row ``word`` of the tree's ``codes``/``points`` matrices."""
+    loss = np.float32(0.0)
+    dim = hidden.shape[0]
+    for k in range(length):
+        node = points[word, k]
+        x = np.float32(0.0)
+        for i in range(dim):
+            x += hidden[i] * output_vectors[node, i]
+        sign = np.float32(1.0) - np.float32(2.0) * codes[word, k]
+        loss -= log_sigmoid(sign * x)
+        if x <= -MAX_EXP or x >= MAX_EXP:
+            continue
+        g = alpha * (np.float32(1.0) - codes[word, k] - sigmoid(x))
+        for i in range(dim):
+            grad_hidden[i] += g * output_vectors[node, i]
+        for i in range(dim):
+            output_vectors[node, i] += g * hidden[i]
+    return loss
 
 
 @numba.njit(**_JIT)
@@ -89,23 +114,10 @@ def hierarchical_softmax_step(hidden, output_vectors, codes, points, length, alp
     inner nodes ``p_k`` (rows of ``output_vectors``); per node ``g = alpha (1 - c_k - sigma(x))``,
     ``grad_hidden += g u_{p_k}``, ``u_{p_k} += g h``. As word2vec.c and gensim do, a node with
     ``|x| >= MAX_EXP`` (6) is not updated (its sigmoid is saturated); its loss still counts.
-    Returns ``-log L``.
+    ``codes`` / ``points`` are one word's rows of the tree (1-D). Returns ``-log L``.
     """
-    loss = np.float32(0.0)
-    dim = hidden.shape[0]
-    for k in range(length):
-        row = output_vectors[points[k]]
-        x = dot(hidden, row)
-        sign = np.float32(1.0) - np.float32(2.0) * codes[k]
-        loss -= log_sigmoid(sign * x)
-        if x <= -MAX_EXP or x >= MAX_EXP:
-            continue
-        g = alpha * (np.float32(1.0) - codes[k] - sigmoid(x))
-        for i in range(dim):
-            grad_hidden[i] += g * row[i]
-        for i in range(dim):
-            row[i] += g * hidden[i]
-    return loss
+    return hierarchical_softmax_path(hidden, output_vectors, codes.reshape((1, -1)), points.reshape((1, -1)), 0,
+                                     alpha, grad_hidden, length)
 
 
 @numba.njit(**_JIT)
@@ -122,7 +134,10 @@ def full_softmax_step(hidden, output_vectors, target, alpha, grad_hidden):
     scores = np.empty(n, np.float32)
     top = np.float32(-np.inf)
     for v in range(n):
-        scores[v] = dot(hidden, output_vectors[v])
+        x = np.float32(0.0)
+        for i in range(dim):
+            x += hidden[i] * output_vectors[v, i]
+        scores[v] = x
         if scores[v] > top:
             top = scores[v]
     total = 0.0
@@ -132,12 +147,10 @@ def full_softmax_step(hidden, output_vectors, target, alpha, grad_hidden):
     loss = -(math.log(scores[target] / total))
     for v in range(n):
         g = alpha * ((np.float32(1.0) if v == target else np.float32(0.0)) - np.float32(scores[v] / total))
-        row = output_vectors[v]
         for i in range(dim):
-            grad_hidden[i] += g * row[i]
+            grad_hidden[i] += g * output_vectors[v, i]
     for v in range(n):
         g = alpha * ((np.float32(1.0) if v == target else np.float32(0.0)) - np.float32(scores[v] / total))
-        row = output_vectors[v]
         for i in range(dim):
-            row[i] += g * hidden[i]
+            output_vectors[v, i] += g * hidden[i]
     return loss

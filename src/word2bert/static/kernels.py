@@ -1,0 +1,280 @@
+"""numba kernels of word2vec: one call trains one chunk (~10k words) of an EncodedCorpus.
+
+Each kernel is ``nogil``; the Python driver (:mod:`word2bert.static.word2vec`) runs one per
+worker thread over different chunks at the same time, all writing the shared
+``input_vectors`` / ``output_vectors`` without locks (Hogwild, as word2vec.c and gensim).
+Each call owns its RNG state (word2vec.c's LCG, see :mod:`word2bert.static.sampling`) and
+returns it, so a thread's stream continues across its chunks.
+
+Per sentence a kernel first subsamples (word2vec.c: word ``w`` is kept with probability
+``keep_prob[w]``; dropped words take no window position), then for every kept centre word
+draws the reduced window ``b ~ U{0..window-1}`` and uses the ``window - b`` words on each
+side as context. The direction is word2vec.c's: in skip-gram the *context* word's input
+row is the hidden vector and the *centre* word is predicted; in CBOW the mean (or sum) of
+the context rows predicts the centre word.
+
+Names: ``input_vectors`` is word2vec.c's ``syn0``; ``output_ns`` its ``syn1neg`` (one row per
+word); ``output_hs`` its ``syn1`` (one row per Huffman inner node).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from word2bert.static.huffman import MAX_CODE_LENGTH
+from word2bert.static.losses import full_softmax_step, hierarchical_softmax_path, negative_sampling_step
+from word2bert.static.sampling import MAX_EXP, draw_negative, random_int, random_uniform
+
+_JIT = dict(nogil=True, cache=True, fastmath=True)
+
+# word2vec.c's EXP_TABLE: sigma tabulated on [-MAX_EXP, MAX_EXP), saturated outside (gensim does the
+# same). One lookup instead of an expf call per (input, output) pair; error < 12/4096 * max sigma' < 8e-4.
+SIGMOID_TABLE_SIZE = 4096
+_grid = (np.arange(SIGMOID_TABLE_SIZE, dtype=np.float64) + 0.5) / SIGMOID_TABLE_SIZE * 2 * MAX_EXP - MAX_EXP
+SIGMOID_TABLE = (1.0 / (1.0 + np.exp(-_grid))).astype(np.float32)
+LOG_SIGMOID_TABLE = (-np.logaddexp(0.0, -_grid)).astype(np.float32)  # log sigma, for the reported loss
+
+
+@numba.njit(inline="always", **_JIT)
+def _table_index(x):
+    return int((x + MAX_EXP) * (SIGMOID_TABLE_SIZE / (2 * MAX_EXP)))
+
+
+@numba.njit(inline="always", **_JIT)
+def _negative_log_sigmoid(z):
+    """``-log sigma(z)`` from the table; ``-z`` below -MAX_EXP and 0 above (error < 0.0025)."""
+    if z >= MAX_EXP:
+        return 0.0
+    if z <= -MAX_EXP:
+        return -z
+    return -LOG_SIGMOID_TABLE[_table_index(z)]
+
+
+@numba.njit(inline="always", **_JIT)
+def _subsample(tokens, start, end, keep_prob, kept, state):
+    """Copy the words of ``tokens[start:end]`` kept by subsampling into ``kept``; return (n, state).
+
+    Word ``w`` survives with probability ``keep_prob[w]`` (word2vec.c's
+    ``(sqrt(f/s) + 1) s/f`` clipped to 1): a uniform ``u`` is drawn and ``w`` kept if ``u < p``.
+    """
+    n = 0
+    for p in range(start, end):
+        word = tokens[p]
+        keep = keep_prob[word]
+        if keep < 1.0:
+            u, state = random_uniform(state)
+            if u >= keep:
+                continue
+        kept[n] = word
+        n += 1
+    return n, state
+
+
+@numba.njit(inline="always", **_JIT)
+def _context(kept, n, i, window, context, state):
+    """Fill ``context`` with the words within the reduced window ``window - b`` of position ``i``.
+
+    ``b`` is uniform in ``{0, .., window-1}`` (word2vec.c's dynamic window, which weights a
+    context word at distance ``d`` by ``(window - d + 1) / window`` on average). Returns (count, state).
+    """
+    b, state = random_int(state, window)
+    reach = window - b
+    lo = i - reach
+    if lo < 0:
+        lo = 0
+    hi = i + reach + 1
+    if hi > n:
+        hi = n
+    count = 0
+    for j in range(lo, hi):
+        if j != i:
+            context[count] = kept[j]
+            count += 1
+    return count, state
+
+
+@numba.njit(inline="always", **_JIT)
+def _block_logistic(input_vectors, in_ids, n_in, output_vectors, out_ids, labels, n_out, alpha,
+                    grad_in, coef, skip_saturated, compute_loss):
+    """Independent logistic decisions for every (input row b, output row k) pair of a block.
+
+    ``x_bk = u_b . v_k``, ``log L = sum_bk [l_k log sigma(x_bk) + (1 - l_k) log sigma(-x_bk)]``.
+    With ``G_bk = alpha (l_k - sigma(x_bk))`` (0 where ``skip_saturated`` and ``|x_bk| >= 6``,
+    word2vec.c's HS rule), the gradient-ascent step is the two small matrix products
+    ``grad_in += G V`` (rows ``b``; applied to the inputs by the caller) and ``V += G^T U``,
+    both from the values before the step (Ji et al. 2016's minibatched form of word2vec.c's
+    per-pair updates). Returns ``-log L`` (0 unless ``compute_loss``).
+    Rows are indexed in 2-D, never sliced: a slice costs an atomic reference count.
+    """
+    dim = input_vectors.shape[1]
+    loss = 0.0
+    for b in range(n_in):
+        row_in = in_ids[b]
+        for k in range(n_out):
+            row_out = out_ids[k]
+            x = np.float32(0.0)
+            for i in range(dim):
+                x += input_vectors[row_in, i] * output_vectors[row_out, i]
+            label = labels[k]
+            if compute_loss:
+                loss += _negative_log_sigmoid(x if label > 0.5 else -x)
+            if x >= MAX_EXP:
+                s = np.float32(1.0)
+                if skip_saturated:
+                    coef[b, k] = 0.0
+                    continue
+            elif x <= -MAX_EXP:
+                s = np.float32(0.0)
+                if skip_saturated:
+                    coef[b, k] = 0.0
+                    continue
+            else:
+                s = SIGMOID_TABLE[_table_index(x)]
+            coef[b, k] = alpha * (label - s)
+    for b in range(n_in):
+        for k in range(n_out):
+            g = coef[b, k]
+            if g != 0.0:
+                row_out = out_ids[k]
+                for i in range(dim):
+                    grad_in[b, i] += g * output_vectors[row_out, i]
+    for k in range(n_out):
+        row_out = out_ids[k]
+        for b in range(n_in):
+            g = coef[b, k]
+            if g != 0.0:
+                row_in = in_ids[b]
+                for i in range(dim):
+                    output_vectors[row_out, i] += g * input_vectors[row_in, i]
+    return loss
+
+
+@numba.njit(**_JIT)
+def train_skipgram_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
+                         keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
+                         use_softmax, alpha, state, compute_loss):
+    """Skip-gram over sentences ``[sentence_start, sentence_end)``; returns (loss, examples, words, state).
+
+    For a centre word ``w`` with context ``c_1..c_B`` the hidden vectors are the rows
+    ``u_{c_b}`` and the target is ``w``. Negative sampling: one set of ``K = negative``
+    negatives is drawn per centre word and shared by its ``B`` context words, so the step is
+    the ``B x (K+1)`` block of :func:`_block_logistic` (Ji et al. 2016, "Parallelizing Word2Vec
+    in Shared and Distributed Memory"; word2vec.c draws K per pair). Hierarchical softmax: the
+    ``B`` context words share the centre's Huffman path, the same block form. Full softmax:
+    :func:`full_softmax_step` per pair. ``examples`` counts (context, centre) pairs, ``words``
+    the centre words kept by subsampling.
+    """
+    dim = input_vectors.shape[1]
+    longest = 1
+    for s in range(sentence_start, sentence_end):
+        if offsets[s + 1] - offsets[s] > longest:
+            longest = offsets[s + 1] - offsets[s]
+    kept = np.empty(longest, np.int32)
+    context = np.empty(2 * window, np.int32)
+    grad_in = np.zeros((2 * window, dim), np.float32)
+    width = max(negative + 1, MAX_CODE_LENGTH)
+    coef = np.empty((2 * window, width), np.float32)
+    out_ids = np.empty(negative + 1, np.int32)
+    ns_labels = np.zeros(negative + 1, np.float32)
+    ns_labels[0] = 1.0
+    hs_labels = np.empty(MAX_CODE_LENGTH, np.float32)
+    path = np.empty(MAX_CODE_LENGTH, np.int32)
+    loss = 0.0
+    examples = 0
+    words = 0
+    for s in range(sentence_start, sentence_end):
+        n, state = _subsample(tokens, offsets[s], offsets[s + 1], keep_prob, kept, state)
+        words += n
+        for i in range(n):
+            centre = kept[i]
+            n_ctx, state = _context(kept, n, i, window, context, state)
+            if n_ctx == 0:
+                continue
+            examples += n_ctx
+            if use_softmax:  # small vocabularies only: slices are fine here
+                for b in range(n_ctx):
+                    loss += full_softmax_step(input_vectors[context[b]], output_ns, centre, alpha, grad_in[b])
+            if negative > 0:
+                out_ids[0] = centre
+                m = 1
+                for _ in range(negative):
+                    word, state = draw_negative(table, state)
+                    if word != centre:
+                        out_ids[m] = word
+                        m += 1
+                loss += _block_logistic(input_vectors, context, n_ctx, output_ns, out_ids, ns_labels, m, alpha,
+                                        grad_in, coef, False, compute_loss)
+            if use_hs:
+                length = code_lengths[centre]
+                for k in range(length):
+                    hs_labels[k] = 1.0 - codes[centre, k]
+                    path[k] = points[centre, k]
+                loss += _block_logistic(input_vectors, context, n_ctx, output_hs, path, hs_labels, length,
+                                        alpha, grad_in, coef, True, compute_loss)
+            for b in range(n_ctx):
+                row = context[b]
+                for j in range(dim):
+                    input_vectors[row, j] += grad_in[b, j]
+                    grad_in[b, j] = 0.0
+    return loss, examples, words, state
+
+
+@numba.njit(**_JIT)
+def train_cbow_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
+                     keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
+                     use_softmax, cbow_mean, alpha, state, compute_loss):
+    """CBOW over sentences ``[sentence_start, sentence_end)``; returns (loss, examples, words, state).
+
+    Hidden vector ``h = sum_b u_{c_b}`` (divided by ``B`` when ``cbow_mean``) predicts the
+    centre word through :func:`negative_sampling_step`, :func:`hierarchical_softmax_path` or
+    :func:`full_softmax_step`; their accumulated ``grad_hidden`` (``alpha d log L / d h``) is then
+    added to every context row. With ``cbow_mean`` the exact gradient would be divided by
+    ``B``; like word2vec.c and gensim we add it undivided (it trains better).
+    """
+    dim = input_vectors.shape[1]
+    longest = 1
+    for s in range(sentence_start, sentence_end):
+        if offsets[s + 1] - offsets[s] > longest:
+            longest = offsets[s + 1] - offsets[s]
+    kept = np.empty(longest, np.int32)
+    context = np.empty(2 * window, np.int32)
+    hidden = np.empty(dim, np.float32)
+    grad = np.zeros(dim, np.float32)
+    loss = 0.0
+    examples = 0
+    words = 0
+    for s in range(sentence_start, sentence_end):
+        n, state = _subsample(tokens, offsets[s], offsets[s + 1], keep_prob, kept, state)
+        words += n
+        for i in range(n):
+            centre = kept[i]
+            n_ctx, state = _context(kept, n, i, window, context, state)
+            if n_ctx == 0:
+                continue
+            examples += 1
+            for j in range(dim):
+                hidden[j] = 0.0
+                grad[j] = 0.0
+            for b in range(n_ctx):
+                row = context[b]
+                for j in range(dim):
+                    hidden[j] += input_vectors[row, j]
+            if cbow_mean:
+                scale = np.float32(1.0) / n_ctx
+                for j in range(dim):
+                    hidden[j] *= scale
+            if use_softmax:
+                loss += full_softmax_step(hidden, output_ns, centre, alpha, grad)
+            if negative > 0:
+                step_loss, state = negative_sampling_step(hidden, output_ns, centre, table, state, negative, alpha,
+                                                          grad)
+                loss += step_loss
+            if use_hs:
+                loss += hierarchical_softmax_path(hidden, output_hs, codes, points, centre, alpha, grad,
+                                                  code_lengths[centre])
+            for b in range(n_ctx):
+                row = context[b]
+                for j in range(dim):
+                    input_vectors[row, j] += grad[j]
+    return loss, examples, words, state
