@@ -39,7 +39,29 @@ def axpy(alpha, x, y):
 
 
 @numba.njit(inline="always", **_JIT)
-def binary_logistic_update(hidden, output_vectors, row, label, alpha, grad_hidden):
+def binary_logistic_update(hidden, output_row, label, alpha, grad_hidden):
+    """One logistic decision ``p = sigma(h . v)`` on a 1-D ``output_row`` ``v``, target ``label`` in {0, 1}.
+
+    ``log L = label * log sigma(x) + (1 - label) * log sigma(-x)``, ``x = h . v``;
+    ``d log L / dx = label - sigma(x)``, so with ``g = alpha * (label - sigma(x))``:
+    ``grad_hidden += g * v`` and ``v += g * h``. Returns ``-log L``.
+    """
+    x = dot(hidden, output_row)
+    g = alpha * (label - sigmoid(x))
+    if label > 0.5:
+        loss = -log_sigmoid(x)
+    else:
+        loss = -log_sigmoid(-x)
+    dim = hidden.shape[0]
+    for i in range(dim):
+        grad_hidden[i] += g * output_row[i]
+    for i in range(dim):
+        output_row[i] += g * hidden[i]
+    return loss
+
+
+@numba.njit(inline="always", **_JIT)
+def binary_logistic_update_row(hidden, output_vectors, row, label, alpha, grad_hidden):
     """One logistic decision ``p = sigma(h . v)``, ``v = output_vectors[row]``, target ``label`` in {0, 1}.
 
     ``log L = label * log sigma(x) + (1 - label) * log sigma(-x)``, ``x = h . v``;
@@ -73,14 +95,14 @@ def negative_sampling_step(hidden, output_vectors, target, table, state, negativ
     Updates ``v_t`` and the ``v_{n_k}`` in place, ``grad_hidden += alpha * d log L / d h``.
     Returns ``(-log L, state)``.
     """
-    loss = binary_logistic_update(hidden, output_vectors, target, np.float32(1.0), alpha, grad_hidden)
+    loss = binary_logistic_update_row(hidden, output_vectors, target, np.float32(1.0), alpha, grad_hidden)
     table_size = np.uint64(table.shape[0])
     for _ in range(negative):
         state = state * np.uint64(25214903917) + np.uint64(11)
         word = table[(state >> np.uint64(16)) % table_size]
         if word == target:
             continue
-        loss += binary_logistic_update(hidden, output_vectors, word, np.float32(0.0), alpha, grad_hidden)
+        loss += binary_logistic_update_row(hidden, output_vectors, word, np.float32(0.0), alpha, grad_hidden)
     return loss, state
 
 
