@@ -236,3 +236,46 @@ def test_failed_write_leaves_no_file(tmp_path):
         write_word2vec_format(path, np.zeros((2, 2)), ["ok", "two words"])
     assert path.read_text() == "old content"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+# --- the compiled text parser ---------------------------------------------------------------------
+
+def test_compiled_text_parser_agrees_with_python_float(tmp_path):
+    from word2bert.interop.word2vec_format import _fast_text_records
+
+    rng = np.random.default_rng(9)
+    values = (rng.standard_normal(600) * 10.0 ** rng.integers(-12, 12, 600)).astype(np.float32)
+    styles = {
+        "%.9g": lambda v: "%.9g" % v,         # our writer
+        "shortest32": lambda v: str(np.float32(v)),  # gensim writes the shortest float32 repr
+        "repr64": lambda v: repr(np.float32(v).item()),
+        "%lf": lambda v: "%lf" % v,           # word2vec.c's
+        "%e": lambda v: "%e" % v,
+        "%.17g": lambda v: "%.17g" % v,
+        "signs": lambda v: ("+" if v >= 0 else "") + ("%.9G" % v),
+    }
+    for name, fmt in styles.items():
+        tokens = [fmt(v) for v in values]
+        text = "".join(f"w{i} " + " ".join(tokens[i * 6:(i + 1) * 6]) + " \n" for i in range(100))
+        data = np.frombuffer(text.encode(), dtype=np.uint8)
+        parsed = _fast_text_records(data, 0, 100, 6)
+        assert parsed is not None, name
+        got, words, _end = parsed
+        expected = np.array([np.float32(float(t)) for t in tokens], dtype=np.float32).reshape(100, 6)
+        assert words == [f"w{i}" for i in range(100)]
+        if name == "%.17g":  # 17 digits can exceed an exact float64 mantissa: equal to 1 float32 ulp
+            np.testing.assert_allclose(got, expected, rtol=1.2e-7, atol=0)
+        else:
+            np.testing.assert_array_equal(got, expected, err_msg=name)
+
+
+def test_tokens_the_compiled_parser_declines_fall_back(tmp_path):
+    path = tmp_path / "special.txt"
+    path.write_text("2 3\na nan 1 -inf\nb .5 1. 1e3\n")
+    got, words = read_word2vec_format(path)
+    assert words == ["a", "b"]
+    assert np.isnan(got[0, 0]) and got[0, 2] == -np.inf
+    np.testing.assert_array_equal(got[1], [0.5, 1.0, 1000.0])
+    glove = tmp_path / "glove-blank-end.txt"
+    glove.write_text("a 1 2\nb 3 4\n\n\n")
+    assert read_glove_format(glove)[1] == ["a", "b"]

@@ -199,8 +199,151 @@ def _write_binary(handle, vectors, words):
         handle.write(b"".join(parts))
 
 
+
 # ----------------------------------------------------------------------------------------------
-# text
+# text: compiled fast path (the Python path below is the fallback that explains errors)
+
+_POWERS_OF_TEN = np.array([10.0 ** k for k in range(23)])  # exactly representable in float64
+
+
+@njit(nogil=True, cache=True)
+def _parse_decimal(data, pos, powers):  # pragma: no cover - numba
+    """Parse ``[+-]digits[.digits][(e|E)[+-]digits]`` at ``pos`` -> (ok, value, end).
+
+    value = mantissa * 10^exponent, with the mantissa (up to 18 significant digits) an exact
+    integer and the power of ten exact up to 10^22, so a number written with 9 significant
+    digits (as our writer does for float32) comes back exactly. Anything else (nan, inf, a
+    stray character) returns ok=False and the caller falls back to the general parser.
+    """
+    n = data.shape[0]
+    negative = False
+    if pos < n and (data[pos] == 45 or data[pos] == 43):  # '-' '+'
+        negative = data[pos] == 45
+        pos += 1
+    mantissa = 0
+    exponent = 0
+    digits = 0
+    significant = 0
+    while pos < n and 48 <= data[pos] <= 57:
+        if significant < 18:
+            mantissa = mantissa * 10 + (data[pos] - 48)
+            if mantissa > 0:
+                significant += 1
+        else:
+            exponent += 1
+        digits += 1
+        pos += 1
+    if pos < n and data[pos] == 46:  # '.'
+        pos += 1
+        while pos < n and 48 <= data[pos] <= 57:
+            if significant < 18:
+                mantissa = mantissa * 10 + (data[pos] - 48)
+                exponent -= 1
+                if mantissa > 0:
+                    significant += 1
+            digits += 1
+            pos += 1
+    if digits == 0:
+        return False, 0.0, pos
+    if pos < n and (data[pos] == 101 or data[pos] == 69):  # 'e' 'E'
+        pos += 1
+        exp_negative = False
+        if pos < n and (data[pos] == 45 or data[pos] == 43):
+            exp_negative = data[pos] == 45
+            pos += 1
+        exp_digits = 0
+        exp_value = 0
+        while pos < n and 48 <= data[pos] <= 57:
+            if exp_value < 100000:
+                exp_value = exp_value * 10 + (data[pos] - 48)
+            exp_digits += 1
+            pos += 1
+        if exp_digits == 0:
+            return False, 0.0, pos
+        exponent += -exp_value if exp_negative else exp_value
+    if pos < n and not (data[pos] == 32 or data[pos] == 9 or data[pos] == 13 or data[pos] == 10):
+        return False, 0.0, pos
+    value = float(mantissa)
+    if exponent > 0:
+        value = value * powers[exponent] if exponent <= 22 else value * 10.0 ** exponent
+    elif exponent < 0:
+        value = value / powers[-exponent] if exponent >= -22 else value * 10.0 ** exponent
+    return True, -value if negative else value, pos
+
+
+@njit(nogil=True, cache=True)
+def _parse_text_records(data, start, count, dim, vectors, word_bytes, powers):  # pragma: no cover
+    """Parse ``count`` lines ``word v1 ... vd`` from ``start`` into ``vectors`` and ``word_bytes``.
+
+    Words end at a space or tab (word2vec.c's ReadWord); numbers are separated by spaces or tabs;
+    trailing spaces and '\r' are allowed. Returns (lines parsed, status, position, word bytes
+    used): status 0 = all parsed, 1 = a line did not fit (caller explains it), 2 = end of data.
+    """
+    n = data.shape[0]
+    pos = start
+    wpos = 0
+    for i in range(count):
+        if pos >= n:
+            return i, 2, pos, wpos
+        word_start = pos
+        while pos < n and data[pos] != 32 and data[pos] != 9 and data[pos] != 10 and data[pos] != 13:
+            word_bytes[wpos] = data[pos]
+            wpos += 1
+            pos += 1
+        if pos == word_start:
+            return i, 1, pos, wpos
+        word_bytes[wpos] = 10
+        wpos += 1
+        for k in range(dim):
+            while pos < n and (data[pos] == 32 or data[pos] == 9 or data[pos] == 13):
+                pos += 1
+            if pos >= n or data[pos] == 10:
+                return i, 1, pos, wpos
+            ok, value, pos = _parse_decimal(data, pos, powers)
+            if not ok:
+                return i, 1, pos, wpos
+            vectors[i, k] = value
+        while pos < n and (data[pos] == 32 or data[pos] == 9 or data[pos] == 13):
+            pos += 1
+        if pos < n and data[pos] != 10:
+            return i, 1, pos, wpos
+        pos += 1
+    return count, 0, pos, wpos
+
+
+def _fast_text_records(data: np.ndarray, start: int, count: int, dim: int):
+    """Compiled parse of ``count`` records; None when any line needs the general parser."""
+    vectors = np.empty((count, dim), dtype=np.float32)
+    word_bytes = np.empty(max(0, data.shape[0] - start) + 1, dtype=np.uint8)
+    done, status, pos, used = _parse_text_records(data, start, count, dim, vectors, word_bytes, _POWERS_OF_TEN)
+    if status != 0:
+        return None
+    words = word_bytes[:used].tobytes().decode("utf-8", errors="replace").split("\n")[:-1]
+    return vectors, words, pos
+
+
+def _read_text_bytes(path, limit_lines: int | None) -> np.ndarray:
+    """The (decompressed) bytes of a text file, or of its first ``limit_lines`` lines."""
+    if limit_lines is None:
+        return _read_all_bytes(path)
+    chunks = []
+    with open_binary(path) as handle:
+        try:
+            for raw_line in handle:
+                chunks.append(raw_line)
+                if len(chunks) >= limit_lines:
+                    break
+        except (OSError, EOFError, ValueError) as exc:
+            raise Word2BertError(f"{path}: cannot decompress ({exc})") from None
+    return np.frombuffer(b"".join(chunks), dtype=np.uint8)
+
+
+def _only_whitespace(data: np.ndarray) -> bool:
+    return not np.any((data != 10) & (data != 32) & (data != 13) & (data != 9))
+
+
+# ----------------------------------------------------------------------------------------------
+# text: general path
 
 
 def _parse_text_lines(path, lines: list[str], first_line_no: int, dim: int | None):
@@ -271,6 +414,22 @@ def _read_text_lines(path, limit_lines: int | None) -> list[str]:
 
 
 def _read_text(path, limit: int | None):
+    data = _read_text_bytes(path, None if limit is None else int(limit) + 1)
+    newline = np.flatnonzero(data[:4096] == 10)
+    if data.shape[0] and newline.size:
+        header_end = int(newline[0]) + 1
+        count, dim = _parse_header(path, data[:header_end].tobytes())
+        wanted = count if limit is None else min(count, int(limit))
+        parsed = _fast_text_records(data, header_end, wanted, dim)
+        if parsed is not None:
+            vectors, words, pos = parsed
+            if limit is not None or _only_whitespace(data[pos:]):
+                return vectors, words
+    return _read_text_general(path, limit)
+
+
+def _read_text_general(path, limit: int | None):
+    """Line-by-line parsing with bulk numeric conversion; explains what is wrong with a bad file."""
     lines = _read_text_lines(path, None if limit is None else int(limit) + 1)
     if not lines:
         raise Word2BertError(f"{path}: empty file, expected a word2vec header '<count> <dimension>'")
@@ -342,6 +501,24 @@ def read_word2vec_format(path, binary: bool | None = None, limit: int | None = N
 
 def read_glove_format(path, limit: int | None = None):
     """Read a GloVe text file (``word v1 ... vd`` lines, no header) -> (float32 vectors, words)."""
+    data = _read_text_bytes(path, None if limit is None else int(limit))
+    first_end = np.flatnonzero(data[:1 << 20] == 10)
+    first = data[:int(first_end[0]) if first_end.size else data.shape[0]].tobytes()
+    fields = first.split()
+    if len(fields) >= 2 and not _HEADER.match(first):
+        text = np.flatnonzero((data != 10) & (data != 32) & (data != 13) & (data != 9))
+        end = int(text[-1]) + 1 if text.size else 0
+        count = int(np.count_nonzero(data[:end] == 10)) + (1 if end else 0)
+        parsed = _fast_text_records(data, 0, count, len(fields) - 1)
+        if parsed is not None:
+            vectors, words, _pos = parsed
+            if limit is not None:
+                vectors, words = vectors[:int(limit)], words[:int(limit)]
+            return _drop_duplicates(vectors, words)
+    return _read_glove_general(path, limit)
+
+
+def _read_glove_general(path, limit: int | None):
     lines = _read_text_lines(path, None if limit is None else int(limit))
     if limit is not None:
         lines = lines[:int(limit)]
