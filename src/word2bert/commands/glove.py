@@ -1,0 +1,158 @@
+"""`word2bert train glove` and `word2bert train lsa`: count-based word vectors."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from word2bert.errors import Word2BertError
+
+FORMAT_CHOICES = ("word2vec-binary", "word2vec-text", "glove", "npz")
+
+
+def _formatter():
+    from word2bert.cli import HelpfulFormatter
+    return HelpfulFormatter
+
+
+def _add_counting_options(parser, window: int, distance_weighting: bool):
+    parser.add_argument("corpus", metavar="CORPUS",
+                        help="training text (plain/.gz/.bz2/.xz; one document per line, windows stop at line "
+                             "breaks), or a co-occurrence .npz saved by --save-cooccurrence")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="vector file to write")
+    parser.add_argument("--vector-size", type=int, default=100, help="dimensionality of the vectors")
+    parser.add_argument("--window", type=int, default=window, help="context words on each side (GloVe -window-size)")
+    parser.add_argument("--min-count", type=int, default=5, help="ignore words rarer than this")
+    parser.add_argument("--max-vocab-size", type=int, default=None, help="keep at most this many words")
+    side = parser.add_mutually_exclusive_group()
+    side.add_argument("--symmetric", dest="symmetric", action="store_true", default=True,
+                      help="left and right context (GloVe -symmetric 1)")
+    side.add_argument("--left-only", dest="symmetric", action="store_false",
+                      help="left context only (GloVe -symmetric 0): X[i, j] counts i before j")
+    weighting = parser.add_mutually_exclusive_group()
+    weighting.add_argument("--distance-weighting", dest="distance_weighting", action="store_true",
+                           default=distance_weighting, help="weight a pair at distance d by 1/d (GloVe's default)")
+    weighting.add_argument("--uniform", dest="distance_weighting", action="store_false",
+                           help="weight every pair in the window by 1")
+    parser.add_argument("--memory-limit", type=float, default=4096.0, metavar="MB",
+                        help="soft limit for the counting tables of all threads; beyond it sorted runs spill "
+                             "to disk and are merged (GloVe -memory)")
+    parser.add_argument("--temp-dir", default=None, help="where spilled runs go (default: the system's)")
+    parser.add_argument("--save-cooccurrence", metavar="PATH", default=None,
+                        help="also save the co-occurrence matrix (.npz) to reuse as CORPUS later")
+    parser.add_argument("--workers", type=int, default=2, help="threads")
+    parser.add_argument("--seed", type=int, default=1, help="random seed")
+    parser.add_argument("--lowercase", action="store_true", help="lower-case the corpus")
+    parser.add_argument("--format", choices=FORMAT_CHOICES, default=None,
+                        help="output format (default from OUT's extension: .bin word2vec binary, .txt/.vec "
+                             "word2vec text, .npz native)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def register(commands, train_commands):
+    formatter = _formatter()
+    glove = train_commands.add_parser(
+        "glove", help="GloVe vectors (co-occurrence counts + weighted least squares, AdaGrad)",
+        formatter_class=formatter,
+        description="Count word-word co-occurrences in CORPUS as Stanford GloVe's cooccur does, then fit "
+                    "f(X_ij)(w_i.w~_j + b_i + b~_j - log X_ij)^2 with AdaGrad over the shuffled non-zero "
+                    "entries, lock-free over --workers threads. The cost is printed after every iteration.",
+        epilog="examples:\n"
+               "  word2bert train glove text8 -o glove.txt --format glove --window 10 --x-max 10 --epochs 15\n"
+               "  word2bert train glove corpus.txt -o vec.bin --save-cooccurrence cooc.npz\n"
+               "  word2bert train glove cooc.npz -o vec.bin --vector-size 300     # reuse the counts")
+    _add_counting_options(glove, window=15, distance_weighting=True)
+    glove.add_argument("--x-max", type=float, default=100.0, help="cutoff of the weighting function f")
+    glove.add_argument("--alpha", type=float, default=0.75, help="exponent of the weighting function f")
+    glove.add_argument("--epochs", "--iter", dest="epochs", type=int, default=25, help="training iterations")
+    glove.add_argument("--eta", type=float, default=0.05, help="initial AdaGrad learning rate")
+    glove.add_argument("--output-vectors", choices=("W+Wt", "W"), default="W+Wt",
+                       help="W+Wt: word + context vectors (GloVe -model 2); W: word vectors (-model 1)")
+    glove.set_defaults(func=run_glove)
+
+    lsa = train_commands.add_parser(
+        "lsa", help="LSA / PPMI-SVD vectors (shifted PPMI with smoothing, truncated SVD)",
+        formatter_class=formatter,
+        description="Count co-occurrences in CORPUS, build the shifted positive PMI matrix with context "
+                    "distribution smoothing and keep U S^p of its truncated SVD (Levy, Goldberg & Dagan 2015).",
+        epilog="examples:\n"
+               "  word2bert train lsa text8 -o lsa.bin --window 5 --uniform\n"
+               "  word2bert train lsa cooc.npz -o lsa.txt --neg 5 --eig 0 --svd arpack")
+    _add_counting_options(lsa, window=5, distance_weighting=False)
+    lsa.add_argument("--neg", type=float, default=1.0, help="shift: subtract log(neg) from PMI (1: plain PPMI)")
+    lsa.add_argument("--cds", type=float, default=0.75, help="context distribution smoothing exponent")
+    lsa.add_argument("--eig", type=float, default=0.5, help="eigenvalue weighting p: vectors U S^p")
+    lsa.add_argument("--svd", choices=("randomized", "arpack"), default="randomized",
+                     help="randomized (scikit-learn) or ARPACK (SciPy) truncated SVD")
+    lsa.set_defaults(func=run_lsa)
+
+
+def _check_output(path) -> Path:
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise Word2BertError(f"directory does not exist: {directory}")
+    return path
+
+
+def _cooccurrence(args):
+    """The co-occurrence matrix: loaded from a saved .npz or counted from the corpus."""
+    from word2bert.static.cooccurrence import CooccurrenceMatrix, build_cooccurrence, is_cooccurrence_file
+
+    for name in ("vector_size", "window", "min_count", "workers"):
+        if getattr(args, name) < 1:
+            raise Word2BertError(f"parameter --{name.replace('_', '-')}={getattr(args, name)} must be >= 1")
+    if args.memory_limit <= 0:
+        raise Word2BertError(f"parameter --memory-limit={args.memory_limit} must be > 0")
+    if args.save_cooccurrence:
+        _check_output(args.save_cooccurrence)
+    if not Path(args.corpus).is_file():
+        raise Word2BertError(f"file not found: {args.corpus}")
+    if is_cooccurrence_file(args.corpus):
+        return CooccurrenceMatrix.load(args.corpus)
+    timings: dict = {}
+    matrix = build_cooccurrence(
+        args.corpus, window=args.window, min_count=args.min_count, max_vocab_size=args.max_vocab_size,
+        symmetric=args.symmetric, distance_weighting=args.distance_weighting, workers=args.workers,
+        memory_limit_mb=args.memory_limit, lowercase=args.lowercase, temp_dir=args.temp_dir,
+        show_progress=False if args.no_progress else None, timings=timings)
+    print(f"co-occurrence: {len(matrix.words):,} words, {matrix.nnz:,} non-zero entries "
+          f"(vocabulary {timings['vocabulary']:.1f} s, counting {timings['cooccurrence']:.1f} s)", file=sys.stderr)
+    if args.save_cooccurrence:
+        matrix.save(args.save_cooccurrence)
+    return matrix
+
+
+def run_glove(args) -> int:
+    from word2bert.static.glove import GloVe
+
+    output = _check_output(args.output)
+    model = GloVe(vector_size=args.vector_size, x_max=args.x_max, alpha=args.alpha, epochs=args.epochs,
+                  eta=args.eta, workers=args.workers, seed=args.seed, output_vectors=args.output_vectors)
+    cooccurrence = _cooccurrence(args)
+    start = time.perf_counter()
+
+    def log(iteration, cost):
+        print(f"iter: {iteration:03d}, cost: {cost:.6f}", file=sys.stderr)
+
+    model.fit(cooccurrence, show_progress=False if args.no_progress else None, log=log)
+    model.keyed_vectors().save(output, format=args.format)
+    print(f"glove: {len(model.words):,} words x {model.vector_size} dims ({args.output_vectors}) -> {output} "
+          f"in {time.perf_counter() - start:.1f} s of training", file=sys.stderr)
+    return 0
+
+
+def run_lsa(args) -> int:
+    from word2bert.static.lsa import LSA
+
+    output = _check_output(args.output)
+    model = LSA(vector_size=args.vector_size, neg=args.neg, cds=args.cds, eig=args.eig, svd=args.svd,
+                seed=args.seed)
+    cooccurrence = _cooccurrence(args)
+    start = time.perf_counter()
+    model.fit(cooccurrence)
+    model.keyed_vectors().save(output, format=args.format)
+    print(f"lsa: {len(model.words):,} words x {model.vector_size} dims -> {output} "
+          f"in {time.perf_counter() - start:.1f} s of PPMI + SVD", file=sys.stderr)
+    return 0

@@ -1,0 +1,282 @@
+"""GloVe (Pennington, Socher & Manning 2014): weighted least squares on log co-occurrences.
+
+The model fits, over the non-zero entries ``X_ij`` of a co-occurrence matrix
+(:mod:`word2bert.static.cooccurrence`),
+
+    J = sum_ij f(X_ij) (w_i . w~_j + b_i + b~_j - log X_ij)^2,
+    f(x) = min(1, (x / x_max)^alpha)                       (x_max 100, alpha 0.75),
+
+with ``w`` the word vectors and ``w~`` the context vectors (``W`` and ``W~``; in GloVe.c both
+live in one array ``W`` of ``2V`` rows with the bias as the last column). Training follows
+GloVe.c: AdaGrad with the squared-gradient sums started at 1 (so the first step has rate
+``eta``, 0.05), parameters initialised uniformly in ``[-0.5, 0.5) / dim``, lock-free (Hogwild)
+threads, and the reported cost ``sum 0.5 f(X) diff^2 / nnz`` per iteration. As in GloVe.c the
+AdaGrad accumulator receives the squared *scaled* gradient ``(eta * g)^2``, so a parameter
+moves by ``eta g / sqrt(1 + sum (eta g)^2)``.
+
+Where we differ, for speed: parameters are float32 (GloVe.c uses double); ``f(X)`` and
+``log X`` are computed once per entry rather than at every update; and the order of the
+entries is a global shuffle done once (as GloVe's ``shuffle`` does) followed, every
+iteration, by a fresh random order of blocks of 4096 entries and a fresh random
+(affine) order inside each block, so no two iterations visit the entries in the same order
+(GloVe.c re-reads its shuffled file in the same order every iteration).
+
+Output vectors are ``W + W~`` (GloVe's ``-model 2``, default) or ``W`` alone (``-model 1``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+from numba import njit
+
+from word2bert.errors import Word2BertError, check_positive
+
+BLOCK_SIZE = 4096  # entries per shuffle block (a power of two)
+_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}  # fastmath without nnan/ninf: isfinite stays meaningful
+
+
+def glove_weighting(x, x_max: float = 100.0, alpha: float = 0.75):
+    """GloVe's weighting function ``f(x) = (x / x_max)^alpha`` for ``x < x_max``, else 1."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(x < x_max, np.power(np.maximum(x, 0.0) / x_max, alpha), 1.0)
+
+
+def glove_loss(rows, cols, values, word_vectors, context_vectors, word_biases, context_biases,
+               x_max: float = 100.0, alpha: float = 0.75) -> float:
+    """The GloVe objective ``J = sum f(X_ij) (w_i . w~_j + b_i + b~_j - log X_ij)^2`` (numpy, float64)."""
+    diff = (np.einsum("nd,nd->n", word_vectors[rows].astype(np.float64), context_vectors[cols].astype(np.float64))
+            + word_biases[rows] + context_biases[cols] - np.log(values))
+    return float(np.sum(glove_weighting(values, x_max, alpha) * diff * diff))
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST, error_model="numpy")
+def _adagrad_blocks(rows, cols, log_values, weights, block_order, block_multiplier, block_offset,
+                    word_vectors, context_vectors, word_biases, context_biases,
+                    word_gradsq, context_gradsq, word_bias_gradsq, context_bias_gradsq, eta):
+    """One AdaGrad step per entry of the given blocks (GloVe.c's ``glove_thread``); returns the cost.
+
+    For entry ``(i, j)``: ``diff = w_i . w~_j + b_i + b~_j - log X_ij``, cost ``+= 0.5 f diff^2``,
+    and with ``g = eta f diff`` each coordinate moves as
+    ``w_i -= g w~_j / sqrt(G_i)``, ``w~_j -= g w_i / sqrt(G~_j)`` (both from the old values), then
+    ``G_i += (g w~_j)^2``, ``G~_j += (g w_i)^2``; the biases likewise with gradient ``g``.
+    Inside block ``b`` the ``k``-th step takes entry ``(k * multiplier[b] + offset[b]) mod 4096``
+    (an odd multiplier makes it a permutation). Updates with a non-finite ``diff`` are skipped.
+    Rows are indexed in 2-D (no per-entry views: their reference counts would be shared
+    between threads) and ``error_model="numpy"`` drops the division-by-zero branch so that the
+    coordinate loops vectorise.
+    """
+    n = len(rows)
+    dim = word_vectors.shape[1]
+    mask = BLOCK_SIZE - 1
+    cost = 0.0
+    word_steps = np.empty(dim, np.float32)
+    context_steps = np.empty(dim, np.float32)
+    for position in range(len(block_order)):
+        base = block_order[position] * BLOCK_SIZE
+        multiplier = block_multiplier[position]
+        offset = block_offset[position]
+        for k in range(BLOCK_SIZE):
+            e = base + ((k * multiplier + offset) & mask)
+            if e >= n:
+                continue
+            i = rows[e]
+            j = cols[e]
+            diff = word_biases[i] + context_biases[j] - log_values[e]
+            for b in range(dim):
+                diff += word_vectors[i, b] * context_vectors[j, b]
+            if not math.isfinite(diff):
+                continue
+            fdiff = weights[e] * diff
+            cost += 0.5 * fdiff * diff
+            fdiff *= eta
+            for b in range(dim):
+                word_steps[b] = fdiff * context_vectors[j, b]
+                context_steps[b] = fdiff * word_vectors[i, b]
+            for b in range(dim):
+                step = word_steps[b]
+                word_vectors[i, b] -= step / np.sqrt(word_gradsq[i, b])
+                word_gradsq[i, b] += step * step
+            for b in range(dim):
+                step = context_steps[b]
+                context_vectors[j, b] -= step / np.sqrt(context_gradsq[j, b])
+                context_gradsq[j, b] += step * step
+            word_biases[i] -= fdiff / np.sqrt(word_bias_gradsq[i])
+            context_biases[j] -= fdiff / np.sqrt(context_bias_gradsq[j])
+            word_bias_gradsq[i] += fdiff * fdiff
+            context_bias_gradsq[j] += fdiff * fdiff
+    return cost
+
+
+class GloVe:
+    """GloVe trained by AdaGrad over the non-zero co-occurrences, Hogwild over ``workers`` threads.
+
+    Parameter names follow GloVe.c and gensim: ``vector_size`` (-vector-size), ``x_max``,
+    ``alpha``, ``epochs`` (-iter), ``eta``, ``workers`` (-threads), ``seed``; ``output_vectors``
+    is ``"W+Wt"`` (-model 2) or ``"W"`` (-model 1).
+    """
+
+    def __init__(self, vector_size: int = 100, x_max: float = 100.0, alpha: float = 0.75, epochs: int = 25,
+                 eta: float = 0.05, workers: int = 2, seed: int = 1, output_vectors: str = "W+Wt"):
+        check_positive("vector_size", vector_size)
+        check_positive("x_max", x_max)
+        check_positive("alpha", alpha, allow_zero=True)
+        check_positive("epochs", epochs)
+        check_positive("eta", eta)
+        check_positive("workers", workers)
+        if output_vectors not in ("W+Wt", "W"):
+            raise Word2BertError(f"parameter output_vectors={output_vectors!r} must be 'W+Wt' or 'W'")
+        self.vector_size, self.x_max, self.alpha = int(vector_size), float(x_max), float(alpha)
+        self.epochs, self.eta, self.workers, self.seed = int(epochs), float(eta), int(workers), int(seed)
+        self.output_vectors = output_vectors
+        self.loss_history: list[float] = []
+        self.words: list[str] | None = None
+        self.counts = None
+
+    # -- parameters ---------------------------------------------------------------------
+    def _initialise(self, vocab_size: int, rng: np.random.Generator):
+        """GloVe.c's initialisation: uniform in [-0.5, 0.5) / dim for vectors and biases; gradsq = 1."""
+        dim = self.vector_size
+
+        def uniform(*shape):
+            return ((rng.random(shape, dtype=np.float32) - np.float32(0.5)) / np.float32(dim)).astype(np.float32)
+
+        self.word_vectors = uniform(vocab_size, dim)
+        self.context_vectors = uniform(vocab_size, dim)
+        self.word_biases = uniform(vocab_size)
+        self.context_biases = uniform(vocab_size)
+        self.word_gradsq = np.ones((vocab_size, dim), np.float32)
+        self.context_gradsq = np.ones((vocab_size, dim), np.float32)
+        self.word_bias_gradsq = np.ones(vocab_size, np.float32)
+        self.context_bias_gradsq = np.ones(vocab_size, np.float32)
+
+    # -- training -----------------------------------------------------------------------
+    def fit(self, cooccurrence, words=None, counts=None, show_progress=None, log=None):
+        """Train on a :class:`CooccurrenceMatrix` (or any square scipy sparse matrix with ``words``).
+
+        ``log(iteration, cost)`` is called after each iteration; ``loss_history`` keeps the
+        costs (GloVe.c's ``iter: NNN, cost: ...`` values).
+        """
+        import scipy.sparse as sp
+
+        from word2bert.progress import progress_bar
+
+        if hasattr(cooccurrence, "matrix"):
+            words = cooccurrence.words if words is None else words
+            counts = cooccurrence.counts if counts is None else counts
+            matrix = cooccurrence.matrix
+        else:
+            matrix = cooccurrence
+        if not sp.issparse(matrix) or matrix.shape[0] != matrix.shape[1]:
+            raise Word2BertError("GloVe needs a square sparse co-occurrence matrix")
+        vocab_size = matrix.shape[0]
+        if words is not None and len(words) != vocab_size:
+            raise Word2BertError(f"{len(words)} words for a co-occurrence matrix of size {vocab_size}")
+        coo = matrix.tocoo()
+        keep = coo.data > 0
+        if not np.all(np.isfinite(coo.data)):
+            raise Word2BertError("the co-occurrence matrix has non-finite entries")
+        rows, cols, values = coo.row[keep], coo.col[keep], coo.data[keep]
+        nnz = len(values)
+        if nnz == 0:
+            raise Word2BertError("the co-occurrence matrix is empty: nothing to train on")
+        rng = np.random.default_rng(self.seed)
+        self._initialise(vocab_size, rng)
+        # one global shuffle (GloVe's `shuffle`), then per-iteration block orders
+        order = rng.permutation(nnz)
+        rows = rows[order].astype(np.int32)
+        cols = cols[order].astype(np.int32)
+        values = values[order]
+        del order, coo
+        log_values = np.log(values).astype(np.float32)
+        weights = glove_weighting(values, self.x_max, self.alpha).astype(np.float32)
+        del values
+        n_blocks = (nnz + BLOCK_SIZE - 1) // BLOCK_SIZE
+        self.loss_history = []
+        disable = None if show_progress is None else not show_progress
+        parameters = (self.word_vectors, self.context_vectors, self.word_biases, self.context_biases,
+                      self.word_gradsq, self.context_gradsq, self.word_bias_gradsq, self.context_bias_gradsq)
+        with progress_bar(self.epochs * nnz, desc="glove", unit="pair", disable=disable) as bar:
+            for iteration in range(self.epochs):
+                block_order = rng.permutation(n_blocks).astype(np.int64)
+                multipliers = (rng.integers(0, BLOCK_SIZE // 2, n_blocks) * 2 + 1).astype(np.int64)
+                offsets = rng.integers(0, BLOCK_SIZE, n_blocks).astype(np.int64)
+                costs = self._run_threads(rows, cols, log_values, weights, block_order, multipliers, offsets,
+                                          parameters, bar, nnz)
+                cost = float(sum(costs)) / nnz
+                if not math.isfinite(cost):
+                    raise Word2BertError(f"GloVe diverged at iteration {iteration + 1} (cost {cost}); "
+                                         "lower eta or x_max")
+                self.loss_history.append(cost)
+                bar.set_postfix(iteration=iteration + 1, loss=f"{cost:.5f}")
+                if log is not None:
+                    log(iteration + 1, cost)
+        self.words = list(words) if words is not None else [str(i) for i in range(vocab_size)]
+        self.counts = counts
+        return self
+
+    def _run_threads(self, rows, cols, log_values, weights, block_order, multipliers, offsets, parameters,
+                     bar, nnz):
+        n_blocks = len(block_order)
+        parts = np.array_split(np.arange(n_blocks), min(self.workers, n_blocks))
+        costs = [0.0] * len(parts)
+        errors: list[BaseException] = []
+        chunk = 32  # blocks per kernel call, so the bar moves
+        lock = threading.Lock()
+
+        def work(t, part):
+            try:
+                for a in range(part[0], part[-1] + 1, chunk):
+                    b = min(a + chunk, part[-1] + 1)
+                    costs[t] += _adagrad_blocks(rows, cols, log_values, weights, block_order[a:b],
+                                                multipliers[a:b], offsets[a:b], *parameters, np.float32(self.eta))
+                    with lock:
+                        bar.update(_entries(block_order[a:b], nnz))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(t, part), daemon=True) for t, part in enumerate(parts)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return costs
+
+    # -- output -------------------------------------------------------------------------
+    @property
+    def vectors(self) -> np.ndarray:
+        """``W + W~`` (GloVe's ``-model 2``) or ``W`` (``-model 1``), float32 ``(V, dim)``."""
+        if self.output_vectors == "W":
+            return self.word_vectors.copy()
+        return self.word_vectors + self.context_vectors
+
+    def keyed_vectors(self):
+        """The output vectors as :class:`word2bert.vectors.KeyedVectors` (every vector format)."""
+        from word2bert.vectors import KeyedVectors
+
+        if self.words is None:
+            raise Word2BertError("the model is not trained yet")
+        return KeyedVectors(self.vectors, self.words, self.counts)
+
+    @property
+    def wv(self):
+        return self.keyed_vectors()
+
+
+def _entries(blocks, nnz):
+    """How many real entries (< nnz) the given blocks hold."""
+    full = blocks * BLOCK_SIZE + BLOCK_SIZE <= nnz
+    return int(full.sum() * BLOCK_SIZE + sum(nnz - b * BLOCK_SIZE for b in blocks[~full]))
+
+
+def train_glove(cooccurrence, **kwargs) -> GloVe:
+    """Convenience: ``GloVe(**kwargs).fit(cooccurrence)``."""
+    show_progress = kwargs.pop("show_progress", None)
+    return GloVe(**kwargs).fit(cooccurrence, show_progress=show_progress)
+
+
+__all__ = ["GloVe", "glove_weighting", "glove_loss", "train_glove", "BLOCK_SIZE"]
