@@ -52,12 +52,16 @@ def ppmi_matrix(counts, cds: float = 0.75, neg: float = 1.0) -> sp.csr_matrix:
     return result
 
 
-def truncated_svd(matrix, dim: int, method: str = "randomized", seed: int = 1, n_iter: int = 5):
-    """Rank-``dim`` SVD ``matrix ~ U diag(S) V^T`` with singular values in decreasing order."""
-    n = min(matrix.shape)
+def _check_rank(dim, shape):
+    n = min(shape)
     if not 0 < dim < n:
         raise Word2BertError(f"parameter vector_size={dim} must be between 1 and {n - 1} "
-                             f"(the co-occurrence matrix is {matrix.shape[0]} x {matrix.shape[1]})")
+                             f"(the co-occurrence matrix is {shape[0]} x {shape[1]})")
+
+
+def truncated_svd(matrix, dim: int, method: str = "randomized", seed: int = 1, n_iter: int = 5):
+    """Rank-``dim`` SVD ``matrix ~ U diag(S) V^T`` with singular values in decreasing order."""
+    _check_rank(dim, matrix.shape)
     if method == "randomized":
         from sklearn.utils.extmath import randomized_svd
 
@@ -98,6 +102,7 @@ class LSA:
             words = cooccurrence.words if words is None else words
             counts = cooccurrence.counts if counts is None else counts
             cooccurrence = cooccurrence.matrix
+        _check_rank(self.vector_size, cooccurrence.shape)
         ppmi = ppmi_matrix(cooccurrence, cds=self.cds, neg=self.neg)
         if ppmi.nnz == 0:
             raise Word2BertError("no positive PMI entry: the corpus is too small or neg too large")
