@@ -57,12 +57,16 @@ def test_adagrad_step_equals_gradient_by_finite_differences(i, j, x):
             grad[index] = (half_loss(plus) - half_loss(minus)) / (2 * h)
         numeric.append(grad)
 
-    gradsq = [np.ones_like(p) for p in (w, c, bw, bc)]
+    word_parameters = np.stack([w, np.ones_like(w)], axis=1)  # [:, 0] vectors, [:, 1] AdaGrad sums
+    context_parameters = np.stack([c, np.ones_like(c)], axis=1)
+    bias_gradsq = [np.ones_like(bw), np.ones_like(bc)]
     cost = _adagrad_blocks(rows.astype(np.int32), cols.astype(np.int32),
                            np.log(values).astype(np.float32), glove_weighting(values, x_max, alpha).astype(np.float32),
                            np.zeros(1, np.int64), np.ones(1, np.int64), np.zeros(1, np.int64),
-                           w, c, bw, bc, *gradsq, np.float32(eta))
+                           word_parameters, context_parameters, bw, bc, *bias_gradsq, np.float32(eta))
     np.testing.assert_allclose(cost, half_loss(before), rtol=1e-5)
+    w, c = word_parameters[:, 0], context_parameters[:, 0]
+    gradsq = [word_parameters[:, 1], context_parameters[:, 1]] + bias_gradsq
     for k, (new, old) in enumerate(zip((w, c, bw, bc), before)):
         step = (new - old) / -eta
         np.testing.assert_allclose(step, numeric[k], rtol=1e-3, atol=2e-6)
@@ -75,16 +79,17 @@ def test_block_visit_order_is_a_permutation():
     n = BLOCK_SIZE + 100
     rows = np.arange(n, dtype=np.int32)
     vocab = n
-    w = np.zeros((vocab, 1), np.float32)
-    c = np.ones((vocab, 1), np.float32)
+    word_parameters = np.zeros((vocab, 2, 1), np.float32)
+    word_parameters[:, 1] = 1
+    context_parameters = np.ones((vocab, 2, 1), np.float32)
     bw = np.zeros(vocab, np.float32)
     bc = np.zeros(vocab, np.float32)
     # log x = -1 and f = 1: every visited entry i moves w_i by eta * 1 * 1 (diff = 1) exactly once
-    _adagrad_blocks(rows, np.zeros(n, np.int32) * 0 + rows, np.full(n, -1, np.float32), np.ones(n, np.float32),
+    _adagrad_blocks(rows, rows.copy(), np.full(n, -1, np.float32), np.ones(n, np.float32),
                     np.array([1, 0]), np.array([777, 3]), np.array([5, 4000]),
-                    w, c, bw, bc, np.ones_like(w), np.ones_like(c), np.ones(vocab, np.float32),
+                    word_parameters, context_parameters, bw, bc, np.ones(vocab, np.float32),
                     np.ones(vocab, np.float32), np.float32(0.5))
-    np.testing.assert_allclose(w[:, 0], -0.5)
+    np.testing.assert_allclose(word_parameters[:, 0, 0], -0.5)
 
 
 def planted_matrix(rng, vocab=80, rank=4):

@@ -30,11 +30,15 @@ import math
 import threading
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from word2bert.errors import Word2BertError, check_positive
 
 BLOCK_SIZE = 4096  # entries per shuffle block (a power of two)
+PREFETCH_AHEAD = 6  # entries between a prefetch and the update that uses it
 _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}  # fastmath without nnan/ninf: isfinite stays meaningful
 
 
@@ -52,24 +56,52 @@ def glove_loss(rows, cols, values, word_vectors, context_vectors, word_biases, c
     return float(np.sum(glove_weighting(values, x_max, alpha) * diff * diff))
 
 
+@intrinsic
+def _prefetch(typingctx, array, row, column):
+    """Hint the CPU to fetch ``array[row, column]``'s cache line (LLVM's ``llvm.prefetch``, for writing)."""
+    signature = types.void(array, row, column)
+
+    def codegen(context, builder, sig, args):
+        array_type = sig.args[0]
+        handle = context.make_array(array_type)(context, builder, args[0])
+        index = [context.cast(builder, args[1], sig.args[1], types.intp),
+                 context.cast(builder, args[2], sig.args[2], types.intp)]
+        pointer = cgutils.get_item_pointer(context, builder, array_type, handle, index, wraparound=False)
+        byte_pointer = ir.IntType(8).as_pointer()
+        int32 = ir.IntType(32)
+        function_type = ir.FunctionType(ir.VoidType(), [byte_pointer, int32, int32, int32])
+        function = builder.module.declare_intrinsic("llvm.prefetch", [byte_pointer], function_type)
+        # (address, rw = 1 write, locality = 3 keep in all caches, cache type = 1 data)
+        builder.call(function, [builder.bitcast(pointer, byte_pointer), ir.Constant(int32, 1),
+                                ir.Constant(int32, 3), ir.Constant(int32, 1)])
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
 @njit(nogil=True, cache=True, fastmath=_FAST, error_model="numpy")
 def _adagrad_blocks(rows, cols, log_values, weights, block_order, block_multiplier, block_offset,
-                    word_vectors, context_vectors, word_biases, context_biases,
-                    word_gradsq, context_gradsq, word_bias_gradsq, context_bias_gradsq, eta):
+                    word_parameters, context_parameters, word_biases, context_biases,
+                    word_bias_gradsq, context_bias_gradsq, eta):
     """One AdaGrad step per entry of the given blocks (GloVe.c's ``glove_thread``); returns the cost.
 
+    ``word_parameters[i, 0]`` is ``w_i`` and ``word_parameters[i, 1]`` its AdaGrad sum ``G_i``
+    (interleaved so one entry touches two memory regions, not four); likewise ``w~_j``, ``G~_j``.
     For entry ``(i, j)``: ``diff = w_i . w~_j + b_i + b~_j - log X_ij``, cost ``+= 0.5 f diff^2``,
     and with ``g = eta f diff`` each coordinate moves as
     ``w_i -= g w~_j / sqrt(G_i)``, ``w~_j -= g w_i / sqrt(G~_j)`` (both from the old values), then
     ``G_i += (g w~_j)^2``, ``G~_j += (g w_i)^2``; the biases likewise with gradient ``g``.
     Inside block ``b`` the ``k``-th step takes entry ``(k * multiplier[b] + offset[b]) mod 4096``
     (an odd multiplier makes it a permutation). Updates with a non-finite ``diff`` are skipped.
-    Rows are indexed in 2-D (no per-entry views: their reference counts would be shared
-    between threads) and ``error_model="numpy"`` drops the division-by-zero branch so that the
-    coordinate loops vectorise.
+    Rows are indexed in place (no per-entry views, whose reference counts threads would
+    share), ``error_model="numpy"`` drops the division-by-zero branch so the coordinate loops
+    vectorise, and the rows of the entry ``PREFETCH_AHEAD`` steps ahead are prefetched.
     """
     n = len(rows)
-    dim = word_vectors.shape[1]
+    vocab_size = word_parameters.shape[0]
+    dim = word_parameters.shape[2]
+    word_rows = word_parameters.reshape((vocab_size, 2 * dim))
+    context_rows = context_parameters.reshape((context_parameters.shape[0], 2 * dim))
     mask = BLOCK_SIZE - 1
     cost = 0.0
     word_steps = np.empty(dim, np.float32)
@@ -79,6 +111,13 @@ def _adagrad_blocks(rows, cols, log_values, weights, block_order, block_multipli
         multiplier = block_multiplier[position]
         offset = block_offset[position]
         for k in range(BLOCK_SIZE):
+            ahead = base + (((k + PREFETCH_AHEAD) * multiplier + offset) & mask)
+            if ahead < n:
+                next_i = rows[ahead]
+                next_j = cols[ahead]
+                for b in range(0, 2 * dim, 16):  # 16 float32 = one 64-byte line
+                    _prefetch(word_rows, next_i, b)
+                    _prefetch(context_rows, next_j, b)
             e = base + ((k * multiplier + offset) & mask)
             if e >= n:
                 continue
@@ -86,23 +125,23 @@ def _adagrad_blocks(rows, cols, log_values, weights, block_order, block_multipli
             j = cols[e]
             diff = word_biases[i] + context_biases[j] - log_values[e]
             for b in range(dim):
-                diff += word_vectors[i, b] * context_vectors[j, b]
+                diff += word_parameters[i, 0, b] * context_parameters[j, 0, b]
             if not math.isfinite(diff):
                 continue
             fdiff = weights[e] * diff
             cost += 0.5 * fdiff * diff
             fdiff *= eta
             for b in range(dim):
-                word_steps[b] = fdiff * context_vectors[j, b]
-                context_steps[b] = fdiff * word_vectors[i, b]
+                word_steps[b] = fdiff * context_parameters[j, 0, b]
+                context_steps[b] = fdiff * word_parameters[i, 0, b]
             for b in range(dim):
                 step = word_steps[b]
-                word_vectors[i, b] -= step / np.sqrt(word_gradsq[i, b])
-                word_gradsq[i, b] += step * step
+                word_parameters[i, 0, b] -= step / np.sqrt(word_parameters[i, 1, b])
+                word_parameters[i, 1, b] += step * step
             for b in range(dim):
                 step = context_steps[b]
-                context_vectors[j, b] -= step / np.sqrt(context_gradsq[j, b])
-                context_gradsq[j, b] += step * step
+                context_parameters[j, 0, b] -= step / np.sqrt(context_parameters[j, 1, b])
+                context_parameters[j, 1, b] += step * step
             word_biases[i] -= fdiff / np.sqrt(word_bias_gradsq[i])
             context_biases[j] -= fdiff / np.sqrt(context_bias_gradsq[j])
             word_bias_gradsq[i] += fdiff * fdiff
@@ -143,12 +182,13 @@ class GloVe:
         def uniform(*shape):
             return ((rng.random(shape, dtype=np.float32) - np.float32(0.5)) / np.float32(dim)).astype(np.float32)
 
-        self.word_vectors = uniform(vocab_size, dim)
-        self.context_vectors = uniform(vocab_size, dim)
+        # [:, 0] the vectors, [:, 1] their AdaGrad sums (GloVe.c's W and gradsq, interleaved by row)
+        self.word_parameters = np.ones((vocab_size, 2, dim), np.float32)
+        self.context_parameters = np.ones((vocab_size, 2, dim), np.float32)
+        self.word_parameters[:, 0] = uniform(vocab_size, dim)
+        self.context_parameters[:, 0] = uniform(vocab_size, dim)
         self.word_biases = uniform(vocab_size)
         self.context_biases = uniform(vocab_size)
-        self.word_gradsq = np.ones((vocab_size, dim), np.float32)
-        self.context_gradsq = np.ones((vocab_size, dim), np.float32)
         self.word_bias_gradsq = np.ones(vocab_size, np.float32)
         self.context_bias_gradsq = np.ones(vocab_size, np.float32)
 
@@ -196,8 +236,8 @@ class GloVe:
         n_blocks = (nnz + BLOCK_SIZE - 1) // BLOCK_SIZE
         self.loss_history = []
         disable = None if show_progress is None else not show_progress
-        parameters = (self.word_vectors, self.context_vectors, self.word_biases, self.context_biases,
-                      self.word_gradsq, self.context_gradsq, self.word_bias_gradsq, self.context_bias_gradsq)
+        parameters = (self.word_parameters, self.context_parameters, self.word_biases, self.context_biases,
+                      self.word_bias_gradsq, self.context_bias_gradsq)
         with progress_bar(self.epochs * nnz, desc="glove", unit="pair", disable=disable) as bar:
             for iteration in range(self.epochs):
                 block_order = rng.permutation(n_blocks).astype(np.int64)
@@ -245,6 +285,25 @@ class GloVe:
         if errors:
             raise errors[0]
         return costs
+
+    # -- parameters as GloVe.c names them -----------------------------------------------
+    @property
+    def word_vectors(self) -> np.ndarray:
+        """``W``: the word vectors (a view)."""
+        return self.word_parameters[:, 0]
+
+    @property
+    def context_vectors(self) -> np.ndarray:
+        """``W~``: the context vectors (a view)."""
+        return self.context_parameters[:, 0]
+
+    @property
+    def word_gradsq(self) -> np.ndarray:
+        return self.word_parameters[:, 1]
+
+    @property
+    def context_gradsq(self) -> np.ndarray:
+        return self.context_parameters[:, 1]
 
     # -- output -------------------------------------------------------------------------
     @property
