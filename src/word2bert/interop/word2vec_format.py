@@ -444,19 +444,116 @@ def _read_text_general(path, limit: int | None):
     return _parse_text_lines(path, body[:wanted], 2, dim)
 
 
-def _format_rows(words, vectors):
-    """Yield text lines ``word v1 ... vd`` with 9 significant digits (exact float32 round trip)."""
-    fmt = " ".join(["%.9g"] * vectors.shape[1])
-    for word, row in zip(words, vectors.tolist()):
-        yield word + " " + (fmt % tuple(row)) + "\n"
+@njit(nogil=True, cache=True)
+def _write_number(value, out, pos, buffer):  # pragma: no cover - numba
+    """Write ``value`` with 9 significant digits like C's ``%.9g`` (enough to round-trip float32).
+
+    value = D * 10^(e-8) with D the 9-digit integer nearest to |value| / 10^(e-8),
+    e = floor(log10|value|); trailing zeros dropped; fixed notation for -4 <= e < 9, else
+    ``d.ddde-XX``. NaN and infinities are written as nan / inf / -inf. ``buffer``: 9 bytes of scratch.
+    """
+    if value != value:
+        out[pos] = 110; out[pos + 1] = 97; out[pos + 2] = 110  # nan
+        return pos + 3
+    if np.signbit(value):
+        out[pos] = 45  # '-'
+        pos += 1
+        value = -value
+    if value == np.inf:
+        out[pos] = 105; out[pos + 1] = 110; out[pos + 2] = 102  # inf
+        return pos + 3
+    if value == 0:
+        out[pos] = 48
+        return pos + 1
+    e = int(np.floor(np.log10(value)))
+    digits = int(np.rint(value * 10.0 ** (8 - e)))
+    if digits >= 1000000000:
+        e += 1
+        digits = int(np.rint(value * 10.0 ** (8 - e)))
+    elif digits < 100000000:
+        e -= 1
+        digits = int(np.rint(value * 10.0 ** (8 - e)))
+    if digits >= 1000000000:  # rounding carried again (only at exact powers of ten)
+        digits //= 10
+        e += 1
+    for k in range(8, -1, -1):
+        buffer[k] = 48 + digits % 10
+        digits //= 10
+    length = 9
+    while length > 1 and buffer[length - 1] == 48:
+        length -= 1
+    if -4 <= e < 9:
+        if e >= 0:
+            for k in range(e + 1):
+                out[pos] = buffer[k] if k < length else 48
+                pos += 1
+            if length > e + 1:
+                out[pos] = 46
+                pos += 1
+                for k in range(e + 1, length):
+                    out[pos] = buffer[k]
+                    pos += 1
+        else:
+            out[pos] = 48
+            out[pos + 1] = 46
+            pos += 2
+            for _ in range(-e - 1):
+                out[pos] = 48
+                pos += 1
+            for k in range(length):
+                out[pos] = buffer[k]
+                pos += 1
+        return pos
+    out[pos] = buffer[0]
+    pos += 1
+    if length > 1:
+        out[pos] = 46
+        pos += 1
+        for k in range(1, length):
+            out[pos] = buffer[k]
+            pos += 1
+    out[pos] = 101  # 'e'
+    out[pos + 1] = 45 if e < 0 else 43
+    pos += 2
+    magnitude = -e if e < 0 else e
+    if magnitude >= 100:
+        out[pos] = 48 + magnitude // 100
+        pos += 1
+    out[pos] = 48 + (magnitude // 10) % 10
+    out[pos + 1] = 48 + magnitude % 10
+    return pos + 2
+
+
+@njit(nogil=True, cache=True)
+def _format_text_rows(vectors, word_bytes, word_offsets, out):  # pragma: no cover - numba
+    """Write lines ``word v1 ... vd\n`` into ``out``; returns the number of bytes written."""
+    pos = 0
+    buffer = np.empty(9, dtype=np.uint8)
+    for i in range(vectors.shape[0]):
+        for k in range(word_offsets[i], word_offsets[i + 1]):
+            out[pos] = word_bytes[k]
+            pos += 1
+        for j in range(vectors.shape[1]):
+            out[pos] = 32
+            pos = _write_number(np.float64(vectors[i, j]), out, pos + 1, buffer)
+        out[pos] = 10
+        pos += 1
+    return pos
 
 
 def _write_text(handle, vectors, words, header: bool):
+    """Write ``word v1 ... vd`` lines (UTF-8) to a binary handle, compiled number formatting."""
     if header:
-        handle.write(f"{len(words)} {vectors.shape[1]}\n")
+        handle.write(f"{len(words)} {vectors.shape[1]}\n".encode())
     chunk = 1 << 12
     for start in range(0, len(words), chunk):
-        handle.write("".join(_format_rows(words[start:start + chunk], vectors[start:start + chunk])))
+        encoded = [word.encode("utf-8") for word in words[start:start + chunk]]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        block = vectors[start:start + chunk]
+        out = np.empty(int(offsets[-1]) + block.size * 17 + len(encoded), dtype=np.uint8)
+        used = _format_text_rows(block, np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets, out)
+        handle.write(out[:used].tobytes())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -544,7 +641,7 @@ def write_word2vec_format(path, vectors, words, binary: bool = False):
         with atomic_write(path, "wb") as handle:
             _write_binary(handle, vectors, words)
     else:
-        with atomic_write(path, "w", encoding="utf-8") as handle:
+        with atomic_write(path, "wb") as handle:
             _write_text(handle, vectors, words, header=True)
 
 
@@ -552,7 +649,7 @@ def write_glove_format(path, vectors, words):
     """Write a GloVe text file (no header line) atomically."""
     words = list(words)
     vectors = _check_writable(vectors, words)
-    with atomic_write(path, "w", encoding="utf-8") as handle:
+    with atomic_write(path, "wb") as handle:
         _write_text(handle, vectors, words, header=False)
 
 
