@@ -255,31 +255,32 @@ def subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first
 
 
 @numba.njit(**_JIT)
-def supervised_chunk(input_vectors, output_vectors, example_offsets, example_rows, label_offsets, labels, first,
-                     last, kind, negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed):
-    """fastText supervised over examples ``[first, last)``.
+def supervised_chunk(input_vectors, output_vectors, example_offsets, example_rows, label_offsets, labels, order,
+                     first, last, kind, negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed):
+    """fastText supervised over the examples ``order[first:last]``.
 
     Bag = the example's rows (words, hashed word n-grams), gradient normalised by the bag
     size (``grad_scale = 1/|B|``, fastText's ``normalizeGradient``). Softmax/HS/NS train on
     one label drawn uniformly from the example's labels, one-vs-all on all of them (as
     ``FastText::supervised``). Examples without rows or labels are skipped.
-    Returns ``(loss, examples, rows)``.
+    Returns ``(loss, examples, examples visited)``.
     """
     dim = input_vectors.shape[1]
     hidden = np.empty(dim, np.float32)
     grad_hidden = np.empty(dim, np.float32)
     state = np.uint64(seed)
-    total = example_offsets[last] - example_offsets[first]
+    total = last - first
     loss = 0.0
     examples = 0
     done = 0
-    for e in range(first, last):
+    for position in range(first, last):
+        e = order[position]
         r0 = example_offsets[e]
         r1 = example_offsets[e + 1]
         l0 = label_offsets[e]
         l1 = label_offsets[e + 1]
         alpha = np.float32(alpha_start + (alpha_end - alpha_start) * done / max(total, 1))
-        done += r1 - r0
+        done += 1
         if r1 == r0 or l1 == l0:
             continue
         if kind == LOSS_OVA:
@@ -479,6 +480,27 @@ def run_jobs(call, jobs, workers: int, progress=None):
                 if len(pending) >= 2 * workers:
                     break
     return loss, examples, tokens
+
+
+def uniform_matrix(rows: int, cols: int, bound: float, seed: int) -> np.ndarray:
+    """A float32 ``(rows, cols)`` matrix uniform in ``[-bound, bound]`` (fastText's input initialisation),
+    drawn directly in float32 (a 2M x 100 matrix takes a second, not a float64 detour)."""
+    out = np.random.default_rng(seed).random((rows, cols), dtype=np.float32)
+    out *= np.float32(2.0 * bound)
+    out -= np.float32(bound)
+    return out
+
+
+def uniform_rows(rows: int, cols: int, bound: float, seed: int, used) -> np.ndarray:
+    """Like :func:`uniform_matrix` but only the rows in ``used`` are drawn; the others stay zero.
+
+    A row that no training example touches never changes, so in fastText it only adds noise
+    to the vector of an unseen test n-gram; zero is the neutral value, and ``np.zeros`` of a
+    2M x 100 matrix costs nothing until written.
+    """
+    out = np.zeros((rows, cols), np.float32)
+    out[used] = uniform_matrix(len(used), cols, bound, seed)
+    return out
 
 
 def dummy_tree():

@@ -177,7 +177,8 @@ class FastText:
     def build_vocab(self, sentences=None, corpus_file=None):
         """Count words (``min_count``, ``max_vocab_size``), build n-gram tables and initialise weights.
 
-        Input rows are uniform in ``[-1/dim, 1/dim]`` (fastText), output rows zero.
+        Input rows are uniform in ``[-1/dim, 1/dim]`` (fastText), output rows zero; n-gram buckets
+        that no vocabulary word uses stay zero (they can never be trained).
         """
         corpus = as_sentences(sentences, corpus_file, lowercase=self.lowercase)
         progress = progress_bar(desc="vocabulary", unit="word", disable=self.progress is False or None)
@@ -185,10 +186,9 @@ class FastText:
             vocab = Vocabulary.build(corpus, min_count=self.min_count, max_vocab_size=self.max_vocab_size,
                                      progress=progress)
         self._set_vocabulary(vocab)
-        rng = np.random.default_rng(self.seed)
         rows = len(vocab) + (self.bucket if self.max_n > 0 else 0)
-        bound = 1.0 / self.vector_size
-        self.input_vectors = rng.uniform(-bound, bound, size=(rows, self.vector_size)).astype(np.float32)
+        self.input_vectors = bag_kernels.uniform_rows(rows, self.vector_size, 1.0 / self.vector_size, self.seed,
+                                                      np.unique(self.subword_rows))
         self.output_vectors = np.zeros((len(vocab), self.vector_size), np.float32)
         self._wv = None
         return self

@@ -1,0 +1,456 @@
+"""fastText's supervised text classifier (Joulin et al. 2017, "Bag of Tricks for Efficient Text Classification").
+
+A text is a bag of input rows: its words (and, with ``minn``/``maxn``, their character
+n-grams) plus its word n-grams up to ``word_ngrams`` hashed into ``bucket`` rows. The text
+vector is their mean ``h``, and a linear layer over the labels is trained with a softmax,
+hierarchical softmax, negative sampling or one-vs-all loss:
+
+    p(label | text) = softmax(W h)     (softmax; the others replace this normaliser)
+
+Everything follows fastText 0.9's ``Dictionary::getLine`` and ``FastText::supervised`` so that
+models move between the two: lines are ``__label__a __label__b word word ...`` (labels
+anywhere), each line ends with the ``</s>`` token (a word, as in fastText), word n-gram ``i..j``
+has the row ``nwords + H % bucket`` with ``H = H * 116049371 + hash(w_k)`` over the words'
+int32 hashes, a line with several labels trains on one of them chosen uniformly (all of them
+with one-vs-all), and the gradient is divided by the bag size (the exact gradient of the mean).
+
+Training is :func:`word2bert.static.bag_kernels.supervised_chunk` on worker threads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections import Counter
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from word2bert.errors import Word2BertError, check_positive
+from word2bert.fileio import open_text
+from word2bert.progress import progress_bar
+from word2bert.static import bag_kernels
+from word2bert.static.huffman import build_huffman_tree
+from word2bert.static.sampling import negative_sampling_table
+from word2bert.static.subwords import EOS, hash_tokens, subword_rows
+
+WORD_NGRAM_MULTIPLIER = 116049371  # fastText's Dictionary::addWordNgrams
+
+
+@numba.njit(nogil=True, cache=True)
+def _example_rows(token_ids, token_hashes, line_offsets, nwords, bucket, word_ngrams, sub_offsets, sub_rows,
+                  oov_index, oov_offsets, oov_rows, offsets, rows, count_only, counts):
+    """One pass of :func:`_encode_examples`: count the rows of each line, or write them."""
+    n_lines = line_offsets.shape[0] - 1
+    hashes = np.empty(16, np.int64)
+    for e in range(n_lines):
+        k = 0 if count_only else offsets[e]
+        start = line_offsets[e]
+        end = line_offsets[e + 1]
+        n_hashes = 0
+        if end - start > hashes.shape[0]:
+            hashes = np.empty(2 * (end - start), np.int64)
+        for t in range(start, end):
+            w = token_ids[t]
+            if w == -2:
+                continue
+            if w >= 0:
+                for q in range(sub_offsets[w], sub_offsets[w + 1]):
+                    if not count_only:
+                        rows[k] = sub_rows[q]
+                    k += 1
+            else:
+                o = oov_index[t]
+                for q in range(oov_offsets[o], oov_offsets[o + 1]):
+                    if not count_only:
+                        rows[k] = oov_rows[q]
+                    k += 1
+            hashes[n_hashes] = np.int64(np.int32(token_hashes[t]))  # fastText keeps hashes as int32
+            n_hashes += 1
+        if bucket > 0:
+            for i in range(n_hashes):
+                h = np.uint64(hashes[i])
+                for j in range(i + 1, min(n_hashes, i + word_ngrams)):
+                    h = h * np.uint64(WORD_NGRAM_MULTIPLIER) + np.uint64(hashes[j])
+                    if not count_only:
+                        rows[k] = nwords + np.int64(h % np.uint64(bucket))
+                    k += 1
+        if count_only:
+            counts[e] = k
+
+
+def _encode_examples(token_ids, token_hashes, line_offsets, nwords, bucket, word_ngrams, sub_offsets, sub_rows,
+                     oov_index, oov_offsets, oov_rows):
+    """CSR input rows of every line, in fastText's order: the words' rows, then the word n-grams.
+
+    ``token_ids[t]`` is a word id (>= 0), ``-1`` for an OOV word, ``-2`` for a label token.
+    Words contribute ``sub_rows[sub_offsets[w]:sub_offsets[w+1]]`` (the word, plus its
+    character n-grams if enabled); OOV words contribute their character n-grams only
+    (``oov_index[t]`` into ``oov_offsets/oov_rows``). For ``2 <= n <= word_ngrams`` the
+    word n-gram starting at word ``i`` has row ``nwords + H % bucket``, where
+    ``H_i = uint64(int32 hash_i)`` and ``H <- H * 116049371 + uint64(int32 hash_j)`` (mod 2^64).
+    """
+    n_lines = len(line_offsets) - 1
+    counts = np.zeros(n_lines, np.int64)
+    dummy_offsets = np.zeros(1, np.int64)
+    dummy_rows = np.zeros(0, np.int32)
+    args = (token_ids, token_hashes, line_offsets, nwords, bucket, word_ngrams, sub_offsets, sub_rows,
+            oov_index, oov_offsets, oov_rows)
+    _example_rows(*args, dummy_offsets, dummy_rows, True, counts)
+    offsets = np.zeros(n_lines + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    rows = np.empty(offsets[-1], np.int32)
+    _example_rows(*args, offsets, rows, False, counts)
+    return offsets, rows
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _label_probabilities(input_vectors, output_vectors, offsets, rows, kind, codes, points, code_lengths):
+    """``P[e, l]`` for every example: softmax(W h) (softmax), sigma(w_l . h) (NS, one-vs-all), or the
+    product of the path decisions ``prod_k sigma((1 - 2 c_k) u_{p_k} . h)`` (HS)."""
+    n = offsets.shape[0] - 1
+    n_labels = output_vectors.shape[0] if kind != bag_kernels.LOSS_HS else code_lengths.shape[0]
+    dim = input_vectors.shape[1]
+    out = np.zeros((n, n_labels), np.float32)
+    hidden = np.empty(dim, np.float32)
+    for e in range(n):
+        count = offsets[e + 1] - offsets[e]
+        if count == 0:
+            continue
+        hidden[:] = 0.0
+        for q in range(offsets[e], offsets[e + 1]):
+            row = input_vectors[rows[q]]
+            for i in range(dim):
+                hidden[i] += row[i]
+        hidden /= np.float32(count)
+        if kind == bag_kernels.LOSS_HS:
+            for label in range(n_labels):
+                logp = 0.0
+                for k in range(code_lengths[label]):
+                    x = np.dot(output_vectors[points[label, k]], hidden)
+                    s = 1.0 - 2.0 * codes[label, k]
+                    z = s * x
+                    logp += -np.log1p(np.exp(-z)) if z >= 0 else z - np.log1p(np.exp(z))
+                out[e, label] = np.exp(logp)
+        else:
+            scores = output_vectors @ hidden
+            if kind == bag_kernels.LOSS_SOFTMAX:
+                scores = np.exp(scores - scores.max())
+                scores /= scores.sum()
+                out[e] = scores
+            else:
+                out[e] = 1.0 / (1.0 + np.exp(-scores))
+    return out
+
+
+class FastTextClassifier:
+    """fastText supervised. ``FastTextClassifier("train.txt", epoch=25, lr=0.5, word_ngrams=2)`` trains.
+
+    Parameters keep fastText's meaning (snake_case): ``lr`` (0.1), ``dim`` (100), ``epoch`` (5),
+    ``min_count`` (1), ``min_count_label`` (0), ``word_ngrams`` (1), ``bucket`` (2,000,000; 0 when
+    ``word_ngrams <= 1`` and ``maxn == 0``, as fastText), ``minn``/``maxn`` (0: no character
+    n-grams), ``neg`` (5), ``loss`` ("softmax", "hs", "ns", "ova"), ``label`` prefix, ``workers``.
+    ``shuffle`` (default True) visits the lines in a new random order each epoch; fastText reads
+    them in file order (``shuffle=False``), which hurts on files sorted by label.
+    """
+
+    def __init__(self, input=None, lr=0.1, dim=100, epoch=5, min_count=1, min_count_label=0, word_ngrams=1,
+                 bucket=2_000_000, minn=0, maxn=0, neg=5, loss="softmax", label="__label__", workers=3, seed=1,
+                 shuffle=True, progress=None):
+        check_positive("lr", lr)
+        check_positive("dim", dim)
+        check_positive("epoch", epoch)
+        check_positive("min_count", min_count)
+        check_positive("min_count_label", min_count_label, allow_zero=True)
+        check_positive("word_ngrams", word_ngrams)
+        check_positive("bucket", bucket, allow_zero=True)
+        check_positive("neg", neg)
+        check_positive("workers", workers)
+        if loss not in bag_kernels.LOSS_NAMES:
+            raise Word2BertError(f"parameter loss={loss!r} must be one of {', '.join(bag_kernels.LOSS_NAMES)}")
+        if maxn and (minn < 1 or minn > maxn):
+            raise Word2BertError(f"parameters minn={minn}, maxn={maxn}: need 1 <= minn <= maxn")
+        if not label:
+            raise Word2BertError("parameter label (the label prefix) must not be empty")
+        self.lr = float(lr)
+        self.dim = int(dim)
+        self.epoch = int(epoch)
+        self.min_count = int(min_count)
+        self.min_count_label = int(min_count_label)
+        self.word_ngrams = int(word_ngrams)
+        self.minn = int(minn)
+        self.maxn = int(maxn)
+        self.bucket = 0 if (self.word_ngrams <= 1 and self.maxn == 0) else int(bucket)
+        self.neg = int(neg)
+        self.loss = loss
+        self.label = label
+        self.workers = int(workers)
+        self.seed = int(seed)
+        self.shuffle = bool(shuffle)
+        self.progress = progress
+        self.words: list[str] = []
+        self.word_counts = np.zeros(0, np.int64)
+        self.labels: list[str] = []
+        self.label_counts = np.zeros(0, np.int64)
+        self.ntokens = 0
+        self.input_vectors = None
+        self.output_vectors = None
+        if input is not None:
+            self.train(input)
+
+    # -- reading -----------------------------------------------------------------------
+    def _read_lines(self, source):
+        """Token lists of every line (``</s>`` appended) from a path or an iterable of strings."""
+        if isinstance(source, (str, Path)):
+            with open_text(source) as handle:
+                return [line.split() + [EOS] for line in handle]
+        return [(line.split() if isinstance(line, str) else list(line)) + [EOS] for line in source]
+
+    @staticmethod
+    def _tokenize(lines):
+        """``(unique tokens, token -> unique id array, line offsets)`` in one pass over the tokens."""
+        flat = list(itertools.chain.from_iterable(lines))
+        unique = list(dict.fromkeys(flat))  # first-seen order
+        index = {token: i for i, token in enumerate(unique)}
+        local = np.fromiter(map(index.__getitem__, flat), np.int64, len(flat))
+        line_offsets = np.zeros(len(lines) + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, lines), np.int64, len(lines)), out=line_offsets[1:])
+        return unique, local, line_offsets
+
+    def _build_dictionary(self, tokenized, where: str):
+        """Words with count >= min_count and labels with count >= min_count_label, most frequent first."""
+        unique, local, line_offsets = tokenized
+        counts = np.bincount(local, minlength=len(unique))
+        prefix = self.label
+        is_label = np.array([t.startswith(prefix) for t in unique], bool)
+        order = np.argsort(-counts, kind="stable")
+        words = [i for i in order if not is_label[i] and counts[i] >= self.min_count]
+        labels = [i for i in order if is_label[i] and counts[i] >= self.min_count_label]
+        if not labels:
+            first = " ".join(unique[i] for i in local[:min(len(local), 10)] if unique[i] != EOS)
+            raise Word2BertError(f"{where}: no label found; a supervised file needs lines like "
+                                 f"'{prefix}<label> word word ...' (first line starts: {first[:60]!r})")
+        if not words:
+            raise Word2BertError(f"{where}: no word occurs at least min_count={self.min_count} times")
+        self.words = [unique[i] for i in words]
+        self.word_counts = counts[words].astype(np.int64)
+        self.labels = [unique[i] for i in labels]
+        self.label_counts = counts[labels].astype(np.int64)
+        self.ntokens = int(len(local))
+        self._index = None
+
+    @property
+    def nwords(self) -> int:
+        return len(self.words)
+
+    def _tables(self):
+        if getattr(self, "_index", None) is None:
+            self._index = {w: i for i, w in enumerate(self.words)}
+            self._label_index = {w: i for i, w in enumerate(self.labels)}
+            self._sub_offsets, self._sub_rows = subword_rows(self.words, self.minn, self.maxn, self.bucket)
+        return self._index, self._label_index
+
+    def encode(self, lines, tokenized=None):
+        """``(offsets, rows, label_offsets, labels)``: each line's input rows and known label ids."""
+        index, label_index = self._tables()
+        unique, local, line_offsets = tokenized if tokenized is not None else self._tokenize(lines)
+        prefix = self.label
+        unique_ids = np.array([index.get(t, -2 if t.startswith(prefix) else -1) for t in unique], np.int64)
+        unique_labels = np.array([label_index.get(t, -1) for t in unique], np.int64)
+        token_ids = unique_ids[local] if len(unique) else np.zeros(0, np.int64)
+        oov_index = np.zeros(len(local), np.int64)
+        oov_unique = np.flatnonzero(unique_ids == -1)
+        if self.maxn > 0 and len(oov_unique):
+            oov_offsets, oov_rows = subword_rows([unique[i] for i in oov_unique], self.minn, self.maxn, self.bucket,
+                                                 nwords=self.nwords, include_self=False)
+            position = np.zeros(len(unique), np.int64)
+            position[oov_unique] = np.arange(len(oov_unique))
+            oov_index = position[local]
+        else:
+            oov_offsets, oov_rows = np.zeros(2, np.int64), np.zeros(0, np.int32)
+        if self.bucket > 0 and self.word_ngrams > 1:
+            hashes = hash_tokens(unique).astype(np.int64)[local]
+        else:
+            hashes = np.zeros(len(local), np.int64)
+        offsets, rows = _encode_examples(token_ids, hashes, line_offsets, self.nwords, self.bucket,
+                                         self.word_ngrams if self.bucket > 0 else 1, self._sub_offsets,
+                                         self._sub_rows, oov_index, oov_offsets, oov_rows)
+        token_labels = unique_labels[local] if len(unique) else np.zeros(0, np.int64)
+        is_label = token_labels >= 0
+        line_of_token = np.repeat(np.arange(len(line_offsets) - 1), np.diff(line_offsets))
+        label_offsets = np.zeros(len(line_offsets), np.int64)
+        np.cumsum(np.bincount(line_of_token[is_label], minlength=len(line_offsets) - 1), out=label_offsets[1:])
+        return offsets, rows, label_offsets, token_labels[is_label].astype(np.int32)
+
+    # -- training ----------------------------------------------------------------------
+    def _output_tables(self):
+        if self.loss == "hs":
+            tree = build_huffman_tree(self.label_counts)
+            codes, points, lengths = tree.codes, tree.points, tree.code_lengths
+        else:
+            codes, points, lengths = bag_kernels.dummy_tree()
+        # fastText draws negative labels from count^0.5
+        table = negative_sampling_table(self.label_counts, 0.5) if self.loss == "ns" else bag_kernels.dummy_table()
+        return table, codes, points, lengths
+
+    def train(self, input):
+        """Read ``input`` (path or lines), build the dictionary, initialise and train ``epoch`` epochs.
+
+        ``lr`` decays linearly to 0. Returns the mean training loss per example.
+        """
+        where = str(input) if isinstance(input, (str, Path)) else "training data"
+        lines = self._read_lines(input)
+        tokenized = self._tokenize(lines)
+        self._build_dictionary(tokenized, where)
+        offsets, rows, label_offsets, labels = self.encode(lines, tokenized)
+        del lines, tokenized
+        if len(labels) == 0:
+            raise Word2BertError(f"{where}: no line has a label")
+        self.input_vectors = bag_kernels.uniform_rows(self.nwords + self.bucket, self.dim, 1.0 / self.dim, self.seed,
+                                                      np.unique(rows))
+        self.output_vectors = np.zeros((len(self.labels), self.dim), np.float32)
+        table, codes, points, lengths = self._output_tables()
+        kind = bag_kernels.LOSS_NAMES[self.loss]
+        n = len(offsets) - 1
+        rng = np.random.default_rng(self.seed)
+        # fastText reads the file in order (and its threads start at different offsets); a file
+        # sorted by label then trains on one label at a time. We visit the lines in a fresh random
+        # order every epoch (shuffle=False keeps the file order).
+        orders = [rng.permutation(n) if self.shuffle else np.arange(n) for _ in range(self.epoch)]
+        jobs = bag_kernels.schedule_jobs(np.arange(n + 1), self.epoch, self.lr, 0.0, self.seed, target_tokens=2_000)
+
+        def call(job):
+            epoch, first, last, a0, a1, seed = job
+            return bag_kernels.supervised_chunk(self.input_vectors, self.output_vectors, offsets, rows, label_offsets,
+                                                labels, orders[epoch], first, last, kind, self.neg, table, codes,
+                                                points, lengths, a0, a1, seed)
+
+        bar = progress_bar(total=n * self.epoch, desc="classifier", unit="line",
+                           disable=self.progress is False or None)
+        with bar:
+            loss, examples, _ = bag_kernels.run_jobs(call, jobs, self.workers, bar)
+        self.training_loss = loss / max(examples, 1)
+        return self.training_loss
+
+    # -- prediction --------------------------------------------------------------------
+    def _check_trained(self):
+        if self.output_vectors is None:
+            raise Word2BertError("the classifier is not trained (call train or load a model)")
+
+    def label_probabilities(self, lines) -> np.ndarray:
+        """``(n_lines, n_labels)`` probabilities of every label for token lists ``lines``."""
+        self._check_trained()
+        offsets, rows, _, _ = self.encode(lines)
+        if self.loss == "hs":
+            _, codes, points, lengths = self._output_tables()
+        else:
+            codes, points, lengths = bag_kernels.dummy_tree()
+        return _label_probabilities(self.input_vectors, self.output_vectors, offsets, rows,
+                                    bag_kernels.LOSS_NAMES[self.loss], codes, points, lengths)
+
+    @staticmethod
+    def _top_k(probabilities, k, threshold):
+        k = min(k, probabilities.shape[1]) if k > 0 else probabilities.shape[1]
+        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        result = []
+        for e in range(probabilities.shape[0]):
+            chosen = [int(i) for i in order[e] if probabilities[e, i] >= threshold]
+            result.append(chosen)
+        return result
+
+    def predict(self, text, k: int = 1, threshold: float = 0.0):
+        """The ``k`` most probable labels with probability ``>= threshold``, as fastText's ``predict``.
+
+        ``text`` is one string (returns ``(labels tuple, probabilities array)``) or a list of
+        strings (returns ``(list of tuples, list of arrays)``); labels keep the prefix.
+        """
+        single = isinstance(text, str)
+        texts = [text] if single else list(text)
+        if any("\n" in t for t in texts):
+            raise Word2BertError("predict processes one line per text; the text contains a newline")
+        lines = [t.split() + [EOS] for t in texts]
+        probabilities = self.label_probabilities(lines)
+        labels, probs = [], []
+        for e, chosen in enumerate(self._top_k(probabilities, int(k), float(threshold))):
+            labels.append(tuple(self.labels[i] for i in chosen))
+            probs.append(probabilities[e, chosen].astype(np.float64))
+        return (labels[0], probs[0]) if single else (labels, probs)
+
+    def test(self, path, k: int = 1, threshold: float = 0.0):
+        """``(n, P@k, R@k)`` on a labelled file, as fastText's ``test``.
+
+        Over the ``n`` lines with at least one known label: precision = correct predictions /
+        predictions made, recall = correct predictions / gold labels.
+        """
+        self._check_trained()
+        lines = self._read_lines(path)
+        _, _, label_offsets, labels = self.encode(lines)
+        has_label = np.diff(label_offsets) > 0
+        if not has_label.any():
+            raise Word2BertError(f"{path}: no line has a known label (prefix {self.label!r})")
+        kept = [lines[i] for i in np.flatnonzero(has_label)]
+        probabilities = self.label_probabilities(kept)
+        predictions = self._top_k(probabilities, int(k), float(threshold))
+        correct = predicted = gold = 0
+        for row, e in zip(predictions, np.flatnonzero(has_label)):
+            truth = set(labels[label_offsets[e]:label_offsets[e + 1]].tolist())
+            correct += sum(1 for p in row if p in truth)
+            predicted += len(row)
+            gold += len(truth)
+        precision = correct / predicted if predicted else float("nan")
+        return len(kept), precision, correct / gold
+
+    # -- files -------------------------------------------------------------------------
+    def to_fasttext_file(self):
+        from word2bert.interop.fasttext_format import LOSS_CODES, MODEL_CODES, FastTextFile
+
+        self._check_trained()
+        args = dict(dim=self.dim, ws=5, epoch=self.epoch, minCount=self.min_count, neg=self.neg,
+                    wordNgrams=self.word_ngrams, loss=LOSS_CODES[self.loss], model=MODEL_CODES["sup"],
+                    bucket=self.bucket, minn=self.minn, maxn=self.maxn, lrUpdateRate=100, t=1e-4)
+        return FastTextFile(args, self.words, self.word_counts, self.labels, self.label_counts, self.ntokens,
+                            self.input_vectors, self.output_vectors)
+
+    @classmethod
+    def from_fasttext_file(cls, data):
+        if data.model != "sup":
+            raise Word2BertError("this .bin holds word vectors, not a classifier; use FastText.load")
+        if not data.labels:
+            raise Word2BertError("this supervised .bin has no labels")
+        args = data.args
+        label_prefix = "__label__"
+        if not all(name.startswith(label_prefix) for name in data.labels):  # .bin does not store -label
+            label_prefix = os.path.commonprefix(data.labels) or data.labels[0][:1]
+        model = cls(lr=0.1, dim=args["dim"], epoch=max(args["epoch"], 1), min_count=max(args["minCount"], 1),
+                    word_ngrams=max(args["wordNgrams"], 1), bucket=args["bucket"], minn=args["minn"], maxn=args["maxn"],
+                    neg=max(args["neg"], 1), loss=data.loss, label=label_prefix)
+        model.bucket = int(args["bucket"])
+        model.words = list(data.words)
+        model.word_counts = np.asarray(data.counts, np.int64)
+        model.labels = list(data.labels)
+        model.label_counts = np.asarray(data.label_counts, np.int64)
+        model.ntokens = data.ntokens
+        model.input_vectors = np.ascontiguousarray(data.input_matrix, np.float32)
+        model.output_vectors = np.ascontiguousarray(data.output_matrix, np.float32)
+        model._index = None
+        return model
+
+    def save(self, path) -> None:
+        """Write Facebook's supervised ``.bin`` (``fasttext.load_model`` reads it; for ``loss='hs'``
+        fastText rebuilds its own label tree, so only softmax/ns/ova predictions carry over)."""
+        from word2bert.interop.fasttext_format import write_fasttext_bin
+
+        write_fasttext_bin(path, self.to_fasttext_file())
+
+    @classmethod
+    def load(cls, path) -> "FastTextClassifier":
+        """Read a supervised ``.bin`` (ours or Facebook's, not quantized ``.ftz``)."""
+        from word2bert.interop.fasttext_format import read_fasttext_bin
+
+        return cls.from_fasttext_file(read_fasttext_bin(path))
+
+
+def train_supervised(input, **kwargs) -> FastTextClassifier:
+    """fastText's ``train_supervised``: ``train_supervised("train.txt", lr=0.5, epoch=25, word_ngrams=2)``."""
+    return FastTextClassifier(input, **kwargs)
