@@ -126,9 +126,13 @@ def test_norm_cache_follows_vector_changes():
     assert kv.similarity("x", "y") == pytest.approx(0.0)
     kv.vectors = np.array([[1, 0], [1, 0.001], [0, 1]], dtype=np.float32)
     assert kv.similarity("x", "y") == pytest.approx(1.0, abs=1e-5)
-    kv.vectors[1] = [0, 1]  # in place: the cache is stale until invalidated
-    kv.invalidate_norms()
+    kv.vectors[1] = [0, 1]  # in place, as training does: a change to the first rows is noticed
     assert kv.similarity("x", "y") == pytest.approx(0.0)
+    big = KeyedVectors(np.ones((100, 2), dtype=np.float32), [f"w{i}" for i in range(100)])
+    assert big.similarity("w50", "w51") == pytest.approx(1.0)
+    big.vectors[51] = [1, -1]  # a row the fingerprint does not probe: stale until invalidated
+    big.invalidate_norms()
+    assert big.similarity("w50", "w51") == pytest.approx(0.0, abs=1e-6)
     zero = KeyedVectors(np.zeros((2, 3), dtype=np.float32), ["a", "b"])
     assert zero.similarity("a", "b") == 0.0  # zero rows stay zero, no NaN
 

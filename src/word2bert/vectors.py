@@ -4,7 +4,8 @@
 descending frequency (so ``restrict_vocab=k`` means "the k most frequent words"). Cosine
 similarities use the unit-normalised matrix, computed once and cached; assigning
 ``kv.vectors = ...`` drops the cache, and code that changes ``kv.vectors`` in place (training)
-calls :meth:`KeyedVectors.invalidate_norms` afterwards.
+calls :meth:`KeyedVectors.invalidate_norms` afterwards (a change to the most frequent rows is
+also noticed on its own).
 
 Files: :meth:`KeyedVectors.save` writes the native ``.npz`` (vectors, words, counts) or, by
 extension, word2vec binary (``.bin``) / text (``.txt``, ``.vec``); :meth:`KeyedVectors.load`
@@ -69,6 +70,7 @@ class KeyedVectors:
         self.counts = counts
         self._norms = None
         self._normed_vectors = None
+        self._norms_fingerprint = None
 
     # ------------------------------------------------------------------------------------------
     # the table
@@ -136,15 +138,26 @@ class KeyedVectors:
         """Forget the cached unit-normalised matrix (call after changing ``vectors`` in place)."""
         self._norms = None
         self._normed_vectors = None
+        self._norms_fingerprint = None
+
+    def _fingerprint(self) -> int:
+        """Hash of a few rows (the first 8, the most frequent, and 8 spread out): a cheap way to
+        notice that training changed ``vectors`` in place. Not a proof of equality; code that
+        edits other rows only calls :meth:`invalidate_norms`."""
+        n = self._vectors.shape[0]
+        probe = np.unique(np.concatenate([np.arange(min(n, 8)), np.linspace(0, max(n - 1, 0), 8).astype(np.int64)]))
+        return hash(self._vectors[probe].tobytes()) if n else 0
 
     def fill_norms(self, force: bool = False) -> None:
         """Compute ``norms[i] = ||v_i||`` and the unit rows ``v_i / ||v_i||`` (zero rows stay zero)."""
-        if self._normed_vectors is not None and not force:
+        fingerprint = self._fingerprint()
+        if self._normed_vectors is not None and not force and fingerprint == self._norms_fingerprint:
             return
         norms = np.linalg.norm(self._vectors, axis=1).astype(np.float32)
         safe = np.where(norms > 0, norms, 1.0).astype(np.float32)
         self._norms = norms
         self._normed_vectors = self._vectors / safe[:, None]
+        self._norms_fingerprint = fingerprint
 
     @property
     def norms(self) -> np.ndarray:
