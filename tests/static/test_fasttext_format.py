@@ -1,5 +1,9 @@
 """Facebook .bin/.vec interop, both directions, checked against the fasttext package itself."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -16,16 +20,22 @@ from word2bert.static.fasttext import FastText
 
 fasttext = pytest.importorskip("fasttext")
 
-def retrying(train, *args, **kwargs):
-    """The fasttext 0.9.3 wheel sometimes aborts tiny runs with "Encountered NaN"; retry with other seeds."""
-    for seed in range(8):
-        try:
-            extra = {"seed": seed} if train.__name__ == "train_supervised" else {}
-            return train(*args, **extra, **kwargs)
-        except RuntimeError as exc:
-            if "NaN" not in str(exc):
-                raise
-    pytest.skip("fasttext kept failing with 'Encountered NaN'")
+def facebook_train(directory, function, input_path, after="", **kwargs):
+    """Train with the fasttext package in a fresh interpreter and save its ``.bin``.
+
+    The fasttext wheels (0.9.2 and 0.9.3) abort some small runs with "Encountered NaN"
+    depending on the process's heap layout; a fresh process per attempt makes that rare.
+    """
+    out = Path(directory) / f"facebook_{function}_{abs(hash(repr(sorted(kwargs.items())))) % 10**8}.bin"
+    script = (f"import fasttext\nm = fasttext.{function}({str(input_path)!r}, verbose=0, **{kwargs!r})\n"
+              f"{after}\nm.save_model({str(out)!r})\n")
+    for _ in range(10):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        if done.returncode == 0:
+            return out
+        if "NaN" not in done.stderr:
+            raise AssertionError(done.stderr)
+    pytest.skip("the fasttext package kept failing with 'Encountered NaN'")
 
 
 OOV = ["zébra", "unseenword", "日本", "xq", "q"]
@@ -46,11 +56,9 @@ def write_corpus(path, n_lines=1000, seed=0):
 def facebook_model(tmp_path_factory):
     directory = tmp_path_factory.mktemp("fb")
     corpus = write_corpus(directory / "corpus.txt")
-    model = retrying(fasttext.train_unsupervised, str(corpus), model="skipgram", dim=10, epoch=1, minCount=1, thread=1,
-                                        bucket=20000, lr=0.02, t=1.0, verbose=0)
-    path = directory / "facebook.bin"
-    model.save_model(str(path))
-    return model, path, corpus
+    path = facebook_train(directory, "train_unsupervised", corpus, model="skipgram", dim=10, epoch=1, minCount=1,
+                          thread=1, bucket=20000, lr=0.02, t=1.0)
+    return fasttext.load_model(str(path)), path, corpus
 
 
 def test_read_facebook_bin_gives_fasttexts_vectors(facebook_model):
@@ -133,10 +141,7 @@ def test_quantized_model_is_refused(tmp_path):
     rng = np.random.default_rng(1)
     lines = [f"__label__{c} " + " ".join(f"w{c}{rng.integers(5)}" for _ in range(5)) for c in rng.integers(3, size=2000)]
     train.write_text("\n".join(lines) + "\n")
-    model = retrying(fasttext.train_supervised, str(train), dim=4, epoch=1, thread=1, lr=0.05,
-                     wordNgrams=2, bucket=1000, verbose=0)
-    model.quantize(input=str(train), retrain=False, dsub=2)
-    ftz = tmp_path / "model.ftz"
-    model.save_model(str(ftz))
+    ftz = facebook_train(tmp_path, "train_supervised", train, after=f"m.quantize(input={str(train)!r}, dsub=2)",
+                         dim=4, epoch=5, thread=1, lr=0.05, wordNgrams=2, bucket=1000)
     with pytest.raises(Word2BertError, match="quantized"):
         read_fasttext_bin(ftz)
