@@ -100,12 +100,12 @@ def test_bad_parameters_are_reported():
 
 def test_save_load_round_trip_and_detection(tmp_path):
     x = count_cooccurrences(encoded(TOY), 3, window=2)
-    matrix = CooccurrenceMatrix(x, ["a", "b", "c"], [2, 3, 1], {"window": 2})
+    matrix = CooccurrenceMatrix(x, ["a", "bé", "猫"], [2, 3, 1], {"window": 2})
     path = tmp_path / "cooc.npz"
     matrix.save(path)
     assert is_cooccurrence_file(path)
     loaded = CooccurrenceMatrix.load(path)
-    assert loaded.words == ["a", "b", "c"] and loaded.settings["window"] == "2"
+    assert loaded.words == ["a", "bé", "猫"] and loaded.settings["window"] == "2"
     np.testing.assert_array_equal(loaded.counts, [2, 3, 1])
     np.testing.assert_array_equal(loaded.matrix.toarray(), x.toarray())
     other = tmp_path / "other.npz"

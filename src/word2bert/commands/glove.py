@@ -110,7 +110,11 @@ def _cooccurrence(args):
     if not Path(args.corpus).is_file():
         raise Word2BertError(f"file not found: {args.corpus}")
     if is_cooccurrence_file(args.corpus):
-        return CooccurrenceMatrix.load(args.corpus)
+        matrix = CooccurrenceMatrix.load(args.corpus)
+        settings = ", ".join(f"{k} {v}" for k, v in sorted(matrix.settings.items()))
+        print(f"co-occurrence: {len(matrix.words):,} words, {matrix.nnz:,} non-zero entries read from "
+              f"{args.corpus} (counted with {settings}; the counting options are not used)", file=sys.stderr)
+        return matrix
     timings: dict = {}
     matrix = build_cooccurrence(
         args.corpus, window=args.window, min_count=args.min_count, max_vocab_size=args.max_vocab_size,

@@ -379,12 +379,17 @@ class CooccurrenceMatrix:
         settings = np.array([f"{k}={v}" for k, v in sorted(self.settings.items())], dtype=str)
         counts = self.counts if self.counts is not None else np.zeros(0, np.int64)
 
+        encoded = [word.encode("utf-8", "surrogatepass") for word in self.words]
+        word_offsets = np.zeros(len(encoded) + 1, np.int64)
+        np.cumsum([len(b) for b in encoded], out=word_offsets[1:])
+
         def writer(tmp):
             with open(tmp, "wb") as handle:
                 np.savez(handle, format=np.array(FORMAT_TAG), indptr=self.matrix.indptr,
                          indices=self.matrix.indices, data=self.matrix.data,
                          shape=np.array(self.matrix.shape, np.int64),
-                         words=np.array(self.words, dtype=str), counts=counts, settings=settings)
+                         word_bytes=np.frombuffer(b"".join(encoded), np.uint8), word_offsets=word_offsets,
+                         counts=counts, settings=settings)
 
         atomic_save(path, writer)
 
@@ -400,10 +405,13 @@ class CooccurrenceMatrix:
                     raise Word2BertError(f"{path} is not a word2bert co-occurrence file")
                 shape = tuple(int(x) for x in data["shape"])
                 matrix = sp.csr_matrix((data["data"], data["indices"], data["indptr"]), shape=shape)
-                words = data["words"].tolist()
+                blob = data["word_bytes"].tobytes()
+                offsets = data["word_offsets"]
+                words = [blob[offsets[i]:offsets[i + 1]].decode("utf-8", "surrogatepass")
+                         for i in range(len(offsets) - 1)]
                 counts = data["counts"]
                 settings = dict(s.split("=", 1) for s in data["settings"].tolist())
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, KeyError, IndexError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
             raise Word2BertError(f"cannot read co-occurrence file {path}: {exc}") from None
         return cls(matrix, words, counts if len(counts) else None, settings)
 
