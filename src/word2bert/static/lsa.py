@@ -63,7 +63,11 @@ def truncated_svd(matrix, dim: int, method: str = "randomized", seed: int = 1, n
     """Rank-``dim`` SVD ``matrix ~ U diag(S) V^T`` with singular values in decreasing order."""
     _check_rank(dim, matrix.shape)
     if method == "randomized":
-        from sklearn.utils.extmath import randomized_svd
+        try:
+            from sklearn.utils.extmath import randomized_svd
+        except ImportError:
+            raise Word2BertError("the randomized SVD needs scikit-learn (pip install scikit-learn); "
+                                 "or use svd='arpack' (--svd arpack)") from None
 
         u, s, vt = randomized_svd(matrix, dim, n_iter=n_iter, random_state=seed)
     elif method == "arpack":
