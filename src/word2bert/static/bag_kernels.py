@@ -16,7 +16,7 @@ model             bag B of input rows                           targets T
 fastText sg       the centre word + its char n-gram rows        the context words
 fastText cbow     every context word + their n-gram rows         the centre word
 classifier        words + hashed word n-grams of a line          one label (all for OVA)
-PV-DBOW           the document's tag rows                        each word of it
+PV-DBOW           one tag row of the document (each in turn)     each word of it
 PV-DM             tag rows + context words                       the centre word
 ================  ==========================================  ======================
 
@@ -302,8 +302,8 @@ def document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, firs
                    code_lengths, alpha_start, alpha_end, seed, update_output, first_trainable_row):
     """Doc2Vec (Le & Mikolov 2014) over documents ``[first, last)``; input rows are words then tags.
 
-    PV-DBOW (``dm=0``): for every kept word, bag = the document's tag rows, target = the
-    word (updated per word, as gensim). With ``train_words`` also skip-gram on the words
+    PV-DBOW (``dm=0``): for every kept word and every tag of the document, bag = that tag's
+    row, target = the word (each tag separately and updated per word, as gensim). With ``train_words`` also skip-gram on the words
     (bag = a word row, targets = its context). PV-DM (``dm=1``): for every kept word, bag =
     tag rows + context word rows (window radius uniform in ``1..window``), target = the word;
     hidden is their mean (``dm_mean``; the full error goes to every row) or, without
@@ -358,11 +358,12 @@ def document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, firs
                 examples += 1
             else:
                 targets[0] = buffer[i]
-                step, state = train_bag(input_vectors, output_vectors, tags, targets[:1], kind, negative, table,
-                                        codes, points, code_lengths, state, alpha, np.float32(1.0), hidden,
-                                        grad_hidden, update_output, first_trainable_row)
-                loss += step
-                examples += 1
+                for k in range(n_tags):  # each tag predicts the word on its own (gensim's PV-DBOW)
+                    step, state = train_bag(input_vectors, output_vectors, tags[k:k + 1], targets[:1], kind, negative,
+                                            table, codes, points, code_lengths, state, alpha, np.float32(1.0),
+                                            hidden, grad_hidden, update_output, first_trainable_row)
+                    loss += step
+                    examples += 1
                 if train_words:
                     b, state = random_int(state, window)
                     b += 1

@@ -5,8 +5,9 @@ Every document has one or more tags, and every tag a vector ``d`` learned alongs
 * **PV-DM** (``dm=1``): predict each word from the mean of the document's tag vectors and the
   context word vectors, ``h = mean(d_tags..., x_{t-b}, ..., x_{t+b})`` (gensim's
   ``dm_mean=1``; ``dm_mean=0`` uses the sum), target ``w_t``.
-* **PV-DBOW** (``dm=0``): predict each word of the document from the tag vectors alone,
-  ``h = mean(d_tags)``; ``dbow_words=1`` interleaves skip-gram training of word vectors.
+* **PV-DBOW** (``dm=0``): predict each word of the document from a tag vector alone,
+  ``h = d_tag``, for each of the document's tags in turn (as gensim); ``dbow_words=1``
+  interleaves skip-gram training of word vectors.
 
 Both are configurations of the engine in :mod:`word2bert.static.bag_kernels`: one input
 matrix holds the word rows then the tag rows, and the output rows and losses (NS/HS) are

@@ -209,8 +209,10 @@ class FastText:
         return table, codes, points, lengths
 
     # -- training ----------------------------------------------------------------------
-    def train(self, sentences=None, corpus_file=None, epochs=None):
+    def train(self, sentences=None, corpus_file=None, epochs=None, encoded: EncodedCorpus | None = None):
         """Train on the corpus (encoded once to int32 ids; every epoch reads the ids).
+
+        ``encoded`` is a corpus already encoded with this model's vocabulary (then the text is not read).
 
         The learning rate decays linearly from ``alpha`` to ``min_alpha`` over all epochs.
         Returns ``(total loss, examples)``; ``training_loss`` keeps the mean loss per target.
@@ -218,8 +220,9 @@ class FastText:
         if self.vocab is None:
             raise Word2BertError("call build_vocab before train (or pass the corpus to FastText(...))")
         epochs = int(epochs or self.epochs)
-        corpus = as_sentences(sentences, corpus_file, lowercase=self.lowercase)
-        encoded = EncodedCorpus.encode(corpus, self.vocab, cache_dir=self.cache_dir)
+        if encoded is None:
+            corpus = as_sentences(sentences, corpus_file, lowercase=self.lowercase)
+            encoded = EncodedCorpus.encode(corpus, self.vocab, cache_dir=self.cache_dir)
         self.ntokens = encoded.raw_word_count
         keep = keep_probabilities(self.vocab.counts, self.sample)
         table, codes, points, lengths = self._output_tables()

@@ -1,0 +1,101 @@
+"""FastText word vectors: planted topics and morphology recovered, OOV vectors, files, bad input."""
+
+import numpy as np
+import pytest
+
+from word2bert.errors import Word2BertError
+from word2bert.static.fasttext import FastText
+
+TOPIC_A = ["walk", "walks", "walked", "walking", "walker", "stroll", "strolls", "strolled", "strolling"]
+TOPIC_B = ["swim", "swims", "swam", "swimming", "swimmer", "dive", "dives", "dived", "diving"]
+
+
+def planted_corpus(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    return [list(rng.choice(TOPIC_A if i % 2 else TOPIC_B, size=10)) for i in range(n)]
+
+
+SMALL = dict(vector_size=20, min_count=1, epochs=5, min_n=3, max_n=5, bucket=5000, sample=0, workers=2, seed=3,
+             progress=False)
+
+
+@pytest.fixture(scope="module")
+def skipgram():
+    return FastText(planted_corpus(), sg=1, **SMALL)
+
+
+def neighbours_in_topic(wv):
+    hits = 0
+    for topic in (TOPIC_A, TOPIC_B):
+        for word in topic:
+            hits += wv.most_similar(word, topn=1)[0][0] in topic
+    return hits / (len(TOPIC_A) + len(TOPIC_B))
+
+
+def test_skipgram_recovers_planted_topics(skipgram):
+    assert neighbours_in_topic(skipgram.wv) == 1.0
+
+
+@pytest.mark.parametrize("mode", [dict(sg=0), dict(sg=1, hs=1, negative=0), dict(sg=0, negative=0)])
+def test_other_modes_recover_planted_topics(mode):
+    model = FastText(planted_corpus(), **mode, **SMALL)
+    assert model.loss == ("hs" if mode.get("hs") else "ns" if mode.get("negative", 5) else "softmax")
+    assert neighbours_in_topic(model.wv) >= 0.9
+
+
+def test_oov_words_get_vectors_from_their_ngrams(skipgram):
+    wv = skipgram.wv
+    for unseen, own, other in (("strollings", TOPIC_A, TOPIC_B), ("divings", TOPIC_B, TOPIC_A)):
+        assert unseen not in wv.key_to_index and unseen in wv
+        own_similarity = np.mean([wv.similarity(unseen, w) for w in own])
+        other_similarity = np.mean([wv.similarity(unseen, w) for w in other])
+        assert own_similarity > other_similarity + 0.1
+        assert wv.most_similar(unseen, topn=1)[0][0] in own
+
+
+def test_word_vector_is_the_mean_of_its_rows(skipgram):
+    for word in ("walking", "unseenish"):
+        _, rows = skipgram.get_subwords(word)
+        np.testing.assert_allclose(skipgram.wv.word_vector(word), skipgram.input_vectors[rows].mean(axis=0),
+                                   rtol=1e-5, atol=1e-7)
+    assert skipgram.get_subwords("walk")[0][:3] == ["walk", "<wa", "<wal"]
+    # "ab" is "<ab>": with min_n = max_n = 5 it has no n-gram, so no vector
+    model = FastText(planted_corpus(50), **dict(SMALL, min_n=5, max_n=5))
+    assert "ab" not in model.wv
+    with pytest.raises(Word2BertError, match="no character n-grams"):
+        model.wv["ab"]
+    np.testing.assert_array_equal(model.wv.word_vector("ab"), np.zeros(20, np.float32))
+
+
+def test_save_load_and_continue_training(tmp_path, skipgram):
+    path = tmp_path / "model.bin"
+    skipgram.save(path)
+    loaded = FastText.load(path)
+    assert loaded.wv.index_to_key == skipgram.wv.index_to_key
+    assert (loaded.sg, loaded.min_n, loaded.max_n, loaded.bucket, loaded.window) == (1, 3, 5, 5000, 5)
+    np.testing.assert_array_equal(loaded.wv.vectors, skipgram.wv.vectors)
+    np.testing.assert_array_equal(loaded.wv.word_vector("strollings"), skipgram.wv.word_vector("strollings"))
+    before = loaded.wv.vectors.copy()
+    loaded.workers = 1
+    loaded.train(planted_corpus(100, seed=9), epochs=1)
+    assert not np.allclose(loaded.wv.vectors, before)
+    assert neighbours_in_topic(loaded.wv) >= 0.9
+
+
+def test_bad_input_gets_clear_errors(tmp_path):
+    with pytest.raises(Word2BertError, match="min_n"):
+        FastText(min_n=5, max_n=3)
+    with pytest.raises(Word2BertError, match="vector_size"):
+        FastText(vector_size=0)
+    with pytest.raises(Word2BertError, match="negative"):
+        FastText(negative=-1)
+    with pytest.raises(Word2BertError, match="build_vocab"):
+        FastText().train([["a"]])
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(Word2BertError, match="empty"):
+        FastText(corpus_file=empty, progress=False)
+    with pytest.raises(Word2BertError, match="not found"):
+        FastText(corpus_file=tmp_path / "missing.txt")
+    with pytest.raises(Word2BertError, match="nothing to save"):
+        FastText().save(tmp_path / "x.bin")
