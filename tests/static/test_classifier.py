@@ -193,3 +193,31 @@ def test_bad_input_gets_clear_errors(tmp_path):
         model.predict("two\nlines")
     with pytest.raises(Word2BertError, match="no line has a known label"):
         model.test(str(path))
+
+
+def test_command_line(tmp_path, capsys, monkeypatch):
+    import io
+
+    from word2bert.cli import main
+
+    rng = np.random.default_rng(4)
+    train, _ = planted_lines(800, rng)
+    test, _ = planted_lines(50, rng)
+    (tmp_path / "train.txt").write_text("\n".join(train) + "\n")
+    (tmp_path / "test.txt").write_text("\n".join(test) + "\n")
+    model = tmp_path / "model.bin"
+    assert main(["train", "classifier", str(tmp_path / "train.txt"), "-o", str(model), "--dim", "8", "--epoch", "3",
+                 "--lr", "0.5", "--bucket", "1000", "--word-ngrams", "2", "--workers", "1", "--no-progress"]) == 0
+    assert main(["test", str(model), str(tmp_path / "test.txt"), "-k", "1"]) == 0
+    out = capsys.readouterr().out.split()
+    assert out[:2] == ["N", "50"] and float(out[3]) > 0.9
+    monkeypatch.setattr("sys.stdin", io.StringIO("sig2_1 sig2_4 noise3\nsig0_0 sig0_5\n"))
+    assert main(["predict", str(model), "-", "-k", "2", "--probabilities"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].split()[0] == "__label__c2" and lines[1].split()[0] == "__label__c0"
+    (tmp_path / "plain.txt").write_text("no labels in this file\n")
+    assert main(["train", "classifier", str(tmp_path / "plain.txt"), "-o", str(tmp_path / "x.bin")]) == 2
+    assert "no label found" in capsys.readouterr().err
+    assert main(["test", str(tmp_path / "plain.txt"), str(tmp_path / "test.txt")]) == 2
+    assert "not a fastText .bin" in capsys.readouterr().err
+    assert not (tmp_path / "x.bin").exists()

@@ -107,3 +107,21 @@ def test_bad_input_gets_clear_errors(tmp_path):
     bad.write_bytes(b"not a zip file")
     with pytest.raises(Word2BertError, match="not a word2bert Doc2Vec"):
         Doc2Vec.load(bad)
+
+
+def test_command_line(tmp_path, capsys):
+    from word2bert.cli import main
+    from word2bert.vectors import KeyedVectors
+
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text("\n".join(" ".join(d.words) for d in planted_documents()[:30]) + "\n")
+    out = tmp_path / "d2v.npz"
+    assert main(["train", "doc2vec", str(corpus), "-o", str(out), "--dm", "0", "--vector-size", "8", "--epochs", "2",
+                 "--min-count", "1", "--doc-vectors", str(tmp_path / "docs.vec"), "--workers", "1",
+                 "--no-progress"]) == 0
+    model = Doc2Vec.load(out)
+    kv = KeyedVectors.load_word2vec_format(tmp_path / "docs.vec")
+    assert kv.index_to_key == [str(i) for i in range(30)]
+    np.testing.assert_allclose(kv.vectors, model.dv.vectors, atol=1e-5)
+    assert main(["train", "doc2vec", str(corpus), "-o", str(tmp_path / "no" / "d.npz")]) == 2
+    assert "directory does not exist" in capsys.readouterr().err

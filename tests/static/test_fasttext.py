@@ -99,3 +99,21 @@ def test_bad_input_gets_clear_errors(tmp_path):
         FastText(corpus_file=tmp_path / "missing.txt")
     with pytest.raises(Word2BertError, match="nothing to save"):
         FastText().save(tmp_path / "x.bin")
+
+
+def test_command_line(tmp_path, capsys):
+    from word2bert.cli import main
+    from word2bert.vectors import KeyedVectors
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(s) for s in planted_corpus(300)) + "\n")
+    model, vec = tmp_path / "model.bin", tmp_path / "vectors.vec"
+    assert main(["train", "fasttext", str(corpus), "-o", str(model), "--vec", str(vec), "--min-count", "1",
+                 "--vector-size", "16", "--bucket", "3000", "--min-n", "3", "--max-n", "5", "--sample", "0",
+                 "--workers", "1", "--no-progress"]) == 0
+    loaded = FastText.load(model)
+    kv = KeyedVectors.load_word2vec_format(vec)
+    assert kv.index_to_key == loaded.wv.index_to_key
+    np.testing.assert_allclose(kv.vectors, loaded.wv.vectors, atol=1e-5)
+    assert main(["train", "fasttext", str(tmp_path / "missing.txt"), "-o", str(model)]) == 2
+    assert "not found" in capsys.readouterr().err
