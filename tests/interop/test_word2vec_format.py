@@ -240,7 +240,7 @@ def test_failed_write_leaves_no_file(tmp_path):
 
 # --- the compiled text parser ---------------------------------------------------------------------
 
-def test_compiled_text_parser_agrees_with_python_float(tmp_path):
+def test_compiled_text_parser_agrees_with_python_float():
     from word2bert.interop.word2vec_format import _fast_text_records
 
     rng = np.random.default_rng(9)
