@@ -18,6 +18,7 @@ import argparse
 import lzma
 import platform
 import statistics
+from importlib import metadata
 import tempfile
 import time
 from pathlib import Path
@@ -79,7 +80,7 @@ def main() -> None:
 
     rate = {name: n_lines * settings["epoch"] / med(name, 0) for name in results}
     lines = [
-        f"# fastText classifier: word2bert vs fasttext {fasttext.__name__} package",
+        f"# fastText classifier: word2bert vs the fasttext package ({metadata.version('fasttext')})",
         "",
         f"wn_lexname (train {n_lines} lines, 45 labels), lr {settings['lr']}, {settings['epoch']} epochs, "
         f"wordNgrams {settings['word_ngrams']}, dim {settings['dim']}, loss {args.loss}, {args.workers} threads; "
