@@ -17,8 +17,8 @@ Counting is multi-threaded: each thread takes a contiguous shard of sentences an
 open-addressing hash table ``(i, j) -> weight`` (float64 sums, GloVe's ``real``). The table
 doubles while it fits in the thread's share of ``memory_limit_mb``; when it would outgrow
 it, it is sorted into a run of (key, value) pairs, spilled to a temporary ``.npy`` shard and
-emptied (GloVe's overflow files). At the end all runs (spilled and in memory) are merged by a
-k-way merge that sums equal keys. The symmetric case stores each unordered pair once and
+emptied (GloVe's overflow files). At the end all runs (spilled and in memory) are merged,
+two at a time and smallest first, summing equal keys. The symmetric case stores each unordered pair once and
 mirrors it at the end, which halves the hashing work and gives the same matrix.
 """
 
@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 from numba import njit
-from numba.typed import List as TypedList
 
 from word2bert.errors import Word2BertError, check_positive
 from word2bert.fileio import atomic_save
@@ -150,40 +149,70 @@ def _sorted_run(keys, values, used, vocab_size):
 
 
 @njit(nogil=True, cache=True)
-def _merge_runs(run_keys, run_values, out_keys, out_values, count_only):
-    """k-way merge of key-sorted runs, summing the values of equal keys.
+def _merge_two(keys_a, values_a, keys_b, values_b):
+    """Merge two key-sorted runs into one, summing the values of equal keys.
 
-    With ``count_only`` it returns the number of distinct keys and writes nothing, so the
-    caller can size the output exactly (two passes, memory bounded by the output).
+    Two passes: count the distinct keys, then fill an output of exactly that size.
     """
-    k = len(run_keys)
-    heads = np.zeros(k, np.int64)
-    n_out = 0
-    last = np.int64(-1)
-    while True:
-        best = -1
-        best_key = np.int64(0)
-        for r in range(k):
-            h = heads[r]
-            if h < len(run_keys[r]):
-                key = run_keys[r][h]
-                if best < 0 or key < best_key:
-                    best = r
-                    best_key = key
-        if best < 0:
-            break
-        value = run_values[best][heads[best]]
-        heads[best] += 1
-        if best_key == last:
-            if not count_only:
-                out_values[n_out - 1] += value
+    n_a, n_b = len(keys_a), len(keys_b)
+    distinct = 0
+    i = j = 0
+    while i < n_a or j < n_b:
+        if j == n_b or (i < n_a and keys_a[i] < keys_b[j]):
+            i += 1
+        elif i == n_a or keys_b[j] < keys_a[i]:
+            j += 1
         else:
-            if not count_only:
-                out_keys[n_out] = best_key
-                out_values[n_out] = value
-            n_out += 1
-            last = best_key
-    return n_out
+            i += 1
+            j += 1
+        distinct += 1
+    keys = np.empty(distinct, np.int64)
+    values = np.empty(distinct, np.float64)
+    i = j = k = 0
+    while i < n_a or j < n_b:
+        if j == n_b or (i < n_a and keys_a[i] < keys_b[j]):
+            keys[k] = keys_a[i]
+            values[k] = values_a[i]
+            i += 1
+        elif i == n_a or keys_b[j] < keys_a[i]:
+            keys[k] = keys_b[j]
+            values[k] = values_b[j]
+            j += 1
+        else:
+            keys[k] = keys_a[i]
+            values[k] = values_a[i] + values_b[j]
+            i += 1
+            j += 1
+        k += 1
+    return keys, values
+
+
+def _merge_runs(runs):
+    """Merge sorted runs (arrays, or .npy paths read memory-mapped) smallest pair first, into one run."""
+    import heapq
+
+    def opened(run):
+        keys, values = run
+        if isinstance(keys, str):
+            keys, values = np.load(keys, mmap_mode="r"), np.load(values, mmap_mode="r")
+        return np.asarray(keys), np.asarray(values)
+
+    if not runs:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    heap = [(len(opened(run)[0]), n, run) for n, run in enumerate(runs)]
+    heapq.heapify(heap)
+    counter = len(heap)
+    while len(heap) > 1:
+        _, _, first = heapq.heappop(heap)
+        _, _, second = heapq.heappop(heap)
+        merged = _merge_two(*opened(first), *opened(second))
+        heapq.heappush(heap, (len(merged[0]), counter, merged))
+        counter += 1
+    last = heap[0][2]
+    keys, values = opened(last)
+    if isinstance(last[0], str):  # a single spilled run: read it into memory, its file is about to go
+        keys, values = np.array(keys), np.array(values)
+    return keys, values
 
 
 # ---------------------------------------------------------------------------------------
@@ -305,24 +334,7 @@ def count_cooccurrences(corpus, vocab_size: int, window: int = 10, symmetric: bo
         for c in counters:
             if c.error is not None:
                 raise c.error
-        run_keys, run_values = TypedList(), TypedList()
-        for c in counters:
-            for a, b in c.runs:
-                if isinstance(a, str):
-                    a, b = np.load(a, mmap_mode="r"), np.load(b, mmap_mode="r")
-                    a, b = np.asarray(a), np.asarray(b)
-                run_keys.append(a)
-                run_values.append(b)
-        if len(run_keys) == 0:
-            run_keys.append(np.zeros(0, np.int64))
-            run_values.append(np.zeros(0, np.float64))
-        if len(run_keys) == 1:
-            keys, values = run_keys[0], run_values[0]
-        else:
-            n = _merge_runs(run_keys, run_values, np.zeros(0, np.int64), np.zeros(0, np.float64), True)
-            keys, values = np.empty(n, np.int64), np.empty(n, np.float64)
-            _merge_runs(run_keys, run_values, keys, values, False)
-        del run_keys, run_values
+        keys, values = _merge_runs([run for c in counters for run in c.runs])
         n_spilled = sum(c.spills for c in counters)
     finally:
         shutil.rmtree(spill_root, ignore_errors=True)
