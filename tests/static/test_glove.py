@@ -192,3 +192,23 @@ def test_cli_trains_saves_and_reuses_counts(tmp_path, capsys):
     assert "file not found" in capsys.readouterr().err
     assert main(["train", "glove", str(corpus), "-o", str(out), "--window", "0"]) == 2
     assert "--window" in capsys.readouterr().err
+
+
+def test_cli_counting_switches_reach_the_counts(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a b c\nc b a b\n")
+    out, cooc = tmp_path / "vec.npz", tmp_path / "cooc.npz"
+    assert main(["train", "glove", str(corpus), "-o", str(out), "--vector-size", "2", "--epochs", "1",
+                 "--min-count", "1", "--window", "2", "--left-only", "--uniform", "--save-cooccurrence", str(cooc),
+                 "--no-progress"]) == 0
+    saved = CooccurrenceMatrix.load(cooc)
+    assert saved.settings["symmetric"] == "0" and saved.settings["distance_weighting"] == "0"
+    index = {w: i for i, w in enumerate(saved.words)}
+    x = saved.matrix.toarray()
+    # left-only, uniform, X[left, right]: line 1 gives (a,b,d1) (b,c,d1) (a,c,d2);
+    # line 2 gives (c,b,d1) (b,a,d1) (c,a,d2) (a,b,d1) (b,b,d2); no pair crosses the line break
+    expected = {("a", "b"): 2, ("b", "a"): 1, ("a", "c"): 1, ("c", "a"): 1, ("b", "c"): 1, ("c", "b"): 1,
+                ("b", "b"): 1}
+    for (left, right), value in expected.items():
+        assert x[index[left], index[right]] == value, (left, right)
+    assert x.sum() == sum(expected.values())

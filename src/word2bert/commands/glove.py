@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -26,15 +27,19 @@ def _add_counting_options(parser, window: int, distance_weighting: bool):
     parser.add_argument("--min-count", type=int, default=5, help="ignore words rarer than this")
     parser.add_argument("--max-vocab-size", type=int, default=None, help="keep at most this many words")
     side = parser.add_mutually_exclusive_group()
-    side.add_argument("--symmetric", dest="symmetric", action="store_true", default=True,
-                      help="left and right context (GloVe -symmetric 1)")
-    side.add_argument("--left-only", dest="symmetric", action="store_false",
+    side.add_argument("--symmetric", dest="symmetric", action="store_true", default=argparse.SUPPRESS,
+                      help="left and right context (GloVe -symmetric 1; the default)")
+    side.add_argument("--left-only", dest="symmetric", action="store_false", default=argparse.SUPPRESS,
                       help="left context only (GloVe -symmetric 0): X[i, j] counts i before j")
     weighting = parser.add_mutually_exclusive_group()
+    default_note = {True: "; the default", False: ""}
     weighting.add_argument("--distance-weighting", dest="distance_weighting", action="store_true",
-                           default=distance_weighting, help="weight a pair at distance d by 1/d (GloVe's default)")
-    weighting.add_argument("--uniform", dest="distance_weighting", action="store_false",
-                           help="weight every pair in the window by 1")
+                           default=argparse.SUPPRESS,
+                           help=f"weight a pair at distance d by 1/d (GloVe's weighting{default_note[distance_weighting]})")
+    weighting.add_argument("--uniform", dest="distance_weighting", action="store_false", default=argparse.SUPPRESS,
+                           help=f"weight every pair in the window by 1{default_note[not distance_weighting]}")
+    # (the flags' own defaults stay SUPPRESSed so that --help does not print a misleading value)
+    parser.set_defaults(distance_weighting_default=distance_weighting)
     parser.add_argument("--memory-limit", type=float, default=4096.0, metavar="MB",
                         help="soft limit for the counting tables of all threads; beyond it sorted runs spill "
                              "to disk and are merged (GloVe -memory)")
@@ -116,9 +121,11 @@ def _cooccurrence(args):
               f"{args.corpus} (counted with {settings}; the counting options are not used)", file=sys.stderr)
         return matrix
     timings: dict = {}
+    symmetric = getattr(args, "symmetric", True)
+    distance_weighting = getattr(args, "distance_weighting", args.distance_weighting_default)
     matrix = build_cooccurrence(
         args.corpus, window=args.window, min_count=args.min_count, max_vocab_size=args.max_vocab_size,
-        symmetric=args.symmetric, distance_weighting=args.distance_weighting, workers=args.workers,
+        symmetric=symmetric, distance_weighting=distance_weighting, workers=args.workers,
         memory_limit_mb=args.memory_limit, lowercase=args.lowercase, temp_dir=args.temp_dir,
         show_progress=False if args.no_progress else None, timings=timings)
     print(f"co-occurrence: {len(matrix.words):,} words, {matrix.nnz:,} non-zero entries "
