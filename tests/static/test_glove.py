@@ -212,3 +212,58 @@ def test_cli_counting_switches_reach_the_counts(tmp_path):
     for (left, right), value in expected.items():
         assert x[index[left], index[right]] == value, (left, right)
     assert x.sum() == sum(expected.values())
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(tmp_path):
+    rng = np.random.default_rng(1)
+    matrix, _, _ = planted_matrix(rng, vocab=40)
+    words = [f"w{i}" for i in range(40)]
+    straight = GloVe(vector_size=3, epochs=4, workers=1, seed=5).fit(CooccurrenceMatrix(matrix, words))
+
+    def interrupt_after_two(iteration, cost):
+        if iteration == 2:
+            raise KeyboardInterrupt
+
+    model = GloVe(vector_size=3, epochs=4, workers=1, seed=5)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(CooccurrenceMatrix(matrix, words), log=interrupt_after_two)
+    assert model.iterations_done == 2
+    path = tmp_path / "glove.checkpoint.npz"
+    model.save_checkpoint(path)
+    resumed = GloVe.load_checkpoint(path)
+    assert resumed.iterations_done == 2 and resumed.words == words
+    resumed.fit(CooccurrenceMatrix(matrix, words))
+    assert resumed.iterations_done == 4
+    np.testing.assert_array_equal(resumed.word_parameters, straight.word_parameters)
+    np.testing.assert_array_equal(resumed.context_biases, straight.context_biases)
+    np.testing.assert_allclose(resumed.loss_history, straight.loss_history)
+    with pytest.raises(Word2BertError, match="other words"):
+        GloVe.load_checkpoint(path).fit(CooccurrenceMatrix(matrix, [f"v{i}" for i in range(40)]))
+    with pytest.raises(Word2BertError, match="not a word2bert GloVe checkpoint"):
+        np.savez(tmp_path / "x.npz", a=np.zeros(2))
+        GloVe.load_checkpoint(tmp_path / "x.npz")
+
+
+def test_cli_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch, capsys):
+    corpus = tmp_path / "corpus.txt"
+    write_cluster_text(corpus, np.random.default_rng(0))
+    out = tmp_path / "vec.npz"
+    original_fit = GloVe.fit
+
+    def fit_interrupted(self, *args, **kwargs):
+        def log(iteration, cost):
+            if iteration == 1:
+                raise KeyboardInterrupt
+        kwargs["log"] = log
+        return original_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(GloVe, "fit", fit_interrupted)
+    common = ["--vector-size", "4", "--window", "3", "--min-count", "1", "--no-progress"]
+    assert main(["train", "glove", str(corpus), "-o", str(out), "--epochs", "3"] + common) == 130
+    checkpoint = tmp_path / "vec.npz.checkpoint.npz"
+    assert "checkpoint saved" in capsys.readouterr().err and checkpoint.exists() and not out.exists()
+    monkeypatch.setattr(GloVe, "fit", original_fit)
+    assert main(["train", "glove", str(corpus), "-o", str(out), "--resume", str(checkpoint)] + common) == 0
+    err = capsys.readouterr().err
+    assert "iter: 002" in err and "iter: 003" in err and "iter: 001" not in err
+    assert out.exists() and not checkpoint.exists()

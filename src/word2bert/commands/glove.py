@@ -62,7 +62,8 @@ def register(commands, train_commands):
         formatter_class=formatter,
         description="Count word-word co-occurrences in CORPUS as Stanford GloVe's cooccur does, then fit "
                     "f(X_ij)(w_i.w~_j + b_i + b~_j - log X_ij)^2 with AdaGrad over the shuffled non-zero "
-                    "entries, lock-free over --workers threads. The cost is printed after every iteration.",
+                    "entries, lock-free over --workers threads. The cost is printed after every iteration. "
+                    "Ctrl-C saves a checkpoint (OUT.checkpoint.npz) that --resume continues from.",
         epilog="examples:\n"
                "  word2bert train glove text8 -o glove.txt --format glove --window 10 --x-max 10 --epochs 15\n"
                "  word2bert train glove corpus.txt -o vec.bin --save-cooccurrence cooc.npz\n"
@@ -74,6 +75,9 @@ def register(commands, train_commands):
     glove.add_argument("--eta", type=float, default=0.05, help="initial AdaGrad learning rate")
     glove.add_argument("--output-vectors", choices=("W+Wt", "W"), default="W+Wt",
                        help="W+Wt: word + context vectors (GloVe -model 2); W: word vectors (-model 1)")
+    glove.add_argument("--resume", metavar="CHECKPOINT", default=None,
+                       help="continue an interrupted run from its checkpoint (same CORPUS and counting options; "
+                            "the training settings are the checkpoint's)")
     glove.set_defaults(func=run_glove)
 
     lsa = train_commands.add_parser(
@@ -139,16 +143,30 @@ def run_glove(args) -> int:
     from word2bert.static.glove import GloVe
 
     output = _check_output(args.output)
-    model = GloVe(vector_size=args.vector_size, x_max=args.x_max, alpha=args.alpha, epochs=args.epochs,
-                  eta=args.eta, workers=args.workers, seed=args.seed, output_vectors=args.output_vectors)
+    if args.resume:
+        model = GloVe.load_checkpoint(args.resume)
+        model.workers = args.workers
+    else:
+        model = GloVe(vector_size=args.vector_size, x_max=args.x_max, alpha=args.alpha, epochs=args.epochs,
+                      eta=args.eta, workers=args.workers, seed=args.seed, output_vectors=args.output_vectors)
     cooccurrence = _cooccurrence(args)
     start = time.perf_counter()
 
     def log(iteration, cost):
         print(f"iter: {iteration:03d}, cost: {cost:.6f}", file=sys.stderr)
 
-    model.fit(cooccurrence, show_progress=False if args.no_progress else None, log=log)
+    checkpoint = Path(str(output) + ".checkpoint.npz")
+    try:
+        model.fit(cooccurrence, show_progress=False if args.no_progress else None, log=log)
+    except KeyboardInterrupt:
+        if model.words is not None and hasattr(model, "word_parameters"):
+            model.save_checkpoint(checkpoint)
+            print(f"glove: interrupted after {model.iterations_done} of {model.epochs} iterations; checkpoint "
+                  f"saved to {checkpoint} (continue with --resume {checkpoint})", file=sys.stderr)
+        raise
     model.keyed_vectors().save(output, format=args.format)
+    if args.resume and Path(args.resume) == checkpoint and checkpoint.exists():
+        checkpoint.unlink()
     print(f"glove: {len(model.words):,} words x {model.vector_size} dims ({args.output_vectors}) -> {output} "
           f"in {time.perf_counter() - start:.1f} s of training", file=sys.stderr)
     return 0

@@ -171,6 +171,8 @@ class GloVe:
         self.epochs, self.eta, self.workers, self.seed = int(epochs), float(eta), int(workers), int(seed)
         self.output_vectors = output_vectors
         self.loss_history: list[float] = []
+        self.iterations_done = 0
+        self._resuming = False
         self.words: list[str] | None = None
         self.counts = None
 
@@ -197,7 +199,10 @@ class GloVe:
         """Train on a :class:`CooccurrenceMatrix` (or any square scipy sparse matrix with ``words``).
 
         ``log(iteration, cost)`` is called after each iteration; ``loss_history`` keeps the
-        costs (GloVe.c's ``iter: NNN, cost: ...`` values).
+        costs (GloVe.c's ``iter: NNN, cost: ...`` values). A model read by
+        :meth:`load_checkpoint` continues after its last completed iteration. On Ctrl-C the
+        threads stop, ``KeyboardInterrupt`` propagates and the model holds the parameters so
+        far (``iterations_done`` counts the completed iterations): :meth:`save_checkpoint`.
         """
         import scipy.sparse as sp
 
@@ -222,10 +227,20 @@ class GloVe:
         nnz = len(values)
         if nnz == 0:
             raise Word2BertError("the co-occurrence matrix is empty: nothing to train on")
-        rng = np.random.default_rng(self.seed)
-        self._initialise(vocab_size, rng)
+        if not self._resuming:
+            self.iterations_done, self.loss_history = 0, []
+        elif words is not None and list(words) != self.words:
+            raise Word2BertError("the checkpoint was trained on other words than this co-occurrence matrix: "
+                                 "resume with the same corpus and counting options")
+        self.words = list(words) if words is not None else [str(i) for i in range(vocab_size)]
+        self.counts = counts
+        if self.iterations_done == 0:
+            self._initialise(vocab_size, np.random.default_rng([self.seed, 0]))
+        elif self.word_parameters.shape[0] != vocab_size:
+            raise Word2BertError(f"the checkpoint has {self.word_parameters.shape[0]} words but the "
+                                 f"co-occurrence matrix {vocab_size}: resume with the same corpus and options")
         # one global shuffle (GloVe's `shuffle`), then per-iteration block orders
-        order = rng.permutation(nnz)
+        order = np.random.default_rng([self.seed, 1]).permutation(nnz)
         rows = rows[order].astype(np.int32)
         cols = cols[order].astype(np.int32)
         values = values[order]
@@ -234,12 +249,13 @@ class GloVe:
         weights = glove_weighting(values, self.x_max, self.alpha).astype(np.float32)
         del values
         n_blocks = (nnz + BLOCK_SIZE - 1) // BLOCK_SIZE
-        self.loss_history = []
         disable = None if show_progress is None else not show_progress
         parameters = (self.word_parameters, self.context_parameters, self.word_biases, self.context_biases,
                       self.word_bias_gradsq, self.context_bias_gradsq)
-        with progress_bar(self.epochs * nnz, desc="glove", unit="pair", disable=disable) as bar:
-            for iteration in range(self.epochs):
+        with progress_bar(self.epochs * nnz, desc="glove", unit="pair", disable=disable,
+                          initial=self.iterations_done * nnz) as bar:
+            for iteration in range(self.iterations_done, self.epochs):
+                rng = np.random.default_rng([self.seed, 2, iteration])  # reproducible after a resume
                 block_order = rng.permutation(n_blocks).astype(np.int64)
                 multipliers = (rng.integers(0, BLOCK_SIZE // 2, n_blocks) * 2 + 1).astype(np.int64)
                 offsets = rng.integers(0, BLOCK_SIZE, n_blocks).astype(np.int64)
@@ -250,11 +266,11 @@ class GloVe:
                     raise Word2BertError(f"GloVe diverged at iteration {iteration + 1} (cost {cost}); "
                                          "lower eta or x_max")
                 self.loss_history.append(cost)
+                self.iterations_done = iteration + 1
                 bar.set_postfix(iteration=iteration + 1, loss=f"{cost:.5f}")
                 if log is not None:
                     log(iteration + 1, cost)
-        self.words = list(words) if words is not None else [str(i) for i in range(vocab_size)]
-        self.counts = counts
+        self._resuming = False
         return self
 
     def _run_threads(self, rows, cols, log_values, weights, block_order, multipliers, offsets, parameters,
@@ -263,12 +279,15 @@ class GloVe:
         parts = np.array_split(np.arange(n_blocks), min(self.workers, n_blocks))
         costs = [0.0] * len(parts)
         errors: list[BaseException] = []
-        chunk = 32  # blocks per kernel call, so the bar moves
+        chunk = 32  # blocks per kernel call, so the bar moves (and Ctrl-C is honoured soon)
         lock = threading.Lock()
+        stop = threading.Event()
 
         def work(t, part):
             try:
                 for a in range(part[0], part[-1] + 1, chunk):
+                    if stop.is_set():
+                        return
                     b = min(a + chunk, part[-1] + 1)
                     costs[t] += _adagrad_blocks(rows, cols, log_values, weights, block_order[a:b],
                                                 multipliers[a:b], offsets[a:b], *parameters, np.float32(self.eta))
@@ -280,11 +299,75 @@ class GloVe:
         threads = [threading.Thread(target=work, args=(t, part), daemon=True) for t, part in enumerate(parts)]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        try:
+            for thread in threads:
+                thread.join()
+        except KeyboardInterrupt:
+            stop.set()
+            for thread in threads:
+                thread.join()
+            raise
         if errors:
             raise errors[0]
         return costs
+
+    # -- checkpoints --------------------------------------------------------------------
+    _SETTINGS = ("vector_size", "x_max", "alpha", "epochs", "eta", "workers", "seed", "output_vectors")
+
+    def save_checkpoint(self, path) -> None:
+        """Write parameters, AdaGrad sums, settings, words and progress to an ``.npz`` (atomically)."""
+        from word2bert.fileio import atomic_save
+
+        if self.words is None or not hasattr(self, "word_parameters"):
+            raise Word2BertError("nothing to save: the model has not started training")
+        encoded = [word.encode("utf-8", "surrogatepass") for word in self.words]
+        word_offsets = np.zeros(len(encoded) + 1, np.int64)
+        np.cumsum([len(b) for b in encoded], out=word_offsets[1:])
+        arrays = {
+            "format": np.array("word2bert-glove-checkpoint-1"),
+            "settings": np.array([f"{name}={getattr(self, name)}" for name in self._SETTINGS]),
+            "iterations_done": np.array(self.iterations_done), "loss_history": np.array(self.loss_history),
+            "word_parameters": self.word_parameters, "context_parameters": self.context_parameters,
+            "word_biases": self.word_biases, "context_biases": self.context_biases,
+            "word_bias_gradsq": self.word_bias_gradsq, "context_bias_gradsq": self.context_bias_gradsq,
+            "word_bytes": np.frombuffer(b"".join(encoded), np.uint8), "word_offsets": word_offsets,
+        }
+        if self.counts is not None:
+            arrays["counts"] = np.asarray(self.counts)
+
+        def writer(tmp):
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+
+        atomic_save(path, writer)
+
+    @classmethod
+    def load_checkpoint(cls, path) -> "GloVe":
+        """Read :meth:`save_checkpoint`'s file; :meth:`fit` then continues where it stopped."""
+        import zipfile
+
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if "format" not in data or str(data["format"]) != "word2bert-glove-checkpoint-1":
+                    raise Word2BertError(f"{path} is not a word2bert GloVe checkpoint")
+                settings = dict(item.split("=", 1) for item in data["settings"].tolist())
+                arrays = {name: data[name] for name in data.files}
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise Word2BertError(f"cannot read GloVe checkpoint {path}: {exc}") from None
+        types_ = {"vector_size": int, "x_max": float, "alpha": float, "epochs": int, "eta": float,
+                  "workers": int, "seed": int, "output_vectors": str}
+        model = cls(**{name: types_[name](settings[name]) for name in cls._SETTINGS})
+        for name in ("word_parameters", "context_parameters", "word_biases", "context_biases",
+                     "word_bias_gradsq", "context_bias_gradsq"):
+            setattr(model, name, np.ascontiguousarray(arrays[name], dtype=np.float32))
+        model.iterations_done = int(arrays["iterations_done"])
+        model._resuming = True
+        model.loss_history = arrays["loss_history"].tolist()
+        blob, offsets = arrays["word_bytes"].tobytes(), arrays["word_offsets"]
+        model.words = [blob[offsets[i]:offsets[i + 1]].decode("utf-8", "surrogatepass")
+                       for i in range(len(offsets) - 1)]
+        model.counts = arrays.get("counts")
+        return model
 
     # -- parameters as GloVe.c names them -----------------------------------------------
     @property
