@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from word2bert.static.huffman import MAX_CODE_LENGTH
-from word2bert.static.losses import full_softmax_step, hierarchical_softmax_path, negative_sampling_step
+from word2bert.static.losses import full_softmax_step
 from word2bert.static.sampling import MAX_EXP, draw_negative, random_int, random_uniform
 
 _JIT = dict(nogil=True, cache=True, fastmath=True)
@@ -96,7 +96,7 @@ def _context(kept, n, i, window, context, state):
 
 @numba.njit(inline="always", **_JIT)
 def _block_logistic(input_vectors, in_ids, n_in, output_vectors, out_ids, labels, n_out, alpha,
-                    grad_in, coef, skip_saturated, compute_loss):
+                    grad_in, coef, skip_saturated, compute_loss, dim):
     """Independent logistic decisions for every (input row b, output row k) pair of a block.
 
     ``x_bk = u_b . v_k``, ``log L = sum_bk [l_k log sigma(x_bk) + (1 - l_k) log sigma(-x_bk)]``.
@@ -105,14 +105,15 @@ def _block_logistic(input_vectors, in_ids, n_in, output_vectors, out_ids, labels
     ``grad_in += G V`` (rows ``b``; applied to the inputs by the caller) and ``V += G^T U``,
     both from the values before the step (Ji et al. 2016's minibatched form of word2vec.c's
     per-pair updates). Returns ``-log L`` (0 unless ``compute_loss``).
-    Rows are indexed in 2-D, never sliced: a slice costs an atomic reference count.
+
+    Speed: rows are indexed in 2-D with unsigned indices, never sliced (a slice costs an
+    atomic reference count, a signed index a wraparound test that stops vectorization).
     """
-    dim = input_vectors.shape[1]
     loss = 0.0
     for b in range(n_in):
-        row_in = in_ids[b]
+        row_in = np.uint64(in_ids[b])
         for k in range(n_out):
-            row_out = out_ids[k]
+            row_out = np.uint64(out_ids[k])
             x = np.float32(0.0)
             for i in range(dim):
                 x += input_vectors[row_in, i] * output_vectors[row_out, i]
@@ -131,20 +132,16 @@ def _block_logistic(input_vectors, in_ids, n_in, output_vectors, out_ids, labels
                     continue
             else:
                 s = SIGMOID_TABLE[_table_index(x)]
-            coef[b, k] = alpha * (label - s)
-    for b in range(n_in):
-        for k in range(n_out):
-            g = coef[b, k]
-            if g != 0.0:
-                row_out = out_ids[k]
-                for i in range(dim):
-                    grad_in[b, i] += g * output_vectors[row_out, i]
+            g = alpha * (label - s)
+            coef[b, k] = g
+            for i in range(dim):  # grad_in[b] += G[b, k] v_k while v_k is in L1
+                grad_in[b, i] += g * output_vectors[row_out, i]
     for k in range(n_out):
-        row_out = out_ids[k]
+        row_out = np.uint64(out_ids[k])
         for b in range(n_in):
             g = coef[b, k]
             if g != 0.0:
-                row_in = in_ids[b]
+                row_in = np.uint64(in_ids[b])
                 for i in range(dim):
                     output_vectors[row_out, i] += g * input_vectors[row_in, i]
     return loss
@@ -153,7 +150,7 @@ def _block_logistic(input_vectors, in_ids, n_in, output_vectors, out_ids, labels
 @numba.njit(**_JIT)
 def train_skipgram_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
                          keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
-                         use_softmax, alpha, state, compute_loss):
+                         use_softmax, alpha, state, compute_loss, dim):
     """Skip-gram over sentences ``[sentence_start, sentence_end)``; returns (loss, examples, words, state).
 
     For a centre word ``w`` with context ``c_1..c_B`` the hidden vectors are the rows
@@ -163,9 +160,8 @@ def train_skipgram_chunk(input_vectors, output_ns, output_hs, tokens, offsets, s
     in Shared and Distributed Memory"; word2vec.c draws K per pair). Hierarchical softmax: the
     ``B`` context words share the centre's Huffman path, the same block form. Full softmax:
     :func:`full_softmax_step` per pair. ``examples`` counts (context, centre) pairs, ``words``
-    the centre words kept by subsampling.
+    the centre words kept by subsampling. ``dim`` is ``input_vectors.shape[1]``.
     """
-    dim = input_vectors.shape[1]
     longest = 1
     for s in range(sentence_start, sentence_end):
         if offsets[s + 1] - offsets[s] > longest:
@@ -204,16 +200,16 @@ def train_skipgram_chunk(input_vectors, output_ns, output_hs, tokens, offsets, s
                         out_ids[m] = word
                         m += 1
                 loss += _block_logistic(input_vectors, context, n_ctx, output_ns, out_ids, ns_labels, m, alpha,
-                                        grad_in, coef, False, compute_loss)
+                                        grad_in, coef, False, compute_loss, dim)
             if use_hs:
                 length = code_lengths[centre]
                 for k in range(length):
                     hs_labels[k] = 1.0 - codes[centre, k]
                     path[k] = points[centre, k]
                 loss += _block_logistic(input_vectors, context, n_ctx, output_hs, path, hs_labels, length,
-                                        alpha, grad_in, coef, True, compute_loss)
+                                        alpha, grad_in, coef, True, compute_loss, dim)
             for b in range(n_ctx):
-                row = context[b]
+                row = np.uint64(context[b])
                 for j in range(dim):
                     input_vectors[row, j] += grad_in[b, j]
                     grad_in[b, j] = 0.0
@@ -223,24 +219,32 @@ def train_skipgram_chunk(input_vectors, output_ns, output_hs, tokens, offsets, s
 @numba.njit(**_JIT)
 def train_cbow_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
                      keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
-                     use_softmax, cbow_mean, alpha, state, compute_loss):
+                     use_softmax, cbow_mean, alpha, state, compute_loss, dim):
     """CBOW over sentences ``[sentence_start, sentence_end)``; returns (loss, examples, words, state).
 
     Hidden vector ``h = sum_b u_{c_b}`` (divided by ``B`` when ``cbow_mean``) predicts the
-    centre word through :func:`negative_sampling_step`, :func:`hierarchical_softmax_path` or
-    :func:`full_softmax_step`; their accumulated ``grad_hidden`` (``alpha d log L / d h``) is then
-    added to every context row. With ``cbow_mean`` the exact gradient would be divided by
-    ``B``; like word2vec.c and gensim we add it undivided (it trains better).
+    centre word: negative sampling (the centre and ``negative`` draws) and hierarchical
+    softmax (the centre's Huffman path) as a 1-row block of :func:`_block_logistic` (the same
+    decisions as word2vec.c's per-word loop, with every output row updated from the values
+    before the step), or :func:`full_softmax_step`. The accumulated ``alpha d log L / d h``
+    is then added to every context row; with ``cbow_mean`` the exact gradient would be
+    divided by ``B``, but like word2vec.c and gensim we add it undivided.
     """
-    dim = input_vectors.shape[1]
     longest = 1
     for s in range(sentence_start, sentence_end):
         if offsets[s + 1] - offsets[s] > longest:
             longest = offsets[s + 1] - offsets[s]
     kept = np.empty(longest, np.int32)
     context = np.empty(2 * window, np.int32)
-    hidden = np.empty(dim, np.float32)
-    grad = np.zeros(dim, np.float32)
+    hidden = np.empty((1, dim), np.float32)
+    hidden_id = np.zeros(1, np.int32)
+    grad = np.zeros((1, dim), np.float32)
+    coef = np.empty((1, max(negative + 1, MAX_CODE_LENGTH)), np.float32)
+    out_ids = np.empty(negative + 1, np.int32)
+    ns_labels = np.zeros(negative + 1, np.float32)
+    ns_labels[0] = 1.0
+    hs_labels = np.empty(MAX_CODE_LENGTH, np.float32)
+    path = np.empty(MAX_CODE_LENGTH, np.int32)
     loss = 0.0
     examples = 0
     words = 0
@@ -254,27 +258,37 @@ def train_cbow_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sente
                 continue
             examples += 1
             for j in range(dim):
-                hidden[j] = 0.0
-                grad[j] = 0.0
+                hidden[0, j] = 0.0
+                grad[0, j] = 0.0
             for b in range(n_ctx):
-                row = context[b]
+                row = np.uint64(context[b])
                 for j in range(dim):
-                    hidden[j] += input_vectors[row, j]
+                    hidden[0, j] += input_vectors[row, j]
             if cbow_mean:
                 scale = np.float32(1.0) / n_ctx
                 for j in range(dim):
-                    hidden[j] *= scale
+                    hidden[0, j] *= scale
             if use_softmax:
-                loss += full_softmax_step(hidden, output_ns, centre, alpha, grad)
+                loss += full_softmax_step(hidden[0], output_ns, centre, alpha, grad[0])
             if negative > 0:
-                step_loss, state = negative_sampling_step(hidden, output_ns, centre, table, state, negative, alpha,
-                                                          grad)
-                loss += step_loss
+                out_ids[0] = centre
+                m = 1
+                for _ in range(negative):
+                    word, state = draw_negative(table, state)
+                    if word != centre:
+                        out_ids[m] = word
+                        m += 1
+                loss += _block_logistic(hidden, hidden_id, 1, output_ns, out_ids, ns_labels, m, alpha,
+                                        grad, coef, False, compute_loss, dim)
             if use_hs:
-                loss += hierarchical_softmax_path(hidden, output_hs, codes, points, centre, alpha, grad,
-                                                  code_lengths[centre])
+                length = code_lengths[centre]
+                for k in range(length):
+                    hs_labels[k] = 1.0 - codes[centre, k]
+                    path[k] = points[centre, k]
+                loss += _block_logistic(hidden, hidden_id, 1, output_hs, path, hs_labels, length,
+                                        alpha, grad, coef, True, compute_loss, dim)
             for b in range(n_ctx):
-                row = context[b]
+                row = np.uint64(context[b])
                 for j in range(dim):
-                    input_vectors[row, j] += grad[j]
+                    input_vectors[row, j] += grad[0, j]
     return loss, examples, words, state

@@ -67,8 +67,10 @@ def binary_logistic_update_row(hidden, output_vectors, row, label, alpha, grad_h
     ``log L = label * log sigma(x) + (1 - label) * log sigma(-x)``, ``x = h . v``;
     ``d log L / dx = label - sigma(x)``, so with ``g = alpha * (label - sigma(x))``:
     ``grad_hidden += g * v`` and ``v += g * h``. Returns ``-log L``.
-    (Rows are indexed in 2-D, never sliced: a slice costs an atomic reference count.)
+    (Rows are indexed in 2-D, never sliced: a slice costs an atomic reference count; the index
+    is made unsigned so that no negative-index wraparound keeps the loops from vectorizing.)
     """
+    row = np.uint64(row)
     dim = hidden.shape[0]
     x = np.float32(0.0)
     for i in range(dim):
@@ -112,7 +114,7 @@ def hierarchical_softmax_path(hidden, output_vectors, codes, points, word, alpha
     loss = np.float32(0.0)
     dim = hidden.shape[0]
     for k in range(length):
-        node = points[word, k]
+        node = np.uint64(points[word, k])
         x = np.float32(0.0)
         for i in range(dim):
             x += hidden[i] * output_vectors[node, i]
@@ -155,7 +157,7 @@ def full_softmax_step(hidden, output_vectors, target, alpha, grad_hidden):
     dim = hidden.shape[0]
     scores = np.empty(n, np.float32)
     top = np.float32(-np.inf)
-    for v in range(n):
+    for v in range(np.uint64(n)):
         x = np.float32(0.0)
         for i in range(dim):
             x += hidden[i] * output_vectors[v, i]

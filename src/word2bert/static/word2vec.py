@@ -269,6 +269,7 @@ class Word2Vec:
         dummy = np.zeros((1, self.vector_size), np.float32)
         out_ns = self.output_vectors_ns if self.output_vectors_ns is not None else dummy
         out_hs = self.output_vectors_hs if self.output_vectors_hs is not None else dummy
+        dim = int(self.vector_size)
         lock = threading.Lock()
         stop = threading.Event()
         shared = {"job": first_job, "words": words_done, "loss": 0.0, "examples": 0, "effective": 0,
@@ -297,10 +298,10 @@ class Word2Vec:
                             self.softmax)
                     if self.sg:
                         loss, examples, effective, state = train_skipgram_chunk(*args, alpha, np.uint64(state),
-                                                                                self.compute_loss)
+                                                                                self.compute_loss, dim)
                     else:
                         loss, examples, effective, state = train_cbow_chunk(*args, bool(self.cbow_mean), alpha,
-                                                                            np.uint64(state), self.compute_loss)
+                                                                            np.uint64(state), self.compute_loss, dim)
                     with lock:
                         shared["loss"] += loss
                         shared["examples"] += examples
