@@ -26,6 +26,13 @@ EPILOG = """examples:
   word2bert analogy vec.bin man king woman
   word2bert evaluate vec.bin                       WordSim353 + Google analogies (bundled)
   word2bert convert vec.bin vec.txt                between word2vec binary/text, GloVe, .npz
+  word2bert train fasttext corpus.txt -o ft.bin    subword vectors; Facebook .bin/.vec
+  word2bert train classifier train.txt -o clf.bin  fastText supervised (__label__ lines)
+  word2bert test clf.bin test.txt -k 1             P@k and R@k
+  word2bert train glove corpus.txt -o glove.txt --window 10 --x-max 10
+  word2bert train lsa corpus.txt -o lsa.txt        PPMI + truncated SVD
+  word2bert pretrain bert corpus.txt -o bert/ --layers 4 --hidden 256 --heads 4
+  word2bert finetune bert/ --train train.tsv --dev dev.tsv --task classification -o clf/
 """
 
 
