@@ -37,7 +37,12 @@ EPILOG = """examples:
 
 
 class HelpfulFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keep example blocks as written and show defaults."""
+    """Keep example blocks as written and show defaults (but not a meaningless "default: None")."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
