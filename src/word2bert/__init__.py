@@ -1,24 +1,41 @@
 """word2bert: word representations along the line from word2vec to BERT.
 
-The static half (word2vec, fastText, GloVe, LSA, doc2vec) needs only numpy and numba;
-the contextual half (BERT and its family) needs PyTorch.
+The static half (word2vec, fastText, GloVe, LSA, doc2vec) needs only numpy, numba and scipy;
+the contextual half (BERT and its family) needs PyTorch. Names are imported lazily, so
+``import word2bert`` stays cheap: ``from word2bert import Word2Vec, KeyedVectors, BertModel``.
 """
+
+import importlib
 
 from word2bert.errors import Word2BertError
 
 __version__ = "0.1.0"
 
-__all__ = ["Word2BertError", "Word2Vec", "KeyedVectors", "__version__"]
+_LAZY = {
+    "KeyedVectors": "word2bert.vectors",
+    "Word2Vec": "word2bert.static.word2vec",
+    "FastText": "word2bert.static.fasttext",
+    "FastTextClassifier": "word2bert.static.classifier",
+    "train_supervised": "word2bert.static.classifier",
+    "Doc2Vec": "word2bert.static.doc2vec",
+    "TaggedDocument": "word2bert.static.doc2vec",
+    "GloVe": "word2bert.static.glove",
+    "LSA": "word2bert.static.lsa",
+    "LineSentence": "word2bert.corpus",
+    "Vocabulary": "word2bert.corpus",
+    "EncodedCorpus": "word2bert.corpus",
+    "evaluate_word_pairs": "word2bert.evaluate",
+    "evaluate_word_analogies": "word2bert.evaluate",
+    "BertConfig": "word2bert.models.bert",
+    "BertModel": "word2bert.models.bert",
+    "BertForPreTraining": "word2bert.models.bert",
+    "WordPieceTokenizer": "word2bert.corpus.wordpiece",
+}
+
+__all__ = ["Word2BertError", "__version__", *_LAZY]
 
 
 def __getattr__(name):
-    # Lazy imports keep `import word2bert` cheap (numba compiles on first use only).
-    if name == "Word2Vec":
-        from word2bert.static.word2vec import Word2Vec
-
-        return Word2Vec
-    if name == "KeyedVectors":
-        from word2bert.vectors import KeyedVectors
-
-        return KeyedVectors
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'word2bert' has no attribute {name!r}")
