@@ -1,13 +1,15 @@
 """Character n-grams and fastText's hash: against an independent Python reference and the fasttext package."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from fasttext_reference import facebook_train
 
-from word2bert.static.subwords import fasttext_hash, hash_tokens, subword_rows, word_ngrams
+from word2bert.static.subwords import (
+    fasttext_hash,
+    hash_tokens,
+    subword_rows,
+    word_ngrams,
+)
 
 WORDS = ["where", "a", "héllo", "日本語", "naïve", "x😀y", "</s>", "ab", "straße"]
 
@@ -53,23 +55,6 @@ def test_subword_rows_layout():
     offsets, rows = subword_rows(["where"], 3, 6, bucket=0)
     np.testing.assert_array_equal(rows, [0])
 
-
-def facebook_train(directory, function, input_path, after="", **kwargs):
-    """Train with the fasttext package in a fresh interpreter and save its ``.bin``.
-
-    The fasttext wheels (0.9.2 and 0.9.3) abort some small runs with "Encountered NaN"
-    depending on the process's heap layout; a fresh process per attempt makes that rare.
-    """
-    out = Path(directory) / f"facebook_{function}_{abs(hash(repr(sorted(kwargs.items())))) % 10**8}.bin"
-    script = (f"import fasttext\nm = fasttext.{function}({str(input_path)!r}, verbose=0, **{kwargs!r})\n"
-              f"{after}\nm.save_model({str(out)!r})\n")
-    for _ in range(10):
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-        if done.returncode == 0:
-            return out
-        if "NaN" not in done.stderr:
-            raise AssertionError(done.stderr)
-    pytest.skip("the fasttext package kept failing with 'Encountered NaN'")
 
 @pytest.fixture(scope="module")
 def fasttext_model(tmp_path_factory):
