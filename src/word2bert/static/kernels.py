@@ -95,6 +95,30 @@ def _context(kept, n, i, window, context, state):
 
 
 @numba.njit(inline="always", **_JIT)
+def _draw_negatives(out_ids, centre, table, negative, state):
+    """``out_ids[0] = centre`` then ``negative`` draws from the unigram table, skipping draws equal
+    to the centre (word2vec.c); returns (number of output rows, state)."""
+    out_ids[0] = centre
+    m = 1
+    for _ in range(negative):
+        word, state = draw_negative(table, state)
+        if word != centre:
+            out_ids[m] = word
+            m += 1
+    return m, state
+
+
+@numba.njit(inline="always", **_JIT)
+def _huffman_path(centre, codes, points, code_lengths, hs_labels, path):
+    """Fill the centre word's Huffman path (inner-node rows) and labels ``1 - code``; return its length."""
+    length = code_lengths[centre]
+    for k in range(length):
+        hs_labels[k] = 1.0 - codes[centre, k]
+        path[k] = points[centre, k]
+    return length
+
+
+@numba.njit(inline="always", **_JIT)
 def _block_logistic(input_vectors, in_ids, n_in, output_vectors, out_ids, labels, n_out, alpha,
                     grad_in, coef, skip_saturated, compute_loss, dim):
     """Independent logistic decisions for every (input row b, output row k) pair of a block.
@@ -192,20 +216,11 @@ def train_skipgram_chunk(input_vectors, output_ns, output_hs, tokens, offsets, s
                 for b in range(n_ctx):
                     loss += full_softmax_step(input_vectors[context[b]], output_ns, centre, alpha, grad_in[b])
             if negative > 0:
-                out_ids[0] = centre
-                m = 1
-                for _ in range(negative):
-                    word, state = draw_negative(table, state)
-                    if word != centre:
-                        out_ids[m] = word
-                        m += 1
+                m, state = _draw_negatives(out_ids, centre, table, negative, state)
                 loss += _block_logistic(input_vectors, context, n_ctx, output_ns, out_ids, ns_labels, m, alpha,
                                         grad_in, coef, False, compute_loss, dim)
             if use_hs:
-                length = code_lengths[centre]
-                for k in range(length):
-                    hs_labels[k] = 1.0 - codes[centre, k]
-                    path[k] = points[centre, k]
+                length = _huffman_path(centre, codes, points, code_lengths, hs_labels, path)
                 loss += _block_logistic(input_vectors, context, n_ctx, output_hs, path, hs_labels, length,
                                         alpha, grad_in, coef, True, compute_loss, dim)
             for b in range(n_ctx):
@@ -271,20 +286,11 @@ def train_cbow_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sente
             if use_softmax:
                 loss += full_softmax_step(hidden[0], output_ns, centre, alpha, grad[0])
             if negative > 0:
-                out_ids[0] = centre
-                m = 1
-                for _ in range(negative):
-                    word, state = draw_negative(table, state)
-                    if word != centre:
-                        out_ids[m] = word
-                        m += 1
+                m, state = _draw_negatives(out_ids, centre, table, negative, state)
                 loss += _block_logistic(hidden, hidden_id, 1, output_ns, out_ids, ns_labels, m, alpha,
                                         grad, coef, False, compute_loss, dim)
             if use_hs:
-                length = code_lengths[centre]
-                for k in range(length):
-                    hs_labels[k] = 1.0 - codes[centre, k]
-                    path[k] = points[centre, k]
+                length = _huffman_path(centre, codes, points, code_lengths, hs_labels, path)
                 loss += _block_logistic(hidden, hidden_id, 1, output_hs, path, hs_labels, length,
                                         alpha, grad, coef, True, compute_loss, dim)
             for b in range(n_ctx):
