@@ -33,22 +33,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
 
-
-def gensim_kv(words, vectors):
-    from gensim.models import KeyedVectors
-
-    kv = KeyedVectors(vectors.shape[1])
-    kv.add_vectors(list(words), np.asarray(vectors, dtype=np.float32))
-    return kv
-
-
-def evaluate(kv, pairs: Path, questions: Path) -> tuple[float, float]:
-    import logging
-
-    logging.getLogger("gensim").setLevel(logging.WARNING)
-    rho = kv.evaluate_word_pairs(str(pairs))[1][0]
-    accuracy = kv.evaluate_word_analogies(str(questions), restrict_vocab=30000)[0]
-    return float(rho), float(accuracy)
+# the same gensim evaluator as the word2vec benchmark, so both sides are scored alike
+from word2vec_vs_gensim import evaluate, gensim_kv  # noqa: E402  (bench/ is the script directory)
 
 
 def main() -> None:
