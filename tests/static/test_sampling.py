@@ -34,14 +34,33 @@ def test_lcg_matches_word2vec_c_arithmetic():
         assert state == expected
 
 
-def test_draw_negative_uses_the_table_as_word2vec_c():
+def test_draw_negative_indexes_the_table_with_the_lcg_high_bits():
     table = np.arange(7, dtype=np.int32) * 3
     state = np.uint64(99)
     words, _ = _draw_many(table, state, 50)
     s = 99
     for w in words:
         s = (s * 25214903917 + 11) % 2**64
-        assert w == table[(s >> 16) % len(table)]
+        assert w == table[((s >> 32) * len(table)) >> 32]
+
+
+@numba.njit
+def _ints_many(state, n, high):
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        out[i], state = random_int(state, high)
+    return out
+
+
+@pytest.mark.parametrize("high", [2, 5, 10, 1_000_003])
+def test_random_int_is_uniform(high):
+    values = _ints_many(np.uint64(11), 300_000, high)
+    assert values.min() >= 0 and values.max() < high
+    if high <= 10:
+        _, pvalue = stats.chisquare(np.bincount(values, minlength=high))
+    else:  # too many cells for a chi-square: the scaled values must be uniform on [0, 1)
+        pvalue = stats.kstest((values + 0.5) / high, "uniform").pvalue
+    assert pvalue > 1e-4
 
 
 def test_table_slots_proportional_to_count_power():

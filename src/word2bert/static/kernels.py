@@ -19,11 +19,14 @@ word); ``output_hs`` its ``syn1`` (one row per Huffman inner node).
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 
 from word2bert.static.huffman import MAX_CODE_LENGTH
 from word2bert.static.losses import full_softmax_step
+from word2bert.static.native import SOURCE_STAMP, SPECIALISED_JIT
 from word2bert.static.sampling import MAX_EXP, draw_negative, random_int, random_uniform
 
 _JIT = dict(nogil=True, cache=True, fastmath=True)
@@ -124,11 +127,13 @@ def _block_logistic(input_vectors, in_ids, n_in, output_vectors, out_ids, labels
     """Independent logistic decisions for every (input row b, output row k) pair of a block.
 
     ``x_bk = u_b . v_k``, ``log L = sum_bk [l_k log sigma(x_bk) + (1 - l_k) log sigma(-x_bk)]``.
-    With ``G_bk = alpha (l_k - sigma(x_bk))`` (0 where ``skip_saturated`` and ``|x_bk| >= 6``,
-    word2vec.c's HS rule), the gradient-ascent step is the two small matrix products
-    ``grad_in += G V`` (rows ``b``; applied to the inputs by the caller) and ``V += G^T U``,
-    both from the values before the step (Ji et al. 2016's minibatched form of word2vec.c's
-    per-pair updates). Returns ``-log L`` (0 unless ``compute_loss``).
+    With ``g_bk = alpha (l_k - sigma(x_bk))`` (0 where ``skip_saturated`` and ``|x_bk| >= 6``,
+    word2vec.c's HS rule) each pair takes word2vec.c's step ``grad_in[b] += g_bk v_k`` (the
+    caller adds ``grad_in[b]`` to ``u_b`` after the block), then ``v_k += g_bk u_b``. Pairs
+    run input row by input row, as word2vec.c runs context word by context word; within a
+    row the ``x_bk`` are computed first (independent dot products overlap in the CPU
+    instead of waiting on each update), which differs from word2vec.c only when a row
+    occurs twice among the ``v_k``. Returns ``-log L`` (0 unless ``compute_loss``).
 
     Speed: rows are indexed in 2-D with unsigned indices, never sliced (a slice costs an
     atomic reference count, a signed index a wraparound test that stops vectorization).
@@ -136,11 +141,14 @@ def _block_logistic(input_vectors, in_ids, n_in, output_vectors, out_ids, labels
     loss = 0.0
     for b in range(n_in):
         row_in = np.uint64(in_ids[b])
-        for k in range(n_out):
+        for k in range(n_out):  # all dot products first: independent, so they overlap in the CPU
             row_out = np.uint64(out_ids[k])
             x = np.float32(0.0)
             for i in range(dim):
                 x += input_vectors[row_in, i] * output_vectors[row_out, i]
+            coef[b, k] = x
+        for k in range(n_out):
+            x = coef[b, k]
             label = labels[k]
             if compute_loss:
                 loss += _negative_log_sigmoid(x if label > 0.5 else -x)
@@ -156,35 +164,34 @@ def _block_logistic(input_vectors, in_ids, n_in, output_vectors, out_ids, labels
                     continue
             else:
                 s = SIGMOID_TABLE[_table_index(x)]
-            g = alpha * (label - s)
-            coef[b, k] = g
-            for i in range(dim):  # grad_in[b] += G[b, k] v_k while v_k is in L1
-                grad_in[b, i] += g * output_vectors[row_out, i]
-    for k in range(n_out):
-        row_out = np.uint64(out_ids[k])
-        for b in range(n_in):
+            coef[b, k] = alpha * (label - s)
+        for k in range(n_out):
             g = coef[b, k]
             if g != 0.0:
-                row_in = np.uint64(in_ids[b])
+                row_out = np.uint64(out_ids[k])
                 for i in range(dim):
-                    output_vectors[row_out, i] += g * input_vectors[row_in, i]
+                    v = output_vectors[row_out, i]
+                    grad_in[b, i] += g * v
+                    output_vectors[row_out, i] = v + g * input_vectors[row_in, i]
     return loss
 
 
 @numba.njit(**_JIT)
-def train_skipgram_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
-                         keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
-                         use_softmax, alpha, state, compute_loss, dim):
+def _skipgram_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
+                    keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
+                    use_softmax, alpha, state, compute_loss, dim):
     """Skip-gram over sentences ``[sentence_start, sentence_end)``; returns (loss, examples, words, state).
 
     For a centre word ``w`` with context ``c_1..c_B`` the hidden vectors are the rows
     ``u_{c_b}`` and the target is ``w``. Negative sampling: one set of ``K = negative``
     negatives is drawn per centre word and shared by its ``B`` context words, so the step is
     the ``B x (K+1)`` block of :func:`_block_logistic` (Ji et al. 2016, "Parallelizing Word2Vec
-    in Shared and Distributed Memory"; word2vec.c draws K per pair). Hierarchical softmax: the
+    in Shared and Distributed Memory"; word2vec.c draws K per pair: sharing keeps the rows
+    of a block in cache). Hierarchical softmax: the
     ``B`` context words share the centre's Huffman path, the same block form. Full softmax:
     :func:`full_softmax_step` per pair. ``examples`` counts (context, centre) pairs, ``words``
-    the centre words kept by subsampling. ``dim`` is ``input_vectors.shape[1]``.
+    the centre words kept by subsampling. ``dim`` is ``input_vectors.shape[1]`` (a compile-time
+    constant through :func:`~word2bert.static.native.specialise`).
     """
     longest = 1
     for s in range(sentence_start, sentence_end):
@@ -232,9 +239,9 @@ def train_skipgram_chunk(input_vectors, output_ns, output_hs, tokens, offsets, s
 
 
 @numba.njit(**_JIT)
-def train_cbow_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
-                     keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
-                     use_softmax, cbow_mean, alpha, state, compute_loss, dim):
+def _cbow_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
+                keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
+                use_softmax, cbow_mean, alpha, state, compute_loss, dim):
     """CBOW over sentences ``[sentence_start, sentence_end)``; returns (loss, examples, words, state).
 
     Hidden vector ``h = sum_b u_{c_b}`` (divided by ``B`` when ``cbow_mean``) predicts the
@@ -298,3 +305,40 @@ def train_cbow_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sente
                 for j in range(dim):
                     input_vectors[row, j] += grad[0, j]
     return loss, examples, words, state
+
+
+# -- entry points: the kernels compiled for one vector size (see word2bert.static.native) ----
+@functools.lru_cache(maxsize=None)
+def _skipgram_for(dim: int):
+    def skipgram_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
+                       keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
+                       use_softmax, alpha, state, compute_loss):
+        _ = SOURCE_STAMP
+        return _skipgram_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
+                               keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
+                               use_softmax, alpha, state, compute_loss, dim)
+
+    return numba.njit(**SPECIALISED_JIT)(skipgram_chunk)
+
+
+@functools.lru_cache(maxsize=None)
+def _cbow_for(dim: int):
+    def cbow_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
+                   keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
+                   use_softmax, cbow_mean, alpha, state, compute_loss):
+        _ = SOURCE_STAMP
+        return _cbow_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
+                           keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
+                           use_softmax, cbow_mean, alpha, state, compute_loss, dim)
+
+    return numba.njit(**SPECIALISED_JIT)(cbow_chunk)
+
+
+def train_skipgram_chunk(*args):
+    """:func:`_skipgram_chunk` with its last argument ``dim`` compiled in as a constant."""
+    return _skipgram_for(int(args[-1]))(*args[:-1])
+
+
+def train_cbow_chunk(*args):
+    """:func:`_cbow_chunk` with its last argument ``dim`` compiled in as a constant."""
+    return _cbow_for(int(args[-1]))(*args[:-1])

@@ -48,19 +48,25 @@ def random_uniform(state):
 
 @numba.njit(inline="always", **_JIT)
 def random_int(state, n):
-    """An integer in [0, n) from the next state (word2vec.c: ``(next_random >> 16) % n``)."""
+    """An integer in [0, n) from the next state: ``(high32(state) * n) >> 32``; returns ``(k, state)``.
+
+    word2vec.c takes ``(next_random >> 16) % n``; the multiply-shift (Lemire 2019) draws from
+    the same uniform distribution (bias below ``n / 2^32``) without a 64-bit division, and
+    uses the LCG's high bits, its most random ones.
+    """
     state = np.uint64(state) * np.uint64(25214903917) + np.uint64(11)
-    return np.int64((state >> np.uint64(16)) % np.uint64(n)), state
+    return np.int64(((state >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32)), state
 
 
 @numba.njit(inline="always", **_JIT)
 def draw_negative(table, state):
-    """One word drawn from the unigram^0.75 table: ``table[(state >> 16) % len(table)]``.
+    """One word drawn from the unigram^0.75 table, ``table[random_int(len(table))]``.
 
-    Returns ``(word, state)`` (word2vec.c's ``table[(next_random >> 16) % table_size]``).
+    Returns ``(word, state)`` (word2vec.c's ``table[(next_random >> 16) % table_size]``, with
+    the division-free range reduction of :func:`random_int`).
     """
     state = np.uint64(state) * np.uint64(25214903917) + np.uint64(11)
-    return table[(state >> np.uint64(16)) % np.uint64(table.shape[0])], state
+    return table[((state >> np.uint64(32)) * np.uint64(table.shape[0])) >> np.uint64(32)], state
 
 
 @numba.njit(inline="always", **_JIT)
