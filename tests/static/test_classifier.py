@@ -50,7 +50,9 @@ def test_one_step_follows_the_finite_difference_gradient(kind, targets):
     loss, _ = bag_kernels.train_bag(new_in, new_out, bag, targets, kind, 0, bag_kernels.dummy_table(), codes, points,
                                     lengths, np.uint64(1), alpha, np.float32(1 / len(bag)), np.zeros(4, np.float32),
                                     np.zeros(4, np.float32), True, 0)
-    assert loss == pytest.approx(-log_likelihood(base_in, base_out, bag, targets, kind), rel=1e-4)
+    # one-vs-all decisions use the tabulated sigma and -log sigma (errors < 8e-4 and < 0.0025 per decision)
+    loss_tolerance = dict(abs=2.5e-3 * output_vectors.shape[0]) if kind == bag_kernels.LOSS_OVA else dict(rel=1e-4)
+    assert loss == pytest.approx(-log_likelihood(base_in, base_out, bag, targets, kind), **loss_tolerance)
     np.testing.assert_allclose((new_in - input_vectors) / alpha, expected_in, atol=2e-3)
     np.testing.assert_allclose((new_out - output_vectors) / alpha, expected_out, atol=2e-3)
 

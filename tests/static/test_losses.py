@@ -54,11 +54,12 @@ def test_negative_sampling_gradient():
     target, negative = 3, 5
 
     def draws(state):
-        """The negatives the step will draw, via word2vec.c's LCG done here in Python."""
+        """The negatives the step will draw, via word2vec.c's LCG and draw_negative's multiply-shift
+        range reduction (``(high32(state) * size) >> 32``) done here in Python."""
         drawn, s = [], state
         for _ in range(negative):
             s = (s * 25214903917 + 11) % 2**64
-            w = int(table[(s >> 16) % len(table)])
+            w = int(table[((s >> 32) * len(table)) >> 32])
             if w != target:
                 drawn.append(w)
         return drawn, s

@@ -37,18 +37,16 @@ shared matrices in place.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import functools
+import math
 
 import numba
 import numpy as np
 
-from word2bert.static.losses import (
-    binary_logistic_update,
-    dot,
-    full_softmax_step,
-    hierarchical_softmax_step,
-    negative_sampling_step,
-)
-from word2bert.static.sampling import MAX_EXP, log_sigmoid, random_int, random_uniform, sigmoid
+from word2bert.static.huffman import MAX_CODE_LENGTH
+from word2bert.static.losses import table_negative_log_sigmoid, table_sigmoid
+from word2bert.static.native import SOURCE_STAMP, SPECIALISED_JIT, prefetch_row
+from word2bert.static.sampling import MAX_EXP, draw_negative, random_int, random_uniform
 
 LOSS_NS = 0
 LOSS_HS = 1
@@ -60,75 +58,184 @@ _JIT = dict(nogil=True, cache=True, fastmath=True)
 
 
 # ---------------------------------------------------------------------------------------
-# losses with frozen output rows (inference: only the input rows learn)
+# the losses over output rows, for one hidden vector
 # ---------------------------------------------------------------------------------------
 @numba.njit(inline="always", **_JIT)
-def _frozen_logistic(hidden, output_row, label, alpha, grad_hidden):
-    """``grad_hidden += alpha (label - sigma(h.v)) v`` without touching ``v``; returns ``-log L``."""
-    x = dot(hidden, output_row)
-    g = alpha * (label - sigmoid(x))
-    for i in range(hidden.shape[0]):
-        grad_hidden[i] += g * output_row[i]
-    return -log_sigmoid(x) if label > 0.5 else -log_sigmoid(-x)
+def _logistic_block(hidden, output_vectors, out_ids, labels, n_out, alpha, grad_hidden, coef, skip_saturated,
+                    update_output, dim):
+    """Independent logistic decisions of one hidden vector ``h`` against output rows ``v_k = out_ids[k]``.
 
+    ``x_k = h . v_k``, ``log L = sum_k [l_k log sigma(x_k) + (1 - l_k) log sigma(-x_k)]`` with
+    labels ``l_k`` in {0, 1}. With ``g_k = alpha (l_k - sigma(x_k))`` (0 where ``skip_saturated``
+    and ``|x_k| >= 6``, word2vec.c's HS rule): ``grad_hidden += g_k v_k``, then (``update_output``)
+    ``v_k += g_k h``. This is negative sampling (the target and its negatives), hierarchical
+    softmax (the target's Huffman path) and one-vs-all (every label) alike. Returns ``-log L``.
 
-@numba.njit(**_JIT)
-def loss_step(hidden, output_vectors, kind, target, negative, table, codes, points, code_lengths,
-              state, alpha, grad_hidden, update_output):
-    """One target's loss (NS, HS or full softmax) on ``hidden``; accumulates ``grad_hidden``.
-
-    With ``update_output`` the output rows take their SGD step (training), otherwise they
-    are read only (``infer_vector``). Returns ``(-log L, state)``.
+    Speed: the ``x_k`` are computed first, then the ``g_k``, then the updates (independent dot
+    products overlap in the CPU instead of each waiting for the previous update), so a row
+    that occurs twice in the block has both decisions computed from its value before the
+    block (fastText updates it in between). sigma and log sigma are tabulated (fastText and
+    word2vec.c). Rows are indexed in 2-D with unsigned indices, never sliced.
     """
-    if kind == LOSS_NS:
-        if update_output:
-            return negative_sampling_step(hidden, output_vectors, target, table, state, negative, alpha,
-                                          grad_hidden)
-        loss = _frozen_logistic(hidden, output_vectors[target], np.float32(1.0), alpha, grad_hidden)
-        size = np.uint64(table.shape[0])
-        for _ in range(negative):
-            state = state * np.uint64(25214903917) + np.uint64(11)
-            word = table[(state >> np.uint64(16)) % size]
-            if word != target:
-                loss += _frozen_logistic(hidden, output_vectors[word], np.float32(0.0), alpha, grad_hidden)
-        return loss, state
-    if kind == LOSS_HS:
-        if update_output:
-            return hierarchical_softmax_step(hidden, output_vectors, codes[target], points[target],
-                                             code_lengths[target], alpha, grad_hidden), state
-        loss = np.float32(0.0)
-        for k in range(code_lengths[target]):
-            row = output_vectors[points[target, k]]
-            x = dot(hidden, row)
-            if x <= -MAX_EXP or x >= MAX_EXP:
-                loss -= log_sigmoid((np.float32(1.0) - np.float32(2.0) * codes[target, k]) * x)
-                continue
-            loss += _frozen_logistic(hidden, row, np.float32(1.0) - codes[target, k], alpha, grad_hidden)
-        return loss, state
-    return full_softmax_step(hidden, output_vectors, target, alpha, grad_hidden), state
-
-
-@numba.njit(**_JIT)
-def one_vs_all_step(hidden, output_vectors, targets, alpha, grad_hidden):
-    """One-vs-all (fastText's ``OneVsAllLoss``): an independent logistic decision per label.
-
-    ``log L = sum_l [y_l log sigma(h.v_l) + (1 - y_l) log sigma(-h.v_l)]`` with ``y_l = 1``
-    for the labels in ``targets``; each decision is ``binary_logistic_update``.
-    """
-    loss = np.float32(0.0)
-    for label in range(output_vectors.shape[0]):
-        y = np.float32(0.0)
-        for t in range(targets.shape[0]):
-            if targets[t] == label:
-                y = np.float32(1.0)
-        loss += binary_logistic_update(hidden, output_vectors[label], y, alpha, grad_hidden)
+    for k in range(n_out):
+        row = np.uint64(out_ids[k])
+        x = np.float32(0.0)
+        for i in range(dim):
+            x += hidden[i] * output_vectors[row, i]
+        coef[k] = x
+    loss = 0.0
+    for k in range(n_out):
+        x = coef[k]
+        label = labels[k]
+        loss += table_negative_log_sigmoid(x if label > 0.5 else -x)
+        if skip_saturated and (x >= MAX_EXP or x <= -MAX_EXP):
+            coef[k] = 0.0
+        else:
+            coef[k] = alpha * (label - table_sigmoid(x))
+    if update_output:
+        for k in range(n_out):
+            g = coef[k]
+            if g != 0.0:
+                row = np.uint64(out_ids[k])
+                for i in range(dim):
+                    v = output_vectors[row, i]
+                    grad_hidden[i] += g * v
+                    output_vectors[row, i] = v + g * hidden[i]
+    else:
+        for k in range(n_out):
+            g = coef[k]
+            if g != 0.0:
+                row = np.uint64(out_ids[k])
+                for i in range(dim):
+                    grad_hidden[i] += g * output_vectors[row, i]
     return loss
+
+
+@numba.njit(inline="always", **_JIT)
+def _softmax(hidden, output_vectors, target, alpha, grad_hidden, scores, update_output, dim):
+    """Full softmax over every output row (fastText's ``SoftmaxLoss``; the classifier's labels).
+
+    ``p = softmax(V h)``, ``log L = log p_t = x_t - log sum_v exp(x_v)``; with
+    ``g_v = alpha (1[v = t] - p_v)``: ``grad_hidden += g_v v_v`` (the row before its update),
+    then ``v_v += g_v h``. One ``exp`` per row, no allocation (``scores`` is scratch). Returns ``-log L``.
+    """
+    n = output_vectors.shape[0]
+    top = np.float32(-np.inf)
+    for v in range(n):
+        row = np.uint64(v)
+        x = np.float32(0.0)
+        for i in range(dim):
+            x += hidden[i] * output_vectors[row, i]
+        scores[v] = x
+        top = max(top, x)
+    x_target = scores[target]
+    total = np.float32(0.0)
+    for v in range(n):
+        e = np.float32(math.exp(scores[v] - top))
+        scores[v] = e
+        total += e
+    scale = alpha / total
+    for v in range(n):
+        g = -scores[v] * scale
+        if v == target:
+            g += alpha
+        row = np.uint64(v)
+        if update_output:
+            for i in range(dim):
+                w = output_vectors[row, i]
+                grad_hidden[i] += g * w
+                output_vectors[row, i] = w + g * hidden[i]
+        else:
+            for i in range(dim):
+                grad_hidden[i] += g * output_vectors[row, i]
+    return math.log(total) - (x_target - top)
+
+
+@numba.njit(inline="always", **_JIT)
+def _example(input_vectors, output_vectors, bag, bag_start, bag_count, targets, target_start, target_count, kind,
+             negative, table, codes, points, code_lengths, state, alpha, hidden_scale, grad_scale, update_output,
+             first_trainable_row, hidden, grad_hidden, out_ids, labels, coef, dim):
+    """One example of the engine: the bag ``B = bag[bag_start:+bag_count]``, the targets
+    ``T = targets[target_start:+target_count]``.
+
+    ``h = hidden_scale * sum_{r in B} input_vectors[r]`` (``hidden_scale = 1/|B|``: the mean);
+    every target's loss accumulates ``g = alpha * d log L / d h``: NS (the target and
+    ``negative`` draws from ``table``, a draw equal to the target skipped, as word2vec.c),
+    HS (the target's Huffman path), softmax, or one-vs-all (``T`` = the positive labels, every
+    output row a decision). NS and HS decisions of all targets form one
+    :func:`_logistic_block`. Then ``input_vectors[r] += grad_scale * g`` for every ``r`` in
+    ``B`` with ``r >= first_trainable_row`` (once per occurrence, as fastText). Returns
+    ``(-log L, state)``. ``out_ids``/``labels``/``coef`` are scratch of at least
+    ``target_count * max(negative + 1, MAX_CODE_LENGTH)`` (NS, HS) or ``n_labels`` (OVA) entries.
+    """
+    for i in range(dim):
+        hidden[i] = 0.0
+        grad_hidden[i] = 0.0
+    for q in range(bag_start, bag_start + bag_count):
+        row = np.uint64(bag[q])
+        for i in range(dim):
+            hidden[i] += input_vectors[row, i]
+    for i in range(dim):
+        hidden[i] *= hidden_scale
+    loss = 0.0
+    if kind == LOSS_SOFTMAX:
+        for t in range(target_start, target_start + target_count):
+            loss += _softmax(hidden, output_vectors, targets[t], alpha, grad_hidden, coef, update_output, dim)
+    else:
+        m = 0
+        if kind == LOSS_OVA:
+            m = output_vectors.shape[0]
+            for k in range(m):
+                out_ids[k] = k
+                labels[k] = 0.0
+            for t in range(target_start, target_start + target_count):
+                labels[targets[t]] = 1.0
+        elif kind == LOSS_NS:
+            for t in range(target_start, target_start + target_count):
+                target = targets[t]
+                out_ids[m] = target
+                labels[m] = 1.0
+                m += 1
+                for _ in range(negative):
+                    word, state = draw_negative(table, state)
+                    if word != target:
+                        out_ids[m] = word
+                        labels[m] = 0.0
+                        m += 1
+        else:
+            for t in range(target_start, target_start + target_count):
+                target = targets[t]
+                for k in range(code_lengths[target]):
+                    out_ids[m] = points[target, k]
+                    labels[m] = np.float32(1.0) - codes[target, k]
+                    m += 1
+        loss = _logistic_block(hidden, output_vectors, out_ids, labels, m, alpha, grad_hidden, coef, kind == LOSS_HS,
+                               update_output, dim)
+    for i in range(dim):
+        grad_hidden[i] *= grad_scale
+    for q in range(bag_start, bag_start + bag_count):
+        r = bag[q]
+        if r >= first_trainable_row:
+            row = np.uint64(r)
+            for i in range(dim):
+                input_vectors[row, i] += grad_hidden[i]
+    return loss, state
+
+
+@numba.njit(inline="always", **_JIT)
+def _scratch_size(kind, negative, n_outputs, max_targets):
+    """Entries of the ``out_ids``/``labels``/``coef`` scratch of :func:`_example` for up to ``max_targets`` targets."""
+    if kind == LOSS_NS:
+        return max(max_targets * (negative + 1), 1)
+    if kind == LOSS_HS:
+        return max_targets * MAX_CODE_LENGTH
+    return max(n_outputs, 1)  # softmax: one score per output row; one-vs-all: one decision per label
 
 
 @numba.njit(**_JIT)
 def train_bag(input_vectors, output_vectors, bag, targets, kind, negative, table, codes, points, code_lengths,
               state, alpha, grad_scale, hidden, grad_hidden, update_output, first_trainable_row):
-    """One example of the engine.
+    """One example of the engine on its own (the chunk kernels below run the same :func:`_example`).
 
     ``h = mean_{r in bag} input_vectors[r]``; the loss of every target in ``targets``
     (for one-vs-all, ``targets`` is the set of positive labels) accumulates
@@ -136,47 +243,30 @@ def train_bag(input_vectors, output_vectors, bag, targets, kind, negative, table
     ``r`` in the bag with ``r >= first_trainable_row`` (a row repeated in the bag gets it
     once per occurrence, as in fastText). Returns ``(-log L, state)``.
     """
-    dim = hidden.shape[0]
-    n = bag.shape[0]
-    for i in range(dim):
-        hidden[i] = 0.0
-        grad_hidden[i] = 0.0
-    for k in range(n):
-        row = input_vectors[bag[k]]
-        for i in range(dim):
-            hidden[i] += row[i]
-    inv = np.float32(1.0) / np.float32(n)
-    for i in range(dim):
-        hidden[i] *= inv
-    loss = np.float32(0.0)
-    if kind == LOSS_OVA:
-        loss = one_vs_all_step(hidden, output_vectors, targets, alpha, grad_hidden)
-    else:
-        for t in range(targets.shape[0]):
-            step_loss, state = loss_step(hidden, output_vectors, kind, targets[t], negative, table, codes, points,
-                                         code_lengths, state, alpha, grad_hidden, update_output)
-            loss += step_loss
-    for i in range(dim):
-        grad_hidden[i] *= grad_scale
-    for k in range(n):
-        r = bag[k]
-        if r >= first_trainable_row:
-            row = input_vectors[r]
-            for i in range(dim):
-                row[i] += grad_hidden[i]
-    return loss, state
+    size = _scratch_size(kind, negative, output_vectors.shape[0], max(targets.shape[0], 1))
+    out_ids = np.empty(size, np.int32)
+    labels = np.empty(size, np.float32)
+    coef = np.empty(size, np.float32)
+    return _example(input_vectors, output_vectors, bag, 0, bag.shape[0], targets, 0, targets.shape[0], kind, negative,
+                    table, codes, points, code_lengths, np.uint64(state), alpha,
+                    np.float32(1.0) / np.float32(bag.shape[0]), grad_scale, update_output, first_trainable_row,
+                    hidden, grad_hidden, out_ids, labels, coef, hidden.shape[0])
 
 
 @numba.njit(inline="always", **_JIT)
 def _subsample(tokens, start, end, keep_probability, buffer, state):
-    """Copy the tokens kept by subsampling (``u < p_keep(w)``) into ``buffer``; returns ``(n, state)``."""
+    """Copy the tokens kept by subsampling (``u < p_keep(w)``; no draw when ``p_keep = 1``) into
+    ``buffer``; returns ``(n, state)``."""
     n = 0
     for p in range(start, end):
         word = tokens[p]
-        u, state = random_uniform(state)
-        if u < keep_probability[word]:
-            buffer[n] = word
-            n += 1
+        keep = keep_probability[word]
+        if keep < 1.0:
+            u, state = random_uniform(state)
+            if u >= keep:
+                continue
+        buffer[n] = word
+        n += 1
     return n, state
 
 
@@ -184,9 +274,9 @@ def _subsample(tokens, start, end, keep_probability, buffer, state):
 # chunk drivers: one call trains sentences [first, last) and releases the GIL
 # ---------------------------------------------------------------------------------------
 @numba.njit(**_JIT)
-def subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, subword_offsets,
-                  subword_rows, keep_probability, window, skipgram, kind, negative, table, codes, points,
-                  code_lengths, alpha_start, alpha_end, seed):
+def _subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, subword_offsets,
+                   subword_rows, keep_probability, window, skipgram, kind, negative, table, codes, points,
+                   code_lengths, alpha_start, alpha_end, seed, dim):
     """fastText skip-gram or CBOW over sentences ``[first, last)`` with subword bags.
 
     Each kept word ``w`` has input rows ``subword_rows[subword_offsets[w]:subword_offsets[w+1]]``
@@ -194,8 +284,8 @@ def subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first
     Skip-gram: bag = rows of the centre word, targets = the context words. CBOW: bag =
     rows of every context word, target = the centre word. ``alpha`` decays linearly from
     ``alpha_start`` to ``alpha_end`` over the chunk's tokens. Returns ``(loss, examples, tokens)``.
+    ``dim`` is ``input_vectors.shape[1]``, a compile-time constant (see :func:`subword_chunk`).
     """
-    dim = input_vectors.shape[1]
     hidden = np.empty(dim, np.float32)
     grad_hidden = np.empty(dim, np.float32)
     state = np.uint64(seed)
@@ -209,6 +299,10 @@ def subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first
     for w in range(subword_offsets.shape[0] - 1):
         max_rows = max(max_rows, subword_offsets[w + 1] - subword_offsets[w])
     bag = np.empty(2 * window * max_rows, np.int32)
+    size = _scratch_size(kind, negative, output_vectors.shape[0], 2 * window)
+    out_ids = np.empty(size, np.int32)
+    labels = np.empty(size, np.float32)
+    coef = np.empty(size, np.float32)
     loss = 0.0
     examples = 0
     done = 0
@@ -232,10 +326,11 @@ def subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first
                         targets[nt] = buffer[j]
                         nt += 1
                 w = buffer[i]
-                step, state = train_bag(input_vectors, output_vectors,
-                                        subword_rows[subword_offsets[w]:subword_offsets[w + 1]], targets[:nt],
-                                        kind, negative, table, codes, points, code_lengths, state, alpha,
-                                        np.float32(1.0), hidden, grad_hidden, True, 0)
+                r0 = subword_offsets[w]
+                step, state = _example(input_vectors, output_vectors, subword_rows, r0, subword_offsets[w + 1] - r0,
+                                       targets, 0, nt, kind, negative, table, codes, points, code_lengths, state,
+                                       alpha, np.float32(1.0) / np.float32(subword_offsets[w + 1] - r0),
+                                       np.float32(1.0), True, 0, hidden, grad_hidden, out_ids, labels, coef, dim)
                 examples += nt
             else:
                 nb = 0
@@ -245,18 +340,19 @@ def subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first
                         for q in range(subword_offsets[w], subword_offsets[w + 1]):
                             bag[nb] = subword_rows[q]
                             nb += 1
-                targets[0] = buffer[i]
-                step, state = train_bag(input_vectors, output_vectors, bag[:nb], targets[:1], kind, negative,
-                                        table, codes, points, code_lengths, state, alpha, np.float32(1.0),
-                                        hidden, grad_hidden, True, 0)
+                step, state = _example(input_vectors, output_vectors, bag, 0, nb, buffer, i, 1, kind, negative,
+                                       table, codes, points, code_lengths, state, alpha,
+                                       np.float32(1.0) / np.float32(nb), np.float32(1.0), True, 0, hidden,
+                                       grad_hidden, out_ids, labels, coef, dim)
                 examples += 1
             loss += step
     return loss, examples, total
 
 
 @numba.njit(**_JIT)
-def supervised_chunk(input_vectors, output_vectors, example_offsets, example_rows, label_offsets, labels, order,
-                     first, last, kind, negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed):
+def _supervised_chunk(input_vectors, output_vectors, example_offsets, example_rows, label_offsets, labels, order,
+                      first, last, kind, negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed,
+                      dim):
     """fastText supervised over the examples ``order[first:last]``.
 
     Bag = the example's rows (words, hashed word n-grams), gradient normalised by the bag
@@ -265,9 +361,15 @@ def supervised_chunk(input_vectors, output_vectors, example_offsets, example_row
     ``FastText::supervised``). Examples without rows or labels are skipped.
     Returns ``(loss, examples, examples visited)``.
     """
-    dim = input_vectors.shape[1]
     hidden = np.empty(dim, np.float32)
     grad_hidden = np.empty(dim, np.float32)
+    most_labels = 1
+    for e in range(label_offsets.shape[0] - 1):
+        most_labels = max(most_labels, label_offsets[e + 1] - label_offsets[e])
+    size = _scratch_size(kind, negative, output_vectors.shape[0], most_labels)
+    out_ids = np.empty(size, np.int32)
+    out_labels = np.empty(size, np.float32)
+    coef = np.empty(size, np.float32)
     state = np.uint64(seed)
     total = last - first
     loss = 0.0
@@ -281,37 +383,43 @@ def supervised_chunk(input_vectors, output_vectors, example_offsets, example_row
         l1 = label_offsets[e + 1]
         alpha = np.float32(alpha_start + (alpha_end - alpha_start) * done / max(total, 1))
         done += 1
+        if position + 1 < last:  # the next bag's rows are scattered over a large matrix: fetch them now
+            following = order[position + 1]
+            for q in range(example_offsets[following], example_offsets[following + 1]):
+                prefetch_row(input_vectors, example_rows[q], dim)
         if r1 == r0 or l1 == l0:
             continue
         if kind == LOSS_OVA:
-            chosen = labels[l0:l1]
+            chosen = l0
+            n_chosen = l1 - l0
         else:
             pick, state = random_int(state, l1 - l0)
-            chosen = labels[l0 + pick:l0 + pick + 1]
-        step, state = train_bag(input_vectors, output_vectors, example_rows[r0:r1], chosen, kind, negative, table,
-                                codes, points, code_lengths, state, alpha, np.float32(1.0) / np.float32(r1 - r0),
-                                hidden, grad_hidden, True, 0)
+            chosen = l0 + pick
+            n_chosen = 1
+        inverse = np.float32(1.0) / np.float32(r1 - r0)
+        step, state = _example(input_vectors, output_vectors, example_rows, r0, r1 - r0, labels, chosen, n_chosen,
+                               kind, negative, table, codes, points, code_lengths, state, alpha, inverse, inverse,
+                               True, 0, hidden, grad_hidden, out_ids, out_labels, coef, dim)
         loss += step
         examples += 1
     return loss, examples, total
 
 
 @numba.njit(**_JIT)
-def document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, tag_offsets, tag_rows,
-                   keep_probability, window, dm, dm_mean, train_words, kind, negative, table, codes, points,
-                   code_lengths, alpha_start, alpha_end, seed, update_output, first_trainable_row):
+def _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, tag_offsets, tag_rows,
+                    keep_probability, window, dm, dm_mean, train_words, kind, negative, table, codes, points,
+                    code_lengths, alpha_start, alpha_end, seed, update_output, first_trainable_row, dim):
     """Doc2Vec (Le & Mikolov 2014) over documents ``[first, last)``; input rows are words then tags.
 
     PV-DBOW (``dm=0``): for every kept word and every tag of the document, bag = that tag's
-    row, target = the word (each tag separately and updated per word, as gensim). With ``train_words`` also skip-gram on the words
-    (bag = a word row, targets = its context). PV-DM (``dm=1``): for every kept word, bag =
-    tag rows + context word rows (window radius uniform in ``1..window``), target = the word;
-    hidden is their mean (``dm_mean``; the full error goes to every row) or, without
-    ``dm_mean``, treated as gensim's sum (error divided by the bag size).
-    ``update_output=False`` and ``first_trainable_row`` freeze everything but new tag rows
-    (``infer_vector``). Returns ``(loss, examples, tokens)``.
+    row, target = the word (each tag separately and updated per word, as gensim). With
+    ``train_words`` also skip-gram on the words (bag = a word row, targets = its context).
+    PV-DM (``dm=1``): for every kept word, bag = tag rows + context word rows (window radius
+    uniform in ``1..window``), target = the word; hidden is their mean (``dm_mean``; the full
+    error goes to every row) or, without ``dm_mean``, their sum with the error divided by the
+    bag size (gensim). ``update_output=False`` and ``first_trainable_row`` freeze everything
+    but new tag rows (``infer_vector``). Returns ``(loss, examples, tokens)``.
     """
-    dim = input_vectors.shape[1]
     hidden = np.empty(dim, np.float32)
     grad_hidden = np.empty(dim, np.float32)
     state = np.uint64(seed)
@@ -325,17 +433,22 @@ def document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, firs
     for d in range(first, last):
         max_tags = max(max_tags, tag_offsets[d + 1] - tag_offsets[d])
     bag = np.empty(2 * window + max_tags, np.int32)
+    size = _scratch_size(kind, negative, output_vectors.shape[0], 2 * window)
+    out_ids = np.empty(size, np.int32)
+    labels = np.empty(size, np.float32)
+    coef = np.empty(size, np.float32)
     loss = 0.0
     examples = 0
     done = 0
+    one = np.float32(1.0)
     for s in range(first, last):
         start = sentence_offsets[s]
         end = sentence_offsets[s + 1]
         alpha = np.float32(alpha_start + (alpha_end - alpha_start) * done / max(total, 1))
         done += end - start
         n, state = _subsample(tokens, start, end, keep_probability, buffer, state)
-        tags = tag_rows[tag_offsets[s]:tag_offsets[s + 1]]
-        n_tags = tags.shape[0]
+        t0 = tag_offsets[s]
+        n_tags = tag_offsets[s + 1] - t0
         if n_tags == 0:
             continue
         for i in range(n):
@@ -343,25 +456,25 @@ def document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, firs
                 b, state = random_int(state, window)
                 b += 1
                 for k in range(n_tags):
-                    bag[k] = tags[k]
+                    bag[k] = tag_rows[t0 + k]
                 nb = n_tags
                 for j in range(max(0, i - b), min(n, i + b + 1)):
                     if j != i:
                         bag[nb] = buffer[j]
                         nb += 1
-                targets[0] = buffer[i]
-                scale = np.float32(1.0) if dm_mean else np.float32(1.0) / np.float32(nb)
-                step, state = train_bag(input_vectors, output_vectors, bag[:nb], targets[:1], kind, negative,
-                                        table, codes, points, code_lengths, state, alpha, scale, hidden,
-                                        grad_hidden, update_output, first_trainable_row)
+                inverse = one / np.float32(nb)
+                step, state = _example(input_vectors, output_vectors, bag, 0, nb, buffer, i, 1, kind, negative,
+                                       table, codes, points, code_lengths, state, alpha,
+                                       inverse if dm_mean else one, one if dm_mean else inverse, update_output,
+                                       first_trainable_row, hidden, grad_hidden, out_ids, labels, coef, dim)
                 loss += step
                 examples += 1
             else:
-                targets[0] = buffer[i]
                 for k in range(n_tags):  # each tag predicts the word on its own (gensim's PV-DBOW)
-                    step, state = train_bag(input_vectors, output_vectors, tags[k:k + 1], targets[:1], kind, negative,
-                                            table, codes, points, code_lengths, state, alpha, np.float32(1.0),
-                                            hidden, grad_hidden, update_output, first_trainable_row)
+                    step, state = _example(input_vectors, output_vectors, tag_rows, t0 + k, 1, buffer, i, 1, kind,
+                                           negative, table, codes, points, code_lengths, state, alpha, one, one,
+                                           update_output, first_trainable_row, hidden, grad_hidden, out_ids, labels,
+                                           coef, dim)
                     loss += step
                     examples += 1
                 if train_words:
@@ -373,13 +486,68 @@ def document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, firs
                             targets[nt] = buffer[j]
                             nt += 1
                     if nt > 0:
-                        step, state = train_bag(input_vectors, output_vectors, buffer[i:i + 1], targets[:nt], kind,
-                                                negative, table, codes, points, code_lengths, state, alpha,
-                                                np.float32(1.0), hidden, grad_hidden, update_output,
-                                                first_trainable_row)
+                        step, state = _example(input_vectors, output_vectors, buffer, i, 1, targets, 0, nt, kind,
+                                               negative, table, codes, points, code_lengths, state, alpha, one, one,
+                                               update_output, first_trainable_row, hidden, grad_hidden, out_ids,
+                                               labels, coef, dim)
                         loss += step
                         examples += nt
     return loss, examples, total
+
+
+# -- entry points: the chunk kernels compiled for one vector size (see word2bert.static.native) --
+@functools.lru_cache(maxsize=None)
+def _subword_for(dim: int):
+    def chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, subword_offsets, subword_rows,
+              keep_probability, window, skipgram, kind, negative, table, codes, points, code_lengths, alpha_start,
+              alpha_end, seed):
+        _ = SOURCE_STAMP
+        return _subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, subword_offsets,
+                              subword_rows, keep_probability, window, skipgram, kind, negative, table, codes, points,
+                              code_lengths, alpha_start, alpha_end, seed, dim)
+
+    return numba.njit(**SPECIALISED_JIT)(chunk)
+
+
+@functools.lru_cache(maxsize=None)
+def _supervised_for(dim: int):
+    def chunk(input_vectors, output_vectors, example_offsets, example_rows, label_offsets, labels, order, first, last,
+              kind, negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed):
+        _ = SOURCE_STAMP
+        return _supervised_chunk(input_vectors, output_vectors, example_offsets, example_rows, label_offsets, labels,
+                                 order, first, last, kind, negative, table, codes, points, code_lengths, alpha_start,
+                                 alpha_end, seed, dim)
+
+    return numba.njit(**SPECIALISED_JIT)(chunk)
+
+
+@functools.lru_cache(maxsize=None)
+def _document_for(dim: int):
+    def chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, tag_offsets, tag_rows,
+              keep_probability, window, dm, dm_mean, train_words, kind, negative, table, codes, points, code_lengths,
+              alpha_start, alpha_end, seed, update_output, first_trainable_row):
+        _ = SOURCE_STAMP
+        return _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, tag_offsets,
+                               tag_rows, keep_probability, window, dm, dm_mean, train_words, kind, negative, table,
+                               codes, points, code_lengths, alpha_start, alpha_end, seed, update_output,
+                               first_trainable_row, dim)
+
+    return numba.njit(**SPECIALISED_JIT)(chunk)
+
+
+def subword_chunk(input_vectors, output_vectors, *args):
+    """:func:`_subword_chunk` compiled for ``dim = input_vectors.shape[1]``; same arguments but ``dim``."""
+    return _subword_for(int(input_vectors.shape[1]))(input_vectors, output_vectors, *args)
+
+
+def supervised_chunk(input_vectors, output_vectors, *args):
+    """:func:`_supervised_chunk` compiled for ``dim = input_vectors.shape[1]``; same arguments but ``dim``."""
+    return _supervised_for(int(input_vectors.shape[1]))(input_vectors, output_vectors, *args)
+
+
+def document_chunk(input_vectors, output_vectors, *args):
+    """:func:`_document_chunk` compiled for ``dim = input_vectors.shape[1]``; same arguments but ``dim``."""
+    return _document_for(int(input_vectors.shape[1]))(input_vectors, output_vectors, *args)
 
 
 @numba.njit(**_JIT)
@@ -396,9 +564,9 @@ def bag_means(input_vectors, offsets, rows):
         if count == 0:
             continue
         for q in range(offsets[w], offsets[w + 1]):
-            row = input_vectors[rows[q]]
+            row = np.uint64(rows[q])
             for i in range(dim):
-                out[w, i] += row[i]
+                out[w, i] += input_vectors[row, i]
         inv = np.float32(1.0) / np.float32(count)
         for i in range(dim):
             out[w, i] *= inv
