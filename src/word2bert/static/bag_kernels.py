@@ -29,9 +29,12 @@ computed once for its whole window and its rows are updated once with the summed
 (fastText recomputes and updates per context word; the Ji et al. 2016 idea of sharing work
 across a window). bench/fasttext_vs_facebook.py shows the quality is unchanged.
 
-The per-target losses are the shared steps of ``word2bert.static.losses``; training is
-lock-free (Hogwild): Python threads run chunk kernels that release the GIL and update the
-shared matrices in place.
+Speed (the word2vec kernels' recipe): the chunk kernels are compiled per vector size (``dim``
+a compile-time constant, see :mod:`word2bert.static.native`); sigma and log sigma are
+tabulated (fastText, word2vec.c); the NS/HS/one-vs-all decisions of one example form one
+block whose dot products are computed before any update; rows are indexed in 2-D, never
+sliced. Training is lock-free (Hogwild): Python threads run chunk kernels that release the
+GIL and update the shared matrices in place.
 """
 
 from __future__ import annotations
