@@ -24,10 +24,9 @@ PV-DM             tag rows + context words                       the centre word
 PV-DM with ``dm_mean`` (the full error goes to every row), and ``1/|B|`` for the
 supervised classifier (fastText's ``normalizeGradient``: the exact gradient of the mean).
 
-Deviation from fastText, for speed: in skip-gram the hidden vector of a centre word is
-computed once for its whole window and its rows are updated once with the summed gradient
-(fastText recomputes and updates per context word; the Ji et al. 2016 idea of sharing work
-across a window). bench/fasttext_vs_facebook.py shows the quality is unchanged.
+In skip-gram the centre word's rows are read once per window: fastText recomputes their
+mean for every (centre, context) pair after updating them, and since every row of the bag
+took the same step, that mean is the previous one plus the step (see :func:`_example`).
 
 Speed (the word2vec kernels' recipe): the chunk kernels are compiled per vector size (``dim``
 a compile-time constant, see :mod:`word2bert.static.native`); sigma and log sigma are
@@ -64,9 +63,10 @@ _JIT = dict(nogil=True, cache=True, fastmath=True)
 # the losses over output rows, for one hidden vector
 # ---------------------------------------------------------------------------------------
 @numba.njit(inline="always", **_JIT)
-def _logistic_block(hidden, output_vectors, out_ids, labels, n_out, alpha, grad_hidden, coef, skip_saturated,
+def _logistic_block(hidden, output_vectors, out_ids, labels, first, end, alpha, grad_hidden, coef, skip_saturated,
                     update_output, dim):
-    """Independent logistic decisions of one hidden vector ``h`` against output rows ``v_k = out_ids[k]``.
+    """Independent logistic decisions of one hidden vector ``h`` against output rows ``v_k = out_ids[k]``,
+    ``first <= k < end``.
 
     ``x_k = h . v_k``, ``log L = sum_k [l_k log sigma(x_k) + (1 - l_k) log sigma(-x_k)]`` with
     labels ``l_k`` in {0, 1}. With ``g_k = alpha (l_k - sigma(x_k))`` (0 where ``skip_saturated``
@@ -80,14 +80,14 @@ def _logistic_block(hidden, output_vectors, out_ids, labels, n_out, alpha, grad_
     block (fastText updates it in between). sigma and log sigma are tabulated (fastText and
     word2vec.c). Rows are indexed in 2-D with unsigned indices, never sliced.
     """
-    for k in range(n_out):
+    for k in range(first, end):
         row = np.uint64(out_ids[k])
         x = np.float32(0.0)
         for i in range(dim):
             x += hidden[i] * output_vectors[row, i]
         coef[k] = x
     loss = 0.0
-    for k in range(n_out):
+    for k in range(first, end):
         x = coef[k]
         label = labels[k]
         loss += table_negative_log_sigmoid(x if label > 0.5 else -x)
@@ -96,7 +96,7 @@ def _logistic_block(hidden, output_vectors, out_ids, labels, n_out, alpha, grad_
         else:
             coef[k] = alpha * (label - table_sigmoid(x))
     if update_output:
-        for k in range(n_out):
+        for k in range(first, end):
             g = coef[k]
             if g != 0.0:
                 row = np.uint64(out_ids[k])
@@ -105,7 +105,7 @@ def _logistic_block(hidden, output_vectors, out_ids, labels, n_out, alpha, grad_
                     grad_hidden[i] += g * v
                     output_vectors[row, i] = v + g * hidden[i]
     else:
-        for k in range(n_out):
+        for k in range(first, end):
             g = coef[k]
             if g != 0.0:
                 row = np.uint64(out_ids[k])
@@ -157,19 +157,22 @@ def _softmax(hidden, output_vectors, target, alpha, grad_hidden, scores, update_
 @numba.njit(inline="always", **_JIT)
 def _example(input_vectors, output_vectors, bag, bag_start, bag_count, targets, target_start, target_count, kind,
              negative, table, codes, points, code_lengths, state, alpha, hidden_scale, grad_scale, update_output,
-             first_trainable_row, hidden, grad_hidden, out_ids, labels, coef, dim):
+             first_trainable_row, hidden, grad_hidden, hidden_start, out_ids, labels, coef, block_ends, dim):
     """One example of the engine: the bag ``B = bag[bag_start:+bag_count]``, the targets
     ``T = targets[target_start:+target_count]``.
 
-    ``h = hidden_scale * sum_{r in B} input_vectors[r]`` (``hidden_scale = 1/|B|``: the mean);
-    every target's loss accumulates ``g = alpha * d log L / d h``: NS (the target and
-    ``negative`` draws from ``table``, a draw equal to the target skipped, as word2vec.c),
-    HS (the target's Huffman path), softmax, or one-vs-all (``T`` = the positive labels, every
-    output row a decision). NS and HS decisions of all targets form one
-    :func:`_logistic_block`. Then ``input_vectors[r] += grad_scale * g`` for every ``r`` in
-    ``B`` with ``r >= first_trainable_row`` (once per occurrence, as fastText). Returns
-    ``(-log L, state)``. ``out_ids``/``labels``/``coef`` are scratch of at least
-    ``target_count * max(negative + 1, MAX_CODE_LENGTH)`` (NS, HS) or ``n_labels`` (OVA) entries.
+    ``h = hidden_scale * sum_{r in B} input_vectors[r]`` (``hidden_scale = 1/|B|``: the mean).
+    Each target in turn takes its loss on ``h``: NS (the target and ``negative`` draws from
+    ``table``, a draw equal to the target skipped, as word2vec.c), HS (the target's Huffman
+    path) or softmax, giving ``g_t = alpha * d log L_t / d h``; one-vs-all takes one block of
+    decisions over every output row (``T`` = the positive labels). Every row ``r`` of ``B``
+    with ``r >= first_trainable_row`` gets ``grad_scale * sum_t g_t`` (once per occurrence, as
+    fastText). Between targets ``h`` moves by the step its rows took,
+    ``h += hidden_scale * |B| * grad_scale * g_t``: fastText's skip-gram recomputes the mean
+    after updating the rows for each (centre, context) pair, and this is that mean (exact
+    unless a row occurs twice in the bag) without re-reading the rows. Returns ``(-log L, state)``.
+    ``hidden_start`` (``dim`` floats) is scratch; ``out_ids``/``labels``/``coef`` are scratch of
+    :func:`_scratch_size` entries.
     """
     for i in range(dim):
         hidden[i] = 0.0
@@ -181,21 +184,26 @@ def _example(input_vectors, output_vectors, bag, bag_start, bag_count, targets, 
     for i in range(dim):
         hidden[i] *= hidden_scale
     loss = 0.0
-    if kind == LOSS_SOFTMAX:
+    if kind == LOSS_OVA:
+        m = output_vectors.shape[0]
+        for k in range(m):
+            out_ids[k] = k
+            labels[k] = 0.0
+        for t in range(target_start, target_start + target_count):
+            labels[targets[t]] = 1.0
+        loss = _logistic_block(hidden, output_vectors, out_ids, labels, 0, m, alpha, grad_hidden, coef, False,
+                               update_output, dim)
+    elif kind == LOSS_SOFTMAX:
         for t in range(target_start, target_start + target_count):
             loss += _softmax(hidden, output_vectors, targets[t], alpha, grad_hidden, coef, update_output, dim)
+            # (softmax over several targets: the hidden vector stays; small vocabularies only)
     else:
+        # every target's decisions first (the negative draws' and the rows' cache misses then overlap;
+        # the rows of later targets are prefetched), then each target in turn
         m = 0
-        if kind == LOSS_OVA:
-            m = output_vectors.shape[0]
-            for k in range(m):
-                out_ids[k] = k
-                labels[k] = 0.0
-            for t in range(target_start, target_start + target_count):
-                labels[targets[t]] = 1.0
-        elif kind == LOSS_NS:
-            for t in range(target_start, target_start + target_count):
-                target = targets[t]
+        for t in range(target_count):
+            target = targets[target_start + t]
+            if kind == LOSS_NS:
                 out_ids[m] = target
                 labels[m] = 1.0
                 m += 1
@@ -205,15 +213,26 @@ def _example(input_vectors, output_vectors, bag, bag_start, bag_count, targets, 
                         out_ids[m] = word
                         labels[m] = 0.0
                         m += 1
-        else:
-            for t in range(target_start, target_start + target_count):
-                target = targets[t]
+            else:
                 for k in range(code_lengths[target]):
                     out_ids[m] = points[target, k]
                     labels[m] = np.float32(1.0) - codes[target, k]
                     m += 1
-        loss = _logistic_block(hidden, output_vectors, out_ids, labels, m, alpha, grad_hidden, coef, kind == LOSS_HS,
-                               update_output, dim)
+            block_ends[t] = m
+        for k in range(block_ends[0], m):
+            prefetch_row(output_vectors, out_ids[k], dim)
+        step_scale = hidden_scale * np.float32(bag_count) * grad_scale
+        if target_count > 1:
+            for i in range(dim):
+                hidden_start[i] = hidden[i]
+        first = 0
+        for t in range(target_count):
+            if t > 0:
+                for i in range(dim):
+                    hidden[i] = hidden_start[i] + step_scale * grad_hidden[i]
+            loss += _logistic_block(hidden, output_vectors, out_ids, labels, first, block_ends[t], alpha, grad_hidden,
+                                    coef, kind == LOSS_HS, update_output, dim)
+            first = block_ends[t]
     for i in range(dim):
         grad_hidden[i] *= grad_scale
     for q in range(bag_start, bag_start + bag_count):
@@ -229,7 +248,7 @@ def _example(input_vectors, output_vectors, bag, bag_start, bag_count, targets, 
 def _scratch_size(kind, negative, n_outputs, max_targets):
     """Entries of the ``out_ids``/``labels``/``coef`` scratch of :func:`_example` for up to ``max_targets`` targets."""
     if kind == LOSS_NS:
-        return max(max_targets * (negative + 1), 1)
+        return max_targets * (negative + 1)
     if kind == LOSS_HS:
         return max_targets * MAX_CODE_LENGTH
     return max(n_outputs, 1)  # softmax: one score per output row; one-vs-all: one decision per label
@@ -240,7 +259,7 @@ def train_bag(input_vectors, output_vectors, bag, targets, kind, negative, table
               state, alpha, grad_scale, hidden, grad_hidden, update_output, first_trainable_row):
     """One example of the engine on its own (the chunk kernels below run the same :func:`_example`).
 
-    ``h = mean_{r in bag} input_vectors[r]``; the loss of every target in ``targets``
+    ``h = mean_{r in bag} input_vectors[r]``; the loss of every target in ``targets`` in turn
     (for one-vs-all, ``targets`` is the set of positive labels) accumulates
     ``g = alpha * d log L / d h``; then ``input_vectors[r] += grad_scale * g`` for every
     ``r`` in the bag with ``r >= first_trainable_row`` (a row repeated in the bag gets it
@@ -250,10 +269,12 @@ def train_bag(input_vectors, output_vectors, bag, targets, kind, negative, table
     out_ids = np.empty(size, np.int32)
     labels = np.empty(size, np.float32)
     coef = np.empty(size, np.float32)
+    block_ends = np.empty(max(targets.shape[0], 1), np.int64)
+    hidden_start = np.empty(hidden.shape[0], np.float32)
     return _example(input_vectors, output_vectors, bag, 0, bag.shape[0], targets, 0, targets.shape[0], kind, negative,
                     table, codes, points, code_lengths, np.uint64(state), alpha,
                     np.float32(1.0) / np.float32(bag.shape[0]), grad_scale, update_output, first_trainable_row,
-                    hidden, grad_hidden, out_ids, labels, coef, hidden.shape[0])
+                    hidden, grad_hidden, hidden_start, out_ids, labels, coef, block_ends, hidden.shape[0])
 
 
 @numba.njit(inline="always", **_JIT)
@@ -291,6 +312,7 @@ def _subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, firs
     """
     hidden = np.empty(dim, np.float32)
     grad_hidden = np.empty(dim, np.float32)
+    hidden_start = np.empty(dim, np.float32)
     state = np.uint64(seed)
     total = sentence_offsets[last] - sentence_offsets[first]
     longest = 1
@@ -306,6 +328,7 @@ def _subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, firs
     out_ids = np.empty(size, np.int32)
     labels = np.empty(size, np.float32)
     coef = np.empty(size, np.float32)
+    block_ends = np.empty(2 * window, np.int64)
     loss = 0.0
     examples = 0
     done = 0
@@ -333,7 +356,8 @@ def _subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, firs
                 step, state = _example(input_vectors, output_vectors, subword_rows, r0, subword_offsets[w + 1] - r0,
                                        targets, 0, nt, kind, negative, table, codes, points, code_lengths, state,
                                        alpha, np.float32(1.0) / np.float32(subword_offsets[w + 1] - r0),
-                                       np.float32(1.0), True, 0, hidden, grad_hidden, out_ids, labels, coef, dim)
+                                       np.float32(1.0), True, 0, hidden, grad_hidden, hidden_start, out_ids, labels,
+                                       coef, block_ends, dim)
                 examples += nt
             else:
                 nb = 0
@@ -346,7 +370,7 @@ def _subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, firs
                 step, state = _example(input_vectors, output_vectors, bag, 0, nb, buffer, i, 1, kind, negative,
                                        table, codes, points, code_lengths, state, alpha,
                                        np.float32(1.0) / np.float32(nb), np.float32(1.0), True, 0, hidden,
-                                       grad_hidden, out_ids, labels, coef, dim)
+                                       grad_hidden, hidden_start, out_ids, labels, coef, block_ends, dim)
                 examples += 1
             loss += step
     return loss, examples, total
@@ -366,13 +390,12 @@ def _supervised_chunk(input_vectors, output_vectors, example_offsets, example_ro
     """
     hidden = np.empty(dim, np.float32)
     grad_hidden = np.empty(dim, np.float32)
-    most_labels = 1
-    for e in range(label_offsets.shape[0] - 1):
-        most_labels = max(most_labels, label_offsets[e + 1] - label_offsets[e])
-    size = _scratch_size(kind, negative, output_vectors.shape[0], most_labels)
+    hidden_start = np.empty(dim, np.float32)
+    size = _scratch_size(kind, negative, output_vectors.shape[0], 1)
     out_ids = np.empty(size, np.int32)
     out_labels = np.empty(size, np.float32)
     coef = np.empty(size, np.float32)
+    block_ends = np.empty(1, np.int64)
     state = np.uint64(seed)
     total = last - first
     loss = 0.0
@@ -402,7 +425,7 @@ def _supervised_chunk(input_vectors, output_vectors, example_offsets, example_ro
         inverse = np.float32(1.0) / np.float32(r1 - r0)
         step, state = _example(input_vectors, output_vectors, example_rows, r0, r1 - r0, labels, chosen, n_chosen,
                                kind, negative, table, codes, points, code_lengths, state, alpha, inverse, inverse,
-                               True, 0, hidden, grad_hidden, out_ids, out_labels, coef, dim)
+                               True, 0, hidden, grad_hidden, hidden_start, out_ids, out_labels, coef, block_ends, dim)
         loss += step
         examples += 1
     return loss, examples, total
@@ -425,6 +448,7 @@ def _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, fir
     """
     hidden = np.empty(dim, np.float32)
     grad_hidden = np.empty(dim, np.float32)
+    hidden_start = np.empty(dim, np.float32)
     state = np.uint64(seed)
     total = sentence_offsets[last] - sentence_offsets[first]
     longest = 1
@@ -440,6 +464,7 @@ def _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, fir
     out_ids = np.empty(size, np.int32)
     labels = np.empty(size, np.float32)
     coef = np.empty(size, np.float32)
+    block_ends = np.empty(2 * window, np.int64)
     loss = 0.0
     examples = 0
     done = 0
@@ -469,15 +494,16 @@ def _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, fir
                 step, state = _example(input_vectors, output_vectors, bag, 0, nb, buffer, i, 1, kind, negative,
                                        table, codes, points, code_lengths, state, alpha,
                                        inverse if dm_mean else one, one if dm_mean else inverse, update_output,
-                                       first_trainable_row, hidden, grad_hidden, out_ids, labels, coef, dim)
+                                       first_trainable_row, hidden, grad_hidden, hidden_start, out_ids, labels, coef,
+                                       block_ends, dim)
                 loss += step
                 examples += 1
             else:
                 for k in range(n_tags):  # each tag predicts the word on its own (gensim's PV-DBOW)
                     step, state = _example(input_vectors, output_vectors, tag_rows, t0 + k, 1, buffer, i, 1, kind,
                                            negative, table, codes, points, code_lengths, state, alpha, one, one,
-                                           update_output, first_trainable_row, hidden, grad_hidden, out_ids, labels,
-                                           coef, dim)
+                                           update_output, first_trainable_row, hidden, grad_hidden, hidden_start,
+                                           out_ids, labels, coef, block_ends, dim)
                     loss += step
                     examples += 1
                 if train_words:
@@ -491,8 +517,8 @@ def _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, fir
                     if nt > 0:
                         step, state = _example(input_vectors, output_vectors, buffer, i, 1, targets, 0, nt, kind,
                                                negative, table, codes, points, code_lengths, state, alpha, one, one,
-                                               update_output, first_trainable_row, hidden, grad_hidden, out_ids,
-                                               labels, coef, dim)
+                                               update_output, first_trainable_row, hidden, grad_hidden,
+                                               hidden_start, out_ids, labels, coef, block_ends, dim)
                         loss += step
                         examples += nt
     return loss, examples, total

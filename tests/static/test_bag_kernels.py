@@ -1,0 +1,185 @@
+"""The engine's multi-target example against fastText's skip-gram update, written out in numpy.
+
+fastText's skip-gram (``FastText::skipgram``) calls ``Model::update`` once per (centre,
+context) pair: the hidden vector is the mean of the centre's rows *as they are now*, the
+loss's gradient is accumulated, and every row of the bag takes it before the next pair.
+``train_bag`` with several targets must give the same matrices.
+"""
+
+import numpy as np
+import pytest
+
+from word2bert.static import bag_kernels
+from word2bert.static.huffman import build_huffman_tree
+from word2bert.static.sampling import negative_sampling_table
+
+DIM = 6
+ALPHA = 0.5  # large, so that the hidden vector moves noticeably between targets
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def draws(table, state, count):
+    """``count`` draws of word2vec.c's LCG from the alias table (the rule of sampling.draw_negative)."""
+    drawn = []
+    for _ in range(count):
+        state = (state * 25214903917 + 11) % 2**64
+        product = (state >> 32) * len(table)
+        slot, fraction, entry = product >> 32, product % 2**32, int(table[product >> 32])
+        drawn.append(slot if fraction < entry % 2**32 else entry >> 32)
+    return drawn, state
+
+
+def fasttext_pairs(input_vectors, output_vectors, bag, decisions_of_target, targets):
+    """fastText's per-pair loop in float64: ``decisions_of_target(t)`` lists (output row, label)."""
+    inputs, outputs = input_vectors.astype(np.float64), output_vectors.astype(np.float64)
+    for target in targets:
+        hidden = inputs[bag].mean(axis=0)
+        grad = np.zeros(DIM)
+        for row, label in decisions_of_target(target):
+            g = ALPHA * (label - sigmoid(hidden @ outputs[row]))
+            grad += g * outputs[row]
+            outputs[row] += g * hidden
+        for r in bag:
+            inputs[r] += grad
+    return inputs, outputs
+
+
+def run_engine(input_vectors, output_vectors, bag, targets, kind, negative, table, tree, state):
+    new_in, new_out = input_vectors.copy(), output_vectors.copy()
+    codes, points, lengths = tree
+    bag_kernels.train_bag(new_in, new_out, np.array(bag, np.int32), np.array(targets, np.int32), kind, negative,
+                          table, codes, points, lengths, np.uint64(state), np.float32(ALPHA), np.float32(1.0),
+                          np.zeros(DIM, np.float32), np.zeros(DIM, np.float32), True, 0)
+    return new_in, new_out
+
+
+def model(n_in, n_out, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(0, 0.4, (n_in, DIM)).astype(np.float32), rng.normal(0, 0.4, (n_out, DIM)).astype(np.float32)
+
+
+def shared_hidden(input_vectors, output_vectors, bag, decisions_of_target, targets):
+    """The shortcut the engine must *not* take: one hidden vector for every target of the window."""
+    inputs, outputs = input_vectors.astype(np.float64), output_vectors.astype(np.float64)
+    hidden = inputs[bag].mean(axis=0)
+    grad = np.zeros(DIM)
+    for target in targets:
+        for row, label in decisions_of_target(target):
+            g = ALPHA * (label - sigmoid(hidden @ outputs[row]))
+            grad += g * outputs[row]
+            outputs[row] += g * hidden
+    inputs[bag] += grad
+    return inputs, outputs
+
+
+def check(expected, got, not_expected):
+    # the kernel's sigma is tabulated (error < 8e-4), fastText's too; the shortcut is far off
+    for e, g, n in zip(expected, got, not_expected):
+        np.testing.assert_allclose(g, e, atol=1e-3)
+    assert max(np.abs(n - e).max() for e, n in zip(expected, not_expected)) > 5e-3
+
+
+def distinct_rows(decisions):
+    """No output row twice among one target's decisions (the engine computes a target's dot
+    products before its updates, fastText one after the other: they differ only then)."""
+    return all(len({row for row, _ in d}) == len(d) for d in decisions.values())
+
+
+def test_negative_sampling_targets_in_turn_match_fasttexts_pairs():
+    n_words, negative = 9, 3
+    input_vectors, output_vectors = model(12, n_words)
+    table = negative_sampling_table(np.arange(n_words, 0, -1) * 7, 0.5)
+    bag, targets = [0, 4, 9, 11], [2, 5, 1, 7]
+
+    def decisions_from(state):
+        decisions = {}
+        for t in targets:  # the draws of each target in turn, a draw equal to the target skipped
+            drawn, state = draws(table, state, negative)
+            decisions[t] = [(t, 1.0)] + [(w, 0.0) for w in drawn if w != t]
+        return decisions
+
+    state = next(s for s in range(1000, 3000) if distinct_rows(decisions_from(s)))
+    decisions = decisions_from(state)
+    expected = fasttext_pairs(input_vectors, output_vectors, bag, decisions.__getitem__, targets)
+    got = run_engine(input_vectors, output_vectors, bag, targets, bag_kernels.LOSS_NS, negative, table,
+                     bag_kernels.dummy_tree(), state)
+    check(expected, got, shared_hidden(input_vectors, output_vectors, bag, decisions.__getitem__, targets))
+
+
+def test_hierarchical_softmax_targets_in_turn_match_fasttexts_pairs():
+    tree = build_huffman_tree([20, 4, 8, 6, 16, 3])
+    input_vectors, output_vectors = model(7, 5, seed=1)
+    bag, targets = [1, 2, 6], [0, 5, 3]
+
+    def decisions(t):
+        return [(int(tree.points[t, k]), 1.0 - float(tree.codes[t, k])) for k in range(tree.code_lengths[t])]
+
+    expected = fasttext_pairs(input_vectors, output_vectors, bag, decisions, targets)
+    got = run_engine(input_vectors, output_vectors, bag, targets, bag_kernels.LOSS_HS, 0, bag_kernels.dummy_table(),
+                     (tree.codes, tree.points, tree.code_lengths), 1)
+    check(expected, got, shared_hidden(input_vectors, output_vectors, bag, decisions, targets))
+
+
+@pytest.mark.parametrize("loss", ["ns", "hs"])
+def test_skipgram_chunk_trains_like_fasttexts_pairs_on_a_sentence(loss):
+    """The chunk kernel on one sentence: same result as the pairs, window and draws replayed in Python."""
+    n_words, negative, window = 6, 2, 2
+    rng = np.random.default_rng(3)
+    input_vectors = rng.normal(0, 0.4, (n_words + 4, DIM)).astype(np.float32)
+    output_rows = n_words - 1 if loss == "hs" else n_words
+    output_vectors = rng.normal(0, 0.4, (output_rows, DIM)).astype(np.float32)
+    sub_offsets = np.array([0, 2, 4, 5, 7, 8, 10], np.int64)  # word w: its own row and one or two "n-gram" rows
+    sub_rows = np.array([0, 6, 1, 7, 2, 3, 8, 4, 5, 9], np.int32)
+    tokens = np.array([3, 0, 5, 2, 2, 4, 1], np.int32)
+    offsets = np.array([0, len(tokens)], np.int64)
+    keep = np.ones(n_words, np.float32)
+    counts = np.array([20, 4, 8, 6, 16, 3])
+    if loss == "hs":
+        tree = build_huffman_tree(counts)
+        tables = (bag_kernels.dummy_table(), tree.codes, tree.points, tree.code_lengths)
+    else:
+        tables = (negative_sampling_table(counts, 0.5),) + bag_kernels.dummy_tree()
+
+    def replay(seed):
+        """The kernel's random stream (per centre a radius in 1..window, then each target's draws)
+        and fastText's per-pair updates; returns (matrices, decisions of every centre)."""
+        inputs, outputs = input_vectors.astype(np.float64), output_vectors.astype(np.float64)
+        state = seed
+        n = len(tokens)
+        every = []
+        for i in range(n):
+            state = (state * 25214903917 + 11) % 2**64
+            radius = (((state >> 32) * window) >> 32) + 1
+            context = [int(tokens[j]) for j in range(max(0, i - radius), min(n, i + radius + 1)) if j != i]
+            bag = sub_rows[sub_offsets[tokens[i]]:sub_offsets[tokens[i] + 1]]
+            decisions = []
+            for t in context:
+                if loss == "ns":
+                    drawn, state = draws(tables[0], state, negative)
+                    decisions.append([(t, 1.0)] + [(w, 0.0) for w in drawn if w != t])
+                else:
+                    decisions.append([(int(tree.points[t, k]), 1.0 - float(tree.codes[t, k]))
+                                      for k in range(tree.code_lengths[t])])
+            every.append(dict(enumerate(decisions)))
+            for block in decisions:
+                hidden = inputs[bag].mean(axis=0)
+                grad = np.zeros(DIM)
+                for row, label in block:
+                    g = ALPHA * (label - sigmoid(hidden @ outputs[row]))
+                    grad += g * outputs[row]
+                    outputs[row] += g * hidden
+                for r in bag:
+                    inputs[r] += grad
+        return (inputs, outputs), every
+
+    seed = next(s for s in range(1, 1000) if all(distinct_rows(d) for d in replay(s)[1]))
+    (inputs, outputs), _ = replay(seed)
+    new_in, new_out = input_vectors.copy(), output_vectors.copy()
+    kind = bag_kernels.LOSS_NAMES[loss]
+    bag_kernels.subword_chunk(new_in, new_out, tokens, offsets, 0, 1, sub_offsets, sub_rows, keep, window, True, kind,
+                              negative, *tables, ALPHA, ALPHA, seed)
+    np.testing.assert_allclose(new_in, inputs, atol=2e-3)
+    np.testing.assert_allclose(new_out, outputs, atol=2e-3)
