@@ -6,8 +6,9 @@ import pytest
 from scipy import stats
 
 from word2bert.errors import Word2BertError
-from word2bert.static.sampling import (draw_negative, keep_probabilities, negative_sampling_table,
-                                       next_random, random_int, random_uniform, sigmoid)
+from word2bert.static.sampling import (alias_probabilities, draw_negative, keep_probabilities,
+                                       negative_sampling_table, next_random, random_int, random_uniform,
+                                       sigmoid)
 
 
 @numba.njit
@@ -34,14 +35,17 @@ def test_lcg_matches_word2vec_c_arithmetic():
         assert state == expected
 
 
-def test_draw_negative_indexes_the_table_with_the_lcg_high_bits():
-    table = np.arange(7, dtype=np.int32) * 3
-    state = np.uint64(99)
-    words, _ = _draw_many(table, state, 50)
+def test_draw_negative_follows_the_alias_rule():
+    counts = np.array([1000, 300, 50, 20, 7, 1, 3])
+    table = negative_sampling_table(counts, 0.75)
+    words, _ = _draw_many(table, np.uint64(99), 200)
     s = 99
-    for w in words:
+    for w in words:  # slot from the high 32 bits, fraction from the low half of the product
         s = (s * 25214903917 + 11) % 2**64
-        assert w == table[((s >> 32) * len(table)) >> 32]
+        product = (s >> 32) * len(table)
+        slot, fraction = product >> 32, product % 2**32
+        entry = int(table[slot])
+        assert w == (slot if fraction < entry % 2**32 else entry >> 32)
 
 
 @numba.njit
@@ -63,12 +67,24 @@ def test_random_int_is_uniform(high):
     assert pvalue > 1e-4
 
 
-def test_table_slots_proportional_to_count_power():
-    counts = np.array([1000, 300, 50, 20, 7, 1])
-    table = negative_sampling_table(counts, 0.75, table_size=1_000_000)
-    expected = counts**0.75 / np.sum(counts**0.75) * len(table)
-    slots = np.bincount(table, minlength=len(counts))
-    assert np.all(np.abs(slots - expected) <= 1.0)
+@pytest.mark.parametrize("exponent", [0.75, 0.5, 1.0])
+def test_alias_table_encodes_unigram_power_exactly(exponent):
+    counts = np.random.default_rng(1).integers(1, 100_000, size=5000)
+    counts[[3, 17]] = 0  # never drawn
+    p = np.where(counts > 0, counts.astype(float) ** exponent, 0.0)
+    p /= p.sum()
+    got = alias_probabilities(negative_sampling_table(counts, exponent))
+    assert got[3] == 0 and got[17] == 0
+    np.testing.assert_allclose(got, p, rtol=1e-6, atol=1e-12)
+
+
+def test_alias_table_by_hand():
+    # P = (0.5, 0.25, 0.25) over 3 slots: word 0 keeps its slot and takes 1/4 of both others'
+    table = negative_sampling_table([2, 1, 1], exponent=1.0)
+    keep = (table % 2**32) / 2**32
+    alias = table >> np.uint64(32)
+    assert np.isclose(keep[1], 0.75) and np.isclose(keep[2], 0.75)
+    assert alias[1] == 0 and alias[2] == 0 and alias[0] == 0
 
 
 @pytest.mark.parametrize("exponent", [0.75, 1.0, 0.0])
