@@ -128,6 +128,26 @@ def _next_negatives(out_ids, next_ids, m, kept, i, n, table, negative, output_ns
 
 
 @numba.njit(inline="always", **_JIT)
+def _sum_rows(matrix, ids, count, out, dim):
+    """``out[0] = sum_b matrix[ids[b]]`` over ``b < count``, two rows per pass (half the
+    loads and stores of ``out``)."""
+    b = count & 1
+    if b:
+        first = np.uint64(ids[0])
+        for j in range(dim):
+            out[0, j] = matrix[first, j]
+    else:
+        for j in range(dim):
+            out[0, j] = 0.0
+    while b < count:
+        row0 = np.uint64(ids[b])
+        row1 = np.uint64(ids[b + 1])
+        for j in range(dim):
+            out[0, j] += matrix[row0, j] + matrix[row1, j]
+        b += 2
+
+
+@numba.njit(inline="always", **_JIT)
 def _huffman_path(centre, codes, points, code_lengths, hs_labels, path):
     """Fill the centre word's Huffman path (inner-node rows) and labels ``1 - code``; return its length."""
     length = code_lengths[centre]
@@ -309,12 +329,8 @@ def _cbow_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_s
             n_ctx, state = _context(kept, n, i, window, context, state)
             examples += 1
             for j in range(dim):
-                hidden[0, j] = 0.0
                 grad[0, j] = 0.0
-            for b in range(n_ctx):
-                row = np.uint64(context[b])
-                for j in range(dim):
-                    hidden[0, j] += input_vectors[row, j]
+            _sum_rows(input_vectors, context, n_ctx, hidden, dim)
             if cbow_mean:
                 scale = np.float32(1.0) / n_ctx
                 for j in range(dim):

@@ -1,0 +1,131 @@
+"""The compiled word2vec kernels against word2vec.c's per-pair loops, written out in numpy (float64).
+
+A window of 1 and no subsampling make every context deterministic; negative sampling draws
+from a distribution with a single word, so the negatives are known without replaying the RNG.
+The kernels tabulate the sigmoid (4096 steps on [-6, 6]), the reference computes it exactly,
+hence the tolerance.
+"""
+
+import numpy as np
+import pytest
+
+from word2bert.static.huffman import build_huffman_tree
+from word2bert.static.kernels import train_cbow_chunk, train_skipgram_chunk
+from word2bert.static.sampling import negative_sampling_table
+
+VOCAB, DIM, ALPHA = 7, 12, 0.4
+ATOL = 5e-4  # the tabulated sigmoid is off by up to 4e-4 in sigma; measured deviations stay below 3e-4
+NOISE_WORD = VOCAB - 1  # the only word the negative-sampling distribution can return
+SENTENCES = [[0, 1, 2, 3, 1, 4], [2, 5, 0], [3]]
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def corpus():
+    tokens = np.array([w for s in SENTENCES for w in s], np.int32)
+    offsets = np.cumsum([0] + [len(s) for s in SENTENCES]).astype(np.int64)
+    return tokens, offsets
+
+
+def contexts(sentence, i):
+    return [sentence[j] for j in (i - 1, i + 1) if 0 <= j < len(sentence)]
+
+
+def start_weights(n_inner):
+    rng = np.random.default_rng(3)
+    return (rng.uniform(-1, 1, (VOCAB, DIM)), rng.uniform(-1, 1, (VOCAB, DIM)),
+            rng.uniform(-1, 1, (n_inner, DIM)))
+
+
+def logistic_steps(hidden, output, decisions, grad):
+    """word2vec.c: for each (row, label): f = h.v; g = alpha (label - sigma(f)); neu1e += g v; v += g h.
+    Returns -log L. ``decisions`` may ask to skip saturated |f| >= 6 (its HS rule)."""
+    loss = 0.0
+    for row, label, skip_saturated in decisions:
+        f = hidden @ output[row]
+        loss -= np.log(sigmoid(f if label else -f))
+        if skip_saturated and abs(f) >= 6:
+            continue
+        g = ALPHA * (label - sigmoid(f))
+        grad += g * output[row]
+        output[row] += g * hidden
+    return loss
+
+
+def decisions_for(centre, loss, tree):
+    if loss == "ns":
+        return [(centre, 1.0, False)] + ([(NOISE_WORD, 0.0, False)] if centre != NOISE_WORD else [])
+    return [(tree.points[centre, k], 1.0 - tree.codes[centre, k], True) for k in range(tree.code_lengths[centre])]
+
+
+def run_kernel(sg, loss, inputs, output_ns, output_hs, tree, table, cbow_mean=True):
+    tokens, offsets = corpus()
+    inputs, output_ns, output_hs = (m.astype(np.float32) for m in (inputs, output_ns, output_hs))
+    args = (inputs, output_ns, output_hs, tokens, offsets, 0, len(SENTENCES), np.ones(VOCAB, np.float32), table,
+            tree.codes, tree.points, tree.code_lengths, 1, 1 if loss == "ns" else 0, loss == "hs", False)
+    if sg:
+        result = train_skipgram_chunk(*args, np.float32(ALPHA), np.uint64(5), True, DIM)
+    else:
+        result = train_cbow_chunk(*args, cbow_mean, np.float32(ALPHA), np.uint64(5), True, DIM)
+    return result, inputs, output_ns, output_hs
+
+
+@pytest.mark.parametrize("loss", ["ns", "hs"])
+@pytest.mark.parametrize("sg", [1, 0])
+def test_kernel_matches_word2vec_c_pair_loop(sg, loss):
+    counts = np.array([9, 7, 6, 5, 4, 3, 2])
+    tree = build_huffman_tree(counts)
+    single_word = np.zeros(VOCAB)
+    single_word[NOISE_WORD] = 1
+    table = negative_sampling_table(single_word, 1.0)
+    inputs, output_ns, output_hs = start_weights(tree.n_inner)
+    output = output_ns if loss == "ns" else output_hs
+    expected_inputs, expected_output = inputs.copy(), output.copy()
+    expected_loss, expected_examples = 0.0, 0
+    for sentence in SENTENCES:
+        for i, centre in enumerate(sentence):
+            context = contexts(sentence, i)
+            if not context:
+                continue
+            decisions = decisions_for(centre, loss, tree)
+            if sg:  # each context word's row predicts the centre (word2vec.c's direction)
+                for c in context:
+                    grad = np.zeros(DIM)
+                    expected_loss += logistic_steps(expected_inputs[c].copy(), expected_output, decisions, grad)
+                    expected_inputs[c] += grad
+                    expected_examples += 1
+            else:  # the mean of the context rows predicts the centre; every row gets the whole error
+                grad = np.zeros(DIM)
+                hidden = expected_inputs[context].mean(axis=0)
+                expected_loss += logistic_steps(hidden, expected_output, decisions, grad)
+                for c in context:
+                    expected_inputs[c] += grad
+                expected_examples += 1
+    (loss_value, examples, words, _), got_inputs, got_ns, got_hs = run_kernel(
+        sg, loss, inputs, output_ns, output_hs, tree, table)
+    got_output = got_ns if loss == "ns" else got_hs
+    assert examples == expected_examples
+    assert words == sum(len(s) for s in SENTENCES)
+    assert np.abs(got_inputs - inputs).max() > 0.05  # the steps are large against the tolerance below
+    np.testing.assert_allclose(got_inputs, expected_inputs, atol=ATOL)
+    np.testing.assert_allclose(got_output, expected_output, atol=ATOL)
+    assert loss_value == pytest.approx(expected_loss, rel=2e-3)
+
+
+@pytest.mark.parametrize("dim", [3, 16, 100])
+def test_every_vector_size_gets_its_own_compiled_kernel(dim):
+    # the kernels are compiled per vector size: each size must still train the whole row
+    counts = np.array([5, 4, 3])
+    tree = build_huffman_tree(counts)
+    tokens = np.array([0, 1, 2, 1, 0], np.int32)
+    offsets = np.array([0, 5], np.int64)
+    rng = np.random.default_rng(0)
+    inputs = rng.uniform(-1, 1, (3, dim)).astype(np.float32)
+    outputs = rng.uniform(-1, 1, (3, dim)).astype(np.float32)
+    before = inputs.copy()
+    train_skipgram_chunk(inputs, outputs, outputs[:1], tokens, offsets, 0, 1, np.ones(3, np.float32),
+                         negative_sampling_table(counts), tree.codes, tree.points, tree.code_lengths, 2, 3, False,
+                         False, np.float32(0.5), np.uint64(1), False, dim)
+    assert np.all(np.abs(inputs - before).max(axis=0) > 0)  # every coordinate moved
