@@ -30,12 +30,10 @@ import math
 import threading
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
 
 from word2bert.errors import Word2BertError, check_positive
+from word2bert.static.native import prefetch
 
 BLOCK_SIZE = 4096  # entries per shuffle block (a power of two)
 PREFETCH_AHEAD = 6  # entries between a prefetch and the update that uses it
@@ -54,29 +52,6 @@ def glove_loss(rows, cols, values, word_vectors, context_vectors, word_biases, c
     diff = (np.einsum("nd,nd->n", word_vectors[rows].astype(np.float64), context_vectors[cols].astype(np.float64))
             + word_biases[rows] + context_biases[cols] - np.log(values))
     return float(np.sum(glove_weighting(values, x_max, alpha) * diff * diff))
-
-
-@intrinsic
-def _prefetch(typingctx, array, row, column):
-    """Hint the CPU to fetch ``array[row, column]``'s cache line (LLVM's ``llvm.prefetch``, for writing)."""
-    signature = types.void(array, row, column)
-
-    def codegen(context, builder, sig, args):
-        array_type = sig.args[0]
-        handle = context.make_array(array_type)(context, builder, args[0])
-        index = [context.cast(builder, args[1], sig.args[1], types.intp),
-                 context.cast(builder, args[2], sig.args[2], types.intp)]
-        pointer = cgutils.get_item_pointer(context, builder, array_type, handle, index, wraparound=False)
-        byte_pointer = ir.IntType(8).as_pointer()
-        int32 = ir.IntType(32)
-        function_type = ir.FunctionType(ir.VoidType(), [byte_pointer, int32, int32, int32])
-        function = builder.module.declare_intrinsic("llvm.prefetch", [byte_pointer], function_type)
-        # (address, rw = 1 write, locality = 3 keep in all caches, cache type = 1 data)
-        builder.call(function, [builder.bitcast(pointer, byte_pointer), ir.Constant(int32, 1),
-                                ir.Constant(int32, 3), ir.Constant(int32, 1)])
-        return context.get_dummy_value()
-
-    return signature, codegen
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST, error_model="numpy")
@@ -116,8 +91,8 @@ def _adagrad_blocks(rows, cols, log_values, weights, block_order, block_multipli
                 next_i = rows[ahead]
                 next_j = cols[ahead]
                 for b in range(0, 2 * dim, 16):  # 16 float32 = one 64-byte line
-                    _prefetch(word_rows, next_i, b)
-                    _prefetch(context_rows, next_j, b)
+                    prefetch(word_rows, next_i, b, True)
+                    prefetch(context_rows, next_j, b, True)
             e = base + ((k * multiplier + offset) & mask)
             if e >= n:
                 continue
