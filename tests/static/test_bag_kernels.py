@@ -22,13 +22,15 @@ def sigmoid(x):
 
 
 def draws(table, state, count):
-    """``count`` draws of word2vec.c's LCG from the alias table (the rule of sampling.draw_negative)."""
+    """``count`` draws of word2vec.c's LCG from the alias table, as draw_negative makes them:
+    ``x = high32(state) * V``, slot ``x >> 32``, kept if ``x mod 2^32`` is below its threshold
+    (the entry's low 32 bits), else its alias (the high 32 bits)."""
     drawn = []
     for _ in range(count):
         state = (state * 25214903917 + 11) % 2**64
         product = (state >> 32) * len(table)
-        slot, fraction, entry = product >> 32, product % 2**32, int(table[product >> 32])
-        drawn.append(slot if fraction < entry % 2**32 else entry >> 32)
+        slot, entry = product >> 32, int(table[product >> 32])
+        drawn.append(int(slot) if product % 2**32 < entry % 2**32 else entry >> 32)
     return drawn, state
 
 

@@ -54,12 +54,15 @@ def test_negative_sampling_gradient():
     target, negative = 3, 5
 
     def draws(state):
-        """The negatives the step will draw, via word2vec.c's LCG and draw_negative's multiply-shift
-        range reduction (``(high32(state) * size) >> 32``) done here in Python."""
+        """The negatives the step will draw: word2vec.c's LCG and draw_negative's alias-table
+        draw (slot ``x >> 32`` of ``x = high32(state) * V``, kept if ``x mod 2^32`` is below its
+        threshold, else its alias), done here in Python."""
         drawn, s = [], state
         for _ in range(negative):
             s = (s * 25214903917 + 11) % 2**64
-            w = int(table[((s >> 32) * len(table)) >> 32])
+            product = (s >> 32) * len(table)
+            entry = int(table[product >> 32])
+            w = int(product >> 32) if product % 2**32 < entry % 2**32 else entry >> 32
             if w != target:
                 drawn.append(w)
         return drawn, s

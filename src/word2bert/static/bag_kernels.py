@@ -157,7 +157,7 @@ def _softmax(hidden, output_vectors, target, alpha, grad_hidden, scores, update_
 @numba.njit(inline="always", **_JIT)
 def _example(input_vectors, output_vectors, bag, bag_start, bag_count, targets, target_start, target_count, kind,
              negative, table, codes, points, code_lengths, state, alpha, hidden_scale, grad_scale, update_output,
-             first_trainable_row, hidden, grad_hidden, hidden_start, out_ids, labels, coef, block_ends, dim):
+             skip_saturated, first_trainable_row, scratch, dim):
     """One example of the engine: the bag ``B = bag[bag_start:+bag_count]``, the targets
     ``T = targets[target_start:+target_count]``.
 
@@ -171,9 +171,10 @@ def _example(input_vectors, output_vectors, bag, bag_start, bag_count, targets, 
     ``h += hidden_scale * |B| * grad_scale * g_t``: fastText's skip-gram recomputes the mean
     after updating the rows for each (centre, context) pair, and this is that mean (exact
     unless a row occurs twice in the bag) without re-reading the rows. Returns ``(-log L, state)``.
-    ``hidden_start`` (``dim`` floats) is scratch; ``out_ids``/``labels``/``coef`` are scratch of
-    :func:`_scratch_size` entries.
+    ``skip_saturated``: logistic decisions with ``|x| >= MAX_EXP`` take no step (word2vec.c's HS
+    rule; gensim's for NS too). ``scratch`` is :func:`_scratch`'s.
     """
+    hidden, grad_hidden, hidden_start, out_ids, labels, coef, block_ends = scratch
     for i in range(dim):
         hidden[i] = 0.0
         grad_hidden[i] = 0.0
@@ -191,8 +192,8 @@ def _example(input_vectors, output_vectors, bag, bag_start, bag_count, targets, 
             labels[k] = 0.0
         for t in range(target_start, target_start + target_count):
             labels[targets[t]] = 1.0
-        loss = _logistic_block(hidden, output_vectors, out_ids, labels, 0, m, alpha, grad_hidden, coef, False,
-                               update_output, dim)
+        loss = _logistic_block(hidden, output_vectors, out_ids, labels, 0, m, alpha, grad_hidden, coef,
+                               skip_saturated, update_output, dim)
     elif kind == LOSS_SOFTMAX:
         for t in range(target_start, target_start + target_count):
             loss += _softmax(hidden, output_vectors, targets[t], alpha, grad_hidden, coef, update_output, dim)
@@ -231,7 +232,7 @@ def _example(input_vectors, output_vectors, bag, bag_start, bag_count, targets, 
                 for i in range(dim):
                     hidden[i] = hidden_start[i] + step_scale * grad_hidden[i]
             loss += _logistic_block(hidden, output_vectors, out_ids, labels, first, block_ends[t], alpha, grad_hidden,
-                                    coef, kind == LOSS_HS, update_output, dim)
+                                    coef, skip_saturated, update_output, dim)
             first = block_ends[t]
     for i in range(dim):
         grad_hidden[i] *= grad_scale
@@ -245,13 +246,18 @@ def _example(input_vectors, output_vectors, bag, bag_start, bag_count, targets, 
 
 
 @numba.njit(inline="always", **_JIT)
-def _scratch_size(kind, negative, n_outputs, max_targets):
-    """Entries of the ``out_ids``/``labels``/``coef`` scratch of :func:`_example` for up to ``max_targets`` targets."""
+def _scratch(kind, negative, n_outputs, max_targets, dim):
+    """The work arrays of :func:`_example` for up to ``max_targets`` targets per example:
+    ``(hidden, grad_hidden, hidden_start, out_ids, labels, coef, block_ends)``."""
     if kind == LOSS_NS:
-        return max_targets * (negative + 1)
-    if kind == LOSS_HS:
-        return max_targets * MAX_CODE_LENGTH
-    return max(n_outputs, 1)  # softmax: one score per output row; one-vs-all: one decision per label
+        size = max_targets * (negative + 1)
+    elif kind == LOSS_HS:
+        size = max_targets * MAX_CODE_LENGTH
+    else:
+        size = max(n_outputs, 1)  # softmax: one score per output row; one-vs-all: one decision per label
+    return (np.empty(dim, np.float32), np.empty(dim, np.float32), np.empty(dim, np.float32),
+            np.empty(size, np.int32), np.empty(size, np.float32), np.empty(size, np.float32),
+            np.empty(max(max_targets, 1), np.int64))
 
 
 @numba.njit(**_JIT)
@@ -265,16 +271,12 @@ def train_bag(input_vectors, output_vectors, bag, targets, kind, negative, table
     ``r`` in the bag with ``r >= first_trainable_row`` (a row repeated in the bag gets it
     once per occurrence, as in fastText). Returns ``(-log L, state)``.
     """
-    size = _scratch_size(kind, negative, output_vectors.shape[0], max(targets.shape[0], 1))
-    out_ids = np.empty(size, np.int32)
-    labels = np.empty(size, np.float32)
-    coef = np.empty(size, np.float32)
-    block_ends = np.empty(max(targets.shape[0], 1), np.int64)
-    hidden_start = np.empty(hidden.shape[0], np.float32)
+    work = _scratch(kind, negative, output_vectors.shape[0], targets.shape[0], hidden.shape[0])
+    scratch = (hidden, grad_hidden) + work[2:]
     return _example(input_vectors, output_vectors, bag, 0, bag.shape[0], targets, 0, targets.shape[0], kind, negative,
                     table, codes, points, code_lengths, np.uint64(state), alpha,
-                    np.float32(1.0) / np.float32(bag.shape[0]), grad_scale, update_output, first_trainable_row,
-                    hidden, grad_hidden, hidden_start, out_ids, labels, coef, block_ends, hidden.shape[0])
+                    np.float32(1.0) / np.float32(bag.shape[0]), grad_scale, update_output, kind == LOSS_HS,
+                    first_trainable_row, scratch, hidden.shape[0])
 
 
 @numba.njit(inline="always", **_JIT)
@@ -310,9 +312,6 @@ def _subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, firs
     ``alpha_start`` to ``alpha_end`` over the chunk's tokens. Returns ``(loss, examples, tokens)``.
     ``dim`` is ``input_vectors.shape[1]``, a compile-time constant (see :func:`subword_chunk`).
     """
-    hidden = np.empty(dim, np.float32)
-    grad_hidden = np.empty(dim, np.float32)
-    hidden_start = np.empty(dim, np.float32)
     state = np.uint64(seed)
     total = sentence_offsets[last] - sentence_offsets[first]
     longest = 1
@@ -324,11 +323,7 @@ def _subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, firs
     for w in range(subword_offsets.shape[0] - 1):
         max_rows = max(max_rows, subword_offsets[w + 1] - subword_offsets[w])
     bag = np.empty(2 * window * max_rows, np.int32)
-    size = _scratch_size(kind, negative, output_vectors.shape[0], 2 * window)
-    out_ids = np.empty(size, np.int32)
-    labels = np.empty(size, np.float32)
-    coef = np.empty(size, np.float32)
-    block_ends = np.empty(2 * window, np.int64)
+    scratch = _scratch(kind, negative, output_vectors.shape[0], 2 * window, dim)
     loss = 0.0
     examples = 0
     done = 0
@@ -346,6 +341,10 @@ def _subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, firs
             if hi - lo <= 1:
                 continue
             if skipgram:
+                if i + 1 < n:  # the next centre's n-gram rows are scattered over a large matrix: fetch them now
+                    following = buffer[i + 1]
+                    for q in range(subword_offsets[following], subword_offsets[following + 1]):
+                        prefetch_row(input_vectors, subword_rows[q], dim)
                 nt = 0
                 for j in range(lo, hi):
                     if j != i:
@@ -356,8 +355,7 @@ def _subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, firs
                 step, state = _example(input_vectors, output_vectors, subword_rows, r0, subword_offsets[w + 1] - r0,
                                        targets, 0, nt, kind, negative, table, codes, points, code_lengths, state,
                                        alpha, np.float32(1.0) / np.float32(subword_offsets[w + 1] - r0),
-                                       np.float32(1.0), True, 0, hidden, grad_hidden, hidden_start, out_ids, labels,
-                                       coef, block_ends, dim)
+                                       np.float32(1.0), True, kind == LOSS_HS, 0, scratch, dim)
                 examples += nt
             else:
                 nb = 0
@@ -369,8 +367,8 @@ def _subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, firs
                             nb += 1
                 step, state = _example(input_vectors, output_vectors, bag, 0, nb, buffer, i, 1, kind, negative,
                                        table, codes, points, code_lengths, state, alpha,
-                                       np.float32(1.0) / np.float32(nb), np.float32(1.0), True, 0, hidden,
-                                       grad_hidden, hidden_start, out_ids, labels, coef, block_ends, dim)
+                                       np.float32(1.0) / np.float32(nb), np.float32(1.0), True, kind == LOSS_HS, 0,
+                                       scratch, dim)
                 examples += 1
             loss += step
     return loss, examples, total
@@ -388,14 +386,7 @@ def _supervised_chunk(input_vectors, output_vectors, example_offsets, example_ro
     ``FastText::supervised``). Examples without rows or labels are skipped.
     Returns ``(loss, examples, examples visited)``.
     """
-    hidden = np.empty(dim, np.float32)
-    grad_hidden = np.empty(dim, np.float32)
-    hidden_start = np.empty(dim, np.float32)
-    size = _scratch_size(kind, negative, output_vectors.shape[0], 1)
-    out_ids = np.empty(size, np.int32)
-    out_labels = np.empty(size, np.float32)
-    coef = np.empty(size, np.float32)
-    block_ends = np.empty(1, np.int64)
+    scratch = _scratch(kind, negative, output_vectors.shape[0], 1, dim)
     state = np.uint64(seed)
     total = last - first
     loss = 0.0
@@ -425,7 +416,7 @@ def _supervised_chunk(input_vectors, output_vectors, example_offsets, example_ro
         inverse = np.float32(1.0) / np.float32(r1 - r0)
         step, state = _example(input_vectors, output_vectors, example_rows, r0, r1 - r0, labels, chosen, n_chosen,
                                kind, negative, table, codes, points, code_lengths, state, alpha, inverse, inverse,
-                               True, 0, hidden, grad_hidden, hidden_start, out_ids, out_labels, coef, block_ends, dim)
+                               True, kind == LOSS_HS, 0, scratch, dim)
         loss += step
         examples += 1
     return loss, examples, total
@@ -446,9 +437,6 @@ def _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, fir
     bag size (gensim). ``update_output=False`` and ``first_trainable_row`` freeze everything
     but new tag rows (``infer_vector``). Returns ``(loss, examples, tokens)``.
     """
-    hidden = np.empty(dim, np.float32)
-    grad_hidden = np.empty(dim, np.float32)
-    hidden_start = np.empty(dim, np.float32)
     state = np.uint64(seed)
     total = sentence_offsets[last] - sentence_offsets[first]
     longest = 1
@@ -460,11 +448,7 @@ def _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, fir
     for d in range(first, last):
         max_tags = max(max_tags, tag_offsets[d + 1] - tag_offsets[d])
     bag = np.empty(2 * window + max_tags, np.int32)
-    size = _scratch_size(kind, negative, output_vectors.shape[0], 2 * window)
-    out_ids = np.empty(size, np.int32)
-    labels = np.empty(size, np.float32)
-    coef = np.empty(size, np.float32)
-    block_ends = np.empty(2 * window, np.int64)
+    scratch = _scratch(kind, negative, output_vectors.shape[0], 2 * window, dim)
     loss = 0.0
     examples = 0
     done = 0
@@ -494,16 +478,14 @@ def _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, fir
                 step, state = _example(input_vectors, output_vectors, bag, 0, nb, buffer, i, 1, kind, negative,
                                        table, codes, points, code_lengths, state, alpha,
                                        inverse if dm_mean else one, one if dm_mean else inverse, update_output,
-                                       first_trainable_row, hidden, grad_hidden, hidden_start, out_ids, labels, coef,
-                                       block_ends, dim)
+                                       True, first_trainable_row, scratch, dim)
                 loss += step
                 examples += 1
             else:
                 for k in range(n_tags):  # each tag predicts the word on its own (gensim's PV-DBOW)
                     step, state = _example(input_vectors, output_vectors, tag_rows, t0 + k, 1, buffer, i, 1, kind,
                                            negative, table, codes, points, code_lengths, state, alpha, one, one,
-                                           update_output, first_trainable_row, hidden, grad_hidden, hidden_start,
-                                           out_ids, labels, coef, block_ends, dim)
+                                           update_output, True, first_trainable_row, scratch, dim)
                     loss += step
                     examples += 1
                 if train_words:
@@ -517,8 +499,7 @@ def _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, fir
                     if nt > 0:
                         step, state = _example(input_vectors, output_vectors, buffer, i, 1, targets, 0, nt, kind,
                                                negative, table, codes, points, code_lengths, state, alpha, one, one,
-                                               update_output, first_trainable_row, hidden, grad_hidden,
-                                               hidden_start, out_ids, labels, coef, block_ends, dim)
+                                               update_output, True, first_trainable_row, scratch, dim)
                         loss += step
                         examples += nt
     return loss, examples, total

@@ -152,7 +152,8 @@ class Doc2Vec:
         self.tag_keys = list(range(n_int)) + list(str_tags)
         self.vocab = Vocabulary.build(words_iter, min_count=self.min_count, max_vocab_size=self.max_vocab_size)
         rows = len(self.vocab) + len(self.tag_keys)
-        self.input_vectors = bag_kernels.uniform_matrix(rows, self.vector_size, 0.5 / self.vector_size, self.seed)
+        # gensim 4's initialisation: word and tag rows uniform in [-1, 1)/dim (inferred rows: [-0.5, 0.5)/dim)
+        self.input_vectors = bag_kernels.uniform_matrix(rows, self.vector_size, 1.0 / self.vector_size, self.seed)
         output_rows = max(len(self.vocab) - 1, 1) if self.hs else len(self.vocab)
         self.output_vectors = np.zeros((output_rows, self.vector_size), np.float32)
         self._tag_index = {key: i for i, key in enumerate(self.tag_keys)}
