@@ -220,7 +220,7 @@ def _example(input_vectors, output_vectors, bag, bag_start, bag_count, targets, 
                     labels[m] = np.float32(1.0) - codes[target, k]
                     m += 1
             block_ends[t] = m
-        for k in range(block_ends[0], m):
+        for k in range(block_ends[0] if target_count > 0 else m, m):
             prefetch_row(output_vectors, out_ids[k], dim)
         step_scale = hidden_scale * np.float32(bag_count) * grad_scale
         if target_count > 1:
@@ -428,8 +428,9 @@ def _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, fir
                     code_lengths, alpha_start, alpha_end, seed, update_output, first_trainable_row, dim):
     """Doc2Vec (Le & Mikolov 2014) over documents ``[first, last)``; input rows are words then tags.
 
-    PV-DBOW (``dm=0``): for every kept word and every tag of the document, bag = that tag's
-    row, target = the word (each tag separately and updated per word, as gensim). With
+    PV-DBOW (``dm=0``): for every tag of the document, bag = that tag's row, targets = the
+    kept words in turn (the row moves after each word: gensim's per-word update; gensim
+    takes the tags inside the word loop, the same updates in another order). With
     ``train_words`` also skip-gram on the words (bag = a word row, targets = its context).
     PV-DM (``dm=1``): for every kept word, bag = tag rows + context word rows (window radius
     uniform in ``1..window``), target = the word; hidden is their mean (``dm_mean``; the full
@@ -448,7 +449,7 @@ def _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, fir
     for d in range(first, last):
         max_tags = max(max_tags, tag_offsets[d + 1] - tag_offsets[d])
     bag = np.empty(2 * window + max_tags, np.int32)
-    scratch = _scratch(kind, negative, output_vectors.shape[0], 2 * window, dim)
+    scratch = _scratch(kind, negative, output_vectors.shape[0], max(2 * window, longest), dim)
     loss = 0.0
     examples = 0
     done = 0
@@ -463,8 +464,8 @@ def _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, fir
         n_tags = tag_offsets[s + 1] - t0
         if n_tags == 0:
             continue
-        for i in range(n):
-            if dm:
+        if dm:  # PV-DM: one example per word, bag = tags + context words
+            for i in range(n):
                 b, state = random_int(state, window)
                 b += 1
                 for k in range(n_tags):
@@ -481,14 +482,16 @@ def _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, fir
                                        True, first_trainable_row, scratch, dim)
                 loss += step
                 examples += 1
-            else:
-                for k in range(n_tags):  # each tag predicts the word on its own (gensim's PV-DBOW)
-                    step, state = _example(input_vectors, output_vectors, tag_rows, t0 + k, 1, buffer, i, 1, kind,
-                                           negative, table, codes, points, code_lengths, state, alpha, one, one,
-                                           update_output, True, first_trainable_row, scratch, dim)
-                    loss += step
-                    examples += 1
-                if train_words:
+        elif n > 0:
+            # each tag predicts every word in turn, its row moving after each word (gensim's PV-DBOW)
+            for k in range(n_tags):
+                step, state = _example(input_vectors, output_vectors, tag_rows, t0 + k, 1, buffer, 0, n, kind,
+                                       negative, table, codes, points, code_lengths, state, alpha, one, one,
+                                       update_output, True, first_trainable_row, scratch, dim)
+                loss += step
+                examples += n
+            if train_words:  # skip-gram on the words: bag = a word's row, targets = its context
+                for i in range(n):
                     b, state = random_int(state, window)
                     b += 1
                     nt = 0
