@@ -61,8 +61,9 @@ def main() -> None:
         with lzma.open(args.corpus) if args.corpus.suffix == ".xz" else open(args.corpus, "rb") as source, \
                 open(corpus, "wb") as out:
             shutil.copyfileobj(source, out, 1 << 22)
-        FastText([["warm", "up", "the", "kernels"]] * 10, min_count=1, vector_size=8, bucket=100, epochs=1,
-                 workers=1, sg=int(args.model == "sg"), progress=False)
+        # numba compiles the kernels per vector size: warm up with the benchmark's, outside the timings
+        FastText([["warm", "up", "the", "kernels"]] * 10, min_count=1, vector_size=settings["vector_size"], bucket=100,
+                 epochs=1, workers=1, sg=int(args.model == "sg"), progress=False)
         results = {"fasttext": [], "word2bert": []}
         n_tokens = 0
         for run in range(args.repeats):
