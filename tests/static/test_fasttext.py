@@ -43,6 +43,28 @@ def test_other_modes_recover_planted_topics(mode):
     assert neighbours_in_topic(model.wv) >= 0.9
 
 
+def test_subsampling_uses_fasttexts_token_count(monkeypatch):
+    """fastText keeps word w with probability sqrt(t / f) + t / f (Dictionary::initTableDiscard), where
+    f = count / ntokens and ntokens counts every token read: rare words below min_count and one
+    "</s>" per line included."""
+    from word2bert.static import bag_kernels
+
+    seen = {}
+    real = bag_kernels.subword_chunk
+
+    def spy(*args):
+        seen["keep"] = args[8].copy()
+        return real(*args)
+
+    monkeypatch.setattr(bag_kernels, "subword_chunk", spy)
+    corpus = [["the"] * 30 + ["cat", "sat"] * 5 + ["rare"] for _ in range(20)]  # "rare": 20 < min_count
+    model = FastText(corpus, **dict(SMALL, min_count=25, sample=1e-2, workers=1))
+    ntokens = 20 * 41 + 20  # every token, plus one "</s>" per line
+    t = 1e-2
+    f = model.vocab.counts / ntokens
+    np.testing.assert_allclose(seen["keep"], np.minimum(np.sqrt(t / f) + t / f, 1.0), rtol=1e-6)
+
+
 def test_oov_words_get_vectors_from_their_ngrams(skipgram):
     wv = skipgram.wv
     for unseen, own, other in (("strollings", TOPIC_A, TOPIC_B), ("divings", TOPIC_B, TOPIC_A)):

@@ -14,8 +14,9 @@ rows. A word never seen in training still gets ``u_w`` from its n-grams.
 This is a configuration of the engine in :mod:`word2bert.static.bag_kernels` (bag =
 subword rows). Defaults follow fastText where they matter for its quality: learning rate
 0.05 (gensim uses 0.025), negative-sampling table over ``count^0.5`` (``ns_exponent``,
-fastText's choice; word2vec uses 0.75), window radius uniform in ``1..window``; ``sample``
-keeps gensim's 1e-3 (fastText's ``-t`` is 1e-4; the benchmark sets it for both).
+fastText's choice; word2vec uses 0.75), window radius uniform in ``1..window``, subsampling
+with fastText's word frequency (count over every token read, not only the vocabulary's);
+``sample`` keeps gensim's 1e-3 (fastText's ``-t`` is 1e-4; the benchmark sets it for both).
 
 Save/load use Facebook's ``.bin`` format, so a model trained here opens in the ``fasttext``
 package and a Facebook model (e.g. ``cc.en.300.bin``) opens here, OOV vectors included.
@@ -224,7 +225,11 @@ class FastText:
             corpus = as_sentences(sentences, corpus_file, lowercase=self.lowercase)
             encoded = EncodedCorpus.encode(corpus, self.vocab, cache_dir=self.cache_dir)
         self.ntokens = encoded.raw_word_count
-        keep = keep_probabilities(self.vocab.counts, self.sample)
+        # fastText's word frequency f = count / ntokens counts every token read (out-of-vocabulary ones
+        # and one "</s>" per line too), not only the vocabulary's: the same keep-probability formula
+        # with the threshold sample * ntokens
+        ntokens = encoded.raw_word_count + encoded.n_sentences
+        keep = keep_probabilities(self.vocab.counts, self.sample * ntokens / max(int(self.vocab.counts.sum()), 1))
         table, codes, points, lengths = self._output_tables()
         kind = bag_kernels.LOSS_NAMES[self.loss]
         tokens, offsets = encoded.tokens, encoded.offsets
