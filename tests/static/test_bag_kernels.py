@@ -125,6 +125,32 @@ def test_hierarchical_softmax_targets_in_turn_match_fasttexts_pairs():
     check(expected, got, shared_hidden(input_vectors, output_vectors, bag, decisions, targets))
 
 
+def test_softmax_targets_in_turn_match_fasttexts_pairs():
+    input_vectors, output_vectors = model(6, 5, seed=2)
+    bag, targets = [0, 3, 5], [4, 1, 4]
+
+    def pairs(shared):
+        inputs, outputs = input_vectors.astype(np.float64), output_vectors.astype(np.float64)
+        hidden, total = inputs[bag].mean(axis=0), np.zeros(DIM)
+        for target in targets:
+            if not shared:
+                hidden = inputs[bag].mean(axis=0)
+            p = np.exp(outputs @ hidden - (outputs @ hidden).max())
+            g = ALPHA * ((np.arange(len(outputs)) == target) - p / p.sum())
+            grad = g @ outputs
+            outputs += np.outer(g, hidden)
+            if shared:
+                total += grad
+            else:
+                inputs[bag] += grad
+        inputs[bag] += total
+        return inputs, outputs
+
+    got = run_engine(input_vectors, output_vectors, bag, targets, bag_kernels.LOSS_SOFTMAX, 0,
+                     bag_kernels.dummy_table(), bag_kernels.dummy_tree(), 1)
+    check(pairs(shared=False), got, pairs(shared=True))
+
+
 @pytest.mark.parametrize("loss", ["ns", "hs"])
 def test_skipgram_chunk_trains_like_fasttexts_pairs_on_a_sentence(loss):
     """The chunk kernel on one sentence: same result as the pairs, window and draws replayed in Python."""

@@ -155,6 +155,23 @@ def _softmax(hidden, output_vectors, target, alpha, grad_hidden, scores, update_
 
 
 @numba.njit(inline="always", **_JIT)
+def _remember_hidden(hidden, hidden_start, target_count, hidden_scale, bag_count, grad_scale, dim):
+    """Keep ``h`` before the first of several targets; returns how far ``h`` moves per unit of the
+    accumulated gradient, ``hidden_scale * |B| * grad_scale`` (each of the ``|B|`` rows takes it)."""
+    if target_count > 1:
+        for i in range(dim):
+            hidden_start[i] = hidden[i]
+    return hidden_scale * np.float32(bag_count) * grad_scale
+
+
+@numba.njit(inline="always", **_JIT)
+def _move_hidden(hidden, hidden_start, grad_hidden, step_scale, dim):
+    """``h = h_start + step_scale * g``: the mean of the bag's rows after the steps taken so far."""
+    for i in range(dim):
+        hidden[i] = hidden_start[i] + step_scale * grad_hidden[i]
+
+
+@numba.njit(inline="always", **_JIT)
 def _example(input_vectors, output_vectors, bag, bag_start, bag_count, targets, target_start, target_count, kind,
              negative, table, codes, points, code_lengths, state, alpha, hidden_scale, grad_scale, update_output,
              skip_saturated, first_trainable_row, scratch, dim):
@@ -195,12 +212,15 @@ def _example(input_vectors, output_vectors, bag, bag_start, bag_count, targets, 
         loss = _logistic_block(hidden, output_vectors, out_ids, labels, 0, m, alpha, grad_hidden, coef,
                                skip_saturated, update_output, dim)
     elif kind == LOSS_SOFTMAX:
-        for t in range(target_start, target_start + target_count):
-            loss += _softmax(hidden, output_vectors, targets[t], alpha, grad_hidden, coef, update_output, dim)
-            # (softmax over several targets: the hidden vector stays; small vocabularies only)
+        step_scale = _remember_hidden(hidden, hidden_start, target_count, hidden_scale, bag_count, grad_scale, dim)
+        for t in range(target_count):
+            if t > 0:
+                _move_hidden(hidden, hidden_start, grad_hidden, step_scale, dim)
+            loss += _softmax(hidden, output_vectors, targets[target_start + t], alpha, grad_hidden, coef,
+                             update_output, dim)
     else:
-        # every target's decisions first (the negative draws' and the rows' cache misses then overlap;
-        # the rows of later targets are prefetched), then each target in turn
+        # every target's decisions first (the rows of later targets are then prefetched while the
+        # earlier ones train), then each target in turn
         m = 0
         for t in range(target_count):
             target = targets[target_start + t]
@@ -222,15 +242,11 @@ def _example(input_vectors, output_vectors, bag, bag_start, bag_count, targets, 
             block_ends[t] = m
         for k in range(block_ends[0] if target_count > 0 else m, m):
             prefetch_row(output_vectors, out_ids[k], dim)
-        step_scale = hidden_scale * np.float32(bag_count) * grad_scale
-        if target_count > 1:
-            for i in range(dim):
-                hidden_start[i] = hidden[i]
+        step_scale = _remember_hidden(hidden, hidden_start, target_count, hidden_scale, bag_count, grad_scale, dim)
         first = 0
         for t in range(target_count):
             if t > 0:
-                for i in range(dim):
-                    hidden[i] = hidden_start[i] + step_scale * grad_hidden[i]
+                _move_hidden(hidden, hidden_start, grad_hidden, step_scale, dim)
             loss += _logistic_block(hidden, output_vectors, out_ids, labels, first, block_ends[t], alpha, grad_hidden,
                                     coef, skip_saturated, update_output, dim)
             first = block_ends[t]
