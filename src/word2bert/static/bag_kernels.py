@@ -690,12 +690,16 @@ def uniform_matrix(rows: int, cols: int, bound: float, seed: int) -> np.ndarray:
 
 
 def uniform_rows(rows: int, cols: int, bound: float, seed: int, used) -> np.ndarray:
-    """Like :func:`uniform_matrix` but only the rows in ``used`` are drawn; the others stay zero.
+    """Like :func:`uniform_matrix` but only the rows in ``used`` are drawn (in increasing row order;
+    ``used`` may repeat rows, e.g. every bag's rows); the others stay zero.
 
     A row that no training example touches never changes, so in fastText it only adds noise
     to the vector of an unseen test n-gram; zero is the neutral value, and ``np.zeros`` of a
     2M x 100 matrix costs nothing until written.
     """
+    mask = np.zeros(rows, bool)
+    mask[np.asarray(used)] = True  # a mask, not np.unique: 50x faster on millions of rows
+    used = np.flatnonzero(mask)
     out = np.zeros((rows, cols), np.float32)
     out[used] = uniform_matrix(len(used), cols, bound, seed)
     return out

@@ -308,7 +308,7 @@ class FastTextClassifier:
         if len(labels) == 0:
             raise Word2BertError(f"{where}: no line has a label")
         self.input_vectors = bag_kernels.uniform_rows(self.nwords + self.bucket, self.dim, 1.0 / self.dim, self.seed,
-                                                      np.unique(rows))
+                                                      rows)
         self.output_vectors = np.zeros((len(self.labels), self.dim), np.float32)
         table, codes, points, lengths = self._output_tables()
         kind = bag_kernels.LOSS_NAMES[self.loss]
