@@ -211,3 +211,36 @@ def test_skipgram_chunk_trains_like_fasttexts_pairs_on_a_sentence(loss):
                               negative, *tables, ALPHA, ALPHA, seed)
     np.testing.assert_allclose(new_in, inputs, atol=2e-3)
     np.testing.assert_allclose(new_out, outputs, atol=2e-3)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_label_rows_take_their_softmax_steps_in_batches(batch):
+    """supervised_chunk with ``output_batch``: every example's bag rows step at once (gradient from the
+    label rows as they stand), the label rows take the summed steps g_v h once per ``batch`` examples
+    (``batch = 1``: fastText's sequential update)."""
+    rng = np.random.default_rng(5)
+    input_vectors = rng.normal(0, 0.4, (9, DIM)).astype(np.float32)
+    output_vectors = rng.normal(0, 0.4, (4, DIM)).astype(np.float32)
+    bags = [[0, 3], [1, 2, 8], [4], [5, 6, 7], [2, 3]]
+    golds = [1, 3, 0, 2, 1]
+    offsets = np.cumsum([0] + [len(b) for b in bags]).astype(np.int64)
+    rows = np.concatenate(bags).astype(np.int32)
+    label_offsets = np.arange(len(bags) + 1, dtype=np.int64)
+    labels = np.array(golds, np.int32)
+    inputs, outputs = input_vectors.astype(np.float64), output_vectors.astype(np.float64)
+    pending = np.zeros_like(outputs)
+    for e, (bag, gold) in enumerate(zip(bags, golds)):
+        hidden = inputs[bag].mean(axis=0)
+        p = np.exp(outputs @ hidden - (outputs @ hidden).max())
+        g = ALPHA * ((np.arange(len(outputs)) == gold) - p / p.sum())
+        inputs[bag] += (g @ outputs) / len(bag)  # fastText's gradient of the mean
+        pending += np.outer(g, hidden)
+        if (e + 1) % batch == 0 or e + 1 == len(bags):
+            outputs += pending
+            pending[:] = 0
+    new_in, new_out = input_vectors.copy(), output_vectors.copy()
+    bag_kernels.supervised_chunk(new_in, new_out, offsets, rows, label_offsets, labels, np.arange(len(bags)), 0,
+                                 len(bags), bag_kernels.LOSS_SOFTMAX, 0, bag_kernels.dummy_table(),
+                                 *bag_kernels.dummy_tree(), ALPHA, ALPHA, 1, output_batch=batch)
+    np.testing.assert_allclose(new_in, inputs, atol=1e-5)
+    np.testing.assert_allclose(new_out, outputs, atol=1e-5)

@@ -120,7 +120,8 @@ def _softmax(hidden, output_vectors, target, alpha, grad_hidden, scores, update_
 
     ``p = softmax(V h)``, ``log L = log p_t = x_t - log sum_v exp(x_v)``; with
     ``g_v = alpha (1[v = t] - p_v)``: ``grad_hidden += g_v v_v`` (the row before its update),
-    then ``v_v += g_v h``. One ``exp`` per row, no allocation (``scores`` is scratch). Returns ``-log L``.
+    then ``v_v += g_v h``. One ``exp`` per row, no allocation (``scores`` is scratch and holds the
+    ``g_v`` afterwards). Returns ``-log L``.
     """
     n = output_vectors.shape[0]
     top = np.float32(-np.inf)
@@ -142,6 +143,7 @@ def _softmax(hidden, output_vectors, target, alpha, grad_hidden, scores, update_
         g = -scores[v] * scale
         if v == target:
             g += alpha
+        scores[v] = g
         row = np.uint64(v)
         if update_output:
             for i in range(dim):
@@ -393,7 +395,7 @@ def _subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, firs
 @numba.njit(**_JIT)
 def _supervised_chunk(input_vectors, output_vectors, example_offsets, example_rows, label_offsets, labels, order,
                       first, last, kind, negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed,
-                      dim):
+                      output_batch, dim):
     """fastText supervised over the examples ``order[first:last]``.
 
     Bag = the example's rows (words, hashed word n-grams), gradient normalised by the bag
@@ -401,8 +403,22 @@ def _supervised_chunk(input_vectors, output_vectors, example_offsets, example_ro
     one label drawn uniformly from the example's labels, one-vs-all on all of them (as
     ``FastText::supervised``). Examples without rows or labels are skipped.
     Returns ``(loss, examples, examples visited)``.
+
+    Deviation for speed with several threads (``output_batch > 1``): softmax and one-vs-all
+    update every label row on every example, so Hogwild threads sharing the small label
+    matrix keep taking its cache lines from each other (2 threads ran 1.2x one thread's
+    speed); here each call adds its label-row steps ``g_v h`` to the shared matrix once
+    per ``output_batch`` examples (a mini-batch for the output layer only: an example reads
+    the label rows without its own call's last ``< output_batch`` steps; the input rows and
+    the gradient reaching them are as before). ``output_batch = 1`` is fastText's update.
     """
-    scratch = _scratch(kind, negative, output_vectors.shape[0], 1, dim)
+    n_labels = output_vectors.shape[0]
+    scratch = _scratch(kind, negative, n_labels, 1, dim)
+    hidden = scratch[0]
+    coef = scratch[5]
+    deferred = output_batch > 1 and (kind == LOSS_SOFTMAX or kind == LOSS_OVA)
+    pending = np.zeros((n_labels if deferred else 1, dim), np.float32)
+    n_pending = 0
     state = np.uint64(seed)
     total = last - first
     loss = 0.0
@@ -432,10 +448,32 @@ def _supervised_chunk(input_vectors, output_vectors, example_offsets, example_ro
         inverse = np.float32(1.0) / np.float32(r1 - r0)
         step, state = _example(input_vectors, output_vectors, example_rows, r0, r1 - r0, labels, chosen, n_chosen,
                                kind, negative, table, codes, points, code_lengths, state, alpha, inverse, inverse,
-                               True, kind == LOSS_HS, 0, scratch, dim)
+                               not deferred, kind == LOSS_HS, 0, scratch, dim)
         loss += step
         examples += 1
+        if deferred:  # the label rows' steps g_v h (g_v left in coef, h in hidden by the example)
+            for v in range(n_labels):
+                g = coef[v]
+                row = np.uint64(v)
+                for i in range(dim):
+                    pending[row, i] += g * hidden[i]
+            n_pending += 1
+            if n_pending == output_batch:
+                _flush(output_vectors, pending, dim)
+                n_pending = 0
+    if deferred and n_pending > 0:
+        _flush(output_vectors, pending, dim)
     return loss, examples, total
+
+
+@numba.njit(inline="always", **_JIT)
+def _flush(output_vectors, pending, dim):
+    """``output_vectors += pending`` then ``pending = 0``."""
+    for v in range(pending.shape[0]):
+        row = np.uint64(v)
+        for i in range(dim):
+            output_vectors[row, i] += pending[row, i]
+            pending[row, i] = 0.0
 
 
 @numba.njit(**_JIT)
@@ -541,11 +579,11 @@ def _subword_for(dim: int):
 @functools.lru_cache(maxsize=None)
 def _supervised_for(dim: int):
     def chunk(input_vectors, output_vectors, example_offsets, example_rows, label_offsets, labels, order, first, last,
-              kind, negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed):
+              kind, negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed, output_batch):
         _ = SOURCE_STAMP
         return _supervised_chunk(input_vectors, output_vectors, example_offsets, example_rows, label_offsets, labels,
                                  order, first, last, kind, negative, table, codes, points, code_lengths, alpha_start,
-                                 alpha_end, seed, dim)
+                                 alpha_end, seed, output_batch, dim)
 
     return numba.njit(**SPECIALISED_JIT)(chunk)
 
@@ -569,9 +607,9 @@ def subword_chunk(input_vectors, output_vectors, *args):
     return _subword_for(int(input_vectors.shape[1]))(input_vectors, output_vectors, *args)
 
 
-def supervised_chunk(input_vectors, output_vectors, *args):
+def supervised_chunk(input_vectors, output_vectors, *args, output_batch=1):
     """:func:`_supervised_chunk` compiled for ``dim = input_vectors.shape[1]``; same arguments but ``dim``."""
-    return _supervised_for(int(input_vectors.shape[1]))(input_vectors, output_vectors, *args)
+    return _supervised_for(int(input_vectors.shape[1]))(input_vectors, output_vectors, *args, int(output_batch))
 
 
 def document_chunk(input_vectors, output_vectors, *args):
@@ -707,19 +745,26 @@ def uniform_matrix(rows: int, cols: int, bound: float, seed: int) -> np.ndarray:
     return out
 
 
-def uniform_rows(rows: int, cols: int, bound: float, seed: int, used) -> np.ndarray:
+def uniform_rows(rows: int, cols: int, bound: float, seed: int, used, workers: int = 1) -> np.ndarray:
     """Like :func:`uniform_matrix` but only the rows in ``used`` are drawn (``used`` may repeat rows,
     e.g. every bag's rows); the others stay zero. Row ``r`` gets the same values as in
-    ``uniform_matrix``.
+    ``uniform_matrix``, whatever ``workers`` (threads sharing the work, as fastText's ``uniform``).
 
     A row that no training example touches never changes, so in fastText it only adds noise
     to the vector of an unseen test n-gram; zero is the neutral value, and ``np.zeros`` of a
-    2M x 100 matrix costs nothing until written.
+    2M x 100 matrix costs nothing until written (the first writes cost page faults, which
+    threads take in parallel).
     """
     mask = np.zeros(rows, bool)
     mask[np.asarray(used)] = True  # a mask, not np.unique: 50x faster on millions of rows
+    used = np.flatnonzero(mask)
     out = np.zeros((rows, cols), np.float32)
-    _fill_uniform(out, np.flatnonzero(mask), bound, seed)
+    parts = np.array_split(used, max(1, int(workers)))
+    if len(parts) == 1:
+        _fill_uniform(out, used, bound, seed)
+    else:
+        with futures.ThreadPoolExecutor(max_workers=len(parts)) as pool:
+            list(pool.map(lambda part: _fill_uniform(out, part, bound, seed), parts))
     return out
 
 

@@ -36,6 +36,7 @@ from word2bert.static.sampling import negative_sampling_table
 from word2bert.static.subwords import EOS, hash_tokens, subword_rows
 
 WORD_NGRAM_MULTIPLIER = 116049371  # fastText's Dictionary::addWordNgrams
+OUTPUT_BATCH = 16  # examples per batch of label-row steps when threads share them (softmax, one-vs-all)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -308,7 +309,7 @@ class FastTextClassifier:
         if len(labels) == 0:
             raise Word2BertError(f"{where}: no line has a label")
         self.input_vectors = bag_kernels.uniform_rows(self.nwords + self.bucket, self.dim, 1.0 / self.dim, self.seed,
-                                                      rows)
+                                                      rows, self.workers)
         self.output_vectors = np.zeros((len(self.labels), self.dim), np.float32)
         table, codes, points, lengths = self._output_tables()
         kind = bag_kernels.LOSS_NAMES[self.loss]
@@ -320,11 +321,14 @@ class FastTextClassifier:
         orders = [rng.permutation(n) if self.shuffle else np.arange(n) for _ in range(self.epoch)]
         jobs = bag_kernels.schedule_jobs(np.arange(n + 1), self.epoch, self.lr, 0.0, self.seed, target_tokens=2_000)
 
+        # with several threads the label rows take their steps in batches (see supervised_chunk)
+        output_batch = OUTPUT_BATCH if self.workers > 1 else 1
+
         def call(job):
             epoch, first, last, a0, a1, seed = job
             return bag_kernels.supervised_chunk(self.input_vectors, self.output_vectors, offsets, rows, label_offsets,
                                                 labels, orders[epoch], first, last, kind, self.neg, table, codes,
-                                                points, lengths, a0, a1, seed)
+                                                points, lengths, a0, a1, seed, output_batch=output_batch)
 
         bar = progress_bar(total=n * self.epoch, desc="classifier", unit="line",
                            disable=self.progress is False or None)

@@ -189,7 +189,7 @@ class FastText:
         self._set_vocabulary(vocab)
         rows = len(vocab) + (self.bucket if self.max_n > 0 else 0)
         self.input_vectors = bag_kernels.uniform_rows(rows, self.vector_size, 1.0 / self.vector_size, self.seed,
-                                                      self.subword_rows)
+                                                      self.subword_rows, self.workers)
         self.output_vectors = np.zeros((len(vocab), self.vector_size), np.float32)
         self._wv = None
         return self
