@@ -26,7 +26,9 @@ def register(commands, train_commands):
                     "`word2bert similar`-style tools through .vec) and optionally the .vec text vectors.",
         epilog="examples:\n"
                "  word2bert train fasttext text8 -o model.bin --sg 1 --vec vectors.vec\n"
-               "  word2bert train fasttext corpus.txt.xz -o model.bin --min-n 3 --max-n 6 --bucket 2000000")
+               "  word2bert train fasttext corpus.txt.xz -o model.bin --min-n 3 --max-n 6 --bucket 2000000\n"
+               "  word2bert train fasttext big.txt -o model.bin --resume model.bin.checkpoint.npz\n\n"
+               "Ctrl-C saves a checkpoint (MODEL.bin.checkpoint.npz) that --resume continues from.")
     ft.add_argument("corpus", metavar="CORPUS", help="training text")
     ft.add_argument("-o", "--output", required=True, metavar="MODEL.bin", help="fastText .bin model to write")
     ft.add_argument("--vec", metavar="OUT.vec", default=None, help="also write the word vectors as .vec text")
@@ -46,6 +48,9 @@ def register(commands, train_commands):
     ft.add_argument("--seed", type=int, default=1, help="random seed")
     ft.add_argument("--lowercase", action="store_true", help="lower-case the corpus")
     ft.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    ft.add_argument("--resume", metavar="CHECKPOINT", default=None,
+                     help="continue an interrupted run from its checkpoint (same input; the training "
+                          "settings are the checkpoint's)")
     ft.set_defaults(func=run_fasttext)
 
     # -- classifier ---------------------------------------------------------------------
@@ -56,7 +61,8 @@ def register(commands, train_commands):
                     "`word2bert predict/test` and the fasttext package read.",
         epilog="examples:\n"
                "  word2bert train classifier train.txt -o model.bin --lr 0.5 --epoch 25 --word-ngrams 2\n"
-               "  word2bert train classifier train.txt -o model.bin --loss ova --test test.txt -k 3")
+               "  word2bert train classifier train.txt -o model.bin --loss ova --test test.txt -k 3\n\n"
+               "Ctrl-C saves a checkpoint (MODEL.bin.checkpoint.npz) that --resume continues from.")
     cl.add_argument("train", metavar="TRAIN", help="labelled training file")
     cl.add_argument("-o", "--output", required=True, metavar="MODEL.bin", help="model to write")
     cl.add_argument("--lr", type=float, default=0.1, help="initial learning rate")
@@ -76,6 +82,9 @@ def register(commands, train_commands):
     cl.add_argument("--test", metavar="TEST", default=None, help="report P@k and R@k on this file")
     cl.add_argument("-k", type=int, default=1, help="k for --test")
     cl.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    cl.add_argument("--resume", metavar="CHECKPOINT", default=None,
+                     help="continue an interrupted run from its checkpoint (same input; the training "
+                          "settings are the checkpoint's)")
     cl.set_defaults(func=run_classifier)
 
     predict = commands.add_parser(
@@ -109,7 +118,8 @@ def register(commands, train_commands):
                     "number (0-based). Writes the model (.npz) and optionally the document vectors.",
         epilog="examples:\n"
                "  word2bert train doc2vec docs.txt -o d2v.npz --dm 0 --epochs 20 --doc-vectors docs.vec\n"
-               "  word2bert train doc2vec docs.txt.gz -o d2v.npz --dm 1 --window 8")
+               "  word2bert train doc2vec docs.txt.gz -o d2v.npz --dm 1 --window 8\n\n"
+               "Ctrl-C saves a checkpoint (MODEL.npz.checkpoint.npz) that --resume continues from.")
     d2v.add_argument("corpus", metavar="CORPUS", help="one document per line")
     d2v.add_argument("-o", "--output", required=True, metavar="MODEL.npz", help="model to write")
     d2v.add_argument("--doc-vectors", metavar="OUT", default=None,
@@ -129,6 +139,9 @@ def register(commands, train_commands):
     d2v.add_argument("--workers", type=int, default=3, help="training threads")
     d2v.add_argument("--seed", type=int, default=1, help="random seed")
     d2v.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    d2v.add_argument("--resume", metavar="CHECKPOINT", default=None,
+                     help="continue an interrupted run from its checkpoint (same input; the training "
+                          "settings are the checkpoint's)")
     d2v.set_defaults(func=run_doc2vec)
 
 
@@ -138,18 +151,48 @@ def _check_output_dir(path):
         raise Word2BertError(f"directory does not exist: {parent}")
 
 
+def _checkpoint_path(output) -> Path:
+    return Path(str(output) + ".checkpoint.npz")
+
+
+def _resumed(loader, path):
+    """The model of the checkpoint ``path`` (``--resume``), which must be an interrupted run."""
+    if not Path(path).is_file():
+        raise Word2BertError(f"--resume: file not found: {path}")
+    model = loader(path)
+    if model._resume_state is None:
+        raise Word2BertError(f"{path} is a finished model, not a checkpoint of an interrupted run")
+    return model
+
+
+def _finish(checkpoint: Path) -> None:
+    """Remove the checkpoint of a run that has now completed."""
+    if checkpoint.exists():
+        checkpoint.unlink()
+
+
 def run_fasttext(args) -> int:
     from word2bert.static.fasttext import FastText
 
     _check_output_dir(args.output)
-    model = FastText(corpus_file=args.corpus, vector_size=args.vector_size, window=args.window,
-                     min_count=args.min_count, sg=args.sg, hs=args.hs, negative=args.negative, sample=args.sample,
-                     min_n=args.min_n, max_n=args.max_n, bucket=args.bucket, alpha=args.alpha, epochs=args.epochs,
-                     workers=args.workers, seed=args.seed, lowercase=args.lowercase,
-                     progress=False if args.no_progress else None)
+    if not Path(args.corpus).is_file():
+        raise Word2BertError(f"file not found: {args.corpus}")
+    progress = False if args.no_progress else None
+    if args.resume:
+        model = _resumed(FastText.load_checkpoint, args.resume)
+        model.workers, model.progress = args.workers, progress
+    else:
+        model = FastText(vector_size=args.vector_size, window=args.window, min_count=args.min_count, sg=args.sg,
+                         hs=args.hs, negative=args.negative, sample=args.sample, min_n=args.min_n, max_n=args.max_n,
+                         bucket=args.bucket, alpha=args.alpha, epochs=args.epochs, workers=args.workers,
+                         seed=args.seed, lowercase=args.lowercase, progress=progress)
+        model.build_vocab(corpus_file=args.corpus)
+    checkpoint = _checkpoint_path(args.output)
+    model.train(corpus_file=args.corpus, checkpoint=checkpoint)
     model.save(args.output)
     if args.vec:
         model.wv.save_word2vec_format(args.vec, binary=False)
+    _finish(checkpoint)
     print(f"{len(model.wv)} words x {model.vector_size} dims, loss {model.training_loss:.4f} -> {args.output}",
           file=sys.stderr)
     return 0
@@ -159,11 +202,19 @@ def run_classifier(args) -> int:
     from word2bert.static.classifier import FastTextClassifier
 
     _check_output_dir(args.output)
-    model = FastTextClassifier(args.train, lr=args.lr, dim=args.dim, epoch=args.epoch, word_ngrams=args.word_ngrams,
-                               bucket=args.bucket, minn=args.minn, maxn=args.maxn, min_count=args.min_count,
-                               loss=args.loss, neg=args.neg, label=args.label, shuffle=not args.no_shuffle,
-                               workers=args.workers, seed=args.seed, progress=False if args.no_progress else None)
+    progress = False if args.no_progress else None
+    if args.resume:
+        model = _resumed(FastTextClassifier.load_checkpoint, args.resume)
+        model.workers, model.progress = args.workers, progress
+    else:
+        model = FastTextClassifier(lr=args.lr, dim=args.dim, epoch=args.epoch, word_ngrams=args.word_ngrams,
+                                   bucket=args.bucket, minn=args.minn, maxn=args.maxn, min_count=args.min_count,
+                                   loss=args.loss, neg=args.neg, label=args.label, shuffle=not args.no_shuffle,
+                                   workers=args.workers, seed=args.seed, progress=progress)
+    checkpoint = _checkpoint_path(args.output)
+    model.train(args.train, checkpoint=checkpoint)
     model.save(args.output)
+    _finish(checkpoint)
     print(f"{len(model.words)} words, {len(model.labels)} labels, loss {model.training_loss:.4f} -> {args.output}",
           file=sys.stderr)
     if args.test:
@@ -213,17 +264,27 @@ def run_doc2vec(args) -> int:
     from word2bert.static.doc2vec import Doc2Vec
 
     _check_output_dir(args.output)
-    model = Doc2Vec(corpus_file=args.corpus, vector_size=args.vector_size, dm=args.dm, dm_mean=args.dm_mean,
-                    dbow_words=args.dbow_words, window=args.window, min_count=args.min_count, hs=args.hs,
-                    negative=args.negative, sample=args.sample, alpha=args.alpha, min_alpha=args.min_alpha,
-                    epochs=args.epochs, workers=args.workers, seed=args.seed,
-                    progress=False if args.no_progress else None)
+    if not Path(args.corpus).is_file():
+        raise Word2BertError(f"file not found: {args.corpus}")
+    progress = False if args.no_progress else None
+    if args.resume:
+        model = _resumed(Doc2Vec.load, args.resume)
+        model.workers, model.progress = args.workers, progress
+    else:
+        model = Doc2Vec(vector_size=args.vector_size, dm=args.dm, dm_mean=args.dm_mean, dbow_words=args.dbow_words,
+                        window=args.window, min_count=args.min_count, hs=args.hs, negative=args.negative,
+                        sample=args.sample, alpha=args.alpha, min_alpha=args.min_alpha, epochs=args.epochs,
+                        workers=args.workers, seed=args.seed, progress=progress)
+        model.build_vocab(corpus_file=args.corpus)
+    checkpoint = _checkpoint_path(args.output)
+    model.train(corpus_file=args.corpus, checkpoint=checkpoint)
     model.save(args.output)
     if args.doc_vectors:
         from word2bert.vectors import KeyedVectors
 
         dv = model.dv
         KeyedVectors(dv.vectors, [str(k) for k in dv.index_to_key]).save_word2vec_format(args.doc_vectors)
+    _finish(checkpoint)
     print(f"{len(model.dv)} documents, {len(model.wv)} words x {model.vector_size} dims -> {args.output}",
           file=sys.stderr)
     return 0

@@ -41,10 +41,12 @@ from __future__ import annotations
 import concurrent.futures as futures
 import functools
 import math
+import sys
 
 import numba
 import numpy as np
 
+from word2bert.errors import Word2BertError
 from word2bert.static.huffman import MAX_CODE_LENGTH
 from word2bert.static.losses import table_negative_log_sigmoid, table_sigmoid
 from word2bert.static.native import SOURCE_STAMP, SPECIALISED_JIT, prefetch_row
@@ -675,47 +677,100 @@ def schedule_jobs(offsets: np.ndarray, epochs: int, alpha: float, min_alpha: flo
     return jobs
 
 
-def run_jobs(call, jobs, workers: int, progress=None):
-    """Run ``call(job) -> (loss, examples, tokens)`` over ``jobs`` on ``workers`` threads.
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_jobs`, raised once the running jobs have finished: the matrices
+    then hold exactly the first ``jobs_done`` jobs, and ``loss``/``examples``/``tokens`` are theirs
+    (those of this call)."""
+
+    def __init__(self, jobs_done: int, loss: float, examples: int, tokens: int):
+        super().__init__(f"interrupted after {jobs_done} jobs")
+        self.jobs_done = jobs_done
+        self.loss = loss
+        self.examples = examples
+        self.tokens = tokens
+
+
+def run_jobs(call, jobs, workers: int, progress=None, first_job: int = 0):
+    """Run ``call(job) -> (loss, examples, tokens)`` over ``jobs[first_job:]`` on ``workers`` threads.
 
     The kernels release the GIL, so threads train in parallel on shared matrices
     (Hogwild). Returns total ``(loss, examples, tokens)``; ``progress`` (tqdm) advances in tokens.
+    Jobs start in order and at most ``2 * workers`` are in flight; on Ctrl-C no new job starts,
+    the started ones finish, and :class:`TrainingInterrupted` says how many jobs are done.
+    The main thread only waits (also with one worker), so the interrupt never lands inside a job.
     """
-    loss = 0.0
-    examples = 0
-    tokens = 0
+    totals = [0.0, 0, 0]
     workers = max(1, int(workers))
 
     def account(result):
-        nonlocal loss, examples, tokens
-        loss += float(result[0])
-        examples += int(result[1])
-        tokens += int(result[2])
+        totals[0] += float(result[0])
+        totals[1] += int(result[1])
+        totals[2] += int(result[2])
         if progress is not None:
             progress.update(int(result[2]))
-            if examples:
-                progress.set_postfix(loss=f"{loss / examples:.4f}", refresh=False)
+            if totals[1]:
+                progress.set_postfix(loss=f"{totals[0] / totals[1]:.4f}", refresh=False)
 
-    if workers == 1:
-        for job in jobs:
-            account(call(job))
-        return loss, examples, tokens
+    next_job = first_job
     with futures.ThreadPoolExecutor(max_workers=workers) as pool:
         pending = set()
-        job_iter = iter(jobs)
-        for job in job_iter:
-            pending.add(pool.submit(call, job))
-            if len(pending) >= 2 * workers:
-                break
-        while pending:
-            done, pending = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
-            for item in done:
+        try:
+            while pending or next_job < len(jobs):
+                while next_job < len(jobs) and len(pending) < 2 * workers:
+                    pending.add(pool.submit(call, jobs[next_job]))
+                    next_job += 1
+                done, pending = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
+                for item in done:
+                    account(item.result())
+        except KeyboardInterrupt:
+            for item in pending:
                 account(item.result())
-            for job in job_iter:
-                pending.add(pool.submit(call, job))
-                if len(pending) >= 2 * workers:
-                    break
-    return loss, examples, tokens
+            raise TrainingInterrupted(next_job, *totals) from None
+    return tuple(totals)
+
+
+def run_resumable(call, jobs, offsets, workers: int, progress, resume, checkpoint, save_checkpoint, what: str):
+    """:func:`run_jobs` that can stop on Ctrl-C and continue later from a checkpoint file.
+
+    ``offsets`` are the corpus's example offsets (a job ``(epoch, first, last, ...)`` covers
+    ``offsets[last] - offsets[first]`` tokens). ``resume`` is ``None`` or the state of an
+    interrupted run (:func:`resume_state`); its first ``jobs_done`` jobs are skipped. On
+    Ctrl-C with a ``checkpoint`` path, ``save_checkpoint(path, state)`` writes the model with
+    the new state before the interrupt goes on. Returns ``(loss, examples, tokens)`` of the
+    whole run, the interrupted part included.
+    """
+    first_job, loss, examples, tokens = 0, 0.0, 0, 0
+    corpus_size = int(offsets[-1])
+    if resume is not None:
+        if resume["n_jobs"] != len(jobs) or resume["corpus_size"] != corpus_size:
+            raise Word2BertError(f"the {what} checkpoint was made on another corpus or with other epochs "
+                                 f"({resume['corpus_size']:,} tokens, {resume['n_jobs']} jobs; now {corpus_size:,} "
+                                 f"tokens, {len(jobs)} jobs): resume with the corpus it was trained on")
+        first_job = int(resume["jobs_done"])
+        loss, examples, tokens = float(resume["loss"]), int(resume["examples"]), int(resume["tokens"])
+        if progress is not None:
+            progress.update(sum(int(offsets[job[2]] - offsets[job[1]]) for job in jobs[:first_job]))
+    try:
+        more = run_jobs(call, jobs, workers, progress, first_job=first_job)
+    except TrainingInterrupted as stop:
+        if checkpoint is not None:
+            state = resume_state(jobs, corpus_size, stop.jobs_done, loss + stop.loss, examples + stop.examples,
+                                 tokens + stop.tokens)
+            save_checkpoint(checkpoint, state)
+            message = (f"{what}: interrupted after {stop.jobs_done} of {len(jobs)} jobs; checkpoint saved to "
+                       f"{checkpoint} (resume with the same corpus)")
+            if progress is not None:
+                progress.write(message, file=sys.stderr)  # above the bar, not through it
+            else:
+                print(message, file=sys.stderr)
+        raise
+    return loss + more[0], examples + more[1], tokens + more[2]
+
+
+def resume_state(jobs, corpus_size: int, jobs_done: int, loss: float, examples: int, tokens: int) -> dict:
+    """What a checkpoint keeps to continue a run: the jobs done and the run's shape (JSON-ready)."""
+    return {"jobs_done": int(jobs_done), "n_jobs": len(jobs), "corpus_size": int(corpus_size),
+            "loss": float(loss), "examples": int(examples), "tokens": int(tokens)}
 
 
 @numba.njit(**_JIT)

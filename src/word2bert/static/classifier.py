@@ -31,6 +31,7 @@ from word2bert.errors import Word2BertError, check_positive
 from word2bert.fileio import open_text
 from word2bert.progress import progress_bar
 from word2bert.static import bag_kernels
+from word2bert.static.checkpoint import check_shape, load_checkpoint, save_checkpoint
 from word2bert.static.huffman import build_huffman_tree
 from word2bert.static.sampling import negative_sampling_table
 from word2bert.static.subwords import EOS, hash_tokens, subword_rows
@@ -197,6 +198,7 @@ class FastTextClassifier:
         self.ntokens = 0
         self.input_vectors = None
         self.output_vectors = None
+        self._resume_state: dict | None = None  # where an interrupted train() stopped (see save_checkpoint)
         if input is not None:
             self.train(input)
 
@@ -295,22 +297,30 @@ class FastTextClassifier:
         table = negative_sampling_table(self.label_counts, 0.5) if self.loss == "ns" else bag_kernels.dummy_table()
         return table, codes, points, lengths
 
-    def train(self, input):
+    def train(self, input, checkpoint=None):
         """Read ``input`` (path or lines), build the dictionary, initialise and train ``epoch`` epochs.
 
-        ``lr`` decays linearly to 0. Returns the mean training loss per example.
+        ``lr`` decays linearly to 0. Returns the mean training loss per example. On Ctrl-C with a
+        ``checkpoint`` path the model is saved there (:meth:`save_checkpoint`);
+        ``FastTextClassifier.load_checkpoint(path).train(same input)`` continues where it stopped.
         """
         where = str(input) if isinstance(input, (str, Path)) else "training data"
+        resume = self._resume_state
+        trained = (self.words, self.labels)
         lines = self._read_lines(input)
         tokenized = self._tokenize(lines)
         self._build_dictionary(tokenized, where)
+        if resume is not None and (self.words, self.labels) != trained:
+            raise Word2BertError(f"{where}: not the training data of the checkpoint (its words or labels differ); "
+                                 "resume with the file it was trained on")
         offsets, rows, label_offsets, labels = self.encode(lines, tokenized)
         del lines, tokenized
         if len(labels) == 0:
             raise Word2BertError(f"{where}: no line has a label")
-        self.input_vectors = bag_kernels.uniform_rows(self.nwords + self.bucket, self.dim, 1.0 / self.dim, self.seed,
-                                                      rows, self.workers)
-        self.output_vectors = np.zeros((len(self.labels), self.dim), np.float32)
+        if resume is None:
+            self.input_vectors = bag_kernels.uniform_rows(self.nwords + self.bucket, self.dim, 1.0 / self.dim,
+                                                          self.seed, rows, self.workers)
+            self.output_vectors = np.zeros((len(self.labels), self.dim), np.float32)
         table, codes, points, lengths = self._output_tables()
         kind = bag_kernels.LOSS_NAMES[self.loss]
         n = len(offsets) - 1
@@ -332,8 +342,15 @@ class FastTextClassifier:
 
         bar = progress_bar(total=n * self.epoch, desc="classifier", unit="line",
                            disable=self.progress is False or None)
+
+        def save(path, state):
+            self._resume_state = state
+            self.save_checkpoint(path)
+
         with bar:
-            loss, examples, _ = bag_kernels.run_jobs(call, jobs, self.workers, bar)
+            loss, examples, _ = bag_kernels.run_resumable(call, jobs, np.arange(n + 1), self.workers, bar, resume,
+                                                          checkpoint, save, "classifier")
+        self._resume_state = None
         self.training_loss = loss / max(examples, 1)
         return self.training_loss
 
@@ -453,6 +470,36 @@ class FastTextClassifier:
         from word2bert.interop.fasttext_format import read_fasttext_bin
 
         return cls.from_fasttext_file(read_fasttext_bin(path))
+
+
+    _PARAMS = ("lr", "dim", "epoch", "min_count", "min_count_label", "word_ngrams", "bucket", "minn", "maxn", "neg",
+               "loss", "label", "workers", "seed", "shuffle")
+
+    def save_checkpoint(self, path) -> None:
+        """Write everything :meth:`train` needs to continue (parameters, dictionary, both matrices and
+        where an interrupted run stopped) as one ``.npz``, atomically."""
+        self._check_trained()
+        params = {name: getattr(self, name) for name in self._PARAMS}
+        save_checkpoint(path, "FastTextClassifier", params,
+                        {"words": self.words, "labels": self.labels, "ntokens": self.ntokens},
+                        {"word_counts": self.word_counts, "label_counts": self.label_counts,
+                         "input_vectors": self.input_vectors, "output_vectors": self.output_vectors},
+                        self._resume_state)
+
+    @classmethod
+    def load_checkpoint(cls, path) -> "FastTextClassifier":
+        """Read a :meth:`save_checkpoint` file; ``train`` on the same data then continues the run."""
+        params, meta, arrays, resume = load_checkpoint(
+            path, "FastTextClassifier", ("word_counts", "label_counts", "input_vectors", "output_vectors"))
+        model = cls(**params)
+        model.words, model.labels, model.ntokens = list(meta["words"]), list(meta["labels"]), meta["ntokens"]
+        model.word_counts, model.label_counts = arrays["word_counts"], arrays["label_counts"]
+        model.input_vectors, model.output_vectors = arrays["input_vectors"], arrays["output_vectors"]
+        check_shape(path, "input_vectors", model.input_vectors, (len(model.words) + model.bucket, model.dim))
+        check_shape(path, "output_vectors", model.output_vectors, (len(model.labels), model.dim))
+        model._index = None
+        model._resume_state = resume
+        return model
 
 
 def train_supervised(input, **kwargs) -> FastTextClassifier:

@@ -113,6 +113,7 @@ class Doc2Vec:
         self.tag_keys: list = []
         self.input_vectors = None
         self.output_vectors = None
+        self._resume_state: dict | None = None  # where an interrupted train() stopped (saved by save())
         if documents is not None or corpus_file is not None:
             self.build_vocab(documents, corpus_file)
             self.train(documents, corpus_file)
@@ -182,7 +183,7 @@ class Doc2Vec:
         return table, codes, points, lengths
 
     def _run(self, input_vectors, tokens, offsets, tag_offsets, tag_rows, epochs, alpha, min_alpha, train_words,
-             update_output, first_trainable_row, desc, seed):
+             update_output, first_trainable_row, desc, seed, checkpoint=None):
         keep = keep_probabilities(self.vocab.counts, self.sample)
         table, codes, points, lengths = self._output_tables()
         kind = bag_kernels.LOSS_HS if self.hs else bag_kernels.LOSS_NS
@@ -197,13 +198,24 @@ class Doc2Vec:
 
         bar = progress_bar(total=int(offsets[-1]) * epochs, desc=desc, unit="word",
                            disable=self.progress is False or None)
-        with bar:
-            return bag_kernels.run_jobs(call, jobs, self.workers, bar)
+        def save(path, state):
+            self._resume_state = dict(state, epochs=epochs)
+            self.save(path)
 
-    def train(self, documents=None, corpus_file=None, epochs=None):
-        """Train ``epochs`` passes; ``alpha`` decays linearly to ``min_alpha``. Returns ``(loss, examples)``."""
+        resume = self._resume_state if update_output else None  # inference never resumes
+        with bar:
+            return bag_kernels.run_resumable(call, jobs, offsets, self.workers, bar, resume, checkpoint, save, desc)
+
+    def train(self, documents=None, corpus_file=None, epochs=None, checkpoint=None):
+        """Train ``epochs`` passes; ``alpha`` decays linearly to ``min_alpha``. Returns ``(loss, examples)``.
+
+        On Ctrl-C with a ``checkpoint`` path the model is saved there with the position it stopped
+        at; ``Doc2Vec.load(path).train(same documents)`` continues the run.
+        """
         if self.vocab is None:
             raise Word2BertError("call build_vocab before train (or pass the documents to Doc2Vec(...))")
+        if self._resume_state is not None:
+            epochs = self._resume_state["epochs"]
         documents = self._documents(documents, corpus_file)
         word_lists, tag_lists = [], []
         for number, document in enumerate(documents):
@@ -222,7 +234,8 @@ class Doc2Vec:
         train_words = bool(self.dbow_words) and not self.dm
         loss, examples, _ = self._run(self.input_vectors, tokens, offsets, tag_offsets, tag_rows,
                                       int(epochs or self.epochs), self.alpha, self.min_alpha, train_words, True, 0,
-                                      "doc2vec", self.seed)
+                                      "doc2vec", self.seed, checkpoint)
+        self._resume_state = None
         self.training_loss = loss / max(examples, 1)
         return loss, examples
 
@@ -289,7 +302,8 @@ class Doc2Vec:
                "sample", "alpha", "min_alpha", "epochs", "workers", "seed")
 
     def save(self, path) -> None:
-        """Write the whole model (parameters, vocabulary, tags, both matrices) as one ``.npz``, atomically."""
+        """Write the whole model (parameters, vocabulary, tags, both matrices and, for a checkpoint, where
+        an interrupted ``train`` stopped) as one ``.npz``, atomically."""
         self._check()
         params = {name: getattr(self, name) for name in self._PARAMS}
         tags = [[isinstance(t, int), str(t)] for t in self.tag_keys]
@@ -297,7 +311,7 @@ class Doc2Vec:
         def writer(target):
             np.savez(target, params=np.array(json.dumps(params)), words=np.array(json.dumps(self.vocab.words)),
                      counts=self.vocab.counts, tags=np.array(json.dumps(tags)), input_vectors=self.input_vectors,
-                     output_vectors=self.output_vectors)
+                     output_vectors=self.output_vectors, resume=np.array(json.dumps(self._resume_state)))
 
         atomic_save(path, writer)
 
@@ -312,6 +326,7 @@ class Doc2Vec:
                 tags = json.loads(str(archive["tags"]))
                 input_vectors = archive["input_vectors"]
                 output_vectors = archive["output_vectors"]
+                resume = json.loads(str(archive["resume"])) if "resume" in archive.files else None
         except Word2BertError:
             raise
         except Exception as exc:  # zipfile/json/key errors: all mean "not our file"
@@ -324,6 +339,7 @@ class Doc2Vec:
         model.output_vectors = np.ascontiguousarray(output_vectors, np.float32)
         if model.input_vectors.shape[0] != len(words) + len(model.tag_keys):
             raise Word2BertError(f"{path}: corrupt Doc2Vec model (matrix rows do not match words + tags)")
+        model._resume_state = resume
         return model
 
 

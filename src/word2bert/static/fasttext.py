@@ -32,6 +32,7 @@ from word2bert.corpus.vocab import Vocabulary
 from word2bert.errors import Word2BertError, check_positive
 from word2bert.progress import progress_bar
 from word2bert.static import bag_kernels
+from word2bert.static.checkpoint import check_shape, load_checkpoint, save_checkpoint
 from word2bert.static.huffman import build_huffman_tree
 from word2bert.static.sampling import keep_probabilities, negative_sampling_table
 from word2bert.static.subwords import subword_rows, word_ngrams
@@ -162,6 +163,7 @@ class FastText:
         self.ntokens = 0
         self.training_loss = 0.0
         self._wv: FastTextKeyedVectors | None = None
+        self._resume_state: dict | None = None  # where an interrupted train() stopped (see save_checkpoint)
         if sentences is not None or corpus_file is not None:
             self.build_vocab(sentences, corpus_file)
             self.train(sentences, corpus_file)
@@ -210,16 +212,21 @@ class FastText:
         return table, codes, points, lengths
 
     # -- training ----------------------------------------------------------------------
-    def train(self, sentences=None, corpus_file=None, epochs=None, encoded: EncodedCorpus | None = None):
+    def train(self, sentences=None, corpus_file=None, epochs=None, encoded: EncodedCorpus | None = None,
+              checkpoint=None):
         """Train on the corpus (encoded once to int32 ids; every epoch reads the ids).
 
         ``encoded`` is a corpus already encoded with this model's vocabulary (then the text is not read).
 
         The learning rate decays linearly from ``alpha`` to ``min_alpha`` over all epochs.
         Returns ``(total loss, examples)``; ``training_loss`` keeps the mean loss per target.
+        On Ctrl-C with a ``checkpoint`` path the model is saved there (:meth:`save_checkpoint`);
+        ``FastText.load_checkpoint(path).train(same corpus)`` continues where it stopped.
         """
         if self.vocab is None:
             raise Word2BertError("call build_vocab before train (or pass the corpus to FastText(...))")
+        if self._resume_state is not None:
+            epochs = self._resume_state["epochs"]
         epochs = int(epochs or self.epochs)
         if encoded is None:
             corpus = as_sentences(sentences, corpus_file, lowercase=self.lowercase)
@@ -244,10 +251,17 @@ class FastText:
 
         bar = progress_bar(total=int(offsets[-1]) * epochs, desc="fasttext", unit="word",
                            disable=self.progress is False or None)
-        with bar:
-            loss, examples, _ = bag_kernels.run_jobs(call, jobs, self.workers, bar)
-        self.training_loss = loss / max(examples, 1)
+
+        def save(path, state):
+            self._resume_state = dict(state, epochs=epochs)
+            self.save_checkpoint(path)
+
         self._wv = None
+        with bar:
+            loss, examples, _ = bag_kernels.run_resumable(call, jobs, offsets, self.workers, bar, self._resume_state,
+                                                          checkpoint, save, "fasttext")
+        self._resume_state = None
+        self.training_loss = loss / max(examples, 1)
         return loss, examples
 
     # -- vectors -----------------------------------------------------------------------
@@ -314,3 +328,30 @@ class FastText:
         from word2bert.interop.fasttext_format import read_fasttext_bin
 
         return cls.from_fasttext_file(read_fasttext_bin(path))
+
+    _PARAMS = ("vector_size", "window", "min_count", "sg", "hs", "negative", "sample", "min_n", "max_n", "bucket",
+               "alpha", "min_alpha", "epochs", "workers", "seed", "ns_exponent", "max_vocab_size", "lowercase")
+
+    def save_checkpoint(self, path) -> None:
+        """Write everything :meth:`train` needs to continue (parameters, vocabulary, both matrices and
+        where an interrupted run stopped) as one ``.npz``, atomically."""
+        params = {name: getattr(self, name) for name in self._PARAMS}
+        save_checkpoint(path, "FastText", params, {"words": self.vocab.words, "ntokens": self.ntokens},
+                        {"counts": self.vocab.counts, "input_vectors": self.input_vectors,
+                         "output_vectors": self.output_vectors}, self._resume_state)
+
+    @classmethod
+    def load_checkpoint(cls, path) -> "FastText":
+        """Read a :meth:`save_checkpoint` file; ``train`` on the same corpus then continues the run."""
+        params, meta, arrays, resume = load_checkpoint(path, "FastText",
+                                                       ("counts", "input_vectors", "output_vectors"))
+        model = cls(**params)
+        model._set_vocabulary(Vocabulary(meta["words"], arrays["counts"]))
+        model.ntokens = meta["ntokens"]
+        model.input_vectors = arrays["input_vectors"]
+        model.output_vectors = arrays["output_vectors"]
+        rows = len(model.vocab) + (model.bucket if model.max_n > 0 else 0)
+        check_shape(path, "input_vectors", model.input_vectors, (rows, model.vector_size))
+        check_shape(path, "output_vectors", model.output_vectors, (len(model.vocab), model.vector_size))
+        model._resume_state = resume
+        return model

@@ -18,6 +18,7 @@ file and calling ``train`` again on the same corpus resumes where it stopped.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from pathlib import Path
@@ -356,7 +357,7 @@ class Word2Vec:
                                       "loss": self.running_training_loss + shared["loss"]}
                 self.save(checkpoint)
                 bar.write(f"interrupted: checkpoint saved to {checkpoint} (epoch {epoch + 1}/{epochs}); "
-                          "resume with the same corpus")
+                          "resume with the same corpus", file=sys.stderr)
             raise
         finally:
             bar.close()

@@ -1,0 +1,135 @@
+"""Ctrl-C during FastText / classifier / Doc2Vec training saves a checkpoint; resuming from it
+on the same corpus ends with exactly the model of an uninterrupted run (one worker: the jobs
+then run in order, each with its own random seed)."""
+
+import _thread
+import signal
+
+import numpy as np
+import pytest
+
+from word2bert.cli import main
+from word2bert.errors import Word2BertError
+from word2bert.static import bag_kernels
+from word2bert.static.classifier import FastTextClassifier
+from word2bert.static.doc2vec import Doc2Vec
+
+from test_classifier import planted_lines
+from test_doc2vec import planted_documents
+from test_fasttext import SMALL, planted_corpus
+
+FASTTEXT = dict(SMALL, workers=1, epochs=4)
+
+
+def interrupt_after(monkeypatch, kernel: str, jobs: int):
+    """Make the ``jobs``-th call of ``bag_kernels.<kernel>`` press Ctrl-C (a SIGINT for the main
+    thread) once its job is done, as a user would in the middle of a run."""
+    # a shell starts background jobs with SIGINT ignored, and then interrupt_main does nothing
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    real = getattr(bag_kernels, kernel)
+    calls = []
+
+    def kernel_then_ctrl_c(*args, **kwargs):
+        result = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == jobs:
+            _thread.interrupt_main()
+        return result
+
+    monkeypatch.setattr(bag_kernels, kernel, kernel_then_ctrl_c)
+
+    def restore():
+        monkeypatch.setattr(bag_kernels, kernel, real)
+        signal.signal(signal.SIGINT, previous)
+
+    return restore
+
+
+def test_fasttext_resumes_to_the_uninterrupted_model(tmp_path, monkeypatch):
+    from word2bert.static.fasttext import FastText
+
+    corpus = planted_corpus(200)
+    whole = FastText(corpus, sg=1, **FASTTEXT)
+    model = FastText(sg=1, **FASTTEXT).build_vocab(corpus)
+    restore = interrupt_after(monkeypatch, "subword_chunk", 2)
+    checkpoint = tmp_path / "ft.checkpoint.npz"
+    with pytest.raises(KeyboardInterrupt):
+        model.train(corpus, checkpoint=checkpoint)
+    restore()
+    resumed = FastText.load_checkpoint(checkpoint)
+    assert 2 <= resumed._resume_state["jobs_done"] < resumed._resume_state["n_jobs"]
+    assert not np.array_equal(resumed.input_vectors, whole.input_vectors)  # really stopped half-way
+    resumed.train(corpus)
+    np.testing.assert_array_equal(resumed.input_vectors, whole.input_vectors)
+    np.testing.assert_array_equal(resumed.output_vectors, whole.output_vectors)
+    assert resumed._resume_state is None
+
+    with pytest.raises(Word2BertError, match="another corpus"):
+        FastText.load_checkpoint(checkpoint).train(corpus[:150])
+    with pytest.raises(Word2BertError, match="not a word2bert checkpoint"):
+        (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not a zip")
+        FastText.load_checkpoint(tmp_path / "junk.npz")
+    with pytest.raises(Word2BertError, match="not of FastTextClassifier"):
+        FastTextClassifier.load_checkpoint(checkpoint)
+
+
+def test_classifier_resumes_to_the_uninterrupted_model(tmp_path, monkeypatch):
+    lines, _ = planted_lines(600, np.random.default_rng(2))
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(lines) + "\n")
+    settings = dict(dim=16, epoch=5, lr=0.5, word_ngrams=2, bucket=10_000, workers=1, progress=False)
+    whole = FastTextClassifier(str(path), **settings)
+    model = FastTextClassifier(**settings)
+    restore = interrupt_after(monkeypatch, "supervised_chunk", 1)
+    checkpoint = tmp_path / "cl.checkpoint.npz"
+    with pytest.raises(KeyboardInterrupt):
+        model.train(str(path), checkpoint=checkpoint)
+    restore()
+    resumed = FastTextClassifier.load_checkpoint(checkpoint)
+    assert resumed._resume_state["jobs_done"] < resumed._resume_state["n_jobs"]
+    resumed.train(str(path))
+    np.testing.assert_array_equal(resumed.input_vectors, whole.input_vectors)
+    np.testing.assert_array_equal(resumed.output_vectors, whole.output_vectors)
+
+    other = tmp_path / "other.txt"
+    other.write_text("\n".join(planted_lines(600, np.random.default_rng(3), n_labels=3)[0]) + "\n")
+    with pytest.raises(Word2BertError, match="not the training data of the checkpoint"):
+        FastTextClassifier.load_checkpoint(checkpoint).train(str(other))
+
+
+def test_doc2vec_resumes_to_the_uninterrupted_model(tmp_path, monkeypatch):
+    documents = planted_documents()
+    settings = dict(vector_size=24, min_count=1, epochs=5, sample=0, workers=1, seed=1, progress=False, dm=0)
+    whole = Doc2Vec(documents, **settings)
+    model = Doc2Vec(**settings)
+    model.build_vocab(documents)
+    restore = interrupt_after(monkeypatch, "document_chunk", 2)
+    checkpoint = tmp_path / "d2v.checkpoint.npz"
+    with pytest.raises(KeyboardInterrupt):
+        model.train(documents, checkpoint=checkpoint)
+    restore()
+    resumed = Doc2Vec.load(checkpoint)
+    assert resumed._resume_state["jobs_done"] < resumed._resume_state["n_jobs"]
+    resumed.train(documents)
+    np.testing.assert_array_equal(resumed.input_vectors, whole.input_vectors)
+    np.testing.assert_array_equal(resumed.output_vectors, whole.output_vectors)
+    # inference never touches the checkpoint state
+    assert resumed.infer_vector(documents[0].words).shape == (24,)
+
+
+def test_cli_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(s) for s in planted_corpus(200)) + "\n")
+    out = tmp_path / "model.bin"
+    common = ["--vector-size", "20", "--min-count", "1", "--min-n", "3", "--max-n", "5", "--bucket", "5000",
+              "--epochs", "4", "--workers", "1", "--no-progress"]
+    restore = interrupt_after(monkeypatch, "subword_chunk", 2)
+    assert main(["train", "fasttext", str(corpus), "-o", str(out)] + common) == 130
+    restore()
+    checkpoint = tmp_path / "model.bin.checkpoint.npz"
+    err = capsys.readouterr().err
+    assert "checkpoint saved" in err and checkpoint.exists() and not out.exists()
+    assert main(["train", "fasttext", str(corpus), "-o", str(out), "--resume", str(checkpoint)] + common) == 0
+    assert out.exists() and not checkpoint.exists()
+    assert main(["train", "fasttext", str(corpus), "-o", str(out), "--resume", str(checkpoint)] + common) == 2
+    assert "file not found" in capsys.readouterr().err
