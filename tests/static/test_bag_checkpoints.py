@@ -45,24 +45,33 @@ def interrupt_after(monkeypatch, kernel: str, jobs: int):
     return restore
 
 
+def interrupt_and_resume(monkeypatch, checkpoint, kernel: str, jobs: int, start, load, finish, whole):
+    """``start(checkpoint)`` gets Ctrl-C after ``jobs`` jobs; the model ``load(checkpoint)`` must have
+    stopped half-way, and after ``finish(resumed)`` equal the uninterrupted ``whole`` exactly."""
+    restore = interrupt_after(monkeypatch, kernel, jobs)
+    with pytest.raises(KeyboardInterrupt):
+        start(checkpoint)
+    restore()
+    resumed = load(checkpoint)
+    assert jobs <= resumed._resume_state["jobs_done"] < resumed._resume_state["n_jobs"]
+    assert not np.array_equal(resumed.input_vectors, whole.input_vectors)
+    finish(resumed)
+    np.testing.assert_array_equal(resumed.input_vectors, whole.input_vectors)
+    np.testing.assert_array_equal(resumed.output_vectors, whole.output_vectors)
+    assert resumed._resume_state is None
+    return resumed
+
+
 def test_fasttext_resumes_to_the_uninterrupted_model(tmp_path, monkeypatch):
     from word2bert.static.fasttext import FastText
 
     corpus = planted_corpus(200)
     whole = FastText(corpus, sg=1, **FASTTEXT)
     model = FastText(sg=1, **FASTTEXT).build_vocab(corpus)
-    restore = interrupt_after(monkeypatch, "subword_chunk", 2)
     checkpoint = tmp_path / "ft.checkpoint.npz"
-    with pytest.raises(KeyboardInterrupt):
-        model.train(corpus, checkpoint=checkpoint)
-    restore()
-    resumed = FastText.load_checkpoint(checkpoint)
-    assert 2 <= resumed._resume_state["jobs_done"] < resumed._resume_state["n_jobs"]
-    assert not np.array_equal(resumed.input_vectors, whole.input_vectors)  # really stopped half-way
-    resumed.train(corpus)
-    np.testing.assert_array_equal(resumed.input_vectors, whole.input_vectors)
-    np.testing.assert_array_equal(resumed.output_vectors, whole.output_vectors)
-    assert resumed._resume_state is None
+    interrupt_and_resume(monkeypatch, checkpoint, "subword_chunk", 2,
+                         lambda path: model.train(corpus, checkpoint=path), FastText.load_checkpoint,
+                         lambda resumed: resumed.train(corpus), whole)
 
     with pytest.raises(Word2BertError, match="another corpus"):
         FastText.load_checkpoint(checkpoint).train(corpus[:150])
@@ -75,21 +84,15 @@ def test_fasttext_resumes_to_the_uninterrupted_model(tmp_path, monkeypatch):
 
 def test_classifier_resumes_to_the_uninterrupted_model(tmp_path, monkeypatch):
     lines, _ = planted_lines(600, np.random.default_rng(2))
-    path = tmp_path / "train.txt"
-    path.write_text("\n".join(lines) + "\n")
+    path_train = tmp_path / "train.txt"
+    path_train.write_text("\n".join(lines) + "\n")
     settings = dict(dim=16, epoch=5, lr=0.5, word_ngrams=2, bucket=10_000, workers=1, progress=False)
-    whole = FastTextClassifier(str(path), **settings)
+    whole = FastTextClassifier(str(path_train), **settings)
     model = FastTextClassifier(**settings)
-    restore = interrupt_after(monkeypatch, "supervised_chunk", 1)
     checkpoint = tmp_path / "cl.checkpoint.npz"
-    with pytest.raises(KeyboardInterrupt):
-        model.train(str(path), checkpoint=checkpoint)
-    restore()
-    resumed = FastTextClassifier.load_checkpoint(checkpoint)
-    assert resumed._resume_state["jobs_done"] < resumed._resume_state["n_jobs"]
-    resumed.train(str(path))
-    np.testing.assert_array_equal(resumed.input_vectors, whole.input_vectors)
-    np.testing.assert_array_equal(resumed.output_vectors, whole.output_vectors)
+    interrupt_and_resume(monkeypatch, checkpoint, "supervised_chunk", 1,
+                         lambda path: model.train(str(path_train), checkpoint=path),
+                         FastTextClassifier.load_checkpoint, lambda resumed: resumed.train(str(path_train)), whole)
 
     other = tmp_path / "other.txt"
     other.write_text("\n".join(planted_lines(600, np.random.default_rng(3), n_labels=3)[0]) + "\n")
@@ -103,16 +106,9 @@ def test_doc2vec_resumes_to_the_uninterrupted_model(tmp_path, monkeypatch):
     whole = Doc2Vec(documents, **settings)
     model = Doc2Vec(**settings)
     model.build_vocab(documents)
-    restore = interrupt_after(monkeypatch, "document_chunk", 2)
-    checkpoint = tmp_path / "d2v.checkpoint.npz"
-    with pytest.raises(KeyboardInterrupt):
-        model.train(documents, checkpoint=checkpoint)
-    restore()
-    resumed = Doc2Vec.load(checkpoint)
-    assert resumed._resume_state["jobs_done"] < resumed._resume_state["n_jobs"]
-    resumed.train(documents)
-    np.testing.assert_array_equal(resumed.input_vectors, whole.input_vectors)
-    np.testing.assert_array_equal(resumed.output_vectors, whole.output_vectors)
+    resumed = interrupt_and_resume(monkeypatch, tmp_path / "d2v.checkpoint.npz", "document_chunk", 2,
+                                   lambda path: model.train(documents, checkpoint=path), Doc2Vec.load,
+                                   lambda resumed: resumed.train(documents), whole)
     # inference never touches the checkpoint state
     assert resumed.infer_vector(documents[0].words).shape == (24,)
 

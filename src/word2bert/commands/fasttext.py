@@ -165,6 +165,17 @@ def _resumed(loader, path):
     return model
 
 
+def _start_or_resume(args, load_checkpoint, new_model):
+    """The model to train: the ``--resume`` checkpoint's (with this run's ``--workers`` and progress
+    setting) or ``new_model(progress)``, a fresh one."""
+    progress = False if args.no_progress else None
+    if not args.resume:
+        return new_model(progress)
+    model = _resumed(load_checkpoint, args.resume)
+    model.workers, model.progress = args.workers, progress
+    return model
+
+
 def _finish(checkpoint: Path) -> None:
     """Remove the checkpoint of a run that has now completed."""
     if checkpoint.exists():
@@ -177,16 +188,11 @@ def run_fasttext(args) -> int:
     _check_output_dir(args.output)
     if not Path(args.corpus).is_file():
         raise Word2BertError(f"file not found: {args.corpus}")
-    progress = False if args.no_progress else None
-    if args.resume:
-        model = _resumed(FastText.load_checkpoint, args.resume)
-        model.workers, model.progress = args.workers, progress
-    else:
-        model = FastText(vector_size=args.vector_size, window=args.window, min_count=args.min_count, sg=args.sg,
-                         hs=args.hs, negative=args.negative, sample=args.sample, min_n=args.min_n, max_n=args.max_n,
-                         bucket=args.bucket, alpha=args.alpha, epochs=args.epochs, workers=args.workers,
-                         seed=args.seed, lowercase=args.lowercase, progress=progress)
-        model.build_vocab(corpus_file=args.corpus)
+    model = _start_or_resume(args, FastText.load_checkpoint, lambda progress: FastText(
+        vector_size=args.vector_size, window=args.window, min_count=args.min_count, sg=args.sg, hs=args.hs,
+        negative=args.negative, sample=args.sample, min_n=args.min_n, max_n=args.max_n, bucket=args.bucket,
+        alpha=args.alpha, epochs=args.epochs, workers=args.workers, seed=args.seed, lowercase=args.lowercase,
+        progress=progress).build_vocab(corpus_file=args.corpus))
     checkpoint = _checkpoint_path(args.output)
     model.train(corpus_file=args.corpus, checkpoint=checkpoint)
     model.save(args.output)
@@ -202,15 +208,10 @@ def run_classifier(args) -> int:
     from word2bert.static.classifier import FastTextClassifier
 
     _check_output_dir(args.output)
-    progress = False if args.no_progress else None
-    if args.resume:
-        model = _resumed(FastTextClassifier.load_checkpoint, args.resume)
-        model.workers, model.progress = args.workers, progress
-    else:
-        model = FastTextClassifier(lr=args.lr, dim=args.dim, epoch=args.epoch, word_ngrams=args.word_ngrams,
-                                   bucket=args.bucket, minn=args.minn, maxn=args.maxn, min_count=args.min_count,
-                                   loss=args.loss, neg=args.neg, label=args.label, shuffle=not args.no_shuffle,
-                                   workers=args.workers, seed=args.seed, progress=progress)
+    model = _start_or_resume(args, FastTextClassifier.load_checkpoint, lambda progress: FastTextClassifier(
+        lr=args.lr, dim=args.dim, epoch=args.epoch, word_ngrams=args.word_ngrams, bucket=args.bucket, minn=args.minn,
+        maxn=args.maxn, min_count=args.min_count, loss=args.loss, neg=args.neg, label=args.label,
+        shuffle=not args.no_shuffle, workers=args.workers, seed=args.seed, progress=progress))
     checkpoint = _checkpoint_path(args.output)
     model.train(args.train, checkpoint=checkpoint)
     model.save(args.output)
@@ -266,16 +267,11 @@ def run_doc2vec(args) -> int:
     _check_output_dir(args.output)
     if not Path(args.corpus).is_file():
         raise Word2BertError(f"file not found: {args.corpus}")
-    progress = False if args.no_progress else None
-    if args.resume:
-        model = _resumed(Doc2Vec.load, args.resume)
-        model.workers, model.progress = args.workers, progress
-    else:
-        model = Doc2Vec(vector_size=args.vector_size, dm=args.dm, dm_mean=args.dm_mean, dbow_words=args.dbow_words,
-                        window=args.window, min_count=args.min_count, hs=args.hs, negative=args.negative,
-                        sample=args.sample, alpha=args.alpha, min_alpha=args.min_alpha, epochs=args.epochs,
-                        workers=args.workers, seed=args.seed, progress=progress)
-        model.build_vocab(corpus_file=args.corpus)
+    model = _start_or_resume(args, Doc2Vec.load, lambda progress: Doc2Vec(
+        vector_size=args.vector_size, dm=args.dm, dm_mean=args.dm_mean, dbow_words=args.dbow_words,
+        window=args.window, min_count=args.min_count, hs=args.hs, negative=args.negative, sample=args.sample,
+        alpha=args.alpha, min_alpha=args.min_alpha, epochs=args.epochs, workers=args.workers, seed=args.seed,
+        progress=progress).build_vocab(corpus_file=args.corpus))
     checkpoint = _checkpoint_path(args.output)
     model.train(corpus_file=args.corpus, checkpoint=checkpoint)
     model.save(args.output)
