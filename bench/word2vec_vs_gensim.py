@@ -131,7 +131,8 @@ def warm_up(mode: dict):
     from word2bert.static.word2vec import Word2Vec
 
     sentences = [["a", "b", "c", "d", "e"]] * 20
-    Word2Vec(sentences, min_count=1, vector_size=8, epochs=1, workers=1, progress=False, **mode)
+    # the benchmark's vector size: the kernels are compiled per size (word2bert.static.native)
+    Word2Vec(sentences, min_count=1, vector_size=SETTINGS["vector_size"], epochs=1, workers=1, progress=False, **mode)
 
 
 def main(argv=None) -> int:
