@@ -16,6 +16,15 @@ from word2bert.errors import Word2BertError
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 
+def _publish(tmp_name: str, path: Path) -> None:
+    """Give the finished temporary file the permissions ``open()`` would have given it
+    (``0o666`` less the umask; ``mkstemp`` makes it ``0o600``) and rename it to ``path``."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)
+    os.replace(tmp_name, path)
+
+
 def open_binary(path) -> io.BufferedIOBase:
     """Open ``path`` for binary reading, decompressing .gz/.bz2/.xz by extension.
 
@@ -60,7 +69,7 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = None):
             handle = open(tmp_name, mode, encoding=encoding if "b" not in mode else None)
         with handle:
             yield handle
-        os.replace(tmp_name, path)
+        _publish(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
@@ -81,7 +90,7 @@ def atomic_save(path, writer, *args, **kwargs):
     os.close(fd)
     try:
         writer(tmp_name, *args, **kwargs)
-        os.replace(tmp_name, path)
+        _publish(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)

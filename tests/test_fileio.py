@@ -1,0 +1,36 @@
+"""Atomic writes: the output appears whole or not at all, with the permissions open() would give."""
+
+import os
+
+import numpy as np
+import pytest
+
+from word2bert.fileio import atomic_save, atomic_write
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_atomic_outputs_get_the_permissions_of_a_plain_open(tmp_path, umask_022):
+    with atomic_write(tmp_path / "vectors.txt", "w") as handle:
+        handle.write("a 1.0\n")
+    atomic_save(tmp_path / "model.npz", lambda name: np.savez(name, x=np.zeros(2)))
+    with open(tmp_path / "plain.txt", "w") as handle:
+        handle.write("x")
+    expected = os.stat(tmp_path / "plain.txt").st_mode & 0o777
+    assert expected == 0o644
+    for name in ("vectors.txt", "model.npz"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == expected
+
+
+def test_a_failed_write_leaves_neither_output_nor_temporary(tmp_path):
+    (tmp_path / "out.txt").write_text("old\n")
+    with pytest.raises(RuntimeError), atomic_write(tmp_path / "out.txt", "w") as handle:
+        handle.write("half")
+        raise RuntimeError("disk full")
+    assert (tmp_path / "out.txt").read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
