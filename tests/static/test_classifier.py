@@ -203,3 +203,16 @@ def test_command_line(tmp_path, capsys, monkeypatch):
     assert main(["test", str(tmp_path / "plain.txt"), str(tmp_path / "test.txt")]) == 2
     assert "not a fastText .bin" in capsys.readouterr().err
     assert not (tmp_path / "x.bin").exists()
+
+
+def test_unshuffled_order_is_fasttexts_threads_reading_side_by_side():
+    """fastText's thread t starts at part t of the file and reads on (wrapping): 10 lines, 2 threads
+    read 0-4 and 5-9 in turn, then swap parts; 3 threads split 10 lines as 0-2, 3-5, 6-9."""
+    from word2bert.static.classifier import fasttext_line_order
+
+    np.testing.assert_array_equal(fasttext_line_order(10, 2, 0), [0, 5, 1, 6, 2, 7, 3, 8, 4, 9])
+    np.testing.assert_array_equal(fasttext_line_order(10, 2, 1), [5, 0, 6, 1, 7, 2, 8, 3, 9, 4])
+    np.testing.assert_array_equal(fasttext_line_order(10, 3, 0), [0, 3, 6, 1, 4, 7, 2, 5, 8, 9])
+    np.testing.assert_array_equal(fasttext_line_order(7, 1, 4), np.arange(7))
+    for threads in (2, 3, 5):
+        assert sorted(fasttext_line_order(23, threads, 2)) == list(range(23))

@@ -146,6 +146,23 @@ def _label_probabilities(input_vectors, output_vectors, offsets, rows, kind, cod
     return out
 
 
+def fasttext_line_order(n: int, threads: int, epoch: int) -> np.ndarray:
+    """The order in which fastText's ``threads`` training threads visit ``n`` lines in ``epoch``.
+
+    Thread ``t`` starts at the ``t``-th of ``threads`` equal parts of the file and reads on,
+    wrapping at the end (fastText's ``FastText::trainThread`` seeks to ``t * size / threads``), so
+    in epoch ``e`` it reads part ``(t + e) mod threads``; the threads run side by side, one line
+    each in turn. Parts start at ``floor(t * n / threads)``. One thread: the file order.
+    """
+    bounds = (np.arange(threads + 1, dtype=np.int64) * n) // threads
+    parts = [np.arange(bounds[p], bounds[p + 1]) for p in ((t + epoch) % threads for t in range(threads))]
+    order = np.full((max(len(part) for part in parts), threads), -1, np.int64)
+    for t, part in enumerate(parts):
+        order[:len(part), t] = part
+    order = order.ravel()
+    return order[order >= 0]
+
+
 class FastTextClassifier:
     """fastText supervised. ``FastTextClassifier("train.txt", epoch=25, lr=0.5, word_ngrams=2)`` trains.
 
@@ -153,8 +170,9 @@ class FastTextClassifier:
     ``min_count`` (1), ``min_count_label`` (0), ``word_ngrams`` (1), ``bucket`` (2,000,000; 0 when
     ``word_ngrams <= 1`` and ``maxn == 0``, as fastText), ``minn``/``maxn`` (0: no character
     n-grams), ``neg`` (5), ``loss`` ("softmax", "hs", "ns", "ova"), ``label`` prefix, ``workers``.
-    ``shuffle`` (default True) visits the lines in a new random order each epoch; fastText reads
-    them in file order (``shuffle=False``), which hurts on files sorted by label.
+    ``shuffle`` (default True) visits the lines in a new random order each epoch; ``shuffle=False``
+    follows fastText's reading order (:func:`fasttext_line_order`: each thread reads on from its own
+    place in the file), which hurts on files sorted by label.
     """
 
     def __init__(self, input=None, lr=0.1, dim=100, epoch=5, min_count=1, min_count_label=0, word_ngrams=1,
@@ -325,10 +343,11 @@ class FastTextClassifier:
         kind = bag_kernels.LOSS_NAMES[self.loss]
         n = len(offsets) - 1
         rng = np.random.default_rng(self.seed)
-        # fastText reads the file in order (and its threads start at different offsets); a file
-        # sorted by label then trains on one label at a time. We visit the lines in a fresh random
-        # order every epoch (shuffle=False keeps the file order).
-        orders = [rng.permutation(n) if self.shuffle else np.arange(n) for _ in range(self.epoch)]
+        # fastText reads the file in order (its threads from different offsets); a file sorted by
+        # label then trains on one or two labels at a time. We visit the lines in a fresh random
+        # order every epoch (shuffle=False: fastText's order).
+        orders = [rng.permutation(n) if self.shuffle else fasttext_line_order(n, self.workers, e)
+                  for e in range(self.epoch)]
         jobs = bag_kernels.schedule_jobs(np.arange(n + 1), self.epoch, self.lr, 0.0, self.seed, target_tokens=2_000)
 
         # with several threads the label rows take their steps in batches (see supervised_chunk)
