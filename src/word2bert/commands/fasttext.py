@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from word2bert.commands import checkpoint_path, remove_checkpoint, resume_from
 from word2bert.errors import Word2BertError
 
 
@@ -151,35 +152,15 @@ def _check_output_dir(path):
         raise Word2BertError(f"directory does not exist: {parent}")
 
 
-def _checkpoint_path(output) -> Path:
-    return Path(str(output) + ".checkpoint.npz")
-
-
-def _resumed(loader, path):
-    """The model of the checkpoint ``path`` (``--resume``), which must be an interrupted run."""
-    if not Path(path).is_file():
-        raise Word2BertError(f"--resume: file not found: {path}")
-    model = loader(path)
-    if model._resume_state is None:
-        raise Word2BertError(f"{path} is a finished model, not a checkpoint of an interrupted run")
-    return model
-
-
 def _start_or_resume(args, load_checkpoint, new_model):
     """The model to train: the ``--resume`` checkpoint's (with this run's ``--workers`` and progress
     setting) or ``new_model(progress)``, a fresh one."""
     progress = False if args.no_progress else None
     if not args.resume:
         return new_model(progress)
-    model = _resumed(load_checkpoint, args.resume)
+    model = resume_from(load_checkpoint, args.resume)
     model.workers, model.progress = args.workers, progress
     return model
-
-
-def _finish(checkpoint: Path) -> None:
-    """Remove the checkpoint of a run that has now completed."""
-    if checkpoint.exists():
-        checkpoint.unlink()
 
 
 def run_fasttext(args) -> int:
@@ -193,12 +174,12 @@ def run_fasttext(args) -> int:
         negative=args.negative, sample=args.sample, min_n=args.min_n, max_n=args.max_n, bucket=args.bucket,
         alpha=args.alpha, epochs=args.epochs, workers=args.workers, seed=args.seed, lowercase=args.lowercase,
         progress=progress).build_vocab(corpus_file=args.corpus))
-    checkpoint = _checkpoint_path(args.output)
+    checkpoint = checkpoint_path(args.output)
     model.train(corpus_file=args.corpus, checkpoint=checkpoint)
     model.save(args.output)
     if args.vec:
         model.wv.save_word2vec_format(args.vec, binary=False)
-    _finish(checkpoint)
+    remove_checkpoint(checkpoint)
     print(f"{len(model.wv)} words x {model.vector_size} dims, loss {model.training_loss:.4f} -> {args.output}",
           file=sys.stderr)
     return 0
@@ -212,10 +193,10 @@ def run_classifier(args) -> int:
         lr=args.lr, dim=args.dim, epoch=args.epoch, word_ngrams=args.word_ngrams, bucket=args.bucket, minn=args.minn,
         maxn=args.maxn, min_count=args.min_count, loss=args.loss, neg=args.neg, label=args.label,
         shuffle=not args.no_shuffle, workers=args.workers, seed=args.seed, progress=progress))
-    checkpoint = _checkpoint_path(args.output)
+    checkpoint = checkpoint_path(args.output)
     model.train(args.train, checkpoint=checkpoint)
     model.save(args.output)
-    _finish(checkpoint)
+    remove_checkpoint(checkpoint)
     print(f"{len(model.words)} words, {len(model.labels)} labels, loss {model.training_loss:.4f} -> {args.output}",
           file=sys.stderr)
     if args.test:
@@ -272,7 +253,7 @@ def run_doc2vec(args) -> int:
         window=args.window, min_count=args.min_count, hs=args.hs, negative=args.negative, sample=args.sample,
         alpha=args.alpha, min_alpha=args.min_alpha, epochs=args.epochs, workers=args.workers, seed=args.seed,
         progress=progress).build_vocab(corpus_file=args.corpus))
-    checkpoint = _checkpoint_path(args.output)
+    checkpoint = checkpoint_path(args.output)
     model.train(corpus_file=args.corpus, checkpoint=checkpoint)
     model.save(args.output)
     if args.doc_vectors:
@@ -280,7 +261,7 @@ def run_doc2vec(args) -> int:
 
         dv = model.dv
         KeyedVectors(dv.vectors, [str(k) for k in dv.index_to_key]).save_word2vec_format(args.doc_vectors)
-    _finish(checkpoint)
+    remove_checkpoint(checkpoint)
     print(f"{len(model.dv)} documents, {len(model.wv)} words x {model.vector_size} dims -> {args.output}",
           file=sys.stderr)
     return 0

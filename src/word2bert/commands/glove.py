@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from word2bert.commands import checkpoint_path
 from word2bert.errors import Word2BertError
 
 FORMAT_CHOICES = ("word2vec-binary", "word2vec-text", "glove", "npz")
@@ -155,7 +156,7 @@ def run_glove(args) -> int:
     def log(iteration, cost):
         print(f"iter: {iteration:03d}, cost: {cost:.6f}", file=sys.stderr)
 
-    checkpoint = Path(str(output) + ".checkpoint.npz")
+    checkpoint = checkpoint_path(output)
     try:
         model.fit(cooccurrence, show_progress=False if args.no_progress else None, log=log)
     except KeyboardInterrupt:

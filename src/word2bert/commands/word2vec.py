@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from word2bert.commands import checkpoint_path, remove_checkpoint, resume_from
 from word2bert.errors import Word2BertError
 
 FORMAT_CHOICES = ("word2vec-binary", "word2vec-text", "glove", "npz")
@@ -104,9 +105,7 @@ def run_train(args) -> int:
         raise Word2BertError(f"file not found: {args.corpus}")
     progress = False if args.no_progress else None
     if args.resume:
-        model = Word2Vec.load(args.resume)
-        if model._resume_state is None:
-            raise Word2BertError(f"{args.resume} is a finished model, not a checkpoint of an interrupted run")
+        model = resume_from(Word2Vec.load, args.resume)
         model.workers = args.workers
         model.progress = progress
         model.cache_dir = args.cache_dir
@@ -120,13 +119,12 @@ def run_train(args) -> int:
     corpus = LineSentence(args.corpus, lowercase=model.lowercase)
     if not args.resume:
         model.build_vocab(corpus)
-    checkpoint = Path(str(output) + ".checkpoint.npz")
+    checkpoint = checkpoint_path(output)
     model.train(corpus, checkpoint=checkpoint)
     model.wv.save(output, format=_output_format(args))
     if args.save_model:
         model.save(args.save_model)
-    if checkpoint.exists():
-        checkpoint.unlink()
+    remove_checkpoint(checkpoint)
     losses = ", ".join(f"{x:.4f}" for x in model.epoch_losses)
     print(f"word2vec: {len(model.vocab):,} words x {model.vector_size} dims -> {output}; "
           f"loss per epoch {losses}", file=sys.stderr)
