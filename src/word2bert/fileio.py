@@ -8,7 +8,7 @@ import gzip
 import io
 import lzma
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from word2bert.errors import Word2BertError
@@ -16,13 +16,22 @@ from word2bert.errors import Word2BertError
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 
-def _publish(tmp_name: str, path: Path) -> None:
-    """Give the finished temporary file the permissions ``open()`` would have given it
-    (``0o666`` less the umask; ``mkstemp`` makes it ``0o600``) and rename it to ``path``."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_name, 0o666 & ~umask)
-    os.replace(tmp_name, path)
+def _temporary_beside(path: Path, prefix: str, suffix: str) -> str:
+    """Create a new empty file ``prefix<random>suffix`` in ``path``'s directory and return its name.
+
+    Created like ``open()`` creates a file (mode ``0o666`` less the umask, which the kernel
+    applies), not with ``mkstemp``'s ``0o600``, so the renamed output is readable as usual.
+    """
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.exists():
+        raise Word2BertError(f"directory does not exist: {directory}")
+    while True:
+        name = str(directory / f"{prefix}{secrets.token_hex(6)}{suffix}")
+        try:
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return name
+        except FileExistsError:
+            continue
 
 
 def open_binary(path) -> io.BufferedIOBase:
@@ -53,11 +62,7 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = None):
     (.gz/.bz2/.xz) when ``mode`` is binary or text.
     """
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.exists():
-        raise Word2BertError(f"directory does not exist: {directory}")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
+    tmp_name = _temporary_beside(path, f".{path.name}.", ".tmp")
     try:
         opener = _OPENERS.get(path.suffix.lower())
         if opener is not None:
@@ -69,7 +74,7 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = None):
             handle = open(tmp_name, mode, encoding=encoding if "b" not in mode else None)
         with handle:
             yield handle
-        _publish(tmp_name, path)
+        os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
@@ -83,14 +88,10 @@ def atomic_save(path, writer, *args, **kwargs):
     suffix so that writers that append one (np.savez) do not change it.
     """
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.exists():
-        raise Word2BertError(f"directory does not exist: {directory}")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=directory)
-    os.close(fd)
+    tmp_name = _temporary_beside(path, f".{path.stem}.", f".tmp{path.suffix}")
     try:
         writer(tmp_name, *args, **kwargs)
-        _publish(tmp_name, path)
+        os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
