@@ -490,7 +490,6 @@ class FastTextClassifier:
 
         return cls.from_fasttext_file(read_fasttext_bin(path))
 
-
     _PARAMS = ("lr", "dim", "epoch", "min_count", "min_count_label", "word_ngrams", "bucket", "minn", "maxn", "neg",
                "loss", "label", "workers", "seed", "shuffle")
 

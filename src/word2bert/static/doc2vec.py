@@ -198,6 +198,7 @@ class Doc2Vec:
 
         bar = progress_bar(total=int(offsets[-1]) * epochs, desc=desc, unit="word",
                            disable=self.progress is False or None)
+
         def save(path, state):
             self._resume_state = dict(state, epochs=epochs)
             self.save(path)
