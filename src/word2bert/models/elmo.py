@@ -1,0 +1,496 @@
+"""ELMo (Peters et al. 2018, "Deep contextualized word representations").
+
+A bidirectional language model over characters:
+
+- **Token layer**: each token's UTF-8 bytes (bilm-tf's character ids, below) -> :class:`CharacterCNN`
+  (filters of several widths, max-pooled, highway layers, projection to ``projection_dim``).
+- **biLM**: a forward and a backward stack of projection LSTMs with cell and projection clipping and
+  residual connections from the second layer up (:class:`BidirectionalLMStack`).
+- **Losses**: the forward stack predicts the next token, the backward stack the previous one, through
+  one softmax shared by both directions; ``loss = (L_forward + L_backward) / 2``, a sampled softmax
+  (Jean et al. 2015, TensorFlow's ``sampled_softmax_loss``) while training on large vocabularies.
+- **Representations**: layer 0 is the token layer repeated twice (``[x; x]``), layer ``l`` the
+  concatenation ``[h_fwd_l; h_bwd_l]``; a task uses ``gamma * sum_l softmax(w)_l h_l`` (:class:`Elmo`).
+
+Character ids (bilm-tf's ``UnicodeCharsVocabulary`` plus its ``Batcher``'s ``+1``): every token is
+``max_characters`` ids, ``<begin word>``, its UTF-8 bytes ``b + 1`` (at most ``max_characters - 2``),
+``<end word>``, then ``<padding>``; the sentence marks ``<S>`` / ``</S>`` are the words
+``[<begin word>, <begin sentence>, <end word>]`` / ``[<begin word>, <end sentence>, <end word>]``;
+id 0 marks a position that holds no token. The encoder reads whatever ids it is given (bilm-tf's
+``Batcher`` puts ``<S>`` and ``</S>`` around each sentence); :class:`Elmo` adds and removes them itself.
+
+The checkpoint format is bilm-tf's (``options.json`` + ``lm_weights.hdf5``, :mod:`word2bert.interop.bilm`),
+so models trained here load in bilm-tf and AllenNLP and theirs load here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from word2bert.errors import Word2BertError
+from word2bert.interop import bilm as bilm_format
+from word2bert.nn.char_cnn import CharacterCNN
+from word2bert.nn.recurrent import BidirectionalLMStack
+
+IGNORE_INDEX = -100
+
+# bilm-tf's special character ids before the +1 shift; the model sees these plus one.
+BEGIN_SENTENCE_CHAR = 256
+END_SENTENCE_CHAR = 257
+BEGIN_WORD_CHAR = 258
+END_WORD_CHAR = 259
+PADDING_CHAR = 260
+NUM_CHARACTERS = 262  # 256 bytes + 5 special ids + the "no token" id 0
+
+
+def word_to_char_ids(word: str, max_characters: int = 50) -> np.ndarray:
+    """The ``max_characters`` model character ids of one token (ids already shifted by one)."""
+    if word == bilm_format.BOS:
+        return _sentence_mark(BEGIN_SENTENCE_CHAR, max_characters)
+    if word == bilm_format.EOS:
+        return _sentence_mark(END_SENTENCE_CHAR, max_characters)
+    ids = np.full(max_characters, PADDING_CHAR + 1, dtype=np.int32)
+    encoded = word.encode("utf-8", "ignore")[:max_characters - 2]
+    ids[0] = BEGIN_WORD_CHAR + 1
+    ids[1:len(encoded) + 1] = np.frombuffer(encoded, dtype=np.uint8).astype(np.int32) + 1
+    ids[len(encoded) + 1] = END_WORD_CHAR + 1
+    return ids
+
+
+def _sentence_mark(char: int, max_characters: int) -> np.ndarray:
+    ids = np.full(max_characters, PADDING_CHAR + 1, dtype=np.int32)
+    ids[:3] = (BEGIN_WORD_CHAR + 1, char + 1, END_WORD_CHAR + 1)
+    return ids
+
+
+def words_to_char_ids(words, max_characters: int = 50) -> np.ndarray:
+    """(len(words), max_characters) character ids of a list of word types."""
+    out = np.zeros((len(words), max_characters), dtype=np.int32)
+    for i, word in enumerate(words):
+        out[i] = word_to_char_ids(word, max_characters)
+    return out
+
+
+def batch_to_ids(sentences, max_characters: int = 50, add_sentence_boundaries: bool = False) -> torch.Tensor:
+    """Tokenised sentences (lists of strings) -> character ids (B, T, max_characters), 0-padded (AllenNLP's
+    ``batch_to_ids``). With ``add_sentence_boundaries`` every row is ``<S> tokens </S>`` (bilm-tf's ``Batcher``)."""
+    if isinstance(sentences, (str, bytes)) or any(isinstance(s, str) for s in sentences):
+        raise Word2BertError("batch_to_ids takes a list of tokenised sentences (lists of strings)")
+    sentences = [list(s) for s in sentences]
+    if not sentences:
+        raise Word2BertError("batch_to_ids: no sentences")
+    extra = 2 if add_sentence_boundaries else 0
+    length = max(len(s) for s in sentences) + extra
+    out = np.zeros((len(sentences), length, max_characters), dtype=np.int64)
+    types: dict[str, np.ndarray] = {}
+    for row, sentence in enumerate(sentences):
+        if add_sentence_boundaries:
+            sentence = [bilm_format.BOS, *sentence, bilm_format.EOS]
+        for t, word in enumerate(sentence):
+            ids = types.get(word)
+            if ids is None:
+                ids = types[word] = word_to_char_ids(word, max_characters)
+            out[row, t] = ids
+    return torch.from_numpy(out)
+
+
+def add_sentence_boundaries(char_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Put ``<S>`` before and ``</S>`` after the tokens of every row: (B, T, C) -> (B, T + 2, C)."""
+    batch, steps, width = char_ids.shape
+    lengths = mask.long().sum(dim=1)
+    out = char_ids.new_zeros(batch, steps + 2, width)
+    out[:, 1:-1] = char_ids
+    out[:, 0] = torch.as_tensor(_sentence_mark(BEGIN_SENTENCE_CHAR, width), dtype=char_ids.dtype)
+    out[torch.arange(batch), lengths + 1] = torch.as_tensor(_sentence_mark(END_SENTENCE_CHAR, width),
+                                                            dtype=char_ids.dtype)
+    new_mask = torch.arange(steps + 2, device=mask.device).unsqueeze(0) < (lengths + 2).unsqueeze(1)
+    return out, new_mask
+
+
+def remove_sentence_boundaries(hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop the ``<S>`` and ``</S>`` positions of :func:`add_sentence_boundaries`: (B, T + 2, d) -> (B, T, d)."""
+    lengths = mask.long().sum(dim=1) - 2
+    steps = hidden.shape[1] - 2
+    new_mask = torch.arange(steps, device=mask.device).unsqueeze(0) < lengths.unsqueeze(1)
+    return hidden[:, 1:-1] * new_mask.unsqueeze(-1).to(hidden.dtype), new_mask
+
+
+# --------------------------------------------------------------------------- configuration
+
+@dataclass
+class ElmoConfig:
+    """ELMo's hyper-parameters; the defaults are the original model's (Peters et al. 2018).
+
+    Field names follow bilm-tf's ``options.json`` (``lstm.dim`` is ``lstm_dim``, ``char_cnn.filters``
+    is ``filters``, ...); :meth:`from_bilm_options` / :meth:`to_bilm_options` convert. ``vocab_size``
+    is the softmax size (0: no softmax, a feature extractor), ``n_negative_samples`` the sampled
+    softmax's shared negatives per batch (0 or >= vocab_size - 1: the full softmax).
+    """
+
+    model_type = "elmo"
+
+    char_embedding_dim: int = 16
+    filters: list = field(default_factory=lambda: [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512],
+                                                   [7, 1024]])
+    n_highway: int = 2
+    n_characters: int = NUM_CHARACTERS
+    max_characters_per_token: int = 50
+    cnn_activation: str = "relu"
+    lstm_dim: int = 4096
+    projection_dim: int = 512
+    n_layers: int = 2
+    cell_clip: float | None = 3.0
+    proj_clip: float | None = 3.0
+    use_skip_connections: bool = True
+    vocab_size: int = 0
+    dropout: float = 0.1
+    n_negative_samples: int = 8192
+
+    def __post_init__(self):
+        self.filters = [[int(w), int(c)] for w, c in self.filters]
+        self.validate()
+
+    def validate(self) -> None:
+        for name in ("char_embedding_dim", "lstm_dim", "projection_dim", "n_layers", "max_characters_per_token"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise Word2BertError(f"ElmoConfig.{name}={value!r} must be a positive integer")
+        if self.projection_dim > self.lstm_dim:
+            raise Word2BertError(f"ElmoConfig.projection_dim={self.projection_dim} exceeds lstm_dim={self.lstm_dim}")
+        if self.n_characters != NUM_CHARACTERS:
+            raise Word2BertError(f"ElmoConfig.n_characters={self.n_characters} must be {NUM_CHARACTERS} "
+                                 "(256 bytes, 5 special ids and padding)")
+        if self.max_characters_per_token < 3:
+            raise Word2BertError("ElmoConfig.max_characters_per_token must be >= 3 (begin, one byte, end)")
+        for name in ("vocab_size", "n_negative_samples", "n_highway"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise Word2BertError(f"ElmoConfig.{name}={value!r} must be an integer >= 0")
+        if not 0.0 <= self.dropout < 1.0:
+            raise Word2BertError(f"ElmoConfig.dropout={self.dropout!r} must be in [0, 1)")
+        for name in ("cell_clip", "proj_clip"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise Word2BertError(f"ElmoConfig.{name}={value!r} must be > 0 or None")
+
+    @property
+    def output_dim(self) -> int:
+        """Width of every ELMo layer: forward and backward halves."""
+        return 2 * self.projection_dim
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ElmoConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
+
+    @classmethod
+    def from_bilm_options(cls, options: dict, **overrides) -> "ElmoConfig":
+        """From bilm-tf's ``options.json`` dict (training options such as ``n_tokens_vocab`` are read too)."""
+        bilm_format.validate_options(options)
+        lstm, cnn = options["lstm"], options["char_cnn"]
+        values = dict(
+            char_embedding_dim=cnn["embedding"]["dim"], filters=cnn["filters"], n_highway=cnn.get("n_highway") or 0,
+            max_characters_per_token=cnn["max_characters_per_token"], cnn_activation=cnn.get("activation", "relu"),
+            lstm_dim=lstm["dim"], projection_dim=lstm["projection_dim"], n_layers=lstm.get("n_layers", 1),
+            cell_clip=lstm.get("cell_clip"), proj_clip=lstm.get("proj_clip"),
+            use_skip_connections=bool(lstm.get("use_skip_connections", False)),
+            vocab_size=int(options.get("n_tokens_vocab", 0) or 0), dropout=float(options.get("dropout", 0.1)),
+            n_negative_samples=int(options.get("n_negative_samples_batch", 8192)))
+        values.update(overrides)
+        return cls(**values)
+
+    def to_bilm_options(self) -> dict:
+        """bilm-tf's ``options.json`` for inference (``n_characters`` 262, as its README asks)."""
+        return {
+            "lstm": {"dim": self.lstm_dim, "projection_dim": self.projection_dim, "n_layers": self.n_layers,
+                     "cell_clip": self.cell_clip, "proj_clip": self.proj_clip,
+                     "use_skip_connections": self.use_skip_connections},
+            "char_cnn": {"embedding": {"dim": self.char_embedding_dim}, "filters": self.filters,
+                         "n_highway": self.n_highway, "n_characters": self.n_characters,
+                         "max_characters_per_token": self.max_characters_per_token, "activation": self.cnn_activation},
+            "bidirectional": True, "dropout": self.dropout, "n_tokens_vocab": self.vocab_size,
+            "n_negative_samples_batch": self.n_negative_samples,
+        }
+
+
+@dataclass
+class ElmoEncoderOutput:
+    """The encoder interface's output. ``last_hidden_state`` (B, T, 2P) is ``[h_fwd_L; h_bwd_L]``;
+    ``hidden_states`` = (``[x; x]``, layer 1, ..., layer L); ``state`` the LSTM states to carry."""
+
+    last_hidden_state: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    pooled: torch.Tensor | None = None
+    state: tuple[torch.Tensor, torch.Tensor] | None = None
+    mask: torch.Tensor | None = None
+
+    @property
+    def pooler_output(self):
+        return self.pooled
+
+
+# --------------------------------------------------------------------------- the encoder
+
+class CharacterCache:
+    """Token-layer vectors kept per word type (its character ids) while the weights do not change.
+
+    At inference the character CNN is a function of the word alone, so every distinct word is run
+    through it once; later occurrences, in this batch or another, are looked up.
+    """
+
+    def __init__(self):
+        self.index: dict[bytes, int] = {}
+        self.vectors: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def clear(self) -> None:
+        self.index.clear()
+        self.vectors = None
+
+    def lookup(self, char_ids: torch.Tensor, char_cnn: CharacterCNN) -> torch.Tensor:
+        """Token vectors (..., d) of ``char_ids`` (..., C), running ``char_cnn`` on unseen types only."""
+        leading = char_ids.shape[:-1]
+        flat = char_ids.reshape(-1, char_ids.shape[-1])
+        types, inverse = torch.unique(flat, dim=0, return_inverse=True)
+        keys = [row.tobytes() for row in types.to(torch.int32).cpu().numpy()]
+        rows = [self.index.get(key, -1) for key in keys]
+        unseen = [i for i, row in enumerate(rows) if row < 0]
+        if unseen:
+            new_vectors = char_cnn(types[unseen])
+            start = 0 if self.vectors is None else self.vectors.shape[0]
+            self.vectors = new_vectors if self.vectors is None else torch.cat([self.vectors, new_vectors])
+            for offset, i in enumerate(unseen):
+                self.index[keys[i]] = rows[i] = start + offset
+        type_vectors = self.vectors[torch.as_tensor(rows, device=self.vectors.device)]
+        return type_vectors[inverse].reshape(*leading, -1)
+
+
+class ElmoModel(nn.Module):
+    """The ELMo biLM as an encoder: character ids (B, T, C) -> ``[h_fwd; h_bwd]`` of every layer.
+
+    ``state`` is ``(h, c)`` of shapes (2, L, B, P) and (2, L, B, H) (direction, layer, row); passed back
+    in, each row continues from where it stopped (bilm-tf's stateful inference and training).
+    """
+
+    config_class = ElmoConfig
+    model_type = "elmo"
+    base_model_prefix = "elmo"
+
+    def __init__(self, config: ElmoConfig):
+        super().__init__()
+        if not isinstance(config, ElmoConfig):
+            raise Word2BertError(f"ElmoModel needs an ElmoConfig, got {type(config).__name__}")
+        self.config = config
+        self.char_cnn = CharacterCNN(config.n_characters, config.char_embedding_dim, config.filters,
+                                     config.n_highway, config.projection_dim, config.max_characters_per_token,
+                                     config.cnn_activation)
+        self.lstm = BidirectionalLMStack(config.n_layers, config.projection_dim, config.lstm_dim,
+                                         config.projection_dim if config.projection_dim < config.lstm_dim else None,
+                                         config.cell_clip, config.proj_clip, config.use_skip_connections,
+                                         config.dropout)
+        self.character_cache: CharacterCache | None = None
+
+    # -------------------------------------------------------------- cache
+    def enable_character_cache(self, enabled: bool = True) -> None:
+        """Cache token-layer vectors per word type at inference (eval mode, or frozen weights)."""
+        self.character_cache = CharacterCache() if enabled else None
+
+    def train(self, mode: bool = True):
+        if self.character_cache is not None:
+            self.character_cache.clear()
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        if self.character_cache is not None:
+            self.character_cache.clear()
+        return super()._load_from_state_dict(*args, **kwargs)
+
+    def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The token layer: :class:`CharacterCNN` of every position (cached per type when allowed)."""
+        frozen = not torch.is_grad_enabled() or not any(p.requires_grad for p in self.char_cnn.parameters())
+        if self.character_cache is not None and not self.training and frozen:
+            return self.character_cache.lookup(input_ids, self.char_cnn)
+        return self.char_cnn(input_ids)
+
+    def get_input_embeddings(self) -> CharacterCNN:
+        return self.char_cnn
+
+    def zero_state(self, batch_size: int):
+        return self.lstm.zero_state(batch_size, self.char_cnn.char_embedding.weight.device,
+                                    self.char_cnn.char_embedding.weight.dtype)
+
+    # -------------------------------------------------------------- forward
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, *, position_ids=None, state=None,
+                read_positions: torch.Tensor | None = None, output_hidden_states: bool = False,
+                backward_input_ids: torch.Tensor | None = None,
+                backward_attention_mask: torch.Tensor | None = None) -> ElmoEncoderOutput:
+        """Encode character ids ``input_ids`` (B, T, C); ``attention_mask`` (B, T) defaults to "has characters".
+
+        ``backward_input_ids`` (training on a token stream): the window the backward stack reads, in
+        forward order, when it is not the forward stack's window. ``token_type_ids`` and
+        ``position_ids`` do not apply to an LSTM and must be None.
+        """
+        if token_type_ids is not None or position_ids is not None:
+            raise Word2BertError("ELMo takes no token_type_ids or position_ids")
+        if input_ids.dim() != 3 or input_ids.shape[-1] != self.config.max_characters_per_token:
+            raise Word2BertError(f"ELMo input_ids must be character ids (batch, tokens, "
+                                 f"{self.config.max_characters_per_token}), got shape {tuple(input_ids.shape)}")
+        mask = self._mask(input_ids, attention_mask)
+        embedded = self.token_embeddings(input_ids)
+        backward_embedded = backward_mask = None
+        if backward_input_ids is not None:
+            backward_mask = self._mask(backward_input_ids, backward_attention_mask)
+            backward_embedded = self.token_embeddings(backward_input_ids)
+        all_real = bool(mask.all()) and (backward_mask is None or bool(backward_mask.all()))
+        if state is not None:
+            state = self._check_state(state, input_ids.shape[0])
+        forward_layers, backward_layers, new_state = self.lstm(
+            embedded, None if all_real else mask, state, backward_embedded,
+            None if all_real else backward_mask)
+        keep = mask.unsqueeze(-1).to(embedded.dtype)
+        top = torch.cat([forward_layers[-1], backward_layers[-1]], dim=-1)
+        hidden_states = None
+        if output_hidden_states:
+            hidden_states = (torch.cat([embedded, embedded], dim=-1) * keep,
+                             *(torch.cat([f, b], dim=-1) for f, b in zip(forward_layers, backward_layers)))
+        if read_positions is not None:
+            index = read_positions.long().unsqueeze(-1).expand(-1, -1, top.shape[-1])
+            top = top.gather(1, index)
+        return ElmoEncoderOutput(top, hidden_states, None, new_state, mask)
+
+    def _mask(self, input_ids, attention_mask):
+        if attention_mask is None:
+            return (input_ids > 0).any(dim=-1)
+        if attention_mask.dim() != 2:
+            raise Word2BertError("ELMo's attention_mask must be a (batch, tokens) padding mask")
+        mask = attention_mask.bool()
+        lengths = mask.sum(dim=1, keepdim=True)
+        if not bool((mask == (torch.arange(mask.shape[1], device=mask.device) < lengths)).all()):
+            raise Word2BertError("ELMo's attention_mask must put every row's tokens first (right padding)")
+        return mask
+
+    def _check_state(self, state, batch_size):
+        h, c = state
+        layers, P, H = self.config.n_layers, self.lstm.output_size, self.config.lstm_dim
+        if h.shape != (2, layers, batch_size, P) or c.shape != (2, layers, batch_size, H):
+            raise Word2BertError(f"ELMo state must be (h, c) of shapes {(2, layers, batch_size, P)} and "
+                                 f"{(2, layers, batch_size, H)}, got {tuple(h.shape)} and {tuple(c.shape)}")
+        return h, c
+
+    # -------------------------------------------------------------- bilm-tf checkpoints
+    @classmethod
+    def from_bilm(cls, options_file, weight_file, **config_overrides) -> "ElmoModel":
+        """Load bilm-tf's ``options.json`` and ``lm_weights.hdf5`` (a mismatch -> Word2BertError naming the dataset)."""
+        options = bilm_format.read_options(options_file)
+        config = ElmoConfig.from_bilm_options(options, **config_overrides)
+        model = cls(config)
+        weights = bilm_format.read_weights(weight_file)
+        model.load_bilm_weights(weights, source=str(weight_file))
+        return model
+
+    @classmethod
+    def from_pretrained(cls, directory, **config_overrides) -> "ElmoModel":
+        directory = Path(directory)
+        return cls.from_bilm(directory / bilm_format.OPTIONS_NAME, directory / bilm_format.WEIGHTS_NAME,
+                             **config_overrides)
+
+    def load_bilm_weights(self, weights: dict, source: str = "the weight file") -> None:
+        state = bilm_state_dict(self.config, weights, source)
+        own = self.state_dict()
+        self.load_state_dict({key: value for key, value in state.items() if key in own}, strict=True)
+
+    def bilm_weights(self) -> dict[str, np.ndarray]:
+        """The biLM's weights under bilm-tf's dataset names."""
+        return bilm_weights_from_state_dict(self.config, self.state_dict())
+
+    def save_pretrained(self, directory) -> None:
+        """Write ``options.json`` and ``lm_weights.hdf5`` (bilm-tf's files), each atomically."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        bilm_format.write_options(directory / bilm_format.OPTIONS_NAME, self.config.to_bilm_options())
+        bilm_format.write_weights(directory / bilm_format.WEIGHTS_NAME, self.bilm_weights())
+
+
+def bilm_state_dict(config: ElmoConfig, weights: dict, source: str = "the weight file",
+                    prefix: str = "") -> dict[str, torch.Tensor]:
+    """bilm-tf's datasets -> our ``state_dict`` entries (shapes checked against ``config``)."""
+    expect = lambda name, shape: bilm_format.expect_shape(weights, name, shape, source)  # noqa: E731
+    state = {}
+    char_embed = expect("char_embed", (config.n_characters - 1, config.char_embedding_dim))
+    state["char_cnn.char_embedding.weight"] = np.concatenate(
+        [np.zeros((1, config.char_embedding_dim), np.float32), char_embed])
+    for i, (width, count) in enumerate(config.filters):
+        kernel = expect(f"CNN/W_cnn_{i}", (1, width, config.char_embedding_dim, count))
+        state[f"char_cnn.convolutions.{i}.weight"] = bilm_format.conv_from_tf(kernel)
+        state[f"char_cnn.convolutions.{i}.bias"] = expect(f"CNN/b_cnn_{i}", (count,))
+    n_filters = sum(count for _, count in config.filters)
+    for k in range(config.n_highway):
+        group = f"CNN_high_{k}/"
+        state[f"char_cnn.highways.{k}.gate.weight"] = expect(group + "W_carry", (n_filters, n_filters)).T
+        state[f"char_cnn.highways.{k}.gate.bias"] = expect(group + "b_carry", (n_filters,))
+        state[f"char_cnn.highways.{k}.transform.weight"] = expect(group + "W_transform", (n_filters, n_filters)).T
+        state[f"char_cnn.highways.{k}.transform.bias"] = expect(group + "b_transform", (n_filters,))
+    if n_filters != config.projection_dim:
+        state["char_cnn.projection.weight"] = expect("CNN_proj/W_proj", (n_filters, config.projection_dim)).T
+        state["char_cnn.projection.bias"] = expect("CNN_proj/b_proj", (config.projection_dim,))
+    projected = config.projection_dim < config.lstm_dim
+    P, H = config.projection_dim, config.lstm_dim
+    for direction, stack in ((0, "lstm.forward_stack"), (1, "lstm.backward_stack")):
+        for layer in range(config.n_layers):
+            group = bilm_format.lstm_prefix(direction, layer)
+            kernel = expect(group + "W_0", (P + P, 4 * H))
+            bias = expect(group + "B", (4 * H,))
+            weight_ih, weight_hh, torch_bias = bilm_format.lstm_from_tf(kernel, bias, P)
+            name = f"{stack}.layers.{layer}."
+            state[name + "weight_ih"], state[name + "weight_hh"], state[name + "bias"] = weight_ih, weight_hh, torch_bias
+            if projected:
+                state[name + "weight_hr"] = expect(group + "W_P_0", (H, P)).T
+    if config.vocab_size and "softmax/W" in weights:
+        state["softmax_weight"] = expect("softmax/W", (config.vocab_size, P))
+        state["softmax_bias"] = expect("softmax/b", (config.vocab_size,))
+    return {prefix + key: torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+            for key, value in state.items()}
+
+
+def bilm_weights_from_state_dict(config: ElmoConfig, state: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    """Our ``state_dict`` -> bilm-tf's datasets (the inverse of :func:`bilm_state_dict`)."""
+    get = lambda key: state[prefix + key].detach().cpu().float().numpy()  # noqa: E731
+    weights = {"char_embed": get("char_cnn.char_embedding.weight")[1:]}
+    for i in range(len(config.filters)):
+        weights[f"CNN/W_cnn_{i}"] = bilm_format.conv_to_tf(get(f"char_cnn.convolutions.{i}.weight"))
+        weights[f"CNN/b_cnn_{i}"] = get(f"char_cnn.convolutions.{i}.bias")
+    for k in range(config.n_highway):
+        group = f"CNN_high_{k}/"
+        weights[group + "W_carry"] = get(f"char_cnn.highways.{k}.gate.weight").T
+        weights[group + "b_carry"] = get(f"char_cnn.highways.{k}.gate.bias")
+        weights[group + "W_transform"] = get(f"char_cnn.highways.{k}.transform.weight").T
+        weights[group + "b_transform"] = get(f"char_cnn.highways.{k}.transform.bias")
+    if prefix + "char_cnn.projection.weight" in state:
+        weights["CNN_proj/W_proj"] = get("char_cnn.projection.weight").T
+        weights["CNN_proj/b_proj"] = get("char_cnn.projection.bias")
+    for direction, stack in ((0, "lstm.forward_stack"), (1, "lstm.backward_stack")):
+        for layer in range(config.n_layers):
+            name = f"{stack}.layers.{layer}."
+            kernel, bias = bilm_format.lstm_to_tf(get(name + "weight_ih"), get(name + "weight_hh"), get(name + "bias"))
+            group = bilm_format.lstm_prefix(direction, layer)
+            weights[group + "W_0"], weights[group + "B"] = kernel, bias
+            if prefix + name + "weight_hr" in state:
+                weights[group + "W_P_0"] = get(name + "weight_hr").T
+    if prefix + "softmax_weight" in state:
+        weights["softmax/W"] = get("softmax_weight")
+        weights["softmax/b"] = get("softmax_bias")
+    return {key: np.ascontiguousarray(value) for key, value in weights.items()}
