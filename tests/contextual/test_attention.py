@@ -1,4 +1,4 @@
-"""Multi-head self-attention against a plain-matmul softmax reference, under every kind of mask."""
+"""Multi-head self- and cross-attention against a plain-matmul softmax reference, under every kind of mask."""
 
 import math
 
@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from word2bert.errors import Word2BertError
-from word2bert.nn import MultiHeadSelfAttention, TransformerEncoder, TransformerLayer, build_attention_mask
+from word2bert.nn import (
+    MultiHeadCrossAttention,
+    MultiHeadSelfAttention,
+    TransformerEncoder,
+    TransformerLayer,
+    build_attention_mask,
+    build_memory_mask,
+    causal_mask,
+)
 from word2bert.nn.embeddings import sinusoidal_position_table
 
 torch.set_num_threads(2)
@@ -223,3 +231,62 @@ def test_last_layer_at_selected_positions_equals_full_rows(mask_kind, pre_layer_
     torch.testing.assert_close(selected, expected, atol=1e-5, rtol=1e-4)
     with pytest.raises(Word2BertError, match="output_hidden_states"):
         encoder(x, raw, causal, output_hidden_states=True, last_layer_positions=positions)
+
+
+# --- cross-attention ---------------------------------------------------------------------------
+
+
+def reference_cross_attention(module, x, memory, memory_keep):
+    """softmax(Q K^T / sqrt(d_h), padded memory keys at -inf) V per head, then W_o; explicit matmuls.
+
+    Q from ``x`` with ``query_proj``; K and V from ``memory`` with the two halves of ``kv_proj``;
+    ``memory_keep`` (B, S) bool marks the real memory positions."""
+    d, h = module.hidden_size, module.num_heads
+    dh = d // h
+    q = x @ module.query_proj.weight.T + module.query_proj.bias
+    w, b = module.kv_proj.weight, module.kv_proj.bias
+    k = memory @ w[:d].T + b[:d]
+    v = memory @ w[d:].T + b[d:]
+    out = torch.zeros(x.shape[0], x.shape[1], d)
+    for head in range(h):
+        cols = slice(head * dh, (head + 1) * dh)
+        scores = q[:, :, cols] @ k[:, :, cols].transpose(1, 2) / math.sqrt(dh)
+        scores = scores.masked_fill(~memory_keep[:, None, :], float("-inf"))
+        out[:, :, cols] = torch.softmax(scores, -1) @ v[:, :, cols]
+    return out @ module.out_proj.weight.T + module.out_proj.bias
+
+
+@pytest.mark.parametrize("memory_size", [None, 12])
+def test_cross_attention_with_memory_padding_matches_reference(memory_size):
+    torch.manual_seed(11)
+    module = MultiHeadCrossAttention(HIDDEN, HEADS, attention_dropout=0.3, memory_size=memory_size).eval()
+    for parameter in module.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    x = torch.randn(BATCH, 4, HIDDEN)
+    memory = torch.randn(BATCH, LENGTH, memory_size or HIDDEN)
+    keep = torch.arange(LENGTH)[None, :] < torch.tensor([[7], [3], [1]])
+    ours = module(x, memory, build_memory_mask(keep.long(), LENGTH))
+    torch.testing.assert_close(ours, reference_cross_attention(module, x, memory, keep), atol=1e-5, rtol=1e-4)
+    # the padded memory positions have no influence
+    memory2 = memory.clone()
+    memory2[1, 3:] = torch.randn(4, memory.shape[-1]) * 10
+    torch.testing.assert_close(module(x, memory2, build_memory_mask(keep, LENGTH)), ours, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(module(x, memory2), ours, atol=1e-3)  # ... which a missing mask would see
+    assert build_memory_mask(torch.ones(2, 5), 5) is None
+    with pytest.raises(Word2BertError, match="memory"):
+        build_memory_mask(torch.ones(2, 4), 5)
+
+
+# --- masks with cached positions ---------------------------------------------------------------
+
+
+def test_causal_mask_with_past_is_bottom_right_aligned():
+    # 2 new queries after 3 cached positions: they sit at positions 3 and 4
+    assert causal_mask(2, 5).tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
+    assert build_attention_mask(None, 1, causal=True, past_length=4) is None  # one new token sees everything
+    assert build_attention_mask(None, 3, causal=True) is None  # SDPA's own causal kernel
+    mask = build_attention_mask(torch.tensor([[0, 1, 1, 1, 1]]), 2, causal=True, past_length=3)
+    assert mask.shape == (1, 1, 2, 5)
+    assert mask[0, 0].tolist() == [[False, True, True, True, False], [False, True, True, True, True]]
+    with pytest.raises(Word2BertError, match="3 cached"):
+        build_attention_mask(torch.ones(1, 2), 2, past_length=3)

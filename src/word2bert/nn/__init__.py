@@ -1,7 +1,29 @@
-"""Neural-network building blocks shared by every contextual model (attention, Transformer layers, embeddings)."""
+"""Neural-network building blocks shared by every contextual model.
 
-from word2bert.nn.attention import MultiHeadSelfAttention, build_attention_mask
-from word2bert.nn.embeddings import SinusoidalPositionEmbedding, TransformerEmbeddings, sinusoidal_position_table
+attention (self, cross, cached) · cache (key/value cache for incremental decoding) · transformer
+(feed-forward, encoder layer and stack, shared layers) · decoder (decoder layer and stack) ·
+embeddings (token/segment/position, optional LayerNorm, offsets, factorised size) · scalar_mix ·
+frozen (freeze(): frozen teacher modules).
+"""
+
+from word2bert.nn.attention import (
+    MultiHeadCrossAttention,
+    MultiHeadSelfAttention,
+    build_attention_mask,
+    build_memory_mask,
+    causal_mask,
+)
+from word2bert.nn.cache import KeyValueCache, KeyValues, LayerCache
+from word2bert.nn.decoder import TransformerDecoder, TransformerDecoderLayer
+from word2bert.nn.embeddings import (
+    SinusoidalPositionEmbedding,
+    TransformerEmbeddings,
+    position_ids_from_attention_mask,
+    position_ids_from_input_ids,
+    sinusoidal_position_table,
+)
+from word2bert.nn.frozen import freeze, frozen_modules, is_frozen
+from word2bert.nn.scalar_mix import ScalarMix
 from word2bert.nn.transformer import (
     ACTIVATIONS,
     FeedForward,
@@ -14,13 +36,27 @@ from word2bert.nn.transformer import (
 __all__ = [
     "ACTIVATIONS",
     "FeedForward",
+    "KeyValueCache",
+    "KeyValues",
+    "LayerCache",
+    "MultiHeadCrossAttention",
     "MultiHeadSelfAttention",
+    "ScalarMix",
     "SinusoidalPositionEmbedding",
+    "TransformerDecoder",
+    "TransformerDecoderLayer",
     "TransformerEmbeddings",
     "TransformerEncoder",
     "TransformerLayer",
     "build_attention_mask",
+    "build_memory_mask",
+    "causal_mask",
+    "freeze",
+    "frozen_modules",
     "get_activation",
     "init_transformer_weights",
+    "is_frozen",
+    "position_ids_from_attention_mask",
+    "position_ids_from_input_ids",
     "sinusoidal_position_table",
 ]

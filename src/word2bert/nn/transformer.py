@@ -1,8 +1,9 @@
 """Transformer encoder blocks: feed-forward, residual + LayerNorm (post-LN or pre-LN), one encoder stack.
 
 :class:`TransformerEncoder` is the single stack every encoder model in word2bert uses (BERT and its
-masking family, UniLM, the encoder half of MASS); what differs between those models is the mask
-passed in and the heads on top.
+masking family, UniLM, the encoder half of MASS, ALBERT with shared layers, GPT run causally with a
+key/value cache); what differs between those models is the mask passed in and the heads on top.
+The decoder of an encoder-decoder (self + cross attention) is in :mod:`word2bert.nn.decoder`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from torch import nn
 
 from word2bert.errors import Word2BertError
 from word2bert.nn.attention import MultiHeadSelfAttention, build_attention_mask, gather_positions
+from word2bert.nn.cache import KeyValueCache, KeyValues
 
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -101,16 +103,32 @@ class TransformerLayer(nn.Module):
         attention_mask: torch.Tensor | None = None,
         causal: bool = False,
         query_positions: torch.Tensor | None = None,
+        cache: KeyValues | None = None,
     ) -> torch.Tensor:
-        """(B, T, d) -> (B, T, d); with ``query_positions`` (B, Q) only those rows are computed -> (B, Q, d)."""
+        """(B, T, d) -> (B, T, d); with ``query_positions`` (B, Q) only those rows are computed -> (B, Q, d).
+
+        ``cache``: this layer's self-attention :class:`~word2bert.nn.cache.KeyValues` (appended to)."""
         residual = hidden if query_positions is None else gather_positions(hidden, query_positions)
         if self.pre_layer_norm:
-            attended = self.attention(self.attention_norm(hidden), attention_mask, causal, query_positions)
+            attended = self.attention(self.attention_norm(hidden), attention_mask, causal, query_positions, cache)
             hidden = residual + self.dropout(attended)
             return hidden + self.dropout(self.feed_forward(self.feed_forward_norm(hidden)))
-        attended = self.attention(hidden, attention_mask, causal, query_positions)
+        attended = self.attention(hidden, attention_mask, causal, query_positions, cache)
         hidden = self.attention_norm(residual + self.dropout(attended))
         return self.feed_forward_norm(hidden + self.dropout(self.feed_forward(hidden)))
+
+
+def depth_to_group(num_layers: int, num_layer_groups: int | None) -> list[int]:
+    """Which weight group each depth uses: depth i -> floor(i / (L / G)) (ALBERT's ``num_hidden_groups``).
+
+    ``num_layer_groups`` None or L: every depth has its own layer; 1: one layer applied L times."""
+    groups = num_layers if num_layer_groups is None else num_layer_groups
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or num_layers % groups != 0:
+        raise Word2BertError(
+            f"num_layer_groups={num_layer_groups!r} must be a positive divisor of num_layers={num_layers}"
+        )
+    per_group = num_layers // groups
+    return [depth // per_group for depth in range(num_layers)]
 
 
 class TransformerEncoder(nn.Module):
@@ -121,6 +139,16 @@ class TransformerEncoder(nn.Module):
     :func:`word2bert.nn.attention.build_attention_mask`) and returns ``(last_hidden, all_hidden)``
     where ``all_hidden`` is ``(input, layer_1, ..., layer_L)`` when asked for, else None. For a
     pre-LN stack the final LayerNorm is applied to ``layer_L`` in both.
+
+    Cross-layer parameter sharing (ALBERT, Lan et al. 2020): with ``num_layer_groups=G`` the stack
+    holds G layers and depth i applies layer ``floor(i / (L / G))``; G=1 applies one layer L times.
+    ``layers`` holds the G distinct layers (each parameter is stored and counted once);
+    ``hidden_states`` still has L + 1 entries.
+
+    Causal decoding with a cache (GPT): pass ``causal=True`` and a
+    :class:`~word2bert.nn.cache.KeyValueCache`; each call appends its tokens' keys/values, its new
+    queries sit at positions ``cache.length ..`` and ``attention_mask`` may be a padding mask of the
+    new tokens or of all (cached + new) positions (left-padded prompts).
     """
 
     def __init__(
@@ -134,9 +162,12 @@ class TransformerEncoder(nn.Module):
         attention_dropout: float = 0.1,
         layer_norm_eps: float = 1e-12,
         pre_layer_norm: bool = False,
+        num_layer_groups: int | None = None,
     ):
         super().__init__()
         self.pre_layer_norm = pre_layer_norm
+        self.num_layers = num_layers
+        self.depth_to_group = depth_to_group(num_layers, num_layer_groups)
         self.layers = nn.ModuleList(
             TransformerLayer(
                 hidden_size,
@@ -148,9 +179,13 @@ class TransformerEncoder(nn.Module):
                 layer_norm_eps,
                 pre_layer_norm,
             )
-            for _ in range(num_layers)
+            for _ in range(self.depth_to_group[-1] + 1)
         )
         self.final_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps) if pre_layer_norm else None
+
+    def layer_at(self, depth: int) -> TransformerLayer:
+        """The layer applied at depth ``depth`` (0-based; shared layers repeat)."""
+        return self.layers[self.depth_to_group[depth]]
 
     def forward(
         self,
@@ -159,18 +194,29 @@ class TransformerEncoder(nn.Module):
         causal: bool = False,
         output_hidden_states: bool = False,
         last_layer_positions: torch.Tensor | None = None,
+        cache: KeyValueCache | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
         """Run the stack. ``last_layer_positions`` (B, Q) computes the last layer only at those positions
         (the result is then (B, Q, d)): a model whose heads read a few positions (BERT's masked tokens
-        and [CLS]) skips the rest of the last layer's work, with identical values at those positions."""
+        and [CLS]) skips the rest of the last layer's work, with identical values at those positions.
+
+        ``cache``: a :class:`~word2bert.nn.cache.KeyValueCache`, updated in place (see the class docstring)."""
         if last_layer_positions is not None and output_hidden_states:
             raise Word2BertError("output_hidden_states cannot be combined with last_layer_positions")
-        sdpa_mask = build_attention_mask(attention_mask, hidden.shape[1], causal)
+        if last_layer_positions is not None and cache is not None:
+            raise Word2BertError("last_layer_positions cannot be combined with a key/value cache")
+        batch, seq_len = hidden.shape[:2]
+        past = 0
+        if cache is not None:
+            attention_mask, past = cache.extend_attention_mask(attention_mask, seq_len, batch)
+        sdpa_mask = build_attention_mask(attention_mask, seq_len, causal, past)
         all_hidden = [hidden] if output_hidden_states else None
-        last = len(self.layers) - 1
-        for index, layer in enumerate(self.layers):
-            hidden = layer(hidden, sdpa_mask, causal, last_layer_positions if index == last else None)
-            if self.final_norm is not None and index == last:
+        last = self.num_layers - 1
+        for depth in range(self.num_layers):
+            layer = self.layer_at(depth)
+            layer_cache = None if cache is None else cache.layer(depth).self_attention
+            hidden = layer(hidden, sdpa_mask, causal, last_layer_positions if depth == last else None, layer_cache)
+            if self.final_norm is not None and depth == last:
                 hidden = self.final_norm(hidden)
             if all_hidden is not None:
                 all_hidden.append(hidden)
@@ -199,6 +245,7 @@ __all__ = [
     "FeedForward",
     "TransformerEncoder",
     "TransformerLayer",
+    "depth_to_group",
     "get_activation",
     "init_transformer_weights",
     "gelu_tanh",
