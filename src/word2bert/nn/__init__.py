@@ -3,7 +3,8 @@
 attention (self, cross, cached) · cache (key/value cache for incremental decoding) · transformer
 (feed-forward, encoder layer and stack, shared layers) · decoder (decoder layer and stack) ·
 embeddings (token/segment/position, optional LayerNorm, offsets, factorised size) · scalar_mix ·
-frozen (freeze(): frozen teacher modules).
+frozen (freeze(): frozen teacher modules) · recurrent (AWD-LSTM's
+locked, embedding and weight dropout).
 """
 
 from word2bert.nn.attention import (
@@ -23,6 +24,7 @@ from word2bert.nn.embeddings import (
     sinusoidal_position_table,
 )
 from word2bert.nn.frozen import freeze, frozen_modules, is_frozen
+from word2bert.nn.recurrent import EmbeddingDropout, LockedDropout, WeightDropLSTM
 from word2bert.nn.scalar_mix import ScalarMix
 from word2bert.nn.transformer import (
     ACTIVATIONS,
@@ -35,10 +37,12 @@ from word2bert.nn.transformer import (
 
 __all__ = [
     "ACTIVATIONS",
+    "EmbeddingDropout",
     "FeedForward",
     "KeyValueCache",
     "KeyValues",
     "LayerCache",
+    "LockedDropout",
     "MultiHeadCrossAttention",
     "MultiHeadSelfAttention",
     "ScalarMix",
@@ -48,6 +52,7 @@ __all__ = [
     "TransformerEmbeddings",
     "TransformerEncoder",
     "TransformerLayer",
+    "WeightDropLSTM",
     "build_attention_mask",
     "build_memory_mask",
     "causal_mask",

@@ -10,10 +10,23 @@ Padding convention: ``mask`` (B, T) is True at real tokens, which come first in 
 padded step the state is carried unchanged and the output is zero, so the final state of a row
 is its state after its last real token (what TensorFlow's ``dynamic_rnn(sequence_length=...)``
 returns, and what a stateful model carries to the next batch).
+
+Dropout for recurrent networks (AWD-LSTM, Merity et al. 2018; used by ULMFiT, ``models/awd_lstm.py``):
+
+* :class:`LockedDropout` -- variational dropout (Gal & Ghahramani 2016): one Bernoulli mask per
+  sequence and feature, shared by every time step.
+* :class:`EmbeddingDropout` -- drops whole words: row ``v`` of the embedding matrix is zeroed with
+  probability ``p`` for the whole batch, the kept rows scaled by ``1 / (1 - p)``.
+* :class:`WeightDropLSTM` -- an LSTM layer with DropConnect (Wan et al. 2013) on its
+  hidden-to-hidden matrix: one mask per forward call (per batch), the same at every time step,
+  a new one at the next call.
+
+Masks scale the kept units by ``1 / (1 - p)`` so that nothing changes at evaluation time.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -241,3 +254,122 @@ class BidirectionalLMStack(nn.Module):
             backward_outputs, (h_b, c_b) = self.backward_stack(reversed_inputs, backward_mask, backward_state)
             backward_outputs = [reverse_padded(y, lengths) for y in backward_outputs]
         return forward_outputs, backward_outputs, (torch.stack([h_f, h_b]), torch.stack([c_f, c_b]))
+
+
+# ----------------------------------------------------------------- AWD-LSTM regularisers
+def _check_probability(name: str, p: float) -> float:
+    if not 0.0 <= p < 1.0:
+        raise Word2BertError(f"parameter {name}={p!r} must be in [0, 1)")
+    return float(p)
+
+
+def dropout_mask(like: torch.Tensor, shape, p: float) -> torch.Tensor:
+    """A mask ``m`` of ``shape`` with ``m = 1 / (1 - p)`` with probability ``1 - p``, else 0."""
+    return like.new_empty(shape).bernoulli_(1.0 - p).div_(1.0 - p)
+
+
+class LockedDropout(nn.Module):
+    """Variational ("locked") dropout: ``y[b, t, :] = x[b, t, :] * m[b, :]`` with one mask ``m`` per
+    sequence ``b`` for all time steps ``t`` (``x`` is (batch, time, features) if ``batch_first``)."""
+
+    def __init__(self, p: float = 0.5, batch_first: bool = True):
+        super().__init__()
+        self.p = _check_probability("p", p)
+        self.batch_first = batch_first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.batch_first:
+            mask = dropout_mask(x, (x.size(0), 1, *x.shape[2:]), self.p)
+        else:
+            mask = dropout_mask(x, (1, *x.shape[1:]), self.p)
+        return x * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class EmbeddingDropout(nn.Module):
+    """Word-level dropout on an embedding matrix ``E`` (V x d): ``e_t = m[w_t] E[w_t]`` with
+    ``m[v] = 1 / (1 - p)`` with probability ``1 - p``, else 0, one draw per word type per batch.
+
+    Same values and gradients as masking the whole matrix (``(m[:, None] * E)[w]``, Merity's
+    ``embedded_dropout``), but only the looked-up rows are scaled.
+    """
+
+    def __init__(self, p: float = 0.1):
+        super().__init__()
+        self.p = _check_probability("p", p)
+
+    def forward(self, input_ids: torch.Tensor, weight: torch.Tensor, padding_idx: int | None = None) -> torch.Tensor:
+        embedded = F.embedding(input_ids, weight, padding_idx)
+        if not self.training or self.p == 0.0:
+            return embedded
+        mask = dropout_mask(weight, (weight.size(0),), self.p)
+        return embedded * mask[input_ids].unsqueeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class WeightDropLSTM(nn.Module):
+    """One LSTM layer (batch first) with DropConnect on the hidden-to-hidden matrix ``W_hh``::
+
+        i, f, g, o = split(W_ih x_t + b_ih + (M * W_hh) h_{t-1} + b_hh)
+        c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g),   h_t = sigmoid(o) tanh(c_t)
+
+    ``M`` (entries ``1 / (1 - p)`` or 0) is drawn once per call in training and kept for all
+    time steps; the mask of the latest call is ``weight_hh_mask``. Parameter names and gate
+    order (i, f, g, o) are those of ``torch.nn.LSTM``; the whole sequence runs in PyTorch's
+    fused LSTM kernel (oneDNN on CPU, cuDNN on GPU).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, weight_dropout: float = 0.0):
+        super().__init__()
+        if input_size < 1 or hidden_size < 1:
+            raise Word2BertError(f"WeightDropLSTM sizes must be >= 1, got input_size={input_size}, "
+                                 f"hidden_size={hidden_size}")
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.weight_dropout = _check_probability("weight_dropout", weight_dropout)
+        self.weight_ih_l0 = nn.Parameter(torch.empty(4 * hidden_size, input_size))
+        self.weight_hh_l0 = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
+        self.bias_ih_l0 = nn.Parameter(torch.empty(4 * hidden_size))
+        self.bias_hh_l0 = nn.Parameter(torch.empty(4 * hidden_size))
+        self.weight_hh_mask: torch.Tensor | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """``torch.nn.LSTM``'s initialisation: every weight uniform in ``[-1/sqrt(H), 1/sqrt(H)]``."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def dropped_weight_hh(self) -> torch.Tensor:
+        """``M * W_hh`` with a new mask ``M`` in training, ``W_hh`` in evaluation."""
+        if not self.training or self.weight_dropout == 0.0:
+            self.weight_hh_mask = None
+            return self.weight_hh_l0
+        self.weight_hh_mask = dropout_mask(self.weight_hh_l0.detach(), self.weight_hh_l0.shape, self.weight_dropout)
+        return self.weight_hh_l0 * self.weight_hh_mask
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """``x`` (batch, time, input_size), ``state`` ``(h, c)`` each (batch, hidden_size) or None (zeros).
+
+        Returns ``(output (batch, time, hidden_size), (h_T, c_T))``.
+        """
+        if x.dim() != 3 or x.size(-1) != self.input_size:
+            raise Word2BertError(f"WeightDropLSTM expects (batch, time, {self.input_size}) inputs, "
+                                 f"got {tuple(x.shape)}")
+        batch = x.size(0)
+        if state is None:
+            h0 = x.new_zeros(1, batch, self.hidden_size)
+            c0 = x.new_zeros(1, batch, self.hidden_size)
+        else:
+            h0, c0 = state[0].unsqueeze(0), state[1].unsqueeze(0)
+        weights = [self.weight_ih_l0, self.dropped_weight_hh(), self.bias_ih_l0, self.bias_hh_l0]
+        output, h_n, c_n = torch.lstm(x, (h0, c0), weights, True, 1, 0.0, self.training, False, True)
+        return output, (h_n.squeeze(0), c_n.squeeze(0))
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, weight_dropout={self.weight_dropout}"
