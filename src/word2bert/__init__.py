@@ -21,6 +21,7 @@ _LAZY = {
     "TaggedDocument": "word2bert.static.doc2vec",
     "GloVe": "word2bert.static.glove",
     "LSA": "word2bert.static.lsa",
+    "Phrases": "word2bert.static.phrases",
     "LineSentence": "word2bert.corpus",
     "Vocabulary": "word2bert.corpus",
     "EncodedCorpus": "word2bert.corpus",
