@@ -123,3 +123,52 @@ def test_state_of_the_wrong_shape_is_reported(tiny):
         tiny(ids, state=tiny.zero_state(3))
     with pytest.raises(Word2BertError, match="character ids"):
         tiny(torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_allennlp_style_elmo_reproduces_bilm_tf_with_a_top_layer_mix():
+    from word2bert.models.elmo import Elmo
+
+    sentences, expected = load_expected()
+    elmo = Elmo(FIXTURE / "options.json", FIXTURE / "lm_weights.hdf5", num_output_representations=2,
+                dropout=0.0, scalar_mix_parameters=[-9e10, -9e10, 1.0]).eval()
+    assert elmo.get_output_dim() == 32
+    for i in range(10):
+        batch = [sentences[k][i].strip().split() for k in range(3)]
+        with torch.no_grad():
+            out = elmo(batch_to_ids(batch))
+        assert len(out["elmo_representations"]) == 2
+        assert out["mask"].sum(1).tolist() == [len(s) for s in batch]
+        for k in range(3):
+            got = out["elmo_representations"][1][k, :len(batch[k])].numpy()
+            assert np.abs(got - expected[k][i]).max() < 1e-5
+            assert out["elmo_representations"][0][k, len(batch[k]):].abs().sum() == 0
+
+
+def test_elmo_scalar_mix_learns_while_the_bilm_stays_frozen():
+    from word2bert.models.elmo import Elmo
+
+    elmo = Elmo(FIXTURE / "options.json", FIXTURE / "lm_weights.hdf5", num_output_representations=1, dropout=0.5,
+                stateful=False)
+    trainable = {name for name, p in elmo.named_parameters() if p.requires_grad}
+    assert trainable == {"scalar_mixes.0.weights", "scalar_mixes.0.gamma"}
+    out = elmo(batch_to_ids([["a", "short", "one"], ["two"]]))
+    out["elmo_representations"][0].sum().backward()
+    assert elmo.scalar_mixes[0].weights.grad is not None and elmo.scalar_mixes[0].weights.grad.abs().sum() > 0
+    # stateless: the same batch gives the same answer (in eval mode, without dropout)
+    elmo.eval()
+    with torch.no_grad():
+        a = elmo(batch_to_ids([["same", "words"]]))["elmo_representations"][0]
+        b = elmo(batch_to_ids([["same", "words"]]))["elmo_representations"][0]
+    torch.testing.assert_close(a, b)
+
+
+def test_encode_layers(tiny):
+    from word2bert.models.elmo import encode
+
+    encoded = encode(tiny, ["the cat sat", "a dog"], layer=0, stateful=False)
+    assert [v.shape for v in encoded.token_vectors] == [(3, 32), (2, 32)]
+    np.testing.assert_array_equal(encoded.token_vectors[0][:, :16], encoded.token_vectors[0][:, 16:])  # [x; x]
+    top = encode(tiny, ["the cat sat", "a dog"], layer=-1, stateful=False)
+    np.testing.assert_allclose(top.sentence_vectors[1], top.token_vectors[1].mean(0), rtol=1e-6)
+    with pytest.raises(Word2BertError, match="layer=5"):
+        encode(tiny, ["x"], layer=5)

@@ -108,6 +108,8 @@ def register(commands, train_commands) -> None:
     encode.add_argument("--layer", default="-1", help="hidden layer (0 = embeddings, -1 = last) or 'mix'")
     encode.add_argument("--pooling", default="cls", choices=["cls", "mean", "pooler"])
     encode.add_argument("--tokens", action="store_true", help="print every token's vector instead")
+    encode.add_argument("--model", dest="model_kind", default="bert",
+                        help="the kind of model: bert, or another whose command module has run_encode (elmo, cove)")
     encode.set_defaults(func=run_encode)
 
 
@@ -232,6 +234,18 @@ def run_finetune(args) -> int:
 
 
 def run_encode(args) -> int:
+    if args.model_kind != "bert":  # e.g. --model elmo: word2bert.commands.elmo.run_encode
+        import importlib
+
+        module = None
+        if args.model_kind.isidentifier():
+            try:
+                module = importlib.import_module(f"word2bert.commands.{args.model_kind}")
+            except ImportError:
+                module = None
+        if not hasattr(module, "run_encode"):
+            raise Word2BertError(f"--model {args.model_kind!r}: no such model to encode with")
+        return module.run_encode(args)
     from word2bert.corpus.wordpiece import WordPieceTokenizer
     from word2bert.models.bert import BertModel
     from word2bert.tasks.encode import encode

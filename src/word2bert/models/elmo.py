@@ -309,7 +309,7 @@ class ElmoModel(nn.Module):
         self.character_cache = CharacterCache() if enabled else None
 
     def train(self, mode: bool = True):
-        if self.character_cache is not None:
+        if mode and self.character_cache is not None:  # the weights may change from here on
             self.character_cache.clear()
         return super().train(mode)
 
@@ -494,3 +494,160 @@ def bilm_weights_from_state_dict(config: ElmoConfig, state: dict, prefix: str = 
         weights["softmax/W"] = get("softmax_weight")
         weights["softmax/b"] = get("softmax_bias")
     return {key: np.ascontiguousarray(value) for key, value in weights.items()}
+
+
+# --------------------------------------------------------------------------- the user side (AllenNLP's Elmo)
+
+def _scalar_mix_class():
+    try:  # the shared ScalarMix's new home
+        from word2bert.nn.scalar_mix import ScalarMix
+    except ImportError:
+        from word2bert.tasks.encode import ScalarMix
+    return ScalarMix
+
+
+class Elmo(nn.Module):
+    """ELMo representations for a downstream model, as AllenNLP's ``Elmo``.
+
+    ``Elmo(options_file, weight_file, num_output_representations, dropout=0.5)`` loads a bilm-tf
+    checkpoint; ``forward(batch_to_ids(sentences))`` returns ``{"elmo_representations": [k tensors
+    (B, T, 2P)], "mask": (B, T)}`` where representation ``k`` is ``dropout(gamma_k * sum_l
+    softmax(w_k)_l h_l)`` over the L + 1 biLM layers (its own learned scalar mix). ``<S>`` and
+    ``</S>`` are added around every sentence before the biLM and removed after
+    (``keep_sentence_boundaries`` keeps them).
+
+    Stateful like bilm-tf and AllenNLP: row ``b`` of a batch continues from the LSTM state that row
+    ``b`` of the previous batch ended in (``stateful=False`` starts every batch from zeros;
+    :meth:`reset_states` forgets). With frozen weights (``requires_grad=False``) the character CNN's
+    outputs are cached per word type (``cache_characters``).
+    """
+
+    def __init__(self, options_file, weight_file, num_output_representations: int, requires_grad: bool = False,
+                 dropout: float = 0.5, keep_sentence_boundaries: bool = False, scalar_mix_parameters=None,
+                 stateful: bool = True, cache_characters: bool = True, module: ElmoModel | None = None):
+        super().__init__()
+        if num_output_representations < 1:
+            raise Word2BertError(f"parameter num_output_representations={num_output_representations} must be >= 1")
+        if not 0.0 <= dropout < 1.0:
+            raise Word2BertError(f"parameter dropout={dropout} must be in [0, 1)")
+        if module is not None:
+            if options_file is not None or weight_file is not None:
+                raise Word2BertError("give either module or options_file and weight_file, not both")
+            self.bilm = module
+        else:
+            self.bilm = ElmoModel.from_bilm(options_file, weight_file)
+        self.bilm.requires_grad_(requires_grad)
+        if cache_characters and not requires_grad:
+            self.bilm.enable_character_cache()
+        num_layers = self.bilm.config.n_layers + 1
+        ScalarMix = _scalar_mix_class()
+        self.scalar_mixes = nn.ModuleList()
+        for _ in range(num_output_representations):
+            mix = ScalarMix(num_layers, trainable=scalar_mix_parameters is None)
+            if scalar_mix_parameters is not None:
+                if len(scalar_mix_parameters) != num_layers:
+                    raise Word2BertError(f"scalar_mix_parameters needs {num_layers} values (one per biLM layer)")
+                with torch.no_grad():
+                    mix.weights.copy_(torch.as_tensor(scalar_mix_parameters, dtype=mix.weights.dtype))
+            self.scalar_mixes.append(mix)
+        self.dropout = nn.Dropout(dropout)
+        self.keep_sentence_boundaries = keep_sentence_boundaries
+        self.stateful = stateful
+        self._state = None
+
+    def get_output_dim(self) -> int:
+        return self.bilm.config.output_dim
+
+    def reset_states(self) -> None:
+        self._state = None
+
+    def _initial_state(self, batch_size: int):
+        if not self.stateful:
+            return None
+        if self._state is None or self._state[0].shape[2] < batch_size:
+            fresh = self.bilm.zero_state(batch_size)
+            if self._state is not None:  # keep the rows we have, add zero rows
+                rows = self._state[0].shape[2]
+                fresh[0][:, :, :rows], fresh[1][:, :, :rows] = self._state
+            self._state = fresh
+        return self._state[0][:, :, :batch_size], self._state[1][:, :, :batch_size]
+
+    def forward(self, inputs: torch.Tensor, word_inputs=None) -> dict:
+        """``inputs``: character ids (B, T, C) from :func:`batch_to_ids` (or (..., T, C))."""
+        if word_inputs is not None:
+            raise Word2BertError("word_inputs are not supported: pass character ids (the cache works on them)")
+        original = inputs.shape
+        if inputs.dim() > 3:
+            inputs = inputs.reshape(-1, *original[-2:])
+        mask = (inputs > 0).any(dim=-1)
+        with_boundaries, boundary_mask = add_sentence_boundaries(inputs, mask)
+        output = self.bilm(with_boundaries, boundary_mask, state=self._initial_state(inputs.shape[0]),
+                           output_hidden_states=True)
+        if self.stateful:  # new tensors, not in-place: the old state may be saved for backward
+            rows = inputs.shape[0]
+            self._state = tuple(torch.cat([new.detach(), old[:, :, rows:]], dim=2)
+                                for new, old in zip(output.state, self._state))
+        representations = []
+        for mix in self.scalar_mixes:
+            mixed = mix(output.hidden_states)
+            if self.keep_sentence_boundaries:
+                out_mask = boundary_mask
+            else:
+                mixed, out_mask = remove_sentence_boundaries(mixed, boundary_mask)
+            mixed = self.dropout(mixed)
+            if len(original) > 3:
+                mixed = mixed.reshape(*original[:-2], *mixed.shape[-2:])
+                out_mask = out_mask.reshape(*original[:-2], out_mask.shape[-1])
+            representations.append(mixed)
+        return {"elmo_representations": representations, "mask": out_mask}
+
+
+# --------------------------------------------------------------------------- feature extraction
+
+@dataclass
+class ElmoEncoded:
+    """``token_vectors[i]`` (n_i, 2P) for the n_i tokens of sentence i; ``sentence_vectors`` (N, 2P) their mean."""
+
+    token_vectors: list[np.ndarray]
+    sentence_vectors: np.ndarray
+    tokens: list[list[str]]
+
+
+@torch.no_grad()
+def encode(model: ElmoModel, sentences, layer: int | str = -1, batch_size: int = 32, stateful: bool = True,
+           scalar_mix=None) -> ElmoEncoded:
+    """ELMo vectors of tokenised ``sentences`` (lists of tokens; strings are split on whitespace).
+
+    ``layer``: 0 the token layer ``[x; x]``, 1..L the biLSTM layers, -1 the top, or "mix" (the scalar mix
+    ``scalar_mix``, uniform by default). Batches run in order with each row's state carried (bilm-tf's
+    ``dump_bilm_embeddings``) unless ``stateful=False``.
+    """
+    sentences = [s.split() if isinstance(s, str) else list(s) for s in sentences]
+    if not sentences:
+        raise Word2BertError("no sentences to encode")
+    num_states = model.config.n_layers + 1
+    if layer == "mix":
+        scalar_mix = scalar_mix or _scalar_mix_class()(num_states, trainable=False)
+    elif not isinstance(layer, int) or not -num_states <= layer < num_states:
+        raise Word2BertError(f"parameter layer={layer!r} must be 'mix' or an integer in [{-num_states}, "
+                             f"{num_states - 1}] (0 = the character layer, -1 = the top LSTM layer)")
+    was_training = model.training
+    model.eval()
+    token_vectors, sentence_vectors, state = [], [], None
+    try:
+        for start in range(0, len(sentences), batch_size):
+            chunk = sentences[start:start + batch_size]
+            ids = batch_to_ids(chunk, model.config.max_characters_per_token, add_sentence_boundaries=True)
+            if state is not None and state[0].shape[2] != len(chunk):  # the last, smaller batch
+                state = (state[0][:, :, :len(chunk)], state[1][:, :, :len(chunk)])
+            output = model(ids, state=state if stateful else None, output_hidden_states=True)
+            state = output.state
+            hidden = scalar_mix(output.hidden_states) if layer == "mix" else output.hidden_states[layer]
+            for row, sentence in enumerate(chunk):
+                vectors = hidden[row, 1:len(sentence) + 1].float().numpy()
+                token_vectors.append(vectors)
+                sentence_vectors.append(vectors.mean(axis=0) if len(sentence) else np.zeros(hidden.shape[-1],
+                                                                                             np.float32))
+    finally:
+        model.train(was_training)
+    return ElmoEncoded(token_vectors, np.stack(sentence_vectors), sentences)
