@@ -39,6 +39,7 @@ from word2bert.errors import Word2BertError
 from word2bert.interop import bilm as bilm_format
 from word2bert.nn.char_cnn import CharacterCNN
 from word2bert.nn.recurrent import BidirectionalLMStack
+from word2bert.nn.scalar_mix import ScalarMix
 
 IGNORE_INDEX = -100
 
@@ -498,14 +499,6 @@ def bilm_weights_from_state_dict(config: ElmoConfig, state: dict, prefix: str = 
 
 # --------------------------------------------------------------------------- the user side (AllenNLP's Elmo)
 
-def _scalar_mix_class():
-    try:  # the shared ScalarMix's new home
-        from word2bert.nn.scalar_mix import ScalarMix
-    except ImportError:
-        from word2bert.tasks.encode import ScalarMix
-    return ScalarMix
-
-
 class Elmo(nn.Module):
     """ELMo representations for a downstream model, as AllenNLP's ``Elmo``.
 
@@ -540,7 +533,6 @@ class Elmo(nn.Module):
         if cache_characters and not requires_grad:
             self.bilm.enable_character_cache()
         num_layers = self.bilm.config.n_layers + 1
-        ScalarMix = _scalar_mix_class()
         self.scalar_mixes = nn.ModuleList()
         for _ in range(num_output_representations):
             mix = ScalarMix(num_layers, trainable=scalar_mix_parameters is None)
@@ -627,7 +619,7 @@ def encode(model: ElmoModel, sentences, layer: int | str = -1, batch_size: int =
         raise Word2BertError("no sentences to encode")
     num_states = model.config.n_layers + 1
     if layer == "mix":
-        scalar_mix = scalar_mix or _scalar_mix_class()(num_states, trainable=False)
+        scalar_mix = scalar_mix or ScalarMix(num_states, trainable=False)
     elif not isinstance(layer, int) or not -num_states <= layer < num_states:
         raise Word2BertError(f"parameter layer={layer!r} must be 'mix' or an integer in [{-num_states}, "
                              f"{num_states - 1}] (0 = the character layer, -1 = the top LSTM layer)")
