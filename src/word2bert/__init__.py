@@ -31,6 +31,7 @@ _LAZY = {
     "BertModel": "word2bert.models.bert",
     "BertForPreTraining": "word2bert.models.bert",
     "WordPieceTokenizer": "word2bert.corpus.wordpiece",
+    "UnigramTokenizer": "word2bert.tokenizers.unigram",
 }
 
 __all__ = ["Word2BertError", "__version__", *_LAZY]
