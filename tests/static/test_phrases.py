@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 
 from word2bert.errors import Word2BertError
-from word2bert.static.phrases import (ENGLISH_CONNECTOR_WORDS, FrozenPhrases, Phrases, PhrasePipeline,
-                                      learn_phrases, load_phrases)
+from word2bert.static.phrases import (
+    ENGLISH_CONNECTOR_WORDS,
+    FrozenPhrases,
+    PhrasePipeline,
+    Phrases,
+    learn_phrases,
+    load_phrases,
+)
 
 gensim_phrases = pytest.importorskip("gensim.models.phrases")
 

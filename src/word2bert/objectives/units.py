@@ -639,6 +639,20 @@ def make_selector(name: str, tokenizer=None, *, phrases=None, gazetteer=None, se
     raise Word2BertError("entity masking needs a gazetteer file (one name per line) or a spaCy model")
 
 
-__all__ = ["EntityUnits", "GazetteerUnits", "NgramUnits", "PhraseUnits", "SELECTORS", "SequenceMatcher",
-           "SpanUnits", "TokenUnits", "UnitSelector", "WholeWordUnits", "make_selector", "masking_budget",
-           "read_gazetteer", "word_start_table", "word_starts"]
+__all__ = [
+    "SELECTORS",
+    "EntityUnits",
+    "GazetteerUnits",
+    "NgramUnits",
+    "PhraseUnits",
+    "SequenceMatcher",
+    "SpanUnits",
+    "TokenUnits",
+    "UnitSelector",
+    "WholeWordUnits",
+    "make_selector",
+    "masking_budget",
+    "read_gazetteer",
+    "word_start_table",
+    "word_starts",
+]

@@ -60,7 +60,7 @@ from word2bert.errors import Word2BertError
 from word2bert.fileio import atomic_save, atomic_write, open_text
 
 ENGLISH_CONNECTOR_WORDS = frozenset(
-    "a an the for of with without at from to in on by and or".split())  # gensim's set
+    ["a", "an", "the", "for", "of", "with", "without", "at", "from", "to", "in", "on", "by", "and", "or"])  # gensim's set
 
 CHUNK_TOKENS = 1 << 20  # tokens counted per vectorised chunk
 _ID_BITS = 32  # a candidate key is (id(a) << 32) | id(b)
