@@ -138,3 +138,8 @@ def test_freeze_marks_a_teacher():
     assert [name for name, _ in frozen_modules(model)] == [""]
     with pytest.raises(Word2BertError, match="Module"):
         freeze("teacher")
+
+
+def test_freeze_sets_the_flag_the_trainer_reads():
+    module = freeze(torch.nn.Linear(2, 2))
+    assert getattr(module, "_word2bert_frozen") is True  # train/trainer.py's FROZEN_FLAG

@@ -1,6 +1,6 @@
 """Marking a module as a frozen teacher (distillation): no gradients, eval mode, not checkpointed.
 
-``freeze(module)`` sets ``requires_grad=False`` on its parameters and the flag ``word2bert_frozen``
+``freeze(module)`` sets ``requires_grad=False`` on its parameters and the flag ``_word2bert_frozen``
 on the module; the trainer reads the flag (:func:`is_frozen`, :func:`frozen_modules`) to keep such
 modules in eval mode (no dropout) and out of its checkpoints. This differs from merely setting
 ``requires_grad=False`` (ULMFiT's gradual unfreezing): parameters frozen that way are still trained
@@ -15,7 +15,7 @@ from torch import nn
 
 from word2bert.errors import Word2BertError
 
-FROZEN_FLAG = "word2bert_frozen"
+FROZEN_FLAG = "_word2bert_frozen"  # the trainer (train/trainer.py) reads the same name
 
 
 def freeze(module: nn.Module) -> nn.Module:
