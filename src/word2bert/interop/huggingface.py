@@ -1,41 +1,31 @@
-"""Hugging Face BERT checkpoints <-> word2bert models.
+"""Hugging Face checkpoint files, and the key maps between their tensor names and ours.
 
-A Hugging Face checkpoint directory holds ``config.json`` and ``model.safetensors`` (or a sharded
-``model.safetensors.index.json``, or the older ``pytorch_model.bin``), plus the tokenizer's
-``vocab.txt``, which :mod:`word2bert.corpus.wordpiece` reads. Our modules have their own names
-(and one fused query/key/value matrix per layer); this module maps between the two.
+This module is a leaf: it imports no model. It knows
 
-=====================================================  ==============================================
-Hugging Face key                                       word2bert key
-=====================================================  ==============================================
-embeddings.{word,position,token_type}_embeddings       embeddings.{same}
-embeddings.LayerNorm                                   embeddings.layer_norm
-encoder.layer.i.attention.self.{query,key,value}       encoder.layers.i.attention.qkv_proj (stacked)
-encoder.layer.i.attention.output.dense                 encoder.layers.i.attention.out_proj
-encoder.layer.i.attention.output.LayerNorm             encoder.layers.i.attention_norm
-encoder.layer.i.intermediate.dense                     encoder.layers.i.feed_forward.dense_in
-encoder.layer.i.output.dense                           encoder.layers.i.feed_forward.dense_out
-encoder.layer.i.output.LayerNorm                       encoder.layers.i.feed_forward_norm
-pooler.dense                                           pooler.dense
-cls.predictions.transform.dense / .LayerNorm           mlm_head.dense / mlm_head.layer_norm
-cls.predictions.bias (decoder tied to embeddings)      mlm_head.bias
-cls.seq_relationship                                   nsp_head
-=====================================================  ==============================================
+* the files of a checkpoint directory: ``config.json``, ``model.safetensors`` (or a sharded
+  ``model.safetensors.index.json``, or the older ``pytorch_model.bin``);
+* :class:`KeyMap`, a list of :class:`KeyRule` that say which of our tensors is which of theirs and
+  how it is transformed on the way (renamed, transposed for the ``Conv1D`` layers of GPT/GPT-2, or
+  our fused query/key/value matrix concatenated from their three);
+* a registry ``model_type -> {architecture: model class}`` that the models fill in when their
+  module is imported (:class:`word2bert.models.base.PretrainedModel` does it), so that a directory
+  can be loaded by what its ``config.json`` says it is (:mod:`word2bert.models.auto`).
 
-Checkpoints of a task model (BertForPreTraining, BertForSequenceClassification, ...) prefix the
-encoder with ``bert.``; a bare BertModel does not. Both load into either of our classes.
+Each model declares its own key map (``hf_key_map(config)``); loading and saving through it is the
+same for every model and lives in :mod:`word2bert.models.base`.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from word2bert.errors import Word2BertError
-from word2bert.fileio import atomic_save
+from word2bert.fileio import atomic_save, atomic_write
 
 CONFIG_NAME = "config.json"
 SAFETENSORS_NAME = "model.safetensors"
@@ -43,49 +33,137 @@ SAFETENSORS_INDEX_NAME = "model.safetensors.index.json"
 PYTORCH_NAME = "pytorch_model.bin"
 
 
-# --------------------------------------------------------------------------- key mapping
+# --------------------------------------------------------------------------- key maps
 
-def _encoder_renames(config) -> list[tuple[str, str]]:
-    """(word2bert key, Hugging Face key) pairs of a bare BertModel, except the fused QKV."""
-    pairs = [
-        ("embeddings.word_embeddings.weight", "embeddings.word_embeddings.weight"),
-        ("embeddings.layer_norm.weight", "embeddings.LayerNorm.weight"),
-        ("embeddings.layer_norm.bias", "embeddings.LayerNorm.bias"),
-    ]
-    if config.position_embedding_type == "learned":
-        pairs.append(("embeddings.position_embeddings.weight", "embeddings.position_embeddings.weight"))
-    if config.type_vocab_size > 0:
-        pairs.append(("embeddings.token_type_embeddings.weight", "embeddings.token_type_embeddings.weight"))
-    for i in range(config.num_hidden_layers):
-        ours, theirs = f"encoder.layers.{i}.", f"encoder.layer.{i}."
-        for param in ("weight", "bias"):
-            pairs += [
-                (f"{ours}attention.out_proj.{param}", f"{theirs}attention.output.dense.{param}"),
-                (f"{ours}attention_norm.{param}", f"{theirs}attention.output.LayerNorm.{param}"),
-                (f"{ours}feed_forward.dense_in.{param}", f"{theirs}intermediate.dense.{param}"),
-                (f"{ours}feed_forward.dense_out.{param}", f"{theirs}output.dense.{param}"),
-                (f"{ours}feed_forward_norm.{param}", f"{theirs}output.LayerNorm.{param}"),
-            ]
-    if config.pre_layer_norm:  # not a Hugging Face BERT feature: our own key, read back by us only
-        pairs += [("encoder.final_norm.weight", "encoder.final_norm.weight"),
-                  ("encoder.final_norm.bias", "encoder.final_norm.bias")]
-    return pairs
+def _identity(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    return tensors[0]
 
 
-_POOLER_RENAMES = [("pooler.dense.weight", "pooler.dense.weight"), ("pooler.dense.bias", "pooler.dense.bias")]
-
-_HEAD_RENAMES = [
-    ("mlm_head.dense.weight", "cls.predictions.transform.dense.weight"),
-    ("mlm_head.dense.bias", "cls.predictions.transform.dense.bias"),
-    ("mlm_head.layer_norm.weight", "cls.predictions.transform.LayerNorm.weight"),
-    ("mlm_head.layer_norm.bias", "cls.predictions.transform.LayerNorm.bias"),
-    ("mlm_head.bias", "cls.predictions.bias"),
-    ("nsp_head.weight", "cls.seq_relationship.weight"),
-    ("nsp_head.bias", "cls.seq_relationship.bias"),
-]
+def _identity_back(tensor: torch.Tensor, count: int) -> list[torch.Tensor]:
+    return [tensor]
 
 
-def _normalise_hf_keys(state: dict) -> dict:
+@dataclass(frozen=True)
+class KeyRule:
+    """One of our tensors ``ours`` made from their tensors ``theirs`` (usually one).
+
+    ``to_ours(their_tensors) -> our tensor`` and ``to_theirs(our_tensor, len(theirs)) -> their
+    tensors`` are inverse transforms. A rule that is not ``required`` may be absent from a checkpoint
+    (a pooler, a pre-training head): the tensor then keeps its initial value. ``aliases`` are other
+    names a one-tensor rule's tensor has in some checkpoints, tried in order when reading.
+    """
+
+    ours: str
+    theirs: tuple[str, ...]
+    to_ours: Callable = _identity
+    to_theirs: Callable = _identity_back
+    required: bool = True
+    aliases: tuple[str, ...] = ()
+
+    def with_prefixes(self, ours_prefix: str, theirs_prefix: str) -> KeyRule:
+        return KeyRule(ours_prefix + self.ours, tuple(theirs_prefix + t for t in self.theirs),
+                       self.to_ours, self.to_theirs, self.required,
+                       tuple(theirs_prefix + a for a in self.aliases))
+
+    def find(self, hf_state: dict) -> tuple[str, ...] | None:
+        """The names under which ``hf_state`` holds this rule's tensors, or None."""
+        if all(name in hf_state for name in self.theirs):
+            return self.theirs
+        for alias in self.aliases:
+            if alias in hf_state:
+                return (alias,)
+        return None
+
+
+def rename(ours: str, theirs: str, required: bool = True, aliases: Sequence[str] = ()) -> KeyRule:
+    """Same tensor, another name."""
+    return KeyRule(ours, (theirs,), required=required, aliases=tuple(aliases))
+
+
+def transpose(ours: str, theirs: str, required: bool = True) -> KeyRule:
+    """Their tensor is ours transposed: transformers' ``Conv1D`` stores a Linear weight as (in, out)."""
+    return KeyRule(ours, (theirs,), lambda tensors: tensors[0].t().contiguous(),
+                   lambda tensor, count: [tensor.t().contiguous()], required)
+
+
+def concat(ours: str, theirs: Sequence[str], dim: int = 0, required: bool = True) -> KeyRule:
+    """Ours is their tensors concatenated along ``dim`` in order (our fused Q/K/V from their q, k, v)."""
+    return KeyRule(ours, tuple(theirs), lambda tensors: torch.cat(list(tensors), dim=dim),
+                   lambda tensor, count: list(tensor.chunk(count, dim=dim)), required)
+
+
+class KeyMap:
+    """Our state dict <-> a Hugging Face state dict, through a list of :class:`KeyRule`.
+
+    ``prefix`` (for example ``"bert."``) is the one transformers puts before the encoder's keys in
+    its task and pre-training models (``BertForPreTraining``) and leaves out in the bare encoder
+    (``BertModel``). Rules are written for the keys of the class they belong to; when a checkpoint
+    was saved by the other kind of class, :meth:`to_ours` adds or strips the prefix to match.
+    """
+
+    def __init__(self, rules: Sequence[KeyRule], prefix: str = ""):
+        self.rules = list(rules)
+        self.prefix = prefix
+        owners = [rule.ours for rule in self.rules]
+        if len(owners) != len(set(owners)):
+            raise ValueError("a key map names one of our tensors twice")
+
+    def __add__(self, other: KeyMap) -> KeyMap:
+        return KeyMap(self.rules + other.rules, self.prefix or other.prefix)
+
+    @property
+    def our_keys(self) -> list[str]:
+        return [rule.ours for rule in self.rules]
+
+    def _align_prefix(self, hf_state: dict) -> dict:
+        prefix = self.prefix
+        if not prefix:
+            return hf_state
+        expects = any(t.startswith(prefix) for rule in self.rules for t in rule.theirs)
+        has = any(key.startswith(prefix) for key in hf_state)
+        if expects and not has:  # a bare encoder's checkpoint loaded into a model with heads
+            return {prefix + key: value for key, value in hf_state.items()}
+        if has and not expects:  # a checkpoint with heads loaded into a bare encoder
+            return {key[len(prefix):]: value for key, value in hf_state.items() if key.startswith(prefix)}
+        return hf_state
+
+    def to_ours(self, hf_state: dict, source="checkpoint", what: str = "model") -> tuple[dict, list[str]]:
+        """Map a Hugging Face state dict to our names.
+
+        Returns ``(state, missing_optional)``. Missing required tensors raise one Word2BertError
+        naming the first few and ``source``.
+        """
+        hf_state = self._align_prefix(normalise_legacy_names(hf_state))
+        state, missing_required, missing_optional = {}, [], []
+        for rule in self.rules:
+            names = rule.find(hf_state)
+            if names is None:
+                absent = [name for name in rule.theirs if name not in hf_state]
+                (missing_required if rule.required else missing_optional).extend(absent)
+                continue
+            state[rule.ours] = rule.to_ours([hf_state[name] for name in names])
+        if missing_required:
+            shown = ", ".join(missing_required[:5]) + (" ..." if len(missing_required) > 5 else "")
+            raise Word2BertError(
+                f"{source}: not a {what} checkpoint matching its config.json: {len(missing_required)} "
+                f"weights missing ({shown})")
+        return state, missing_optional
+
+    def to_theirs(self, state: dict) -> dict:
+        """Map our state dict to Hugging Face names (contiguous CPU copies, ready for safetensors)."""
+        out = {}
+        for rule in self.rules:
+            if rule.ours not in state:
+                if rule.required:
+                    raise KeyError(rule.ours)
+                continue
+            parts = rule.to_theirs(state[rule.ours], len(rule.theirs))
+            for name, tensor in zip(rule.theirs, parts):
+                out[name] = tensor.detach().contiguous().cpu().clone()
+        return out
+
+
+def normalise_legacy_names(state: dict) -> dict:
     """Old TF-converted checkpoints name LayerNorm parameters gamma/beta; use weight/bias."""
     out = {}
     for key, value in state.items():
@@ -97,75 +175,46 @@ def _normalise_hf_keys(state: dict) -> dict:
     return out
 
 
-def hf_to_word2bert(hf_state: dict, config, with_heads: bool, source="checkpoint") -> tuple[dict, list[str]]:
-    """Map a Hugging Face BERT state dict to our key names.
+# --------------------------------------------------------------------------- registry
 
-    Returns ``(state, missing_optional)``: the mapped tensors and the optional weights (pooler,
-    pre-training heads) the checkpoint lacks. A missing encoder weight raises Word2BertError.
-    """
-    hf_state = _normalise_hf_keys(hf_state)
-    base = "bert." if any(key.startswith("bert.") for key in hf_state) else ""
-    prefix = "bert." if with_heads else ""
-    state, missing_required, missing_optional = {}, [], []
-
-    def take(ours: str, theirs: str, required: bool) -> None:
-        if theirs in hf_state:
-            state[ours] = hf_state[theirs]
-        elif required:
-            missing_required.append(theirs)
-        else:
-            missing_optional.append(theirs)
-
-    for ours, theirs in _encoder_renames(config):
-        take(prefix + ours, base + theirs, required=True)
-    for i in range(config.num_hidden_layers):
-        for param in ("weight", "bias"):
-            names = [f"{base}encoder.layer.{i}.attention.self.{part}.{param}" for part in ("query", "key", "value")]
-            absent = [name for name in names if name not in hf_state]
-            if absent:
-                missing_required += absent
-            else:  # our fused projection: rows [0,d) query, [d,2d) key, [2d,3d) value
-                state[f"{prefix}encoder.layers.{i}.attention.qkv_proj.{param}"] = torch.cat(
-                    [hf_state[name] for name in names], dim=0
-                )
-    for ours, theirs in _POOLER_RENAMES:
-        take(prefix + ours, base + theirs, required=False)
-    if with_heads:
-        for ours, theirs in _HEAD_RENAMES:
-            if theirs == "cls.predictions.bias" and theirs not in hf_state and "cls.predictions.decoder.bias" in hf_state:
-                theirs = "cls.predictions.decoder.bias"
-            take(ours, theirs, required=False)
-    if missing_required:
-        shown = ", ".join(missing_required[:5]) + (" ..." if len(missing_required) > 5 else "")
-        raise Word2BertError(
-            f"{source}: not a BERT checkpoint matching its config.json: {len(missing_required)} "
-            f"weights missing ({shown})"
-        )
-    return state, missing_optional
+#: model_type (as in config.json) -> {Hugging Face architecture name -> our model class}.
+MODEL_REGISTRY: dict[str, dict[str, type]] = {}
 
 
-def word2bert_to_hf(state: dict, config, with_heads: bool) -> dict:
-    """Map our state dict to Hugging Face key names (the inverse of :func:`hf_to_word2bert`).
-
-    The tied MLM decoder is not written (transformers ties it to the word embeddings on load).
-    """
-    prefix = "bert." if with_heads else ""
-    out = {}
-    for ours, theirs in _encoder_renames(config) + _POOLER_RENAMES:
-        out[prefix + theirs] = state[prefix + ours]
-    hidden = config.hidden_size
-    for i in range(config.num_hidden_layers):
-        for param in ("weight", "bias"):
-            fused = state[f"{prefix}encoder.layers.{i}.attention.qkv_proj.{param}"]
-            for part, chunk in zip(("query", "key", "value"), fused.split(hidden, dim=0)):
-                out[f"{prefix}encoder.layer.{i}.attention.self.{part}.{param}"] = chunk
-    if with_heads:
-        for ours, theirs in _HEAD_RENAMES:
-            out[theirs] = state[ours]
-    return {key: value.detach().contiguous().clone() for key, value in out.items()}
+def register_model(model_type: str, architecture: str, model_class: type) -> None:
+    """Record that ``model_class`` reads and writes checkpoints of ``architecture`` / ``model_type``."""
+    MODEL_REGISTRY.setdefault(model_type, {})[architecture] = model_class
 
 
-# --------------------------------------------------------------------------- files
+def read_config_dict(directory) -> dict:
+    """The parsed ``config.json`` of a checkpoint directory (Word2BertError naming the file)."""
+    if not Path(directory).is_dir():
+        raise Word2BertError(f"checkpoint directory not found: {directory}")
+    return read_json_object(Path(directory) / CONFIG_NAME)
+
+
+def read_json_object(path) -> dict:
+    """A JSON file holding one object (missing, unreadable or malformed -> Word2BertError naming it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise Word2BertError(f"config file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise Word2BertError(f"cannot read config file {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise Word2BertError(f"{path}: a config must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def write_config_dict(path, data: dict) -> None:
+    """Write ``data`` as an indented, sorted JSON file, atomically."""
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+# --------------------------------------------------------------------------- weight files
 
 def read_state_dict(directory) -> tuple[dict, Path]:
     """Read the weights of a checkpoint directory: model.safetensors, its sharded index, or
@@ -209,64 +258,41 @@ def _read_safetensors(path: Path) -> dict:
         raise Word2BertError(f"cannot read weights file {path}: {error}") from None
 
 
-def load_pretrained(cls, directory, **config_overrides):
-    """Build ``cls`` (BertModel or BertForPreTraining) from a Hugging Face checkpoint directory."""
-    from word2bert.models.bert import BertConfig
-
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise Word2BertError(f"checkpoint directory not found: {directory}")
-    config = BertConfig.from_json_file(directory / CONFIG_NAME)
-    if config_overrides:
-        unknown = sorted(set(config_overrides) - set(config.to_dict()))
-        if unknown:
-            raise Word2BertError(f"unknown BertConfig field(s): {', '.join(unknown)}")
-        config = BertConfig.from_dict({**config.to_dict(), **config_overrides})
-    hf_state, path = read_state_dict(directory)
-    with_heads = hasattr(cls, "hf_architecture") and cls.hf_architecture == "BertForPreTraining"
-    state, missing_optional = hf_to_word2bert(hf_state, config, with_heads, source=path)
-    model = cls(config)
-    expected = model.state_dict()
-    for key, value in state.items():
-        if tuple(value.shape) != tuple(expected[key].shape):
-            raise Word2BertError(
-                f"{path}: weight for {key} has shape {tuple(value.shape)} but config.json implies "
-                f"{tuple(expected[key].shape)}"
-            )
-    model.load_state_dict(state, strict=False)
-    if missing_optional:
-        shown = ", ".join(missing_optional[:4]) + (" ..." if len(missing_optional) > 4 else "")
-        warnings.warn(f"{path}: no weights for {shown}; they keep their random initialisation", stacklevel=3)
-    return model
-
-
-def save_pretrained(model, directory) -> None:
-    """Write ``config.json`` and ``model.safetensors`` (Hugging Face names), each atomically."""
+def write_state_dict(directory, tensors: dict) -> Path:
+    """Write ``tensors`` (Hugging Face names) to ``directory/model.safetensors``, atomically."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
+    tensors = {key: value.detach().contiguous().cpu() for key, value in tensors.items()}
+    path = directory / SAFETENSORS_NAME
+    atomic_save(path, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    return path
+
+
+def make_checkpoint_directory(directory) -> Path:
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise Word2BertError(f"cannot write a checkpoint directory over the file {directory}")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise Word2BertError(f"cannot create checkpoint directory {directory}: {error}") from None
-    config = model.config
-    with_heads = model.hf_architecture == "BertForPreTraining"
-    if config.pre_layer_norm or config.position_embedding_type != "learned":
-        warnings.warn(
-            f"{directory}: pre_layer_norm / sinusoidal positions are word2bert extensions; "
-            "transformers' BertModel cannot load this checkpoint faithfully",
-            stacklevel=3,
-        )
-    tensors = word2bert_to_hf(model.state_dict(), config, with_heads)
-    tensors = {key: value.cpu() for key, value in tensors.items()}
-    atomic_save(directory / SAFETENSORS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    config.save(directory / CONFIG_NAME, architecture=model.hf_architecture)
+    return directory
 
 
 __all__ = [
-    "hf_to_word2bert",
-    "load_pretrained",
+    "CONFIG_NAME",
+    "KeyMap",
+    "KeyRule",
+    "MODEL_REGISTRY",
+    "concat",
+    "make_checkpoint_directory",
+    "read_config_dict",
+    "read_json_object",
     "read_state_dict",
-    "save_pretrained",
-    "word2bert_to_hf",
+    "register_model",
+    "rename",
+    "transpose",
+    "write_config_dict",
+    "write_state_dict",
 ]
