@@ -104,8 +104,9 @@ class MarkovData:
 
 
 def ours_loss(model, batch):
-    return model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
-                 batch["masked_positions"], batch["masked_labels"], batch["next_sentence_label"]).loss
+    return model(batch["input_ids"], attention_mask=batch["attention_mask"], token_type_ids=batch["token_type_ids"],
+                 masked_positions=batch["masked_positions"], masked_labels=batch["masked_labels"],
+                 next_sentence_label=batch["next_sentence_label"]).loss
 
 
 def theirs_loss(model, batch):
@@ -223,7 +224,6 @@ def main(argv=None):
 
     import transformers
 
-    from word2bert.interop.huggingface import hf_to_word2bert
     from word2bert.models import BertConfig, BertForPreTraining
 
     config = BertConfig(vocab_size=VOCAB, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
@@ -233,7 +233,7 @@ def main(argv=None):
     hf_config._attn_implementation = "sdpa"
     theirs = transformers.BertForPreTraining(hf_config)
     ours = BertForPreTraining(config)
-    state, missing = hf_to_word2bert(theirs.state_dict(), config, with_heads=True)
+    state, missing = BertForPreTraining.hf_key_map(config).to_ours(theirs.state_dict())
     assert not missing
     ours.load_state_dict(state)  # identical starting point
 

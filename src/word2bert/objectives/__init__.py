@@ -1,19 +1,16 @@
-"""Pre-training objectives: data collators that decide what is corrupted and what is predicted.
+"""Pre-training objectives: what is corrupted, which rows are read, which head, which loss.
 
-``MaskedLM`` (BERT's 15% with 80/10/10; static or dynamic masking as an option),
-next-sentence prediction pairs (``nsp``), and ``PretrainingDataset``/``PretrainingCollator``
-tying them into batches of ``BertForPreTraining`` keyword arguments.
+The contract is in :mod:`word2bert.objectives.base` (``Objective``, ``ObjectiveCollator``, summable
+statistics). ``MaskedLM`` is BERT's corruption (15% with 80/10/10, static or dynamic, by token or
+by unit) and ``MaskedLMObjective`` its objective; ``NextSentencePrediction`` and its pair builder
+are in ``nsp``; ``PretrainingDataset``/``PretrainingCollator`` tie BERT's two into batches.
 """
 
-from word2bert.objectives.mlm import IGNORE_INDEX, MaskedLM
-from word2bert.objectives.nsp import create_instances_from_document, truncate_seq_pair
+from word2bert.objectives.base import IGNORE_INDEX, Objective, ObjectiveCollator, ObjectiveOutput
+from word2bert.objectives.mlm import MaskedLM, MaskedLMHead, MaskedLMObjective
+from word2bert.objectives.nsp import NextSentencePrediction, create_instances_from_document, truncate_seq_pair
+from word2bert.objectives.pretraining import PretrainingCollator, PretrainingDataset, read_documents
 
-__all__ = ["IGNORE_INDEX", "MaskedLM", "PretrainingCollator", "PretrainingDataset",
+__all__ = ["IGNORE_INDEX", "MaskedLM", "MaskedLMHead", "MaskedLMObjective", "NextSentencePrediction", "Objective",
+           "ObjectiveCollator", "ObjectiveOutput", "PretrainingCollator", "PretrainingDataset",
            "create_instances_from_document", "read_documents", "truncate_seq_pair"]
-
-
-def __getattr__(name):  # torch is imported only when the batch builders are used
-    if name in ("PretrainingCollator", "PretrainingDataset", "read_documents"):
-        from word2bert.objectives import pretraining
-        return getattr(pretraining, name)
-    raise AttributeError(name)

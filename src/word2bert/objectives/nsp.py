@@ -16,8 +16,12 @@ import random
 from collections.abc import Sequence
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 from word2bert.errors import Word2BertError
+from word2bert.objectives.base import Objective, ObjectiveOutput, classification_stats
 
 IS_NEXT, RANDOM_NEXT = 0, 1
 
@@ -120,3 +124,36 @@ def check_documents(documents) -> None:
     """Raise a clear error for a corpus NSP cannot use."""
     if not documents or not any(len(d) for d in documents):
         raise Word2BertError("the corpus is empty: no sentences to make pre-training instances from")
+
+
+class NextSentencePrediction(Objective):
+    """BERT's next-sentence prediction: a 2-way classifier on the pooled [CLS] vector.
+
+    ``logits = W pooled + b`` with ``pooled = tanh(W_p h_[CLS] + b_p)`` (the encoder's pooler);
+    label 0 = B follows A, 1 = B is random (BERT's and Hugging Face's convention);
+    ``loss = mean -log softmax(logits)[label]``. The items carry ``next_sentence_label``. ALBERT's
+    sentence-order prediction is the same head on other pairs. ``head`` may be None for an
+    objective that only builds batches.
+    """
+
+    reads_pooled = True
+
+    def __init__(self, head: nn.Linear | None = None, label_key: str = "next_sentence_label"):
+        super().__init__()
+        self.head = head
+        self.label_key = label_key
+
+    def prepare(self, batch, items, rng) -> None:
+        batch[self.label_key] = np.array([item[self.label_key] for item in items], dtype=np.int64)
+
+    def read_positions(self, batch) -> torch.Tensor:
+        return torch.zeros(batch["input_ids"].shape[0], 1, dtype=torch.long, device=batch["input_ids"].device)
+
+    def forward(self, hidden, batch, model) -> ObjectiveOutput:
+        logits = self.head(model.encoder.pooler(hidden))
+        labels = batch.get(self.label_key)
+        if labels is None:
+            return ObjectiveOutput(logits=logits)
+        labels = labels.reshape(-1).long()
+        return ObjectiveOutput(loss=F.cross_entropy(logits, labels), stats=classification_stats(logits, labels),
+                               logits=logits)

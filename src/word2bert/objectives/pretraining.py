@@ -8,9 +8,10 @@ Corpus formats (both plain or .gz/.bz2/.xz):
   sentence boundaries; NSP then predicts whether B continues A's document).
 
 :class:`PretrainingDataset` stores all instances in flat int32 arrays (tokens with [CLS]/[SEP],
-offsets, the start of segment B, the NSP label); :class:`PretrainingCollator` pads a list of
-instances and applies :class:`~word2bert.objectives.mlm.MaskedLM`, emitting exactly the keyword
-arguments of ``BertForPreTraining.forward``.
+offsets, the start of segment B, the NSP label); :class:`PretrainingCollator` is the
+:class:`~word2bert.objectives.base.ObjectiveCollator` of BERT's two objectives: it pads a list of
+instances, masks them and adds the NSP labels, emitting the keyword arguments of
+``BertForPreTraining.forward``.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import random
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from word2bert.errors import Word2BertError
 from word2bert.fileio import open_text
-from word2bert.objectives.mlm import MaskedLM
-from word2bert.objectives.nsp import check_documents, create_instances_from_document
+from word2bert.objectives.base import ObjectiveCollator, pad_batch  # noqa: F401  (pad_batch: earlier home)
+from word2bert.objectives.mlm import MaskedLM, MaskedLMObjective
+from word2bert.objectives.nsp import NextSentencePrediction, check_documents, create_instances_from_document
 
 
 def read_documents(path, tokenizer, words_per_sentence: int = 24, chunk_lines: int = 8192) -> list[list[np.ndarray]]:
@@ -164,45 +165,19 @@ class PretrainingDataset:
                                   self.next_sentence_labels[indices])
 
 
-def pad_batch(items: list[dict], pad_id: int, keys=("input_ids", "token_type_ids")) -> dict[str, np.ndarray]:
-    """Right-pad the variable-length arrays of ``items`` into (B, T) arrays plus ``attention_mask``."""
-    width = max(len(item["input_ids"]) for item in items)
-    out = {}
-    lengths = np.array([len(item["input_ids"]) for item in items])
-    mask = np.arange(width)[None, :] < lengths[:, None]
-    for key in keys:
-        fill = pad_id if key == "input_ids" else 0
-        array = np.full((len(items), width), fill, dtype=np.int64)
-        array[mask] = np.concatenate([np.asarray(item[key], dtype=np.int64) for item in items])
-        out[key] = array
-    out["attention_mask"] = mask.astype(np.int64)
-    return out
-
-
-class PretrainingCollator:
-    """Pads instances and applies the MLM objective; the output is ``BertForPreTraining``'s kwargs.
+class PretrainingCollator(ObjectiveCollator):
+    """Pads instances and applies BERT's objectives: MLM (``masking``) and, unless
+    ``next_sentence=False``, the next-sentence labels. The output is ``BertForPreTraining``'s kwargs.
 
     ``collate(items, rng)``: ``rng`` (a numpy Generator the trainer derives from the seed, the
     epoch and the step) drives dynamic masking; static masking uses each item's ``index``.
+    The same batches come from ``BertForPreTraining(config, masking).collator(pad_id)``.
     """
 
     def __init__(self, masking: MaskedLM, pad_id: int = 0, next_sentence: bool = True):
+        objectives = [MaskedLMObjective(masking=masking)]
+        if next_sentence:
+            objectives.append(NextSentencePrediction())
+        super().__init__(objectives, pad_id)
         self.masking = masking
-        self.pad_id = pad_id
         self.next_sentence = next_sentence
-
-    def __call__(self, items: list[dict], rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
-        batch = pad_batch(items, self.pad_id)
-        masked = self.masking.apply(batch["input_ids"], batch["attention_mask"], rng,
-                                    instance_ids=[item.get("index", 0) for item in items])
-        out = {
-            "input_ids": torch.from_numpy(masked["input_ids"]),
-            "token_type_ids": torch.from_numpy(batch["token_type_ids"]),
-            "attention_mask": torch.from_numpy(batch["attention_mask"]),
-            "masked_positions": torch.from_numpy(masked["masked_positions"]),
-            "masked_labels": torch.from_numpy(masked["masked_labels"]),
-        }
-        if self.next_sentence:
-            out["next_sentence_label"] = torch.tensor([item["next_sentence_label"] for item in items],
-                                                      dtype=torch.long)
-        return out
