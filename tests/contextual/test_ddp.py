@@ -42,6 +42,28 @@ WORKER = textwrap.dedent('''
     Trainer(bert, TrainingArguments(batch_size=4, max_steps=3, learning_rate=1e-3, progress=False, seed=1),
             dataset, collator).train()
     torch.save({k: v.clone() for k, v in bert.state_dict().items()}, os.path.join(out_dir, f"bert{rank}.pt"))
+
+    # masked LM only (pretrain bert --no-nsp): the unused pooler must not break DDP's gradient reduction
+    single = PretrainingDataset.from_documents(documents, 2, 3, max_seq_length=16, next_sentence=False)
+    torch.manual_seed(0)
+    mlm_only = BertForPreTraining(BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1,
+                                             num_attention_heads=2, intermediate_size=32,
+                                             max_position_embeddings=16), next_sentence=False)
+    Trainer(mlm_only, TrainingArguments(batch_size=4, max_steps=3, learning_rate=1e-3, progress=False, seed=1),
+            single, PretrainingCollator(MaskedLM(40, 4, (0, 1, 2, 3, 4)), 0, next_sentence=False)).train()
+    torch.save({k: v.clone() for k, v in mlm_only.state_dict().items()}, os.path.join(out_dir, f"mlm{rank}.pt"))
+
+    # gradual unfreezing under DDP: a layer frozen at the start and unfrozen after step 2 is trained
+    from ddp_common import TwoLayers
+    torch.manual_seed(0)
+    two = TwoLayers()
+    two.second.requires_grad_(False)
+    def unfreeze(trainer, state):
+        if state.global_step == 2:
+            trainer.model.second.requires_grad_(True)
+    Trainer(two, TrainingArguments(batch_size=8, max_steps=5, learning_rate=0.05, progress=False, seed=0),
+            data, collate, callbacks=[unfreeze]).train()
+    torch.save({k: v.clone() for k, v in two.state_dict().items()}, os.path.join(out_dir, f"two{rank}.pt"))
     torch.distributed.destroy_process_group()
 ''')
 
@@ -56,6 +78,16 @@ COMMON = textwrap.dedent('''
             self.linear = torch.nn.Linear(5, 1)
         def forward(self, x, y):
             prediction = self.linear(x).squeeze(-1)
+            return type("Out", (), {"loss": ((prediction - y) ** 2).mean()})()
+
+    class TwoLayers(torch.nn.Module):
+        """y = second(tanh(first(x))) with a mean squared error."""
+        def __init__(self):
+            super().__init__()
+            self.first = torch.nn.Linear(5, 4)
+            self.second = torch.nn.Linear(4, 1)
+        def forward(self, x, y):
+            prediction = self.second(torch.tanh(self.first(x))).squeeze(-1)
             return type("Out", (), {"loss": ((prediction - y) ** 2).mean()})()
 
     def make_problem(n=64):
@@ -94,6 +126,21 @@ def test_two_gloo_processes_match_one_process_on_combined_batch(tmp_path):
     bert0, bert1 = torch.load(out / "bert0.pt"), torch.load(out / "bert1.pt")
     for key in bert0:
         assert torch.equal(bert0[key], bert1[key]), key
+    mlm0, mlm1 = torch.load(out / "mlm0.pt"), torch.load(out / "mlm1.pt")
+    for key in mlm0:
+        assert torch.equal(mlm0[key], mlm1[key]), key
+    two0, two1 = torch.load(out / "two0.pt"), torch.load(out / "two1.pt")
+    torch.manual_seed(0)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import ddp_common
+        initial_two = ddp_common.TwoLayers().state_dict()
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("ddp_common", None)
+    for key in two0:
+        assert torch.equal(two0[key], two1[key]), key
+        assert not torch.equal(two0[key], initial_two[key]), key  # the unfrozen layer was trained too
     assert (out / "checkpoint.pt").exists()  # written by rank 0 only, once
 
     # one process, batch 16 = 2 ranks x 8: same examples per step, same mean gradient

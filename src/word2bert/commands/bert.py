@@ -192,7 +192,7 @@ def run_pretrain(args) -> int:
                        dynamic=dynamic, seed=args.seed)
     collate = PretrainingCollator(masking, tokenizer.pad_id, next_sentence=not args.no_nsp)
     torch.manual_seed(args.seed)
-    model = BertForPreTraining(config)
+    model = BertForPreTraining(config, next_sentence=not args.no_nsp)
     training = TrainingArguments(
         output_dir=str(output), batch_size=args.batch_size, epochs=args.epochs, max_steps=args.max_steps,
         learning_rate=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup,
@@ -246,14 +246,14 @@ def run_encode(args) -> int:
         if not hasattr(module, "run_encode"):
             raise Word2BertError(f"--model {args.model_kind!r}: no such model to encode with")
         return module.run_encode(args)
-    from word2bert.corpus.wordpiece import WordPieceTokenizer
-    from word2bert.models.bert import BertModel
+    from word2bert.models.auto import encoder_from_pretrained
     from word2bert.tasks.encode import encode
+    from word2bert.tasks.finetune import load_tokenizer
 
     texts = [line.rstrip("\n") for line in sys.stdin] if args.texts == ["-"] else args.texts
     layer = args.layer if args.layer == "mix" else _int(args.layer, "--layer")
-    tokenizer = WordPieceTokenizer.from_pretrained(args.model)
-    model = BertModel.from_pretrained(args.model)
+    tokenizer = load_tokenizer(args.model)
+    model = encoder_from_pretrained(args.model)
     encoded = encode(model, tokenizer, texts, layer=layer, pooling=args.pooling)
     if args.tokens:
         for text, tokens, vectors in zip(texts, encoded.tokens, encoded.token_vectors):

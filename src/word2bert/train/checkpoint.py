@@ -2,7 +2,7 @@
 
 One file, ``checkpoint.pt``, written atomically (temporary file + rename): the model's and the
 optimizer's and scheduler's state, the trainer's position in the data (epoch, micro-batch,
-optimizer step) and the random states of Python, NumPy and torch, so that a resumed run
+optimizer step), the state a recurrent model carries between batches, and the random states of Python, NumPy and torch, so that a resumed run
 draws the same dropout masks and data as the uninterrupted run would have.
 """
 
@@ -30,22 +30,25 @@ def set_rng_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
 
 
-def save_checkpoint(path, model, optimizer, scheduler, trainer_state: dict, rng: dict | None = None) -> Path:
+def save_checkpoint(path, model, optimizer, scheduler, trainer_state: dict, rng: dict | None = None,
+                    carried_state=None) -> Path:
     """Write a checkpoint atomically to ``path`` (a file, or a directory receiving ``checkpoint.pt``).
 
-    ``rng`` defaults to the current random states; the trainer passes the states it saw at
-    the end of the last completed optimizer step.
+    ``model`` is a module or its state dict; ``rng`` defaults to the current random states (the
+    trainer passes the states it saw at the end of the last completed optimizer step);
+    ``carried_state`` is the state a recurrent or memory model carries to its next batch.
     """
     path = Path(path)
     if path.is_dir() or path.suffix == "":
         path.mkdir(parents=True, exist_ok=True)
         path = path / CHECKPOINT_NAME
     payload = {
-        "model": model.state_dict(),
+        "model": model if isinstance(model, dict) else model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "trainer": dict(trainer_state),
         "rng": rng if rng is not None else rng_states(),
+        "carried_state": carried_state,
         "format": "word2bert-checkpoint-1",
     }
     atomic_save(path, lambda tmp: torch.save(payload, tmp))

@@ -1,22 +1,31 @@
-"""One trainer for every network + objective: ``model(**batch)`` returns an output with ``.loss``.
+"""One trainer for every network + objective; it knows nothing about any particular model.
 
-* AdamW with decoupled weight decay on matrices only (biases and LayerNorm gains, the 1-D
-  parameters, are not decayed, as in BERT's ``AdamWeightDecayOptimizer``), BERT's linear
-  warm-up then linear decay, gradient clipping by global norm, gradient accumulation, optional
-  bf16 autocast.
-* Data order is a function of (seed, epoch): a permutation of the instances per epoch; the
-  collator's random stream (dynamic masking) is seeded by (seed, epoch, micro-batch, rank).
-  So the position in the data is two integers, and a checkpoint (written atomically, also on
-  Ctrl-C) holding them plus the model/optimizer/scheduler and the Python/NumPy/torch RNG
-  states resumes the run exactly.
-* Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) it joins the process group (gloo on
-  CPU, nccl on GPU), wraps the model in ``DistributedDataParallel`` and gives rank ``r`` the
-  items ``r, r + W, r + 2W, ...`` of each global batch of ``W * batch_size`` items: the same
-  examples per step as one process with the combined batch. Only rank 0 writes files and
-  shows progress.
-* Held-out evaluation: mean loss, and when the output has ``mlm_logits`` the masked-LM accuracy
-  and perplexity ``exp(sum NLL / number of masked tokens)``; ``nsp_logits`` give NSP accuracy;
-  ``logits`` with a ``labels`` batch key give accuracy.
+What it knows (the contract in ``../shared/DESIGN.md``):
+
+* ``model(**batch)`` returns an output with ``.loss``; optionally ``.stats``, a dict of summable
+  pairs ``{name: (numerator, count)}`` (held-out metrics are ``sum numerator / sum count``, and for
+  a name ending in ``nll`` also ``exp`` of it, named ``...perplexity``), and ``.state``, which a
+  recurrent or memory model carries to its next batch (the trainer detaches it and passes it back
+  as ``state=`` when the sampler is ``stateful``, and drops it at each epoch's start).
+* ``model.configure_optimizers(args)`` may return the optimizer's parameter groups (e.g. ULMFiT's
+  discriminative rates); by default AdamW-style groups decay matrices only (biases and LayerNorm
+  gains, the 1-D parameters, are not decayed, as in BERT's ``AdamWeightDecayOptimizer``). Every
+  parameter is in the optimizer, trainable or not, so parameters unfrozen later are trained
+  (gradual unfreezing; under DDP the model is re-wrapped when the trainable set changes).
+  ``args.optimizer`` chooses AdamW, Adam or SGD.
+* Data order comes from a sampler (:mod:`word2bert.train.samplers`): shuffled (default),
+  length-grouped, or contiguous BPTT windows of a stream; a function of (seed, epoch), so the
+  position in the data is two integers. The collator's random stream (dynamic masking) is seeded
+  by (seed, epoch, micro-batch, rank). A checkpoint (written atomically, also on Ctrl-C) holding
+  them, the carried state, the model/optimizer/scheduler and the Python/NumPy/torch RNG states
+  resumes the run exactly.
+* Modules marked with ``word2bert.nn.freeze`` (a distillation teacher) stay in eval mode and are
+  left out of checkpoints.
+* Schedules: BERT's linear warm-up then decay, or others from :mod:`word2bert.train.schedules`;
+  gradient clipping by global norm, gradient accumulation, optional bf16 autocast.
+* Under ``torchrun`` (``WORLD_SIZE`` > 1) it joins the process group (gloo on CPU, nccl on GPU),
+  wraps the model in ``DistributedDataParallel`` and gives each rank its share of every global
+  batch. Only rank 0 writes files and shows progress.
 """
 
 from __future__ import annotations
@@ -30,14 +39,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from word2bert.errors import Word2BertError
 from word2bert.progress import progress_bar
 from word2bert.train.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
+from word2bert.train.samplers import Sampler, ShuffledSampler
 from word2bert.train.schedules import make_scheduler
 
-IGNORE_INDEX = -100
+OPTIMIZERS = ("adamw", "adam", "sgd")
+FROZEN_FLAG = "_word2bert_frozen"  # set by word2bert.nn.freeze on a module the trainer must not train
 
 
 @dataclass
@@ -49,6 +59,8 @@ class TrainingArguments:
     epochs: float = 1.0
     max_steps: int | None = None          # optimizer steps; overrides epochs
     learning_rate: float = 1e-4
+    optimizer: str = "adamw"              # adamw | adam | sgd
+    momentum: float = 0.0                 # sgd only
     weight_decay: float = 0.01
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
@@ -81,6 +93,8 @@ class TrainingArguments:
             raise Word2BertError(f"parameter learning_rate={self.learning_rate} must be > 0")
         if self.warmup_steps < 0:
             raise Word2BertError(f"parameter warmup_steps={self.warmup_steps} must be >= 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise Word2BertError(f"parameter optimizer={self.optimizer!r} must be one of {', '.join(OPTIMIZERS)}")
 
 
 @dataclass
@@ -109,14 +123,72 @@ def distributed_context(device: str = "cpu") -> tuple[int, int]:
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: decay ``theta <- theta - lr * wd * theta`` on matrices, none on 1-D parameters."""
+    """AdamW groups: decay ``theta <- theta - lr * wd * theta`` on matrices, none on 1-D parameters.
+
+    Frozen parameters are included: the optimizer skips a parameter without a gradient, and one
+    unfrozen later is then trained like the others.
+    """
     decay, no_decay = [], []
     for _name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
         (decay if parameter.ndim >= 2 else no_decay).append(parameter)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return [g for g in groups if g["params"]]
+
+
+def build_optimizer(model: torch.nn.Module, args: TrainingArguments) -> torch.optim.Optimizer:
+    """The optimizer ``args.optimizer`` over ``model.configure_optimizers(args)`` (if the model has it)
+    or :func:`parameter_groups`; parameters the model's groups leave out join the default groups."""
+    configure = getattr(model, "configure_optimizers", None)
+    groups = list(configure(args)) if callable(configure) else parameter_groups(model, args.weight_decay)
+    covered = {id(p) for group in groups for p in group["params"]}
+    missing = [p for p in model.parameters() if id(p) not in covered]
+    if missing:
+        shell = torch.nn.ParameterList(missing)
+        groups += parameter_groups(shell, args.weight_decay)
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=args.learning_rate, momentum=args.momentum)
+    optimizer = torch.optim.AdamW if args.optimizer == "adamw" else torch.optim.Adam
+    return optimizer(groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
+
+
+def frozen_module_names(model: torch.nn.Module) -> list[str]:
+    """Names of the submodules marked frozen (``word2bert.nn.freeze``), outermost only."""
+    names = []
+    for name, module in model.named_modules():
+        if getattr(module, FROZEN_FLAG, False) and not any(name.startswith(n + ".") for n in names):
+            names.append(name)
+    return names
+
+
+def detach_state(state):
+    """The carried state with every tensor detached (truncated back-propagation through time)."""
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    if isinstance(state, (list, tuple)):
+        return type(state)(detach_state(s) for s in state)
+    if isinstance(state, dict):
+        return {key: detach_state(value) for key, value in state.items()}
+    detach = getattr(state, "detach", None)
+    return detach() if callable(detach) else state
+
+
+def add_stats(totals: dict, stats) -> None:
+    """Sum ``{name: (numerator, count)}`` pairs into ``totals``."""
+    for name, (numerator, count) in (stats or {}).items():
+        sums = totals.setdefault(name, [0.0, 0])
+        sums[0] += float(numerator)
+        sums[1] += int(count) if not isinstance(count, torch.Tensor) else int(count.item())
+
+
+def stats_to_metrics(totals: dict) -> dict:
+    """``{name: numerator / count}``, plus ``exp`` of it as ``...perplexity`` for names ending in ``nll``."""
+    metrics = {}
+    for name, (numerator, count) in totals.items():
+        if count:
+            metrics[name] = numerator / count
+            if name.endswith("nll"):
+                metrics[name[: -len("nll")] + "perplexity"] = math.exp(min(numerator / count, 50.0))
+    return metrics
 
 
 def _to_device(batch: dict, device) -> dict:
@@ -124,18 +196,21 @@ def _to_device(batch: dict, device) -> dict:
 
 
 class Trainer:
-    """Train ``model`` on a map-style ``train_data`` (``len`` and ``[i]``) batched by ``collate_fn``.
+    """Train ``model`` on ``train_data`` (``train_data[key]`` for the sampler's keys) batched by ``collate_fn``.
 
     ``collate_fn(items, rng)`` turns a list of items into a dict of tensors (the model's keyword
     arguments); ``rng`` is a ``numpy.random.Generator`` for random corruption (masking).
+    ``sampler`` decides the batches (default: :class:`ShuffledSampler` over ``len(train_data)``);
+    ``eval_sampler`` those of ``eval_data`` (default: in order, ``eval_batch_size`` at a time).
     ``callbacks`` are called as ``callback(trainer, state)`` after every optimizer step.
     """
 
     def __init__(self, model: torch.nn.Module, args: TrainingArguments, train_data, collate_fn: Callable,
                  eval_data=None, eval_collate_fn: Callable | None = None,
-                 compute_metrics: Callable | None = None, callbacks: list[Callable] | None = None):
+                 compute_metrics: Callable | None = None, callbacks: list[Callable] | None = None,
+                 sampler: Sampler | None = None, eval_sampler: Sampler | None = None):
         args.validate()
-        if train_data is None or len(train_data) == 0:
+        if train_data is None or (sampler is None and len(train_data) == 0):
             raise Word2BertError("the training data is empty")
         if args.num_threads:
             torch.set_num_threads(int(args.num_threads))
@@ -145,19 +220,18 @@ class Trainer:
         self.model = model.to(self.device)
         self.train_data = train_data
         self.collate_fn = collate_fn
+        self.sampler = sampler or ShuffledSampler(len(train_data), args.batch_size, args.seed, args.shuffle)
         self.eval_data = eval_data
         self.eval_collate_fn = eval_collate_fn or collate_fn
+        self.eval_sampler = eval_sampler
         self.compute_metrics = compute_metrics
         self.callbacks = list(callbacks or [])
         self.state = TrainState()
-        global_batch = args.batch_size * self.world_size
-        n = len(train_data)
-        if self.world_size > 1:  # every rank must get a full micro-batch
-            self.micro_batches_per_epoch = n // global_batch
-        else:
-            self.micro_batches_per_epoch = math.ceil(n / global_batch)
+        self.carried_state = None
+        self.micro_batches_per_epoch = self.sampler.num_batches(self.world_size)
         if self.micro_batches_per_epoch == 0:
-            raise Word2BertError(f"{n} training examples are fewer than one batch of {global_batch}")
+            raise Word2BertError(f"the training data is smaller than one batch of "
+                                 f"{args.batch_size} x {self.world_size} process(es)")
         if args.max_steps is not None:
             self.state.total_steps = int(args.max_steps)
         else:
@@ -165,41 +239,55 @@ class Trainer:
                                                       / args.gradient_accumulation_steps))
         warmup = args.warmup_steps
         self.warmup_steps = int(round(warmup * self.state.total_steps)) if warmup < 1 else int(warmup)
-        self.optimizer = torch.optim.AdamW(
-            parameter_groups(self.model, args.weight_decay), lr=args.learning_rate,
-            betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
+        self.optimizer = build_optimizer(self.model, args)
         self.scheduler = make_scheduler(self.optimizer, args.schedule, self.warmup_steps, self.state.total_steps)
+        self.frozen_modules = frozen_module_names(self.model)
+        self._trainable = None
+        self.wrapped = self.model
+        self.refresh_trainable()
+
+    # ------------------------------------------------------------------ model state
+    def trainable_signature(self) -> tuple[bool, ...]:
+        return tuple(p.requires_grad for p in self.model.parameters())
+
+    def refresh_trainable(self) -> None:
+        """(Re-)wrap the model for data parallelism when the set of trainable parameters changed
+        (DistributedDataParallel fixes that set when it is built). Cheap to call every step."""
+        signature = self.trainable_signature()
+        if signature == self._trainable:
+            return
+        self._trainable = signature
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
             self.wrapped = DistributedDataParallel(
-                self.model, find_unused_parameters=args.find_unused_parameters)
-        else:
-            self.wrapped = self.model
+                self.model, find_unused_parameters=self.args.find_unused_parameters)
+
+    def set_train_mode(self, training: bool = True) -> None:
+        """``model.train(training)``, with frozen (teacher) modules kept in eval mode."""
+        self.model.train(training)
+        for name in self.frozen_modules:
+            self.model.get_submodule(name).eval()
+
+    def trainable_state_dict(self) -> dict:
+        """The model's state dict without the frozen modules (a teacher is not checkpointed)."""
+        prefixes = tuple(name + "." for name in self.frozen_modules)
+        return {key: value for key, value in self.model.state_dict().items() if not key.startswith(prefixes)}
 
     # ------------------------------------------------------------------ data order
-    def epoch_order(self, epoch: int) -> np.ndarray:
-        """The permutation of the training items for ``epoch`` (a function of seed and epoch only)."""
-        n = len(self.train_data)
-        if not self.args.shuffle:
-            return np.arange(n)
-        return np.random.default_rng([self.args.seed, epoch]).permutation(n)
-
-    def micro_batch_items(self, order: np.ndarray, micro_batch: int) -> np.ndarray:
-        """Indices of this rank's share of global micro-batch ``micro_batch``."""
-        size = self.args.batch_size * self.world_size
-        global_indices = order[micro_batch * size:(micro_batch + 1) * size]
-        return global_indices[self.rank::self.world_size]
+    def epoch_batches(self, epoch: int) -> list[list]:
+        """This rank's micro-batches of ``epoch`` (keys into the training data)."""
+        return self.sampler.batches(epoch, self.rank, self.world_size)
 
     def _micro_batches(self):
         """Yield ``(epoch, micro_batch, batch)`` from the current position onwards, forever."""
         epoch, micro = self.state.epoch, self.state.micro_batch
-        order = self.epoch_order(epoch)
+        batches = self.epoch_batches(epoch)
         while True:
-            if micro >= self.micro_batches_per_epoch:
+            if micro >= len(batches):
                 epoch, micro = epoch + 1, 0
-                order = self.epoch_order(epoch)
-            indices = self.micro_batch_items(order, micro)
-            items = [self.train_data[int(i)] for i in indices]
+                batches = self.epoch_batches(epoch)
+                self.carried_state = None  # a new pass over the stream starts from a fresh state
+            items = [self.train_data[key] for key in batches[micro]]
             rng = np.random.default_rng([self.args.seed, epoch, micro, self.rank])
             yield epoch, micro, self.collate_fn(items, rng)
             micro += 1
@@ -216,16 +304,22 @@ class Trainer:
         path = path or self.args.output_dir
         if path is None or self.rank != 0:
             return None
-        return save_checkpoint(path, self.model, self.optimizer, self.scheduler, self.trainer_state(),
-                               rng=getattr(self, "_step_rng", None))
+        return save_checkpoint(path, self.trainable_state_dict(), self.optimizer, self.scheduler,
+                               self.trainer_state(), rng=getattr(self, "_step_rng", None),
+                               carried_state=getattr(self, "_step_carried_state", None))
 
     def load_checkpoint(self, path) -> None:
-        """Restore model, optimizer, scheduler, data position and RNG states from ``path``."""
+        """Restore model, optimizer, scheduler, data position, carried state and RNG states from ``path``."""
         payload = load_checkpoint(path)
         try:
-            self.model.load_state_dict(payload["model"])
+            missing, unexpected = self.model.load_state_dict(payload["model"], strict=False)
         except RuntimeError as exc:
             raise Word2BertError(f"the checkpoint at {path} does not fit this model: {exc}") from None
+        prefixes = tuple(name + "." for name in self.frozen_modules)
+        missing = [key for key in missing if not key.startswith(prefixes)]
+        if missing or unexpected:
+            shown = ", ".join((missing + unexpected)[:4])
+            raise Word2BertError(f"the checkpoint at {path} does not fit this model ({shown} ...)")
         self.optimizer.load_state_dict(payload["optimizer"])
         if payload.get("scheduler") is not None:
             self.scheduler.load_state_dict(payload["scheduler"])
@@ -234,6 +328,7 @@ class Trainer:
             setattr(self.state, key, saved[key])
         if saved.get("total_steps") and self.args.max_steps is None:
             self.state.total_steps = saved["total_steps"]
+        self.carried_state = payload.get("carried_state")
         set_rng_states(payload["rng"])
 
     # ------------------------------------------------------------------ training
@@ -252,7 +347,7 @@ class Trainer:
             self.load_checkpoint(resume_from)
         else:
             torch.manual_seed(args.seed)
-        self.model.train()
+        self.set_train_mode(True)
         accumulation = args.gradient_accumulation_steps
         bar = progress_bar(total=self.state.total_steps, desc="train", unit="step",
                            disable=(not args.progress) if args.progress is not None else None)
@@ -261,16 +356,20 @@ class Trainer:
         bar.update(self.state.global_step)
         batches = self._micro_batches()
         started, tokens_at_start = time.perf_counter(), self.state.tokens_seen
-        # the position to save on interrupt: the last completed optimizer step
+        # what to save on interrupt: the position, carried state and RNG after the last completed step
         saved_position = (self.state.epoch, self.state.micro_batch)
-        self._step_rng = rng_states()
+        self._step_rng, self._step_carried_state = rng_states(), self.carried_state
+        stateful = self.sampler.stateful
         try:
             while self.state.global_step < self.state.total_steps:
-                step_loss, step_tokens = 0.0, 0
+                self.refresh_trainable()
+                step_loss, step_tokens, step_losses = 0.0, 0, {}
                 self.optimizer.zero_grad(set_to_none=True)
                 for k in range(accumulation):
                     epoch, micro, batch = next(batches)
                     batch = _to_device(batch, self.device)
+                    if stateful and self.carried_state is not None:
+                        batch["state"] = self.carried_state
                     sync = k == accumulation - 1 or self.world_size == 1
                     context = self.wrapped.no_sync() if not sync else _nullcontext()
                     with context:
@@ -279,11 +378,12 @@ class Trainer:
                         if loss is None:
                             raise Word2BertError("the model returned no loss: the batch lacks labels")
                         (loss / accumulation).backward()
+                    if stateful:
+                        self.carried_state = detach_state(getattr(output, "state", None))
                     step_loss += float(loss.detach()) / accumulation
-                    if "attention_mask" in batch:
-                        step_tokens += int(batch["attention_mask"].sum())
-                    elif "input_ids" in batch:
-                        step_tokens += batch["input_ids"].numel()
+                    for name, value in (getattr(output, "losses", None) or {}).items():
+                        step_losses[f"{name}_loss"] = step_losses.get(f"{name}_loss", 0.0) + float(value.detach()) / accumulation
+                    step_tokens += _count_tokens(batch)
                 if args.max_grad_norm and args.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), args.max_grad_norm)
                 self.optimizer.step()
@@ -292,9 +392,10 @@ class Trainer:
                 self.state.tokens_seen += step_tokens * self.world_size
                 self.state.epoch, self.state.micro_batch = epoch, micro + 1
                 saved_position = (self.state.epoch, self.state.micro_batch)
-                self._step_rng = rng_states()
+                self._step_rng, self._step_carried_state = rng_states(), self.carried_state
                 lr = self.scheduler.get_last_lr()[0]
-                self.state.history.append({"step": self.state.global_step, "loss": step_loss, "lr": lr})
+                self.state.history.append({"step": self.state.global_step, "loss": step_loss, "lr": lr,
+                                           **step_losses})
                 bar.update(1)
                 if self.state.global_step % args.logging_steps == 0 or self.state.global_step == 1:
                     elapsed = max(time.perf_counter() - started, 1e-9)
@@ -316,7 +417,7 @@ class Trainer:
         bar.close()
         if self.eval_data is not None:
             self._log_evaluation()
-        self._step_rng = rng_states()
+        self._step_rng, self._step_carried_state = rng_states(), self.carried_state
         if args.output_dir is not None:
             self.save_checkpoint()
         self.state.elapsed = time.perf_counter() - started
@@ -331,62 +432,57 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def evaluate(self, eval_data=None, collate_fn: Callable | None = None) -> dict:
-        """Held-out metrics with a fixed random stream (the same masks every evaluation)."""
+    def evaluate(self, eval_data=None, collate_fn: Callable | None = None, sampler: Sampler | None = None) -> dict:
+        """Held-out metrics with a fixed random stream (the same masks every evaluation).
+
+        ``loss`` is the mean of the batch losses; every statistic the model reports
+        (``output.stats``) is summed over the batches and reported as ``sum / count``, plus the
+        perplexity of each ``...nll``; ``compute_metrics(collected)`` adds its own.
+        """
         data = eval_data if eval_data is not None else self.eval_data
         collate_fn = collate_fn or self.eval_collate_fn
-        if data is None or len(data) == 0:
+        if sampler is None and eval_data is None:
+            sampler = self.eval_sampler
+        if data is None or (sampler is None and len(data) == 0):
             raise Word2BertError("no evaluation data")
+        if sampler is None:
+            sampler = ShuffledSampler(len(data), self.args.eval_batch_size or self.args.batch_size, shuffle=False)
         was_training = self.model.training
-        self.model.eval()
-        batch_size = self.args.eval_batch_size or self.args.batch_size
-        totals = {"loss": 0.0, "batches": 0, "mlm_nll": 0.0, "mlm_correct": 0, "mlm_count": 0,
-                  "nsp_correct": 0, "nsp_count": 0, "correct": 0, "count": 0}
-        collected = []
+        self.set_train_mode(False)
+        loss_sum, loss_batches, totals, collected = 0.0, 0, {}, []
+        carried = None
         cpu_state = torch.get_rng_state()
-        for micro, start in enumerate(range(0, len(data), batch_size)):
-            items = [data[i] for i in range(start, min(start + batch_size, len(data)))]
+        for micro, keys in enumerate(sampler.batches(0)):
+            items = [data[key] for key in keys]
             batch = _to_device(collate_fn(items, np.random.default_rng([self.args.seed, 7919, micro])), self.device)
+            if sampler.stateful and carried is not None:
+                batch["state"] = carried
             output = self._forward(self.model, batch)
+            if sampler.stateful:
+                carried = getattr(output, "state", None)
             if getattr(output, "loss", None) is not None:
-                totals["loss"] += float(output.loss)
-                totals["batches"] += 1
-            mlm_logits = getattr(output, "mlm_logits", None)
-            if mlm_logits is not None and "masked_labels" in batch:
-                labels = batch["masked_labels"].reshape(-1)
-                logits = mlm_logits.float().reshape(labels.numel(), -1)
-                keep = labels != IGNORE_INDEX
-                totals["mlm_nll"] += float(F.cross_entropy(logits[keep], labels[keep], reduction="sum"))
-                totals["mlm_correct"] += int((logits[keep].argmax(-1) == labels[keep]).sum())
-                totals["mlm_count"] += int(keep.sum())
-            nsp_logits = getattr(output, "nsp_logits", None)
-            if nsp_logits is not None and "next_sentence_label" in batch:
-                totals["nsp_correct"] += int((nsp_logits.argmax(-1) == batch["next_sentence_label"]).sum())
-                totals["nsp_count"] += len(batch["next_sentence_label"])
-            logits = getattr(output, "logits", None)
-            if logits is not None and "labels" in batch:
-                labels = batch["labels"]
-                keep = labels != IGNORE_INDEX
-                totals["correct"] += int((logits.argmax(-1)[keep] == labels[keep]).sum())
-                totals["count"] += int(keep.sum())
+                loss_sum += float(output.loss)
+                loss_batches += 1
+            add_stats(totals, getattr(output, "stats", None))
             if self.compute_metrics is not None:
                 collected.append((output, batch))
         torch.set_rng_state(cpu_state)
-        metrics = {}
-        if totals["batches"]:
-            metrics["loss"] = totals["loss"] / totals["batches"]
-        if totals["mlm_count"]:
-            metrics["mlm_accuracy"] = totals["mlm_correct"] / totals["mlm_count"]
-            metrics["mlm_perplexity"] = math.exp(min(totals["mlm_nll"] / totals["mlm_count"], 50.0))
-        if totals["nsp_count"]:
-            metrics["nsp_accuracy"] = totals["nsp_correct"] / totals["nsp_count"]
-        if totals["count"]:
-            metrics["accuracy"] = totals["correct"] / totals["count"]
+        metrics = {"loss": loss_sum / loss_batches} if loss_batches else {}
+        metrics.update(stats_to_metrics(totals))
         if self.compute_metrics is not None:
             metrics.update(self.compute_metrics(collected))
         if was_training:
-            self.model.train()
+            self.set_train_mode(True)
         return metrics
+
+
+def _count_tokens(batch: dict) -> int:
+    """Real tokens in a batch: the padding mask's ones, or every input id."""
+    mask = batch.get("attention_mask")
+    if isinstance(mask, torch.Tensor) and mask.dim() == 2:
+        return int(mask.sum())
+    ids = batch.get("input_ids")
+    return ids.numel() if isinstance(ids, torch.Tensor) else 0
 
 
 class _nullcontext:
