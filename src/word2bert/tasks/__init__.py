@@ -1,10 +1,12 @@
-"""Downstream use of contextual models: fine-tuning heads, task data formats, encode()."""
+"""Downstream use of contextual models: fine-tuning heads on any encoder, task data formats, encode()."""
 
 from word2bert.tasks.heads import (BertForQuestionAnswering, BertForSequenceClassification,
-                                   BertForTokenClassification, TaskOutput, build_head, load_finetuned)
+                                   BertForTokenClassification, QuestionAnswering, SequenceClassification,
+                                   TaskOutput, TokenClassification, build_head, load_finetuned)
 
 __all__ = ["BertForQuestionAnswering", "BertForSequenceClassification", "BertForTokenClassification",
-           "TaskOutput", "build_head", "encode", "finetune", "load_finetuned"]
+           "QuestionAnswering", "SequenceClassification", "TaskOutput", "TokenClassification", "build_head",
+           "encode", "finetune", "load_finetuned"]
 
 
 def __getattr__(name):

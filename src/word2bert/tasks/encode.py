@@ -5,8 +5,8 @@ embedding layer, -1 the last layer. ``layer="mix"`` uses ELMo's scalar mix (Pete
 2018, eq. 1): ``h_i = gamma * sum_l softmax(w)_l h_i^(l)`` with learned ``w`` and ``gamma``
 (a :class:`ScalarMix`, trainable as part of a downstream model; uniform weights by default).
 Sentence vectors pool the chosen token vectors: "cls" takes ``h_[CLS]``, "mean" averages the
-non-padding positions (as sentence-transformers does for all-MiniLM-L6-v2), "pooler" is BERT's
-``tanh(W h_[CLS] + b)`` of the last layer.
+non-padding positions (as sentence-transformers does for all-MiniLM-L6-v2), "last" takes the last
+real token (left-to-right encoders), "pooler" is BERT's ``tanh(W h_[CLS] + b)`` of the last layer.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 
 from word2bert.errors import Word2BertError
 from word2bert.nn.scalar_mix import ScalarMix
-from word2bert.tasks.heads import mean_pool
+from word2bert.tasks.heads import POOLINGS, as_encoder, last_token, mean_pool
 
 
 @dataclass
@@ -34,15 +34,16 @@ class EncodedTexts:
 @torch.no_grad()
 def encode(model, tokenizer, texts, layer: int | str = -1, pooling: str = "cls", batch_size: int = 32,
            max_length: int | None = None, scalar_mix: ScalarMix | None = None) -> EncodedTexts:
-    """Encode ``texts`` (strings, or (text, pair) tuples) with ``model`` (a BertModel or a model with ``.bert``)."""
-    bert = getattr(model, "bert", model)
+    """Encode ``texts`` (strings, or (text, pair) tuples) with ``model``: an encoder, or a model
+    with one (a fine-tuned head, a pre-training model)."""
+    bert = as_encoder(model)
     if isinstance(texts, str):
         texts = [texts]
     texts = list(texts)
     if not texts:
         raise Word2BertError("no texts to encode")
-    if pooling not in ("cls", "mean", "pooler"):
-        raise Word2BertError(f"parameter pooling={pooling!r} must be 'cls', 'mean' or 'pooler'")
+    if pooling not in POOLINGS:
+        raise Word2BertError(f"parameter pooling={pooling!r} must be one of {', '.join(POOLINGS)}")
     num_states = bert.config.num_hidden_layers + 1
     if layer == "mix":
         scalar_mix = scalar_mix or ScalarMix(num_states, trainable=False)
@@ -72,8 +73,12 @@ def encode(model, tokenizer, texts, layer: int | str = -1, pooling: str = "cls",
             pooled = hidden[:, 0]
         elif pooling == "mean":
             pooled = mean_pool(hidden, attention_mask)
+        elif pooling == "last":
+            pooled = last_token(hidden, attention_mask)
         else:
-            pooled = output.pooler_output
+            if output.pooled is None:
+                raise Word2BertError("this encoder has no pooler: use pooling 'cls', 'mean' or 'last'")
+            pooled = output.pooled
         lengths = attention_mask.sum(dim=1).tolist()
         for row, length in enumerate(lengths):
             token_vectors.append(hidden[row, :length].float().numpy())

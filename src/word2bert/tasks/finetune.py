@@ -1,4 +1,4 @@
-"""Fine-tune a pre-trained BERT on a labelled file with the shared :class:`~word2bert.train.Trainer`.
+"""Fine-tune a pre-trained encoder on a labelled file with the shared :class:`~word2bert.train.Trainer`.
 
 Evaluation: classification/pair -> accuracy, which is precision at 1 (P@1) for single-label data
 such as fastText's; tagging -> accuracy over the first word piece of every word; qa -> exact
@@ -19,6 +19,7 @@ from word2bert.errors import Word2BertError
 from word2bert.tasks.data import (IGNORE_INDEX, TaskCollator, encode_classification, encode_qa, encode_tagging,
                                   label_list, read_task_file)
 from word2bert.tasks.heads import build_head
+from word2bert.train.samplers import LengthGroupedSampler
 from word2bert.train.trainer import Trainer, TrainingArguments
 
 
@@ -38,17 +39,17 @@ def encode_examples(task: str, examples, tokenizer, labels, max_length: int) -> 
     return encode_qa(examples, tokenizer, max_length)
 
 
-def length_grouped_batches(items: list[dict], batch_size: int, seed: int = 0, mega: int = 50) -> list[list[dict]]:
-    """Batches of similar-length items: shuffle, cut into mega-batches of ``mega * batch_size``,
-    sort each by length (longest first) and cut it into batches."""
-    order = np.random.default_rng([seed, 17]).permutation(len(items))
-    lengths = np.array([len(item["input_ids"]) for item in items])
-    batches = []
-    for start in range(0, len(order), mega * batch_size):
-        chunk = order[start:start + mega * batch_size]
-        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-        batches.extend([[items[i] for i in chunk[k:k + batch_size]] for k in range(0, len(chunk), batch_size)])
-    return batches
+def load_tokenizer(model_dir):
+    """The tokenizer saved beside a model: WordPiece (``vocab.txt``) or byte-level BPE."""
+    model_dir = Path(model_dir)
+    if (model_dir / "vocab.txt").is_file():
+        from word2bert.corpus.wordpiece import WordPieceTokenizer
+        return WordPieceTokenizer.from_pretrained(model_dir)
+    try:
+        from word2bert.tokenizers.auto import tokenizer_from_pretrained
+    except ImportError:
+        raise Word2BertError(f"no tokenizer files (vocab.txt) in {model_dir}") from None
+    return tokenizer_from_pretrained(model_dir)
 
 
 @torch.no_grad()
@@ -107,20 +108,20 @@ def finetune(model_dir, train_path, dev_path=None, task: str = "classification",
              dropout: float | None = None, progress: bool | None = None, num_threads: int | None = None,
              max_steps: int | None = None, bf16: bool = False, group_by_length: bool = True,
              callbacks=None) -> FinetuneResult:
-    """Fine-tune the BERT in ``model_dir`` (Hugging Face layout + vocab.txt) on ``train_path``.
+    """Fine-tune the encoder in ``model_dir`` (Hugging Face layout + its tokenizer files) on ``train_path``.
 
-    ``group_by_length`` forms batches of similar length (sorted within random "mega-batches" of
-    50 batches, as Hugging Face's ``group_by_length``) so that little time goes to padding; the
-    Trainer then shuffles whole batches. Returns the model, the dev metrics (when ``dev_path`` is given) and the wall times; with
-    ``output_dir`` the fine-tuned model and its tokenizer are saved there.
+    Any registered encoder works (its config.json's ``model_type`` picks it). ``group_by_length``
+    forms batches of similar length (:class:`~word2bert.train.samplers.LengthGroupedSampler`, as
+    Hugging Face's ``group_by_length``) so that little time goes to padding. Returns the model, the
+    dev metrics (when ``dev_path`` is given) and the wall times; with ``output_dir`` the fine-tuned
+    model and its tokenizer are saved there.
     """
-    from word2bert.corpus.wordpiece import WordPieceTokenizer
-    from word2bert.models.bert import BertModel
+    from word2bert.models.auto import encoder_from_pretrained
 
     if num_threads:
         torch.set_num_threads(int(num_threads))
     model_dir = Path(model_dir)
-    tokenizer = WordPieceTokenizer.from_pretrained(model_dir)
+    tokenizer = load_tokenizer(model_dir)
     train_examples = read_task_file(task, train_path)
     if max_train_examples:
         order = np.random.default_rng(seed).permutation(len(train_examples))[:max_train_examples]
@@ -131,19 +132,16 @@ def finetune(model_dir, train_path, dev_path=None, task: str = "classification",
     elif task == "tagging":
         labels = label_list(train_examples, "tags")
     train_items = encode_examples(task, train_examples, tokenizer, labels, max_length)
-    bert = BertModel.from_pretrained(model_dir)
-    model = build_head(task, bert, labels=labels, pooling=pooling, dropout=dropout)
+    encoder = encoder_from_pretrained(model_dir)
+    model = build_head(task, encoder, labels=labels, pooling=pooling, dropout=dropout)
     args = TrainingArguments(output_dir=None, batch_size=batch_size, epochs=epochs, max_steps=max_steps,
                              learning_rate=learning_rate, weight_decay=weight_decay, warmup_steps=warmup,
                              seed=seed, progress=progress, bf16=bf16)
-    collate = TaskCollator(tokenizer.pad_id)
+    sampler = None
     if group_by_length:
-        train_data = length_grouped_batches(train_items, batch_size, seed)
-        args.batch_size = 1
-        trainer = Trainer(model, args, train_data, lambda batches, rng=None: collate(batches[0], rng),
-                          callbacks=callbacks)
-    else:
-        trainer = Trainer(model, args, train_items, collate, callbacks=callbacks)
+        sampler = LengthGroupedSampler([len(item["input_ids"]) for item in train_items], batch_size, seed)
+    trainer = Trainer(model, args, train_items, TaskCollator(tokenizer.pad_id), callbacks=callbacks,
+                      sampler=sampler)
     started = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - started
