@@ -23,7 +23,7 @@ from word2bert.objectives.base import Objective, ObjectiveCollator, ObjectiveOut
 from word2bert.objectives.mlm import MaskedLM
 from word2bert.train import (ContiguousStreamSampler, LengthGroupedSampler, ShuffledSampler, TokenStream, Trainer,
                              TrainingArguments, stack_collate)
-from word2bert.train.trainer import FROZEN_FLAG
+from word2bert.nn import freeze
 
 torch.set_num_threads(1)
 
@@ -262,8 +262,7 @@ class Student(nn.Module):
         super().__init__()
         self.student = nn.Sequential(nn.Linear(3, 1))
         self.teacher = nn.Sequential(nn.Linear(3, 1), nn.Dropout(0.5))
-        self.teacher.requires_grad_(False)
-        setattr(self.teacher, FROZEN_FLAG, True)  # what word2bert.nn.freeze does
+        freeze(self.teacher)
         self.teacher_modes = []
 
     def forward(self, x, y):

@@ -41,13 +41,13 @@ import numpy as np
 import torch
 
 from word2bert.errors import Word2BertError
+from word2bert.nn.frozen import frozen_modules
 from word2bert.progress import progress_bar
 from word2bert.train.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from word2bert.train.samplers import Sampler, ShuffledSampler
 from word2bert.train.schedules import make_scheduler
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
-FROZEN_FLAG = "_word2bert_frozen"  # set by word2bert.nn.freeze on a module the trainer must not train
 
 
 @dataclass
@@ -151,15 +151,6 @@ def build_optimizer(model: torch.nn.Module, args: TrainingArguments) -> torch.op
     return optimizer(groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
 
 
-def frozen_module_names(model: torch.nn.Module) -> list[str]:
-    """Names of the submodules marked frozen (``word2bert.nn.freeze``), outermost only."""
-    names = []
-    for name, module in model.named_modules():
-        if getattr(module, FROZEN_FLAG, False) and not any(name.startswith(n + ".") for n in names):
-            names.append(name)
-    return names
-
-
 def detach_state(state):
     """The carried state with every tensor detached (truncated back-propagation through time)."""
     if isinstance(state, torch.Tensor):
@@ -241,7 +232,7 @@ class Trainer:
         self.warmup_steps = int(round(warmup * self.state.total_steps)) if warmup < 1 else int(warmup)
         self.optimizer = build_optimizer(self.model, args)
         self.scheduler = make_scheduler(self.optimizer, args.schedule, self.warmup_steps, self.state.total_steps)
-        self.frozen_modules = frozen_module_names(self.model)
+        self.frozen_modules = [name for name, _ in frozen_modules(self.model)]
         self._trainable = None
         self.wrapped = self.model
         self.refresh_trainable()
