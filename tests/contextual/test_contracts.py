@@ -103,6 +103,22 @@ def test_pretraining_model_runs_the_encoder_once_over_the_union_of_rows():
                                atol=1e-5, rtol=1e-5)
 
 
+def test_extra_encoder_inputs_reach_the_encoder():
+    class TaggedBert(BertModel):
+        extra_input_keys = ("task_type_ids",)
+
+        def forward(self, input_ids, attention_mask=None, token_type_ids=None, *, task_type_ids=None, **kwargs):
+            self.seen = task_type_ids
+            return super().forward(input_ids, attention_mask, token_type_ids, **kwargs)
+
+    config = tiny_bert()
+    encoder = TaggedBert(config)
+    model = PreTrainingModel(config, encoder, {"parity": FirstTokenParity(16)})
+    batch = model.collator(0, keys=("input_ids",))(parity_items(4))
+    model(**batch, task_type_ids=torch.full((4, 1), 3))
+    assert encoder.seen is not None and int(encoder.seen[0, 0]) == 3
+
+
 def test_unit_selector_masks_whole_units_with_one_decision_each():
     class Pairs:
         """Units are aligned token pairs (1,2), (3,4), ...; choose pairs while they fit the budget."""

@@ -55,7 +55,8 @@ class PreTrainingModel(PretrainedModel):
 
     ``forward(input_ids, attention_mask=None, token_type_ids=None, *, state=None, **targets)``: the
     targets are whatever the objectives' ``prepare`` put in the batch. An objective whose inputs are
-    absent from the batch does not run.
+    absent from the batch does not run. Batch keys the encoder names in its ``extra_input_keys``
+    (ERNIE's ``task_type_ids``) are passed to the encoder too.
     """
 
     def __init__(self, config, encoder: nn.Module, objectives: dict[str, Objective],
@@ -102,6 +103,9 @@ class PreTrainingModel(PretrainedModel):
         encoder_kwargs = {"attention_mask": attention_mask, "token_type_ids": token_type_ids}
         if state is not None:
             encoder_kwargs["state"] = state
+        for key in getattr(self.encoder, "extra_input_keys", ()):  # e.g. ERNIE's task_type_ids
+            if targets.get(key) is not None:
+                encoder_kwargs[key] = targets[key]
         rows: dict[str, torch.Tensor] = {}
         if active and all(p is not None for p in positions.values()):
             # every objective names its rows: compute the last layer only at their union
