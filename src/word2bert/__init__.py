@@ -31,6 +31,11 @@ _LAZY = {
     "BertModel": "word2bert.models.bert",
     "BertForPreTraining": "word2bert.models.bert",
     "WordPieceTokenizer": "word2bert.corpus.wordpiece",
+    "ByteLevelBPETokenizer": "word2bert.tokenizers.bpe",
+    "GPT2Config": "word2bert.models.gpt",
+    "GPT2LMHeadModel": "word2bert.models.gpt",
+    "OpenAIGPTConfig": "word2bert.models.gpt",
+    "OpenAIGPTLMHeadModel": "word2bert.models.gpt",
     "UnigramTokenizer": "word2bert.tokenizers.unigram",
 }
 
