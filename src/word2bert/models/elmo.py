@@ -643,3 +643,312 @@ def encode(model: ElmoModel, sentences, layer: int | str = -1, batch_size: int =
     finally:
         model.train(was_training)
     return ElmoEncoded(token_vectors, np.stack(sentence_vectors), sentences)
+
+
+# --------------------------------------------------------------------------- pre-training: the biLM losses
+
+def log_uniform_probabilities(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """``P(k) = (log(k + 2) - log(k + 1)) / log(V + 1)``: Zipf's law over ids sorted by frequency
+    (TensorFlow's ``log_uniform_candidate_sampler``)."""
+    ids = ids.double()
+    return ((torch.log(ids + 2.0) - torch.log(ids + 1.0)) / math.log(vocab_size + 1.0))
+
+
+def log_uniform_candidates(num_sampled: int, vocab_size: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """``num_sampled`` distinct ids drawn from :func:`log_uniform_probabilities`, in order of first draw,
+    and the number of draws it took (TensorFlow's sampler with ``unique=True``)."""
+    if not 0 < num_sampled <= vocab_size:
+        raise Word2BertError(f"cannot draw {num_sampled} distinct ids from a vocabulary of {vocab_size}")
+    log_range = math.log(vocab_size + 1.0)
+    draws = np.zeros(0, dtype=np.int64)
+    while True:
+        block = rng.random(max(2 * num_sampled, 64))
+        new = np.minimum(np.floor(np.exp(block * log_range)).astype(np.int64) - 1, vocab_size - 1)
+        draws = np.concatenate([draws, new])
+        values, first = np.unique(draws, return_index=True)
+        if len(values) >= num_sampled:
+            order = np.sort(first)[:num_sampled]    # positions of the first num_sampled distinct draws
+            return draws[order], int(order[-1]) + 1
+
+
+def expected_counts(ids: torch.Tensor, num_tries: int, vocab_size: int) -> torch.Tensor:
+    """``Q(k) = 1 - (1 - P(k))^num_tries``: the chance that ``k`` is among the candidates."""
+    return -torch.expm1(num_tries * torch.log1p(-log_uniform_probabilities(ids, vocab_size)))
+
+
+def sampled_softmax_loss(hidden: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                         num_sampled: int, rng: np.random.Generator) -> torch.Tensor:
+    """Per-row loss of the sampled softmax (Jean et al. 2015; TensorFlow's ``sampled_softmax_loss`` with
+    ``remove_accidental_hits``): with candidates ``S`` shared by the batch and ``o_k = h . w_k + b_k``,
+
+        loss = -log softmax([o_y - log Q(y), o_s - log Q(s) for s in S, s != y])_0
+
+    ``hidden`` (N, d), ``targets`` (N,), ``weight`` (V, d), ``bias`` (V,).
+    """
+    vocab_size = weight.shape[0]
+    sampled, num_tries = log_uniform_candidates(num_sampled, vocab_size, rng)
+    sampled = torch.as_tensor(sampled, device=hidden.device)
+    true_logits = (hidden * weight[targets]).sum(-1) + bias[targets]
+    true_logits = true_logits - torch.log(expected_counts(targets, num_tries, vocab_size)).to(hidden.dtype)
+    sampled_logits = hidden @ weight[sampled].t() + bias[sampled]
+    sampled_logits = sampled_logits - torch.log(expected_counts(sampled, num_tries, vocab_size)).to(hidden.dtype)
+    accidental = targets.unsqueeze(1) == sampled.unsqueeze(0)
+    sampled_logits = sampled_logits.masked_fill(accidental, torch.finfo(sampled_logits.dtype).min)
+    logits = torch.cat([true_logits.unsqueeze(1), sampled_logits], dim=1)
+    return torch.logsumexp(logits, dim=1) - true_logits
+
+
+@dataclass
+class BiLMOutput:
+    """``loss = (L_forward + L_backward) / 2``; ``stats`` summable pairs (``forward_nll``, ``backward_nll``,
+    ``nll``: exact only with the full softmax, else ``sampled_nll``); ``state`` the LSTM states to carry."""
+
+    loss: torch.Tensor | None = None
+    losses: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+    state: tuple | None = None
+
+
+class ElmoForPreTraining(nn.Module):
+    """The biLM with its softmax: the forward stack predicts the next token, the backward stack the
+    previous one, through one softmax ``(W, b)`` of ``vocab_size`` words shared by both; dropout on
+    each LSTM layer's input and on the top layer before the softmax (bilm-tf's training graph).
+
+    ``forward(input_ids, labels, backward_input_ids, backward_labels, state)``: ``labels`` (B, T)
+    are the next words of the forward window, ``backward_labels`` the previous words of the backward
+    window (-100: none). While training with ``0 < n_negative_samples < vocab_size - 1`` the loss is the
+    sampled softmax's; in eval mode it is the full softmax's.
+    """
+
+    base_model_prefix = "elmo"
+
+    def __init__(self, config: ElmoConfig, vocabulary: list[str] | None = None):
+        super().__init__()
+        if config.vocab_size < 1:
+            raise Word2BertError("ElmoForPreTraining needs ElmoConfig.vocab_size > 0 (the softmax)")
+        if vocabulary is not None and len(vocabulary) != config.vocab_size:
+            raise Word2BertError(f"the vocabulary has {len(vocabulary)} words but vocab_size={config.vocab_size}")
+        self.config = config
+        self.vocabulary = vocabulary
+        self.elmo = ElmoModel(config)
+        self.softmax_weight = nn.Parameter(torch.randn(config.vocab_size, config.projection_dim)
+                                           / math.sqrt(config.projection_dim))
+        self.softmax_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.output_dropout = nn.Dropout(config.dropout)
+
+    @property
+    def encoder(self) -> ElmoModel:
+        return self.elmo
+
+    def get_input_embeddings(self):
+        return self.elmo.get_input_embeddings()
+
+    def uses_sampled_softmax(self) -> bool:
+        return self.training and 0 < self.config.n_negative_samples < self.config.vocab_size - 1
+
+    def _direction_loss(self, hidden, labels):
+        """(summed loss, count) over the positions with a label."""
+        hidden = self.output_dropout(hidden).reshape(-1, hidden.shape[-1])
+        labels = labels.reshape(-1).long()
+        keep = labels != IGNORE_INDEX
+        hidden, labels = hidden[keep], labels[keep]
+        if labels.numel() == 0:
+            return hidden.sum() * 0.0, 0
+        if self.uses_sampled_softmax():
+            seed = int(torch.randint(0, 2 ** 62, (1,)))      # the torch RNG drives the candidates too
+            losses = sampled_softmax_loss(hidden, labels, self.softmax_weight, self.softmax_bias,
+                                          self.config.n_negative_samples, np.random.default_rng(seed))
+            return losses.sum(), labels.numel()
+        logits = F.linear(hidden, self.softmax_weight, self.softmax_bias)
+        return F.cross_entropy(logits, labels, reduction="sum"), labels.numel()
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, *, labels=None, backward_input_ids=None,
+                backward_labels=None, backward_attention_mask=None, state=None, **unused) -> BiLMOutput:
+        encoded = self.elmo(input_ids, attention_mask, state=state, backward_input_ids=backward_input_ids,
+                            backward_attention_mask=backward_attention_mask)
+        output = BiLMOutput(state=encoded.state)
+        if labels is None:
+            return output
+        if backward_labels is None:
+            raise Word2BertError("ELMo pre-training needs labels (next words) and backward_labels (previous words)")
+        P = self.config.projection_dim
+        top = encoded.last_hidden_state
+        forward_sum, forward_count = self._direction_loss(top[..., :P], labels)
+        backward_sum, backward_count = self._direction_loss(top[..., P:], backward_labels)
+        forward_loss = forward_sum / max(forward_count, 1)
+        backward_loss = backward_sum / max(backward_count, 1)
+        output.loss = 0.5 * (forward_loss + backward_loss)
+        output.losses = {"forward": forward_loss, "backward": backward_loss}
+        name = "sampled_nll" if self.uses_sampled_softmax() else "nll"
+        forward_sum, backward_sum = forward_sum.detach(), backward_sum.detach()
+        output.stats = {f"forward_{name}": (float(forward_sum), forward_count),
+                        f"backward_{name}": (float(backward_sum), backward_count),
+                        name: (float(forward_sum + backward_sum), forward_count + backward_count)}
+        return output
+
+    # -------------------------------------------------------------- files
+    def save_pretrained(self, directory) -> None:
+        """bilm-tf's files: ``options.json``, ``lm_weights.hdf5`` (with ``softmax/W``, ``softmax/b``) and the
+        softmax ``vocab.txt``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        bilm_format.write_options(directory / bilm_format.OPTIONS_NAME, self.config.to_bilm_options())
+        state = {f"elmo.{key}": value for key, value in self.elmo.state_dict().items()}
+        state.update({"elmo.softmax_weight": self.softmax_weight, "elmo.softmax_bias": self.softmax_bias})
+        bilm_format.write_weights(directory / bilm_format.WEIGHTS_NAME,
+                                  bilm_weights_from_state_dict(self.config, state, prefix="elmo."))
+        if self.vocabulary is not None:
+            bilm_format.write_vocabulary(directory / bilm_format.VOCAB_NAME, self.vocabulary)
+
+    @classmethod
+    def from_pretrained(cls, directory, **config_overrides) -> "ElmoForPreTraining":
+        """Read a directory written by :meth:`save_pretrained` (the softmax must be in the weight file)."""
+        directory = Path(directory)
+        options = bilm_format.read_options(directory / bilm_format.OPTIONS_NAME)
+        config = ElmoConfig.from_bilm_options(options, **config_overrides)
+        vocabulary = None
+        if (directory / bilm_format.VOCAB_NAME).exists():
+            vocabulary = bilm_format.read_vocabulary(directory / bilm_format.VOCAB_NAME)
+        model = cls(config, vocabulary)
+        weights = bilm_format.read_weights(directory / bilm_format.WEIGHTS_NAME)
+        if "softmax/W" not in weights:
+            raise Word2BertError(f"{directory / bilm_format.WEIGHTS_NAME} holds no softmax (bilm-tf's dump_weights "
+                                 "leaves it out): load it with ElmoModel.from_pretrained for features")
+        state = bilm_state_dict(config, weights, str(directory / bilm_format.WEIGHTS_NAME))
+        model.softmax_weight.data.copy_(state.pop("softmax_weight"))
+        model.softmax_bias.data.copy_(state.pop("softmax_bias"))
+        model.elmo.load_state_dict(state)
+        return model
+
+
+# --------------------------------------------------------------------------- pre-training: the data
+
+class BidirectionalStream:
+    """A tokenised corpus as one stream ``<S> w w w </S> <S> w ...`` for BPTT windows in both directions.
+
+    The sampler (:class:`~word2bert.train.samplers.ContiguousStreamSampler`) cuts the stream into
+    rows of ``row_length`` tokens and asks for windows ``(start, length)`` from the left of each row,
+    one after another. The forward stack reads that window and predicts each next token. The backward
+    stack reads the mirror window, at the same distance from the row's *right* end, shifted one token
+    right, and predicts each previous token; so batch after batch it walks the row from right to left
+    and its carried state continues too (bilm-tf feeds it a second, reversed stream).
+
+    ``type_ids`` is the stream as ids of ``types`` (every distinct word, whose character ids the
+    model reads); ``softmax_ids[type]`` is the type's softmax id (``<UNK>`` for words outside it).
+    """
+
+    def __init__(self, type_ids: np.ndarray, type_char_ids: np.ndarray, softmax_ids: np.ndarray, row_length: int):
+        self.type_ids = np.asarray(type_ids)
+        self.type_char_ids = type_char_ids
+        self.softmax_ids = np.asarray(softmax_ids, dtype=np.int64)
+        self.row_length = int(row_length)
+        if self.row_length < 1:
+            raise Word2BertError("the stream is too short for its rows")
+
+    def __len__(self) -> int:
+        return len(self.type_ids)
+
+    def __getitem__(self, key) -> dict:
+        start, length = int(key[0]), int(key[1])
+        row, position = divmod(start, self.row_length)
+        mirror = row * self.row_length + self.row_length - position - length
+        if mirror < row * self.row_length or start + length + 1 > len(self.type_ids):
+            raise Word2BertError(f"window {key} does not fit rows of {self.row_length} tokens")
+        forward = self.type_ids[start:start + length + 1]
+        backward = self.type_ids[mirror:mirror + length + 1]
+        return {"input_ids": forward[:-1], "labels": self.softmax_ids[forward[1:]],
+                "backward_input_ids": backward[1:], "backward_labels": self.softmax_ids[backward[:-1]]}
+
+    def collate(self, items, rng=None) -> dict:
+        """Equal-length windows -> character ids (B, T, C), labels (B, T) and an all-ones mask."""
+        stack = lambda key: np.stack([item[key] for item in items])  # noqa: E731
+        input_ids, backward_ids = stack("input_ids"), stack("backward_input_ids")
+        return {"input_ids": torch.from_numpy(self.type_char_ids[input_ids].astype(np.int64)),
+                "attention_mask": torch.ones(input_ids.shape, dtype=torch.long),
+                "labels": torch.from_numpy(stack("labels")),
+                "backward_input_ids": torch.from_numpy(self.type_char_ids[backward_ids].astype(np.int64)),
+                "backward_labels": torch.from_numpy(stack("backward_labels"))}
+
+
+def sentence_chunks(lines, max_sentence_length: int = 50):
+    """Whitespace-tokenised lines, each cut into sentences of at most ``max_sentence_length`` words."""
+    for line in lines:
+        words = line.split()
+        for start in range(0, len(words), max_sentence_length):
+            yield words[start:start + max_sentence_length]
+
+
+def build_stream_tokens(sentences, type_index: dict) -> np.ndarray:
+    """The stream of type ids ``<S> w .. w </S> <S> ..`` (``<S>`` is type 0, ``</S>`` type 1)."""
+    from word2bert.corpus.encoded import EncodedCorpus
+    from word2bert.corpus.vocab import Vocabulary
+
+    words = [w for w, _ in sorted(type_index.items(), key=lambda wi: wi[1]) if type_index[w] >= 2]
+    vocab = Vocabulary(words, np.ones(len(words), dtype=np.int64))
+    encoded = EncodedCorpus.encode(sentences, vocab)
+    tokens, offsets = np.asarray(encoded.tokens, dtype=np.int64) + 2, encoded.offsets
+    n_sentences = len(offsets) - 1
+    stream = np.empty(len(tokens) + 2 * n_sentences, dtype=np.int32)
+    starts = offsets[:-1] + 2 * np.arange(n_sentences)           # where each <S> goes
+    ends = offsets[1:] + 2 * np.arange(n_sentences) + 1          # where each </S> goes
+    is_word = np.ones(len(stream), dtype=bool)
+    is_word[starts] = False
+    is_word[ends] = False
+    stream[is_word] = tokens
+    stream[starts] = 0
+    stream[ends] = 1
+    return stream
+
+
+@dataclass
+class ElmoCorpus:
+    """A corpus ready for :class:`BidirectionalStream`: the stream of type ids, the types (``<S>``,
+    ``</S>``, then every word by decreasing count) with their character ids, the softmax vocabulary
+    (bilm-tf's: ``<S>``, ``</S>``, ``<UNK>``, then words by decreasing count) and each type's softmax id."""
+
+    stream: np.ndarray
+    types: list[str]
+    type_char_ids: np.ndarray
+    vocabulary: list[str]
+    softmax_ids: np.ndarray
+
+    @classmethod
+    def from_file(cls, path, vocabulary: list[str] | None = None, vocab_size: int = 50000, min_count: int = 1,
+                  max_sentence_length: int = 50, max_characters: int = 50, types: list[str] | None = None):
+        """Read a text file (one sentence per line; longer lines are cut) and number it.
+
+        ``vocabulary``: a bilm-tf vocabulary (with ``<S>``, ``</S>``, ``<UNK>``), else the ``vocab_size``
+        most frequent words with count >= ``min_count``. ``types``: reuse the word types of another
+        corpus (a held-out file next to its training file; new words are added at the end).
+        """
+        from word2bert.corpus.vocab import Vocabulary
+        from word2bert.fileio import open_text
+
+        def sentences():
+            with open_text(path) as handle:
+                yield from sentence_chunks(handle, max_sentence_length)
+
+        counted = Vocabulary.build(sentences(), min_count=1)
+        if types is None:
+            types = [bilm_format.BOS, bilm_format.EOS] + [w for w in counted.words
+                                                          if w not in (bilm_format.BOS, bilm_format.EOS)]
+        else:
+            known = set(types)
+            types = list(types) + [w for w in counted.words if w not in known]
+        type_index = {w: i for i, w in enumerate(types)}
+        stream = build_stream_tokens(sentences(), type_index)
+        if vocabulary is None:
+            specials = [bilm_format.BOS, bilm_format.EOS, bilm_format.UNK]
+            frequent = [w for w, c in zip(counted.words, counted.counts) if c >= min_count and w not in specials]
+            vocabulary = specials + frequent[:max(0, vocab_size - len(specials))]
+        else:
+            missing = [t for t in (bilm_format.BOS, bilm_format.EOS, bilm_format.UNK) if t not in vocabulary]
+            if missing:
+                raise Word2BertError(f"the vocabulary lacks {', '.join(missing)}")
+        softmax_index = {w: i for i, w in enumerate(vocabulary)}
+        unk = softmax_index[bilm_format.UNK]
+        softmax_ids = np.array([softmax_index.get(w, unk) for w in types], dtype=np.int64)
+        return cls(stream, types, words_to_char_ids(types, max_characters), list(vocabulary), softmax_ids)
+
+    def windows(self, row_length: int) -> BidirectionalStream:
+        return BidirectionalStream(self.stream, self.type_char_ids, self.softmax_ids, row_length)
