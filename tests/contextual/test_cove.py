@@ -9,9 +9,19 @@ import torch
 
 from word2bert.cli import main
 from word2bert.errors import Word2BertError
-from word2bert.models.cove import (BiLSTMMaxPoolClassifier, CoveConfig, CoveFeatures, CoveForTranslation,
-                                   GloveFeatures, TranslationPairs, build_target_vocabulary, collate_pairs,
-                                   load_cove, read_pairs, tokenize)
+from word2bert.models.cove import (
+    BiLSTMMaxPoolClassifier,
+    CoveConfig,
+    CoveFeatures,
+    CoveForTranslation,
+    GloveFeatures,
+    TranslationPairs,
+    build_target_vocabulary,
+    collate_pairs,
+    load_cove,
+    read_pairs,
+    tokenize,
+)
 from word2bert.train import Trainer, TrainingArguments
 
 torch.set_num_threads(1)

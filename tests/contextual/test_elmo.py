@@ -11,7 +11,7 @@ h5py = pytest.importorskip("h5py")
 
 from word2bert.errors import Word2BertError  # noqa: E402
 from word2bert.interop import bilm as bilm_format  # noqa: E402
-from word2bert.models.elmo import ElmoConfig, ElmoModel, batch_to_ids, word_to_char_ids  # noqa: E402
+from word2bert.models.elmo import ElmoModel, batch_to_ids, word_to_char_ids  # noqa: E402
 
 torch.set_num_threads(1)
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "elmo_tiny"

@@ -1,5 +1,6 @@
 """ELMo pre-training: the sampled softmax, the two-direction stream windows, files with the softmax."""
 
+import json
 import math
 
 import numpy as np
@@ -9,9 +10,16 @@ import torch
 pytest.importorskip("h5py")
 
 from word2bert.errors import Word2BertError  # noqa: E402
-from word2bert.models.elmo import (BidirectionalStream, ElmoConfig, ElmoCorpus, ElmoForPreTraining,  # noqa: E402
-                                   ElmoModel, expected_counts, log_uniform_candidates, log_uniform_probabilities,
-                                   sampled_softmax_loss)
+from word2bert.models.elmo import (  # noqa: E402
+    ElmoConfig,
+    ElmoCorpus,
+    ElmoForPreTraining,
+    ElmoModel,
+    expected_counts,
+    log_uniform_candidates,
+    log_uniform_probabilities,
+    sampled_softmax_loss,
+)
 
 torch.set_num_threads(1)
 
@@ -136,3 +144,55 @@ def test_training_mode_uses_the_sampled_softmax(tmp_path):
     assert set(model(**batch).stats) == {"forward_nll", "backward_nll", "nll"}
     with pytest.raises(Word2BertError, match="vocab_size"):
         ElmoForPreTraining(tiny_config(0))
+
+
+def test_trainer_learns_the_planted_language_in_both_directions(tmp_path):
+    from word2bert.train import Trainer, TrainingArguments
+    from word2bert.train.samplers import ContiguousStreamSampler
+
+    corpus = ElmoCorpus.from_file(planted_corpus(tmp_path), vocab_size=30)
+    (tmp_path / "held_out").mkdir()
+    held_out = ElmoCorpus.from_file(planted_corpus(tmp_path / "held_out", n=60, seed=1), corpus.vocabulary,
+                                    types=corpus.types)
+    sampler = ContiguousStreamSampler(len(corpus.stream), 8, 10)
+    eval_sampler = ContiguousStreamSampler(len(held_out.stream), 4, 10)
+    data, valid = corpus.windows(sampler.row_length(1)), held_out.windows(eval_sampler.row_length(1))
+    torch.manual_seed(0)
+    # no clipping here: PyTorch's fused LSTM kernel keeps the test fast (the clipped loop is tested elsewhere)
+    model = ElmoForPreTraining(tiny_config(len(corpus.vocabulary), cell_clip=None, proj_clip=None))
+    args = TrainingArguments(batch_size=8, max_steps=150, learning_rate=2e-2, optimizer="adam", weight_decay=0.0,
+                             warmup_steps=0.0, max_grad_norm=10.0, progress=False)
+    trainer = Trainer(model, args, data, data.collate, eval_data=valid, sampler=sampler, eval_sampler=eval_sampler)
+    before = trainer.evaluate()
+    trainer.train()
+    after = trainer.evaluate()
+    # a sentence is a run of 3-6 consecutive letters from a random start: the best perplexity is about 1.8
+    assert before["perplexity"] > 12
+    assert after["forward_perplexity"] < 4.0 and after["backward_perplexity"] < 4.0
+    assert all(step["loss"] > 0 for step in trainer.state.history)
+
+
+def test_cli_pretrain_resume_and_encode(tmp_path, capsys):
+    from word2bert.cli import main
+
+    corpus = planted_corpus(tmp_path)
+    out = tmp_path / "elmo"
+    sizes = ["--char-dim", "4", "--filters", "1:8,2:8", "--highway", "1", "--lstm-dim", "24", "--projection-dim", "8",
+             "--bptt", "5", "--batch-size", "4", "--negative-samples", "6", "--quiet", "--threads", "1"]
+    assert main(["pretrain", "elmo", str(corpus), "--valid", str(corpus), "-o", str(out), "--max-steps", "3",
+                 "--save-steps", "2", *sizes]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 3 and summary["evaluation"]["forward_perplexity"] > 1
+    for name in ("options.json", "lm_weights.hdf5", "vocab.txt"):
+        assert (out / name).exists(), name
+    assert main(["pretrain", "elmo", str(corpus), "-o", str(out), "--max-steps", "5", "--resume", *sizes]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 5
+    assert main(["encode", "--model", "elmo", str(out), "a b c"]) == 0
+    assert len(capsys.readouterr().out.split("\t")[1].split()) == 16
+    assert main(["pretrain", "elmo", str(corpus), "-o", str(tmp_path / "x"), "--max-steps", "1", *sizes,
+                 "--bptt", "100000"]) == 2
+    assert "--bptt 100000 is longer than the rows" in capsys.readouterr().err
+    bad_vocab = tmp_path / "vocab.txt"
+    bad_vocab.write_text("<S>\n</S>\na\n")
+    assert main(["pretrain", "elmo", str(corpus), "-o", str(tmp_path / "y"), "--vocab", str(bad_vocab), *sizes]) == 2
+    assert "lacks <UNK>" in capsys.readouterr().err

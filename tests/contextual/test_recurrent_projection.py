@@ -90,7 +90,7 @@ def test_without_clipping_equals_pytorch_lstm_with_projection():
         reference.weight_hr_l0.copy_(layer.weight_hr)
     x = torch.randn(2, 9, 6)
     expected, (h_n, c_n) = reference(x)
-    fused, (h, c) = layer(x)                                    # PyTorch's kernel
+    fused, _ = layer(x)                                         # PyTorch's kernel
     looped, (h2, c2) = layer(x, mask=torch.ones(2, 9, dtype=torch.bool))   # the step loop
     torch.testing.assert_close(fused, expected)
     torch.testing.assert_close(looped, expected, atol=1e-6, rtol=1e-5)

@@ -60,10 +60,21 @@ def register(commands, train_commands) -> None:
 def run_train(args) -> int:
     import torch
 
-    from word2bert.models.cove import (BOS, EOS, CoveConfig, CoveForTranslation, TranslationPairs,
-                                       build_target_vocabulary, collate_pairs, glove_table, read_pairs, tokenize)
+    from word2bert.models.cove import (
+        BOS,
+        EOS,
+        CoveConfig,
+        CoveForTranslation,
+        TranslationPairs,
+        build_target_vocabulary,
+        collate_pairs,
+        glove_table,
+        read_pairs,
+        tokenize,
+    )
     from word2bert.train import Trainer, TrainingArguments
     from word2bert.train.checkpoint import find_checkpoint
+    from word2bert.train.samplers import LengthGroupedSampler
     from word2bert.vectors import KeyedVectors
 
     if args.threads:
@@ -96,9 +107,10 @@ def run_train(args) -> int:
     output.mkdir(parents=True, exist_ok=True)
     training = TrainingArguments(
         output_dir=str(output), batch_size=args.batch_size, epochs=args.epochs, max_steps=args.max_steps,
-        learning_rate=args.lr, weight_decay=0.0, warmup_steps=0.0, max_grad_norm=args.clip, seed=args.seed,
+        learning_rate=args.lr, optimizer="adam", weight_decay=0.0, warmup_steps=0.0, max_grad_norm=args.clip, seed=args.seed,
         save_steps=args.save_steps, progress=False if args.quiet else None)
-    trainer = Trainer(model, training, train, collate_pairs, eval_data=valid)
+    sampler = LengthGroupedSampler(train.lengths(), args.batch_size, seed=args.seed)  # little padding
+    trainer = Trainer(model, training, train, collate_pairs, eval_data=valid, sampler=sampler)
     try:
         state = trainer.train(resume_from=output if args.resume else None)
     except KeyboardInterrupt:

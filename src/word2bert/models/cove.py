@@ -24,11 +24,10 @@ vocabularies ``source_vocab.txt`` (the GloVe words, one per embedding row) and `
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -38,6 +37,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from word2bert.errors import Word2BertError
 from word2bert.fileio import atomic_save, atomic_write, open_text
+from word2bert.models.base import EncoderOutput, PretrainedConfig
 
 IGNORE_INDEX = -100
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
@@ -56,10 +56,10 @@ def tokenize(text: str, lowercase: bool = True) -> list[str]:
 
 
 @dataclass
-class CoveConfig:
+class CoveConfig(PretrainedConfig):
     """MT-LSTM sizes; the paper's are GloVe 300, hidden 300 per direction, 2 layers, decoder 2 layers."""
 
-    model_type = "cove"
+    model_type: ClassVar[str] = "cove"
 
     source_vocab_size: int = 2
     embedding_dim: int = 300
@@ -68,11 +68,6 @@ class CoveConfig:
     dropout: float = 0.2
     target_vocab_size: int = 0            # 0: an encoder without a decoder
     target_embedding_dim: int = 300
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        self.validate()
-
     def validate(self) -> None:
         for name in ("source_vocab_size", "embedding_dim", "hidden_size", "num_layers", "target_embedding_dim"):
             value = getattr(self, name)
@@ -94,33 +89,6 @@ class CoveConfig:
         """Width of ``[GloVe(w); CoVe(w)]``."""
         return self.embedding_dim + self.cove_dim
 
-    def to_dict(self) -> dict:
-        return {"model_type": self.model_type, **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "CoveConfig":
-        if not isinstance(data, dict) or data.get("model_type", "cove") != "cove":
-            raise Word2BertError("not a CoVe config (model_type must be 'cove')")
-        names = {f.name for f in dataclasses.fields(cls)}
-        try:
-            return cls(**{key: value for key, value in data.items() if key in names})
-        except TypeError as error:
-            raise Word2BertError(f"bad CoVe config value: {error}") from None
-
-
-@dataclass
-class CoveEncoderOutput:
-    """``last_hidden_state`` (B, T, 2H) is CoVe; ``hidden_states`` = (GloVe, layer 1, layer 2, ...);
-    ``state`` the final ``(h, c)`` of every layer and direction (2L, B, H), as ``nn.LSTM`` orders them."""
-
-    last_hidden_state: torch.Tensor
-    hidden_states: tuple | None = None
-    pooled: torch.Tensor | None = None
-    state: tuple | None = None
-
-    @property
-    def pooler_output(self):
-        return self.pooled
 
 
 @dataclass
@@ -137,7 +105,14 @@ def _lengths(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 class CoveEncoder(nn.Module):
-    """The MT-LSTM: frozen GloVe rows -> 2-layer bidirectional LSTM. ``forward`` follows the encoder interface."""
+    """The MT-LSTM: frozen GloVe rows -> 2-layer bidirectional LSTM. ``forward`` follows the encoder interface:
+    :class:`EncoderOutput` with ``last_hidden_state`` (B, T, 2H) = CoVe, ``hidden_states`` = (GloVe, layer 1,
+    layer 2, ...) and ``state`` the final ``(h, c)`` of every layer and direction, (2L, B, H) as ``nn.LSTM``
+    orders them (the decoder starts from it; the encoder itself takes no state)."""
+
+    config_class = CoveConfig
+    base_model_prefix = "encoder"
+    is_encoder = True
 
     def __init__(self, config: CoveConfig, vectors: np.ndarray | None = None):
         super().__init__()
@@ -180,8 +155,8 @@ class CoveEncoder(nn.Module):
         top = x
         if read_positions is not None:
             top = top.gather(1, read_positions.long().unsqueeze(-1).expand(-1, -1, top.shape[-1]))
-        return CoveEncoderOutput(top, tuple(layers) if output_hidden_states else None, None,
-                                 (torch.cat(hs), torch.cat(cs)))
+        return EncoderOutput(top, tuple(layers) if output_hidden_states else None, None,
+                             (torch.cat(hs), torch.cat(cs)))
 
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                  include_glove: bool = True) -> torch.Tensor:
@@ -378,8 +353,7 @@ def save_cove(model, directory) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
     atomic_save(directory / WEIGHTS_NAME, lambda name: save_file(state, name))
-    with atomic_write(directory / CONFIG_NAME, "w", encoding="utf-8") as handle:
-        json.dump(model.config.to_dict(), handle, indent=2)
+    model.config.save(directory / CONFIG_NAME, architecture=type(model).__name__)
     for name, words in ((SOURCE_VOCAB_NAME, model.source_words), (TARGET_VOCAB_NAME, model.target_words)):
         if words is not None:
             with atomic_write(directory / name, "w", encoding="utf-8") as handle:
@@ -401,10 +375,7 @@ def load_cove(directory, encoder_only: bool = False):
     config_path = directory / CONFIG_NAME
     if not config_path.exists():
         raise Word2BertError(f"not a CoVe model directory (no {CONFIG_NAME}): {directory}")
-    try:
-        config = CoveConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
-    except ValueError as error:
-        raise Word2BertError(f"{config_path}: {error}") from None
+    config = CoveConfig.from_json_file(config_path)
     if not (directory / WEIGHTS_NAME).exists():
         raise Word2BertError(f"CoVe weights not found: {directory / WEIGHTS_NAME}")
     state = load_file(str(directory / WEIGHTS_NAME))

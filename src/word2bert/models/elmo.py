@@ -25,10 +25,10 @@ so models trained here load in bilm-tf and AllenNLP and theirs load here.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from torch import nn
 
 from word2bert.errors import Word2BertError
 from word2bert.interop import bilm as bilm_format
+from word2bert.models.base import EncoderOutput, PretrainedConfig, PretrainedModel
 from word2bert.nn.char_cnn import CharacterCNN
 from word2bert.nn.recurrent import BidirectionalLMStack
 from word2bert.nn.scalar_mix import ScalarMix
@@ -127,7 +128,7 @@ def remove_sentence_boundaries(hidden: torch.Tensor, mask: torch.Tensor) -> tupl
 # --------------------------------------------------------------------------- configuration
 
 @dataclass
-class ElmoConfig:
+class ElmoConfig(PretrainedConfig):
     """ELMo's hyper-parameters; the defaults are the original model's (Peters et al. 2018).
 
     Field names follow bilm-tf's ``options.json`` (``lstm.dim`` is ``lstm_dim``, ``char_cnn.filters``
@@ -136,7 +137,7 @@ class ElmoConfig:
     softmax's shared negatives per batch (0 or >= vocab_size - 1: the full softmax).
     """
 
-    model_type = "elmo"
+    model_type: ClassVar[str] = "elmo"
 
     char_embedding_dim: int = 16
     filters: list = field(default_factory=lambda: [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512],
@@ -187,16 +188,8 @@ class ElmoConfig:
         """Width of every ELMo layer: forward and backward halves."""
         return 2 * self.projection_dim
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     @classmethod
-    def from_dict(cls, data: dict) -> "ElmoConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in names})
-
-    @classmethod
-    def from_bilm_options(cls, options: dict, **overrides) -> "ElmoConfig":
+    def from_bilm_options(cls, options: dict, **overrides) -> ElmoConfig:
         """From bilm-tf's ``options.json`` dict (training options such as ``n_tokens_vocab`` are read too)."""
         bilm_format.validate_options(options)
         lstm, cnn = options["lstm"], options["char_cnn"]
@@ -223,22 +216,6 @@ class ElmoConfig:
             "bidirectional": True, "dropout": self.dropout, "n_tokens_vocab": self.vocab_size,
             "n_negative_samples_batch": self.n_negative_samples,
         }
-
-
-@dataclass
-class ElmoEncoderOutput:
-    """The encoder interface's output. ``last_hidden_state`` (B, T, 2P) is ``[h_fwd_L; h_bwd_L]``;
-    ``hidden_states`` = (``[x; x]``, layer 1, ..., layer L); ``state`` the LSTM states to carry."""
-
-    last_hidden_state: torch.Tensor
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    pooled: torch.Tensor | None = None
-    state: tuple[torch.Tensor, torch.Tensor] | None = None
-    mask: torch.Tensor | None = None
-
-    @property
-    def pooler_output(self):
-        return self.pooled
 
 
 # --------------------------------------------------------------------------- the encoder
@@ -279,16 +256,19 @@ class CharacterCache:
         return type_vectors[inverse].reshape(*leading, -1)
 
 
-class ElmoModel(nn.Module):
+class ElmoModel(PretrainedModel):
     """The ELMo biLM as an encoder: character ids (B, T, C) -> ``[h_fwd; h_bwd]`` of every layer.
 
+    Its :class:`EncoderOutput` has ``last_hidden_state`` (B, T, 2P) = ``[h_fwd_L; h_bwd_L]``,
+    ``hidden_states`` = (``[x; x]``, layer 1, ..., layer L) and ``state``. Its files are bilm-tf's
+    (``from_pretrained`` / ``save_pretrained`` read and write ``options.json`` + ``lm_weights.hdf5``).
     ``state`` is ``(h, c)`` of shapes (2, L, B, P) and (2, L, B, H) (direction, layer, row); passed back
     in, each row continues from where it stopped (bilm-tf's stateful inference and training).
     """
 
     config_class = ElmoConfig
-    model_type = "elmo"
     base_model_prefix = "elmo"
+    is_encoder = True
 
     def __init__(self, config: ElmoConfig):
         super().__init__()
@@ -338,7 +318,7 @@ class ElmoModel(nn.Module):
                 token_type_ids: torch.Tensor | None = None, *, position_ids=None, state=None,
                 read_positions: torch.Tensor | None = None, output_hidden_states: bool = False,
                 backward_input_ids: torch.Tensor | None = None,
-                backward_attention_mask: torch.Tensor | None = None) -> ElmoEncoderOutput:
+                backward_attention_mask: torch.Tensor | None = None) -> EncoderOutput:
         """Encode character ids ``input_ids`` (B, T, C); ``attention_mask`` (B, T) defaults to "has characters".
 
         ``backward_input_ids`` (training on a token stream): the window the backward stack reads, in
@@ -371,7 +351,7 @@ class ElmoModel(nn.Module):
         if read_positions is not None:
             index = read_positions.long().unsqueeze(-1).expand(-1, -1, top.shape[-1])
             top = top.gather(1, index)
-        return ElmoEncoderOutput(top, hidden_states, None, new_state, mask)
+        return EncoderOutput(top, hidden_states, None, new_state)
 
     def _mask(self, input_ids, attention_mask):
         if attention_mask is None:
@@ -394,7 +374,7 @@ class ElmoModel(nn.Module):
 
     # -------------------------------------------------------------- bilm-tf checkpoints
     @classmethod
-    def from_bilm(cls, options_file, weight_file, **config_overrides) -> "ElmoModel":
+    def from_bilm(cls, options_file, weight_file, **config_overrides) -> ElmoModel:
         """Load bilm-tf's ``options.json`` and ``lm_weights.hdf5`` (a mismatch -> Word2BertError naming the dataset)."""
         options = bilm_format.read_options(options_file)
         config = ElmoConfig.from_bilm_options(options, **config_overrides)
@@ -404,7 +384,7 @@ class ElmoModel(nn.Module):
         return model
 
     @classmethod
-    def from_pretrained(cls, directory, **config_overrides) -> "ElmoModel":
+    def from_pretrained(cls, directory, **config_overrides) -> ElmoModel:
         directory = Path(directory)
         return cls.from_bilm(directory / bilm_format.OPTIONS_NAME, directory / bilm_format.WEIGHTS_NAME,
                              **config_overrides)
@@ -801,7 +781,7 @@ class ElmoForPreTraining(nn.Module):
             bilm_format.write_vocabulary(directory / bilm_format.VOCAB_NAME, self.vocabulary)
 
     @classmethod
-    def from_pretrained(cls, directory, **config_overrides) -> "ElmoForPreTraining":
+    def from_pretrained(cls, directory, **config_overrides) -> ElmoForPreTraining:
         """Read a directory written by :meth:`save_pretrained` (the softmax must be in the weight file)."""
         directory = Path(directory)
         options = bilm_format.read_options(directory / bilm_format.OPTIONS_NAME)
