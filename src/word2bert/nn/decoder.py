@@ -55,6 +55,7 @@ class TransformerDecoderLayer(nn.Module):
         layer_norm_eps: float = 1e-12,
         pre_layer_norm: bool = False,
         memory_size: int | None = None,
+        activation_dropout: float = 0.0,
     ):
         super().__init__()
         self.pre_layer_norm = pre_layer_norm
@@ -62,7 +63,7 @@ class TransformerDecoderLayer(nn.Module):
         self.self_attention_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.cross_attention = MultiHeadCrossAttention(hidden_size, num_heads, attention_dropout, memory_size=memory_size)
         self.cross_attention_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
-        self.feed_forward = FeedForward(hidden_size, intermediate_size, activation)
+        self.feed_forward = FeedForward(hidden_size, intermediate_size, activation, activation_dropout)
         self.feed_forward_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.dropout = nn.Dropout(hidden_dropout)
 
@@ -117,6 +118,7 @@ class TransformerDecoder(nn.Module):
         layer_norm_eps: float = 1e-12,
         pre_layer_norm: bool = False,
         memory_size: int | None = None,
+        activation_dropout: float = 0.0,
     ):
         super().__init__()
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
@@ -133,6 +135,7 @@ class TransformerDecoder(nn.Module):
                 layer_norm_eps,
                 pre_layer_norm,
                 memory_size,
+                activation_dropout,
             )
             for _ in range(num_layers)
         )

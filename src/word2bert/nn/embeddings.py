@@ -10,27 +10,34 @@ from torch import nn
 from word2bert.errors import Word2BertError
 
 
-def sinusoidal_position_table(num_positions: int, dim: int) -> torch.Tensor:
+def sinusoidal_position_table(num_positions: int, dim: int, layout: str = "interleaved") -> torch.Tensor:
     """The fixed position encodings of Vaswani et al. (2017), shape (num_positions, dim)::
 
         PE[pos, 2i]   = sin(pos / 10000^(2i/dim))
         PE[pos, 2i+1] = cos(pos / 10000^(2i/dim))
+
+    ``layout="halves"`` puts the same values in another order, all sines first, then all cosines
+    (Marian's and tensor2tensor's layout; transformers' ``MarianSinusoidalPositionalEmbedding``).
     """
+    if layout not in ("interleaved", "halves"):
+        raise Word2BertError(f"sinusoidal layout must be 'interleaved' or 'halves', got {layout!r}")
     position = torch.arange(num_positions, dtype=torch.float64)[:, None]
     inverse_frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float64) * (-math.log(10000.0) / dim))
     table = torch.zeros(num_positions, dim, dtype=torch.float64)
     table[:, 0::2] = torch.sin(position * inverse_frequency)
     table[:, 1::2] = torch.cos(position * inverse_frequency[: dim // 2])
+    if layout == "halves":
+        table = torch.cat([table[:, 0::2], table[:, 1::2]], 1)
     return table.float()
 
 
 class SinusoidalPositionEmbedding(nn.Module):
     """Fixed sinusoidal position embeddings (no parameters); call with position ids like nn.Embedding."""
 
-    def __init__(self, num_positions: int, dim: int):
+    def __init__(self, num_positions: int, dim: int, layout: str = "interleaved"):
         super().__init__()
         self.num_embeddings = num_positions
-        self.register_buffer("table", sinusoidal_position_table(num_positions, dim), persistent=False)
+        self.register_buffer("table", sinusoidal_position_table(num_positions, dim, layout), persistent=False)
 
     def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
         return self.table[position_ids]
@@ -65,7 +72,8 @@ class TransformerEmbeddings(nn.Module):
         E = Projection(Dropout(LayerNorm(e)))
 
     - ``position_embedding_type``: "learned" (a trained table, BERT/GPT), "sinusoidal" (fixed, the
-      original Transformer) or "none" (no absolute positions: relative-attention models).
+      original Transformer; ``sinusoidal_layout`` "interleaved" or Marian's "halves", see
+      :func:`sinusoidal_position_table`) or "none" (no absolute positions: relative-attention models).
     - ``type_vocab_size=0`` drops the segment embedding (GPT-style models).
     - ``layer_norm=False`` drops the LayerNorm (GPT-1/GPT-2, the Transformer).
     - ``scale_embeddings=True`` multiplies the word vectors by sqrt(embedding size) (Vaswani et al. 2017,
@@ -96,6 +104,7 @@ class TransformerEmbeddings(nn.Module):
         scale_embeddings: bool = False,
         position_offset: int = 0,
         padding_position: int | None = None,
+        sinusoidal_layout: str = "interleaved",
     ):
         super().__init__()
         size = hidden_size if embedding_size is None else embedding_size
@@ -109,7 +118,7 @@ class TransformerEmbeddings(nn.Module):
         if position_embedding_type == "learned":
             self.position_embeddings = nn.Embedding(max_position_embeddings, size)
         elif position_embedding_type == "sinusoidal":
-            self.position_embeddings = SinusoidalPositionEmbedding(max_position_embeddings, size)
+            self.position_embeddings = SinusoidalPositionEmbedding(max_position_embeddings, size, sinusoidal_layout)
         elif position_embedding_type == "none":
             self.position_embeddings = None
         else:

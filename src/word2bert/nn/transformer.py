@@ -52,16 +52,23 @@ def get_activation(name: str):
 
 
 class FeedForward(nn.Module):
-    """Position-wise feed-forward network: FFN(x) = act(x W_in + b_in) W_out + b_out."""
+    """Position-wise feed-forward network: FFN(x) = Dropout_act(act(x W_in + b_in)) W_out + b_out.
 
-    def __init__(self, hidden_size: int, intermediate_size: int, activation: str = "gelu"):
+    ``dropout`` on the activations is fairseq's ``relu_dropout`` / Marian's ``activation_dropout``
+    (0 by default: BERT and GPT have none)."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int, activation: str = "gelu", dropout: float = 0.0):
         super().__init__()
         self.dense_in = nn.Linear(hidden_size, intermediate_size)
         self.dense_out = nn.Linear(intermediate_size, hidden_size)
         self.activation = get_activation(activation)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else None
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.dense_out(self.activation(self.dense_in(hidden)))
+        inner = self.activation(self.dense_in(hidden))
+        if self.dropout is not None:
+            inner = self.dropout(inner)
+        return self.dense_out(inner)
 
 
 class TransformerLayer(nn.Module):
@@ -88,12 +95,13 @@ class TransformerLayer(nn.Module):
         attention_dropout: float = 0.1,
         layer_norm_eps: float = 1e-12,
         pre_layer_norm: bool = False,
+        activation_dropout: float = 0.0,
     ):
         super().__init__()
         self.pre_layer_norm = pre_layer_norm
         self.attention = MultiHeadSelfAttention(hidden_size, num_heads, attention_dropout)
         self.attention_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
-        self.feed_forward = FeedForward(hidden_size, intermediate_size, activation)
+        self.feed_forward = FeedForward(hidden_size, intermediate_size, activation, activation_dropout)
         self.feed_forward_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.dropout = nn.Dropout(hidden_dropout)
 
@@ -163,6 +171,7 @@ class TransformerEncoder(nn.Module):
         layer_norm_eps: float = 1e-12,
         pre_layer_norm: bool = False,
         num_layer_groups: int | None = None,
+        activation_dropout: float = 0.0,
     ):
         super().__init__()
         self.pre_layer_norm = pre_layer_norm
@@ -178,6 +187,7 @@ class TransformerEncoder(nn.Module):
                 attention_dropout,
                 layer_norm_eps,
                 pre_layer_norm,
+                activation_dropout,
             )
             for _ in range(self.depth_to_group[-1] + 1)
         )

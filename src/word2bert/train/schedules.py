@@ -36,3 +36,28 @@ def make_scheduler(optimizer: torch.optim.Optimizer, name: str, warmup_steps: in
     function = SCHEDULES[name]
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: function(step, warmup_steps, total_steps))
+
+
+def inverse_sqrt(step: int, warmup_steps: int, total_steps: int) -> float:
+    """The Transformer's schedule (Vaswani et al. 2017, eq. 3) as a multiplier of its peak rate::
+
+        lr(t) = d^-0.5 * min(t^-0.5, t * w^-1.5) = peak * min(t / w, sqrt(w / t)),  peak = (d * w)^-0.5
+
+    linear warm-up over ``w`` steps, then decay with the inverse square root of the step; ``total_steps``
+    is not used (the rate never reaches 0). :func:`inverse_sqrt_peak` gives the paper's peak rate.
+    """
+    if step <= 0:
+        return 0.0 if warmup_steps > 0 else 1.0
+    if warmup_steps <= 0:
+        return 1.0 / step**0.5
+    return min(step / warmup_steps, (warmup_steps / step) ** 0.5)
+
+
+def inverse_sqrt_peak(d_model: int, warmup_steps: int) -> float:
+    """The peak learning rate of the paper's schedule, ``(d_model * warmup_steps)^-0.5`` (reached at step w)."""
+    if d_model <= 0 or warmup_steps <= 0:
+        raise Word2BertError(f"inverse_sqrt_peak needs d_model > 0 and warmup_steps > 0, got {d_model}, {warmup_steps}")
+    return (d_model * warmup_steps) ** -0.5
+
+
+SCHEDULES["inverse_sqrt"] = inverse_sqrt

@@ -1,0 +1,295 @@
+"""The Transformer encoder-decoder: Marian parity both ways, cached = uncached decoding, padding,
+beam search = exhaustive search, the label-smoothed loss, the schedule, and tiny models that learn
+to copy and to reverse."""
+
+import itertools
+import math
+import tempfile
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from word2bert.corpus.parallel import TokenBudgetSampler, collate_translation
+from word2bert.errors import Word2BertError
+from word2bert.models.generation import length_penalty_factor
+from word2bert.models.transformer import (
+    TransformerConfig,
+    TransformerForTranslation,
+    label_smoothed_nll,
+    shift_tokens_right,
+)
+from word2bert.train import Trainer, TrainingArguments
+from word2bert.train.schedules import inverse_sqrt, inverse_sqrt_peak
+
+torch.set_num_threads(1)
+
+EOS, PAD, BOS = 0, 1, 2
+
+
+def tiny_config(**changes):
+    values = dict(vocab_size=40, d_model=16, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                  decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=24, max_position_embeddings=32,
+                  pad_token_id=PAD, eos_token_id=EOS, decoder_start_token_id=BOS, dropout=0.0)
+    values.update(changes)
+    return TransformerConfig(**values)
+
+
+def spread(model, std=0.3, seed=0):
+    """Weights far from the initialisation, so that outputs depend on every part of the network."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            parameter.normal_(0, std)
+        if hasattr(model, "final_logits_bias"):
+            model.final_logits_bias.normal_(0, 0.5)
+    return model.eval()
+
+
+def batch_with_padding(vocab=40, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    source = torch.randint(4, vocab, (3, 7), generator=generator)
+    mask = torch.ones(3, 7, dtype=torch.long)
+    mask[1, 4:] = 0
+    mask[2, 6:] = 0
+    source[mask == 0] = PAD
+    target = torch.randint(4, vocab, (3, 5), generator=generator)
+    target[:, 0] = BOS
+    return source, mask, target
+
+
+# --- Hugging Face Marian, both ways ------------------------------------------------------------
+
+MARIAN_SHAPES = [
+    dict(vocab_size=40, d_model=16, encoder_layers=2, decoder_layers=1, encoder_attention_heads=4,
+         decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=24, max_position_embeddings=32),
+    dict(vocab_size=37, d_model=24, encoder_layers=1, decoder_layers=3, encoder_attention_heads=2,
+         decoder_attention_heads=6, encoder_ffn_dim=20, decoder_ffn_dim=40, max_position_embeddings=20),
+]
+
+
+@pytest.mark.parametrize("shape", MARIAN_SHAPES)
+def test_marian_checkpoints_convert_both_ways(shape, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    hf_config = transformers.MarianConfig(**shape, pad_token_id=PAD, eos_token_id=EOS, decoder_start_token_id=BOS,
+                                          scale_embedding=True, activation_function="relu")
+    torch.manual_seed(0)
+    theirs = transformers.MarianMTModel(hf_config)
+    with torch.no_grad():  # random weights of a useful scale (the positions stay sinusoidal)
+        for name, parameter in theirs.named_parameters():
+            if "embed_positions" not in name:
+                parameter.normal_(0, 0.3)
+        theirs.final_logits_bias.normal_(0, 0.5)
+    theirs.eval()
+    theirs.save_pretrained(tmp_path / "theirs")
+    ours = TransformerForTranslation.from_pretrained(tmp_path / "theirs").eval()
+    source, mask, target = batch_with_padding(shape["vocab_size"])
+    expected = theirs(input_ids=source, attention_mask=mask, decoder_input_ids=target).logits
+    torch.testing.assert_close(ours(source, mask, decoder_input_ids=target).logits, expected, atol=1e-5, rtol=1e-4)
+    # ours -> theirs: perturb ours first so that the round trip carries our weights, not theirs
+    with torch.no_grad():
+        for parameter in ours.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    mine = ours(source, mask, decoder_input_ids=target).logits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours.save_pretrained(tmp_path / "ours")
+        back = transformers.MarianMTModel.from_pretrained(tmp_path / "ours").eval()
+    got = back(input_ids=source, attention_mask=mask, decoder_input_ids=target).logits
+    torch.testing.assert_close(got, mine, atol=1e-5, rtol=1e-4)
+    # greedy decoding gives transformers' tokens
+    back.generation_config.forced_eos_token_id = None
+    theirs_tokens = back.generate(input_ids=source, attention_mask=mask, num_beams=1, do_sample=False,
+                                  max_new_tokens=6)[:, 1:]
+    ours_tokens = ours.translate(source, mask, num_beams=1, max_new_tokens=6).new_tokens
+    width = min(theirs_tokens.shape[1], ours_tokens.shape[1])
+    assert torch.equal(ours_tokens[:, :width].masked_fill(ours_tokens[:, :width] == EOS, PAD),
+                       theirs_tokens[:, :width].masked_fill(theirs_tokens[:, :width] == EOS, PAD))
+
+
+# --- decoding ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pre_layer_norm", [False, True])
+def test_cached_decoding_equals_the_full_pass(pre_layer_norm):
+    model = spread(TransformerForTranslation(tiny_config(pre_layer_norm=pre_layer_norm)))
+    source, mask, _ = batch_with_padding()
+    steps = []
+    out = model.translate(source, mask, num_beams=1, max_new_tokens=6,
+                          on_tokens=lambda tokens: steps.append(tokens))
+    generated = out.new_tokens
+    prefix = torch.cat([torch.full((3, 1), BOS), generated[:, :-1]], 1)
+    logits = model(source, mask, decoder_input_ids=prefix).logits  # teacher forcing on the same prefix
+    # every greedy token is the argmax of the uncached logits at its position (until the row stopped)
+    for row in range(3):
+        length = int(out.lengths[row])
+        assert torch.equal(logits[row, :length].argmax(-1), generated[row, :length])
+    # and the cached scores are the uncached log-probabilities
+    log_probs = logits.log_softmax(-1).gather(2, generated[..., None]).squeeze(-1).double()
+    expected = torch.stack([log_probs[r, : int(out.lengths[r])].sum() for r in range(3)])
+    torch.testing.assert_close(out.scores, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_cross_attention_ignores_source_padding():
+    model = spread(TransformerForTranslation(tiny_config()))
+    source, mask, target = batch_with_padding()
+    padded = model(source, mask, decoder_input_ids=target).logits
+    alone = model(source[1:2, :4], decoder_input_ids=target[1:2]).logits  # row 1 without its padding
+    torch.testing.assert_close(padded[1:2], alone, atol=1e-5, rtol=1e-4)
+    noisy = source.clone()
+    noisy[mask == 0] = 7  # what sits in the padded slots does not matter
+    torch.testing.assert_close(model(noisy, mask, decoder_input_ids=target).logits, padded, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(model(noisy, decoder_input_ids=target).logits[1], padded[1], atol=1e-3)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
+def test_beam_search_equals_exhaustive_search(alpha):
+    """With enough beams, beam search returns the best-scoring sequence of all V^n candidates."""
+    config = tiny_config(vocab_size=5, max_position_embeddings=16)  # tokens: </s> <pad> <s> and two words
+    model = spread(TransformerForTranslation(config), std=0.5, seed=3)
+    with torch.no_grad():
+        model.final_logits_bias[0, PAD] = -1e9  # never predict padding or the start token
+        model.final_logits_bias[0, BOS] = -1e9
+    source = torch.tensor([[3, 4, 4], [4, 3, 3]])
+    max_new = 3
+    out = model.translate(source, num_beams=12, max_new_tokens=max_new, length_penalty=alpha)
+    for row in range(2):
+        best, best_score = None, -math.inf
+        for length in range(1, max_new + 1):
+            for tokens in itertools.product([EOS, 3, 4], repeat=length):
+                if EOS in tokens[:-1] or (length < max_new and tokens[-1] != EOS):
+                    continue  # a hypothesis ends at its first </s>, or is cut at max_new tokens
+                prefix = torch.tensor([[BOS, *tokens[:-1]]])
+                logits = model(source[row:row + 1], decoder_input_ids=prefix).logits[0].double()
+                log_p = logits.log_softmax(-1)[torch.arange(length), torch.tensor(tokens)].sum().item()
+                score = log_p / length_penalty_factor(length, alpha)
+                if score > best_score:
+                    best, best_score = list(tokens), score
+        got = out.new_tokens[row, : int(out.lengths[row])].tolist()
+        assert got == best, (alpha, row)
+        assert out.scores[row].item() == pytest.approx(best_score, abs=1e-5)
+
+
+# --- loss and schedule ---------------------------------------------------------------------------
+
+
+def test_label_smoothed_loss_by_hand():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
+    labels = torch.tensor([0, 1])
+    epsilon = 0.1
+    expected = 0.0
+    for row, label in zip(logits.tolist(), labels.tolist()):
+        log_z = math.log(sum(math.exp(v) for v in row))
+        log_p = [v - log_z for v in row]
+        q = [epsilon / 3 + (1 - epsilon) * (k == label) for k in range(3)]  # (1-eps) one-hot + eps/V
+        expected += -sum(qk * lp for qk, lp in zip(q, log_p))
+    loss_sum, nll_sum, correct = label_smoothed_nll(logits, labels, epsilon)
+    assert loss_sum.item() == pytest.approx(expected, rel=1e-6)
+    assert loss_sum.item() == pytest.approx(
+        torch.nn.functional.cross_entropy(logits, labels, label_smoothing=epsilon, reduction="sum").item(), rel=1e-6)
+    assert nll_sum.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, labels, reduction="sum").item())
+    assert correct.item() == 1
+
+
+def test_model_loss_counts_only_labelled_tokens():
+    model = spread(TransformerForTranslation(tiny_config(), label_smoothing=0.1))
+    source, mask, _ = batch_with_padding()
+    labels = torch.tensor([[5, 6, 7, EOS], [8, EOS, -100, -100], [9, 10, EOS, -100]])
+    model.train()
+    output = model(source, mask, labels=labels)
+    decoder_input = shift_tokens_right(labels, PAD, BOS)
+    assert decoder_input.tolist() == [[BOS, 5, 6, 7], [BOS, 8, EOS, PAD], [BOS, 9, 10, EOS]]
+    full = model(source, mask, decoder_input_ids=decoder_input).logits
+    keep = labels != -100
+    expected = torch.nn.functional.cross_entropy(full[keep], labels[keep], label_smoothing=0.1)
+    torch.testing.assert_close(output.loss, expected)
+    assert output.stats["nll"][1] == 9 and output.stats["accuracy"][1] == 9
+    model.eval()  # evaluation reports the plain negative log-likelihood
+    torch.testing.assert_close(model(source, mask, labels=labels).loss,
+                               torch.nn.functional.cross_entropy(full[keep], labels[keep]))
+
+
+def test_inverse_sqrt_schedule_is_the_papers_formula():
+    d, warmup = 512, 4000
+    peak = inverse_sqrt_peak(d, warmup)
+    for step in (1, 100, 3999, 4000, 4001, 10000, 100000):
+        paper = d ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
+        assert peak * inverse_sqrt(step, warmup, 0) == pytest.approx(paper, rel=1e-12)
+    assert inverse_sqrt(0, warmup, 0) == 0.0 and inverse_sqrt(warmup, warmup, 0) == 1.0
+
+
+# --- learning --------------------------------------------------------------------------------------
+
+
+class SequenceTask:
+    """Source: 3-6 random words (ids 3..12); target: the same words, copied or reversed; both end in </s>."""
+
+    def __init__(self, reverse, size=1500, seed=0):
+        rng = np.random.default_rng(seed)
+        self.sources, self.targets = [], []
+        for _ in range(size):
+            words = rng.integers(3, 13, size=rng.integers(3, 7))
+            target = words[::-1] if reverse else words
+            self.sources.append(np.append(words, EOS).astype(np.int32))
+            self.targets.append(np.append(target, EOS).astype(np.int32))
+
+    def __len__(self):
+        return len(self.sources)
+
+    def __getitem__(self, index):
+        return {"input_ids": self.sources[index], "labels": self.targets[index]}
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_tiny_transformer_learns_to_copy_and_to_reverse(reverse):
+    torch.manual_seed(0)
+    config = TransformerConfig(vocab_size=13, d_model=32, encoder_layers=2, decoder_layers=2,
+                               encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+                               decoder_ffn_dim=64, max_position_embeddings=16, dropout=0.0, pad_token_id=PAD,
+                               eos_token_id=EOS, decoder_start_token_id=BOS)
+    model = TransformerForTranslation(config, label_smoothing=0.1)
+    data = SequenceTask(reverse)
+    source_lengths = [len(s) for s in data.sources]
+    sampler = TokenBudgetSampler(source_lengths, source_lengths, max_tokens=600, seed=0)
+    args = TrainingArguments(max_steps=400, learning_rate=5e-3, warmup_steps=30, schedule="inverse_sqrt",
+                             optimizer="adam", adam_beta2=0.98, adam_epsilon=1e-9, weight_decay=0.0,
+                             progress=False, logging_steps=1000, seed=0)
+    Trainer(model, args, data, lambda items, rng: collate_translation(items, PAD), sampler=sampler).train()
+    test = SequenceTask(reverse, size=40, seed=99)
+    source = torch.from_numpy(collate_translation([test[i] for i in range(40)], PAD)["input_ids"].numpy())
+    out = model.translate(source, (source != PAD).long(), num_beams=2, max_new_tokens=10)
+    correct = sum(out.new_tokens[i, : len(test.targets[i])].tolist() == test.targets[i].tolist() for i in range(40))
+    assert correct >= 36, correct  # >= 90% exact sequences
+
+
+# --- data and errors -------------------------------------------------------------------------------
+
+
+def test_token_budget_batches_cover_every_pair_once_within_budget():
+    rng = np.random.default_rng(0)
+    sources, targets = rng.integers(1, 30, 500), rng.integers(1, 30, 500)
+    sampler = TokenBudgetSampler(sources, targets, max_tokens=200, seed=1, window=100)
+    for epoch in (0, 1):
+        batches = sampler.batches(epoch)
+        flat = sorted(i for batch in batches for i in batch)
+        assert flat == list(range(500))
+        for batch in batches:
+            assert len(batch) * (sources[batch].max() + targets[batch].max()) <= 200
+        assert batches == sampler.batches(epoch)  # a function of (seed, epoch)
+    padded = sum(len(b) * (sources[b].max() + targets[b].max()) for b in sampler.batches(0))
+    assert padded < 1.3 * (sources.sum() + targets.sum())  # length grouping keeps padding low
+    halves = [sampler.batches(0, rank, 2) for rank in (0, 1)]
+    assert len(halves[0]) == len(halves[1])
+
+
+def test_bad_configs_and_inputs_are_reported():
+    with pytest.raises(Word2BertError, match="joint vocabulary"):
+        tiny_config(share_encoder_decoder_embeddings=False)
+    with pytest.raises(Word2BertError, match="decoder_start_token_id"):
+        tiny_config(decoder_start_token_id=40)
+    model = TransformerForTranslation(tiny_config())
+    with pytest.raises(Word2BertError, match="decoder_input_ids or labels"):
+        model(torch.ones(1, 3, dtype=torch.long))
+    with pytest.raises(Word2BertError, match="max_position_embeddings"):
+        model(torch.ones(1, 40, dtype=torch.long), labels=torch.ones(1, 3, dtype=torch.long))
