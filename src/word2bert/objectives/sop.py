@@ -19,9 +19,12 @@ import random
 from collections.abc import Sequence
 
 import numpy as np
+import torch
+from torch import nn
 
 from word2bert.errors import Word2BertError
-from word2bert.objectives.nsp import truncate_seq_pair
+from word2bert.objectives.nsp import NextSentencePrediction, truncate_seq_pair
+from word2bert.objectives.pretraining import PretrainingDataset
 
 IN_ORDER, SWAPPED = 0, 1
 
@@ -115,5 +118,48 @@ def sentence_order_instances(documents, cls_id: int, sep_id: int, max_seq_length
                              max_seq_length=max_seq_length, short_seq_prob=short_seq_prob)
 
 
+class SentenceOrderDataset(PretrainingDataset):
+    """Sentence-order instances in flat arrays; items carry ``sentence_order_label``."""
+
+    @classmethod
+    def from_documents(cls, documents, cls_id: int, sep_id: int, max_seq_length: int = 128,
+                       short_seq_prob: float = 0.1, dupe_factor: int = 1, seed: int = 12345) -> SentenceOrderDataset:
+        return cls(*sentence_order_instances(documents, cls_id, sep_id, max_seq_length, short_seq_prob,
+                                             dupe_factor, seed))
+
+    def __getitem__(self, index: int) -> dict:
+        item = super().__getitem__(index)
+        item["sentence_order_label"] = item.pop("next_sentence_label")
+        return item
+
+    def subset(self, indices) -> SentenceOrderDataset:
+        part = super().subset(indices)
+        return SentenceOrderDataset(part.tokens, part.offsets, part.segment_b_starts, part.next_sentence_labels)
+
+
 def _sop_builder(documents, index, rng, np_rng, max_seq_length, short_seq_prob):
     return create_sop_instances_from_document(documents, index, max_seq_length, short_seq_prob, rng, np_rng)
+
+
+# ---------------------------------------------------------------------------------- the objective
+class SOPHead(nn.Module):
+    """ALBERT's ``AlbertSOPHead``: ``logits = W dropout(pooled) + b`` over {in order, swapped}."""
+
+    def __init__(self, hidden_size: int, dropout: float = 0.1):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, 2)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(pooled))
+
+
+class SentenceOrderPrediction(NextSentencePrediction):
+    """Sentence-order prediction: next-sentence prediction's classifier on the pooled ``[CLS]``, read
+    on the items' ``sentence_order_label`` (0 in order, 1 swapped). ``head`` defaults to a
+    :class:`SOPHead` when ``hidden_size`` is given (None: an objective that only builds batches)."""
+
+    def __init__(self, head: nn.Module | None = None, hidden_size: int | None = None, dropout: float = 0.1):
+        if head is None and hidden_size is not None:
+            head = SOPHead(hidden_size, dropout)
+        super().__init__(head, label_key="sentence_order_label")
