@@ -38,9 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch.nn.functional as F
+from torch import nn
 
 from word2bert.errors import Word2BertError
-from word2bert.objectives.nsp import truncate_seq_pair
+from word2bert.objectives.base import Objective, ObjectiveOutput, classification_stats, pad_batch, to_tensors
+from word2bert.objectives.nsp import NextSentencePrediction, truncate_seq_pair
 
 IGNORE_INDEX = -100
 
@@ -485,7 +488,82 @@ class ScheduleSampler:
         return out
 
 
+
+
+# ---------------------------------------------------------------------------------- objectives and batches
+# label key and number of classes of each sentence-level task (None: set from the data)
+SENTENCE_TASKS = {"sentence_reordering": ("reordering_label", None), "sentence_distance": ("distance_label", 3),
+                  "discourse_relation": ("discourse_label", None), "dialogue": ("dialogue_label", 2)}
+TOKEN_TASKS = {"capitalization": "capitalization_labels", "token_document_relation": "relation_labels"}
+
+
+class SentenceClassification(NextSentencePrediction):
+    """A classifier on the pooled ``[CLS]`` vector for a sentence-level task (next-sentence prediction's
+    head with another label key); it runs only on batches that carry its labels."""
+
+    def active(self, batch) -> bool:
+        return batch.get(self.label_key) is not None
+
+
+class TokenClassification(Objective):
+    """A per-token classifier ``logits_t = W h_t + b`` for a word-aware task; labels -100 are skipped.
+
+    ``prepare`` pads the items' ``label_key`` arrays to the batch width with -100.
+    """
+
+    def __init__(self, head: nn.Module | None, label_key: str):
+        super().__init__()
+        self.head = head
+        self.label_key = label_key
+
+    def active(self, batch) -> bool:
+        return batch.get(self.label_key) is not None
+
+    def prepare(self, batch, items, rng) -> None:
+        width = batch["input_ids"].shape[1]
+        labels = np.full((len(items), width), IGNORE_INDEX, dtype=np.int64)
+        for row, item in enumerate(items):
+            values = np.asarray(item[self.label_key], dtype=np.int64)
+            labels[row, :len(values)] = values
+        batch[self.label_key] = labels
+
+    def forward(self, hidden, batch, model) -> ObjectiveOutput:
+        logits = self.head(hidden)
+        labels = batch[self.label_key].reshape(-1).long()
+        flat = logits.reshape(-1, logits.shape[-1])
+        if bool((labels != IGNORE_INDEX).any()):
+            loss = F.cross_entropy(flat, labels, ignore_index=IGNORE_INDEX)
+        else:
+            loss = flat.sum() * 0.0
+        return ObjectiveOutput(loss=loss, stats=classification_stats(flat, labels), logits=logits)
+
+
+class MultiTaskCollator:
+    """Batches of one task each (see :class:`ScheduleSampler`): pad, run that task's ``preparers``
+    (objectives that build the batch, e.g. a masked-LM objective with the task's masking), add
+    ``task_type_ids`` (B, T) filled with the task's type id."""
+
+    def __init__(self, preparers: dict[str, list], task_types: dict[str, int], pad_id: int = 0):
+        self.preparers = preparers
+        self.task_types = task_types
+        self.pad_id = pad_id
+
+    def __call__(self, items, rng=None) -> dict:
+        tasks = {item.get("task") for item in items}
+        if len(tasks) != 1 or None in tasks:
+            raise Word2BertError(f"a multi-task batch must hold items of one task, got {sorted(map(str, tasks))}")
+        task = tasks.pop()
+        if task not in self.preparers:
+            raise Word2BertError(f"no objective prepares batches of task {task!r}")
+        batch = pad_batch(items, self.pad_id)
+        for objective in self.preparers[task]:
+            objective.prepare(batch, items, rng)
+        batch["task_type_ids"] = np.full(batch["input_ids"].shape, self.task_types[task], dtype=np.int64)
+        return to_tensors(batch)
+
+
 __all__ = ["DEFAULT_TASK_TYPES", "DISCOURSE_MARKERS", "ERNIE2_TASKS", "ErnieDocuments", "ErnieSchedule",
-           "MultiTaskData", "ScheduleSampler", "Stage", "block_instances", "dialogue_instances",
+           "MultiTaskCollator", "MultiTaskData", "SENTENCE_TASKS", "ScheduleSampler", "SentenceClassification",
+           "Stage", "TOKEN_TASKS", "TokenClassification", "block_instances", "dialogue_instances",
            "discourse_instances", "read_dialogues", "reordering_classes", "sentence_distance_instances",
            "sentence_reordering_instances"]

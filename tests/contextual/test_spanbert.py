@@ -1,0 +1,91 @@
+"""SpanBERT: span bounds, the SBO head against its formula, its loss falling on planted spans, and
+checkpoints that keep both heads (transformers reads the encoder and MLM head)."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from word2bert.models.spanbert import SpanBertConfig, SpanBertForPreTraining
+from word2bert.objectives.mlm import MaskedLM
+from word2bert.objectives.span import SpanBoundaryHead, span_bounds
+from word2bert.objectives.units import SpanUnits
+
+torch.set_num_threads(1)
+
+
+def test_span_bounds_from_units_and_from_runs():
+    positions = np.array([[2, 3, 4, 5, 9, 0], [1, 7, 8, 0, 0, 0]])
+    valid = np.array([[1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 0]], bool)
+    units = np.array([[2, 2, 4, 4, 9, -1], [1, 7, 7, -1, -1, -1]])   # two spans touch at 3|4
+    first, last = span_bounds(positions, valid, units)
+    assert first.tolist() == [[2, 2, 4, 4, 9, -1], [1, 7, 7, -1, -1, -1]]
+    assert last.tolist() == [[3, 3, 5, 5, 9, -1], [1, 8, 8, -1, -1, -1]]
+    first, last = span_bounds(positions, valid)                       # runs join them
+    assert first[0].tolist() == [2, 2, 2, 2, 9, -1] and last[0].tolist() == [5, 5, 5, 5, 9, -1]
+
+
+def test_head_is_the_papers_formula():
+    torch.manual_seed(0)
+    head = SpanBoundaryHead(hidden_size=8, vocab_size=11, max_targets=5, position_size=3)
+    embeddings = torch.randn(11, 8)
+    left, right = torch.randn(2, 4, 8), torch.randn(2, 4, 8)
+    relative = torch.tensor([[0, 1, 2, 9], [0, 0, 1, 4]])
+    logits = head(left, right, relative, embeddings)
+    assert logits.shape == (2, 4, 11)
+    p = head.position_embeddings.weight[relative.clamp(max=4)]
+    h0 = torch.cat([left, right, p], -1)
+    h1 = F.layer_norm(F.gelu(h0 @ head.dense1.weight.T + head.dense1.bias), (8,),
+                      head.layer_norm1.weight, head.layer_norm1.bias, 1e-12)
+    y = F.layer_norm(F.gelu(h1 @ head.dense2.weight.T + head.dense2.bias), (8,),
+                     head.layer_norm2.weight, head.layer_norm2.bias, 1e-12)
+    torch.testing.assert_close(logits, y @ embeddings.T + head.bias)
+
+
+def small_model(vocab=48, span_boundary=True, seed=0):
+    torch.manual_seed(seed)
+    config = SpanBertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=40, hidden_dropout_prob=0.0,
+                            attention_probs_dropout_prob=0.0, sbo_max_targets=12, sbo_position_size=16)
+    masking = MaskedLM(vocab, mask_id=4, special_ids=(0, 1, 2, 3, 4), pad_id=0,
+                       units=SpanUnits(None, geometric_p=0.3, max_span=5), max_predictions_per_seq=8)
+    return SpanBertForPreTraining(config, masking, span_boundary=span_boundary)
+
+
+def test_sbo_loss_falls_on_planted_spans():
+    """Rows count upwards (token t = (start + t) mod 40 + 5): a masked token is its left boundary
+    plus its offset in the span, which the SBO head can read off the boundaries and positions."""
+    model = small_model()
+    rng = np.random.default_rng(0)
+    collate = model.collator(pad_id=0, keys=("input_ids",))
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    sbo = []
+    for _ in range(100):
+        starts = rng.integers(0, 40, 16)
+        items = [{"input_ids": np.r_[2, (s + np.arange(30)) % 40 + 5, 3]} for s in starts]
+        out = model(**collate(items, rng))
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        correct, count = out.stats["sbo_accuracy"]
+        sbo.append((out.losses["sbo"].item(), correct / count))
+    first, last = np.mean(sbo[:10], axis=0), np.mean(sbo[-10:], axis=0)
+    assert last[0] < 0.35 * first[0] and last[1] > 0.6, (first, last)
+
+
+def test_checkpoint_keeps_both_heads(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    model = small_model().eval()
+    model.save_pretrained(tmp_path)
+    again = SpanBertForPreTraining.from_pretrained(tmp_path).eval()
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    assert any(k.startswith("objectives.sbo.head.") for k in again.state_dict())
+    theirs = transformers.BertForMaskedLM.from_pretrained(tmp_path).eval()   # ignores the SBO head
+    ids = torch.tensor([[2, 7, 8, 9, 10, 3, 0], [2, 11, 12, 13, 14, 15, 3]])
+    mask = (ids != 0).long()
+    positions = torch.arange(7).expand(2, -1).contiguous()
+    with torch.no_grad():
+        expected = theirs(input_ids=ids, attention_mask=mask).logits
+        got = model(ids, mask, masked_positions=positions).mlm_logits
+    assert (got - expected)[mask.bool()].abs().max() < 1e-5
