@@ -21,6 +21,7 @@ PRETRAIN_EPILOG = """examples:
   word2bert pretrain bert corpus.txt -o bert-small --layers 4 --hidden 256 --heads 4 --ffn 1024 --vocab-size 8000
   word2bert pretrain bert corpus.txt -o bert-small --config config.json --vocab vocab.txt
   word2bert pretrain bert corpus.txt -o bert-small --resume      # continue an interrupted run
+  word2bert pretrain bert corpus.txt -o bert-wwm --masking whole-word    (or span, ngram, phrase, entity)
   torchrun --nproc_per_node 2 -m word2bert pretrain bert corpus.txt -o bert-small   (data parallel)
 
 The corpus is BERT's format (one sentence per line, blank line between documents) or one
@@ -56,8 +57,11 @@ def register(commands, train_commands) -> None:
     bert.add_argument("--words-per-sentence", type=int, default=24)
     bert.add_argument("--masked-lm-prob", type=float, default=0.15)
     bert.add_argument("--max-predictions", type=int, default=20, help="max_predictions_per_seq")
-    bert.add_argument("--masking", choices=["static", "dynamic"], default="static",
-                      help="static: BERT's fixed masks per copy; dynamic: new masks every use (RoBERTa)")
+    from word2bert.commands.pretrain_family import add_masking_arguments
+
+    add_masking_arguments(bert)  # --masking {token,whole-word,span,ngram,phrase,entity} and its options
+    bert.add_argument("--dynamic-masking", action="store_true",
+                      help="new masks every use (RoBERTa); default: BERT's fixed masks per copy")
     bert.add_argument("--dupe-factor", type=int, default=None, help="copies of the data (default 5 static, 1 dynamic)")
     bert.add_argument("--no-nsp", action="store_true", help="masked LM only (single segments)")
     bert.add_argument("--batch-size", type=int, default=32, help="per process")
@@ -154,6 +158,7 @@ def build_config(args, vocab_size: int):
 def run_pretrain(args) -> int:
     import torch
 
+    from word2bert.commands.pretrain_family import masking_units
     from word2bert.corpus.wordpiece import WordPieceTokenizer
     from word2bert.models.bert import BertForPreTraining
     from word2bert.objectives import MaskedLM
@@ -178,7 +183,7 @@ def run_pretrain(args) -> int:
         say(f"training a WordPiece vocabulary of {args.vocab_size} on {corpus}")
         tokenizer = WordPieceTokenizer.train(corpus, vocab_size=args.vocab_size, lowercase=not args.cased)
     config = build_config(args, tokenizer.vocab_size)
-    dynamic = args.masking == "dynamic"
+    dynamic = args.dynamic_masking
     dupe_factor = args.dupe_factor or (1 if dynamic else 5)
     say(f"building pre-training instances (dupe_factor={dupe_factor}, max_seq_length={args.max_seq_length})")
     dataset = PretrainingDataset.from_file(corpus, tokenizer, max_seq_length=args.max_seq_length,
@@ -189,7 +194,8 @@ def run_pretrain(args) -> int:
     train, held_out = dataset.split(held_out_count, seed=args.seed) if held_out_count else (dataset, None)
     masking = MaskedLM(tokenizer.vocab_size, tokenizer.mask_id, tokenizer.special_ids, tokenizer.pad_id,
                        masked_lm_prob=args.masked_lm_prob, max_predictions_per_seq=args.max_predictions,
-                       dynamic=dynamic, seed=args.seed)
+                       dynamic=dynamic, seed=args.seed,
+                       units=None if args.masking == "token" else masking_units(args, tokenizer, corpus, say))
     collate = PretrainingCollator(masking, tokenizer.pad_id, next_sentence=not args.no_nsp)
     torch.manual_seed(args.seed)
     model = BertForPreTraining(config, next_sentence=not args.no_nsp)

@@ -91,6 +91,7 @@ class ErnieModel(BertModel):
     base_model_prefix = "ernie"
     hf_architecture = "ErnieModel"
     is_encoder = True
+    extra_input_keys = ("task_type_ids",)  # PreTrainingModel hands these batch keys to the encoder
 
     def __init__(self, config: ErnieConfig):
         if not isinstance(config, ErnieConfig):
@@ -98,7 +99,6 @@ class ErnieModel(BertModel):
         super().__init__(config)
         self.embeddings = ErnieEmbeddings(config)
         self.embeddings.apply(lambda module: init_transformer_weights(module, config.initializer_range))
-        self._task_type_ids = None
 
     @classmethod
     def hf_key_map(cls, config: ErnieConfig) -> KeyMap:
@@ -108,8 +108,6 @@ class ErnieModel(BertModel):
                 state=None, read_positions=None, output_hidden_states=False) -> EncoderOutput:
         if state is not None:
             raise Word2BertError("ERNIE carries no state between batches")
-        if task_type_ids is None:
-            task_type_ids = self._task_type_ids
         embedded = self.embeddings(input_ids, token_type_ids, position_ids=position_ids, task_type_ids=task_type_ids)
         last_hidden, all_hidden = self.encoder(embedded, attention_mask, causal=False,
                                                output_hidden_states=output_hidden_states,
@@ -135,20 +133,7 @@ def _head_rules(config, with_nsp: bool) -> list:
     return [rule for rule in rules if with_nsp or not rule.ours.startswith("objectives.nsp.")]
 
 
-class _TaskTypesThrough(PreTrainingModel):
-    """A pre-training model whose batches carry ``task_type_ids`` for the encoder (the base
-    class hands only ``attention_mask`` and ``token_type_ids`` to it)."""
-
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, *, task_type_ids=None, state=None,
-                **targets):
-        self.encoder._task_type_ids = task_type_ids
-        try:
-            return super().forward(input_ids, attention_mask, token_type_ids, state=state, **targets)
-        finally:
-            self.encoder._task_type_ids = None
-
-
-class ErnieForPreTraining(_TaskTypesThrough):
+class ErnieForPreTraining(PreTrainingModel):
     """transformers' ``ErnieForPreTraining``: ERNIE's encoder + masked LM + next-sentence prediction.
 
     ERNIE 1.0's knowledge masking is the masked LM with phrase or entity units
@@ -172,7 +157,7 @@ class ErnieForPreTraining(_TaskTypesThrough):
         return KeyMap(ernie_encoder_rules(config, "ernie.", "ernie.") + _head_rules(config, True), prefix="ernie.")
 
 
-class ErnieForMultiTaskPreTraining(_TaskTypesThrough):
+class ErnieForMultiTaskPreTraining(PreTrainingModel):
     """ERNIE 2.0: the encoder (with task embeddings) + one objective per task.
 
     ``tasks`` maps task names (:data:`~word2bert.objectives.ernie.ERNIE2_TASKS`, or ``dialogue``) to

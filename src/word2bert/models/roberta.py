@@ -402,3 +402,21 @@ def pack_sentences(documents: Sequence[Sequence[np.ndarray]], max_tokens: int, p
     if not blocks:
         raise Word2BertError("the corpus is empty: no sentences to pack into pre-training sequences")
     return blocks
+
+
+def segments_dataset(blocks: Sequence[np.ndarray], cls_id: int, sep_id: int):
+    """One-segment pre-training instances ``<s> block </s>`` in a
+    :class:`~word2bert.objectives.pretraining.PretrainingDataset` (no second segment, no NSP label)."""
+    from word2bert.objectives.pretraining import PretrainingDataset
+
+    if not len(blocks):
+        raise Word2BertError("no sequences to pre-train on")
+    lengths = np.fromiter((len(b) + 2 for b in blocks), dtype=np.int64, count=len(blocks))
+    offsets = np.zeros(len(blocks) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    tokens = np.empty(offsets[-1], dtype=np.int32)
+    tokens[offsets[:-1]] = cls_id
+    tokens[offsets[1:] - 1] = sep_id
+    for start, block in zip(offsets[:-1].tolist(), blocks):
+        tokens[start + 1:start + 1 + len(block)] = block
+    return PretrainingDataset(tokens, offsets, lengths.astype(np.int32), np.full(len(blocks), -100, dtype=np.int64))

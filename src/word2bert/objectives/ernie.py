@@ -79,6 +79,33 @@ def _segments(parts: Sequence[np.ndarray], cls_id: int, sep_id: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------- documents
+def read_document_texts(path, words_per_sentence: int = 24) -> list[list[str]]:
+    """Documents as lists of sentence strings, split as ``objectives.pretraining.read_documents`` splits
+    them (blank lines between documents; else one document per line cut every ``words_per_sentence``)."""
+    from word2bert.fileio import open_text
+
+    with open_text(path) as handle:
+        lines = [line.strip() for line in handle]
+    documents: list[list[str]] = []
+    if any(not line for line in lines):
+        current: list[str] = []
+        for line in lines + [""]:
+            if line:
+                current.append(line)
+            elif current:
+                documents.append(current)
+                current = []
+    else:
+        for line in lines:
+            words = line.split()
+            if words:
+                documents.append([" ".join(words[k:k + words_per_sentence])
+                                  for k in range(0, len(words), words_per_sentence)])
+    if not documents:
+        raise Word2BertError(f"the corpus {path} is empty: no text to pre-train on")
+    return documents
+
+
 @dataclass
 class ErnieDocuments:
     """Documents as lists of sentences (int32 token ids), with optional per-token capitalisation
@@ -431,7 +458,12 @@ class ErnieSchedule:
     def default(cls, steps: int, tasks: Sequence[str] = ("knowledge_masking", "token_document_relation",
                                                           "sentence_reordering", "sentence_distance")):
         """One task added per stage, the stages of equal length, equal weights."""
-        per_stage = max(1, steps // len(tasks))
+        if not tasks:
+            raise Word2BertError("give at least one ERNIE task")
+        if steps < len(tasks):
+            raise Word2BertError(f"{steps} steps are fewer than the {len(tasks)} stages of the default schedule "
+                                 "(one task added per stage): train longer or give a schedule file")
+        per_stage = steps // len(tasks)
         stages = [Stage(per_stage if k < len(tasks) - 1 else steps - per_stage * (len(tasks) - 1),
                         {t: 1.0 for t in tasks[:k + 1]}) for k in range(len(tasks))]
         return cls(stages)

@@ -1,0 +1,74 @@
+"""`word2bert pretrain {roberta,albert,spanbert,ernie}` and `pretrain bert --masking ...`: tiny runs
+whose checkpoints `finetune` and `encode` take; bad input gets one clear line."""
+
+import json
+import random
+
+import pytest
+
+pytest.importorskip("torch")
+
+from word2bert.cli import main  # noqa: E402
+
+WORDS = ("the cat sat on a mat and the dog ran to new york city where people live but it rains because of "
+         "weather however we stay home").split()
+TINY = ["--layers", "1", "--hidden", "16", "--heads", "2", "--vocab-size", "300", "--max-steps", "2",
+        "--batch-size", "4", "--max-seq-length", "24", "--quiet", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("family")
+    rng = random.Random(0)
+    documents = ["\n".join(" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 9)))
+                           for _ in range(rng.randint(2, 5))) for _ in range(20)]
+    (root / "corpus.txt").write_text("\n\n".join(documents) + "\n")
+    (root / "train.tsv").write_text("".join(f"{' '.join(rng.choice(WORDS) for _ in range(5))}\t{rng.choice('ab')}\n"
+                                            for _ in range(16)))
+    (root / "names.txt").write_text("new york city\n")
+    return root
+
+
+@pytest.mark.parametrize("model,extra", [("roberta", ["--packing", "doc-sentences"]),
+                                         ("albert", ["--embedding-size", "8"]),
+                                         ("spanbert", ["--masking", "span", "--geometric-p", "0.3"]),
+                                         ("ernie", ["--masking", "entity", "--tasks",
+                                                    "knowledge_masking,sentence_reordering,sentence_distance",
+                                                    "--max-steps", "3"])])
+def test_pretrain_then_finetune_and_encode(files, model, extra, capsys):
+    output = files / model
+    arguments = ["pretrain", model, str(files / "corpus.txt"), "-o", str(output), *TINY, *extra]
+    if model == "ernie":
+        arguments += ["--gazetteer", str(files / "names.txt")]
+    assert main(arguments) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["model"] == model and summary["steps"] == (3 if model == "ernie" else 2)
+    assert (output / "config.json").is_file() and (output / "model.safetensors").is_file()
+    if model in ("roberta", "albert"):   # the new tokenizers load for fine-tuning and encoding
+        assert main(["finetune", str(output), "--train", str(files / "train.tsv"), "--epochs", "1",
+                     "--batch-size", "8", "--max-length", "20", "--quiet", "--threads", "1"]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["train_steps"] == 2
+        assert main(["encode", str(output), "the cat sat", "--pooling", "mean"]) == 0
+        line = capsys.readouterr().out.strip()
+        assert line.startswith("the cat sat\t") and len(line.split("\t")[1].split()) == 16
+
+
+def test_pretrain_bert_with_whole_word_masking(files, capsys):
+    assert main(["pretrain", "bert", str(files / "corpus.txt"), "-o", str(files / "bert-wwm"), *TINY,
+                 "--masking", "whole-word", "--dynamic-masking"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 2
+
+
+def test_bad_input_is_one_line(files, capsys):
+    corpus = str(files / "corpus.txt")
+    assert main(["pretrain", "ernie", corpus, "-o", str(files / "bad"), *TINY, "--masking", "entity",
+                 "--tasks", "knowledge_masking",
+                 "--gazetteer", str(files / "missing.txt")]) == 2
+    assert "cannot read the gazetteer" in capsys.readouterr().err
+    single = files / "single.txt"
+    single.write_text("\n\n".join(" ".join(WORDS[k:k + 6]) for k in range(0, 24, 6)) + "\n")
+    assert main(["pretrain", "albert", str(single), "-o", str(files / "bad2"), *TINY]) == 2
+    assert "at least two sentences" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["pretrain", "roberta", corpus, "-o", str(files / "bad3"), "--masking", "spans"])
+    assert "invalid choice: 'spans'" in capsys.readouterr().err
