@@ -37,6 +37,12 @@ _LAZY = {
     "OpenAIGPTConfig": "word2bert.models.gpt",
     "OpenAIGPTLMHeadModel": "word2bert.models.gpt",
     "UnigramTokenizer": "word2bert.tokenizers.unigram",
+    "RobertaModel": "word2bert.models.roberta",
+    "RobertaForMaskedLM": "word2bert.models.roberta",
+    "AlbertModel": "word2bert.models.albert",
+    "AlbertForPreTraining": "word2bert.models.albert",
+    "SpanBertForPreTraining": "word2bert.models.spanbert",
+    "ErnieModel": "word2bert.models.ernie",
 }
 
 __all__ = ["Word2BertError", "__version__", *_LAZY]
