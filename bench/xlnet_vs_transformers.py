@@ -30,6 +30,7 @@ import argparse
 import os
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -142,14 +143,15 @@ class Runner:
 def build_models(seed: int):
     import transformers
 
-    from word2bert.models.xlnet import XLNetConfig, XLNetLMHeadModel
+    from word2bert.models.xlnet import XLNetLMHeadModel
 
     torch.manual_seed(seed)
     config = transformers.XLNetConfig(vocab_size=VOCAB, d_model=256, n_layer=4, n_head=4, d_inner=1024,
                                       ff_activation="gelu", dropout=0.1, mem_len=MEMORY, attn_type="bi")
     theirs = transformers.XLNetLMHeadModel(config)
-    ours = XLNetLMHeadModel(XLNetConfig.from_dict(config.to_dict()))
-    ours.load_hf_state_dict(theirs.state_dict())
+    with tempfile.TemporaryDirectory() as directory:  # their weights into ours through the checkpoint files
+        theirs.save_pretrained(directory)
+        ours = XLNetLMHeadModel.from_pretrained(directory)
     return ours, theirs
 
 

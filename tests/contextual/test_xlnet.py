@@ -19,12 +19,20 @@ SHAPES = {
 }
 
 
+def load_from_hf(ours, hf):
+    """transformers' weights into ours through the key map, in memory (every one of our tensors set)."""
+    state, missing = ours.hf_key_map(ours.config).to_ours(hf.state_dict())
+    assert not missing
+    result = ours.load_state_dict(state, strict=False)
+    assert not result.unexpected_keys and not result.missing_keys
+    return ours
+
+
 def hf_pair(shape, cls=transformers.XLNetLMHeadModel, ours_cls=XLNetLMHeadModel, **extra):
     torch.manual_seed(0)
     hf_config = transformers.XLNetConfig(**SHAPES[shape], mem_len=7, dropout=0.0, **extra)
     hf = cls(hf_config).eval()
-    ours = ours_cls(XLNetConfig.from_dict(hf_config.to_dict())).eval()
-    ours.load_hf_state_dict(hf.state_dict())
+    ours = load_from_hf(ours_cls(XLNetConfig.from_dict(hf_config.to_dict())).eval(), hf)
     return hf, ours
 
 
@@ -101,7 +109,7 @@ def test_checkpoints_both_ways(shape, tmp_path):
     torch.manual_seed(5)
     mine = XLNetLMHeadModel(XLNetConfig(**SHAPES[shape], mem_len=4, dropout=0.0)).eval()
     with torch.no_grad():
-        mine.lm_bias.normal_()
+        mine.objectives["plm"].bias.normal_()
     mine.save_pretrained(tmp_path / "ours")
     theirs = transformers.XLNetLMHeadModel.from_pretrained(tmp_path / "ours").eval()
     batch = two_stream_batch(2, 6, SHAPES[shape]["vocab_size"], seed=6)
@@ -204,3 +212,63 @@ def test_bad_inputs_get_clear_messages():
         model(ids, state=model(ids[:1]).state)
     with pytest.raises(Word2BertError, match="position_ids"):
         model(ids, position_ids=torch.arange(5))
+
+
+def test_gradients_match_transformers():
+    """One training step's loss and every gradient (through the key map) equal transformers' (memory given)."""
+    hf, ours = hf_pair("small")
+    hf.train(), ours.train()
+    batch = two_stream_batch(4, 9, 61, seed=10)
+    memory = [torch.randn(4, 5, 32) for _ in range(2)]
+    segments = torch.randint(0, 2, (4, 9))
+    theirs = hf(batch["input_ids"], perm_mask=batch["perm_mask"].float(), target_mapping=batch["target_mapping"],
+                labels=batch["labels"], mems=[m.transpose(0, 1) for m in memory], use_mems=True,
+                token_type_ids=segments)
+    mine = ours(batch["input_ids"], perm_mask=batch["perm_mask"], target_mapping=batch["target_mapping"],
+                labels=batch["labels"], state=memory, token_type_ids=segments)
+    theirs.loss.backward()
+    mine.loss.backward()
+    torch.testing.assert_close(mine.loss, theirs.loss, atol=1e-6, rtol=1e-5)
+    their_grads = {name: p.grad if p.grad is not None else torch.zeros_like(p) for name, p in hf.named_parameters()}
+    their_grads["lm_loss.bias"] = hf.lm_loss.bias.grad
+    mapped = ours.hf_key_map(ours.config).to_ours(their_grads)[0]
+    for name, parameter in ours.named_parameters():
+        grad = parameter.grad
+        torch.testing.assert_close(grad, mapped[name], atol=1e-6, rtol=1e-4, msg=name)
+
+
+def planted_stream(length, seed):
+    """Four fixed sentences in random order: every word is predictable from either side."""
+    sentences = [[0, 1, 2, 3, 4, 5, 0, 6, 7], [8, 9, 10, 11, 12, 13, 14, 15, 16],
+                 [17, 18, 19, 20, 21, 22, 23, 24], [25, 26, 27, 28, 29, 0, 30, 31, 32]]
+    rng = np.random.default_rng(seed)
+    words = []
+    while len(words) < length:
+        words += sentences[rng.integers(4)]
+    return np.array(words[:length])
+
+
+def test_permutation_lm_learns_a_planted_language():
+    """Trained on windows of a stream with memory carried, the query stream learns to predict the
+    permuted targets: loss from log(33) = 3.5 to under 1 (0.5 in this run; 0.25 after 300 steps)."""
+    torch.manual_seed(0)
+    model = XLNetLMHeadModel(XLNetConfig(vocab_size=33, d_model=32, n_layer=2, n_head=2, d_inner=64,
+                                         dropout=0.0, mem_len=12)).train()
+    objective = PermutationLanguageModeling(prediction_k=4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=6e-3)
+    rows = planted_stream(8 * 3000, 0).reshape(8, 3000)
+    rng = np.random.default_rng(1)
+    state, losses = None, []
+    for step in range(200):
+        start = step * 24 % (3000 - 24)
+        batch = {"input_ids": rows[:, start:start + 24].copy()}
+        objective.prepare(batch, None, rng)
+        batch = {key: torch.as_tensor(value) for key, value in batch.items()}
+        output = model(**batch, state=state)
+        output.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        state = output.state
+        losses.append(output.loss.item())
+    assert np.mean(losses[:10]) > 3.2
+    assert np.mean(losses[-20:]) < 1.0

@@ -13,11 +13,8 @@ for its large vocabularies; with the 10,000 words of Penn Treebank a full softma
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,14 +22,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from word2bert.errors import Word2BertError
-from word2bert.fileio import atomic_write
-from word2bert.models.xlnet import EncoderOutput, XLNetLMOutput, init_xlnet_weights, language_model_loss
+from word2bert.interop.huggingface import KeyMap, rename
+from word2bert.models.base import EncoderOutput, PretrainedConfig, PretrainedModel
+from word2bert.models.xlnet import init_xlnet_weights
 from word2bert.nn.relative import RelativeTransformer, check_memory_length
 from word2bert.nn.transformer import ACTIVATIONS, get_activation
+from word2bert.objectives.base import IGNORE_INDEX
+from word2bert.objectives.causal_lm import DEFAULT_CHUNK_ROWS, linear_cross_entropy
 
 
 @dataclass
-class TransfoXLConfig:
+class TransfoXLConfig(PretrainedConfig):
     """Transformer-XL hyper-parameters, with the names of transformers' (former) ``TransfoXLConfig``.
 
     ``mem_len``: hidden states kept per layer for the next segment (0: no memory, a vanilla
@@ -40,6 +40,8 @@ class TransfoXLConfig:
     none). ``same_length``: every position attends to the same number of keys. ``untie_r``: one pair
     of position biases per layer instead of one shared pair (the reference's default: shared).
     """
+
+    model_type = "transfo-xl"
 
     vocab_size: int = 10000
     d_model: int = 256
@@ -56,11 +58,6 @@ class TransfoXLConfig:
     init_std: float = 0.02
     layer_norm_epsilon: float = 1e-5
 
-    model_type = "transfo-xl"
-
-    def __post_init__(self):
-        self.validate()
-
     @property
     def hidden_size(self) -> int:
         return self.d_model
@@ -70,49 +67,50 @@ class TransfoXLConfig:
         return self.n_layer
 
     @property
+    def num_attention_heads(self) -> int:
+        return self.n_head
+
+    @property
     def max_position_embeddings(self) -> int:
         return 512
 
     def validate(self) -> None:
-        for name in ("vocab_size", "d_model", "n_layer", "n_head", "d_inner"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise Word2BertError(f"TransfoXLConfig.{name}={value!r} must be a positive integer")
-        if self.d_model % self.n_head or self.d_model % 2:
-            raise Word2BertError(f"TransfoXLConfig.d_model={self.d_model} must be even and divisible by "
-                                 f"n_head={self.n_head}")
+        self.require_positive_ints("vocab_size", "d_model", "n_layer", "n_head", "d_inner")
+        self.require_divisible("d_model", "n_head")
+        if self.d_model % 2:
+            raise Word2BertError(f"TransfoXLConfig.d_model={self.d_model} must be even (sinusoidal positions)")
         check_memory_length(self.mem_len, "TransfoXLConfig.mem_len")
         if isinstance(self.clamp_len, bool) or not isinstance(self.clamp_len, int) or (
                 self.clamp_len < 1 and self.clamp_len != -1):
             raise Word2BertError(f"TransfoXLConfig.clamp_len={self.clamp_len!r} must be a positive integer or -1")
-        for name in ("dropout", "dropatt"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise Word2BertError(f"TransfoXLConfig.{name}={value!r} must be in [0, 1)")
+        self.require_probabilities("dropout", "dropatt")
+        self.require_positive_floats("init_std", "layer_norm_epsilon")
         if self.activation_function not in ACTIVATIONS:
             get_activation(self.activation_function)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "TransfoXLConfig":
-        if not isinstance(data, dict):
-            raise Word2BertError(f"a Transformer-XL config must be a JSON object, got {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        try:
-            return cls(**{key: value for key, value in data.items() if key in names})
-        except TypeError as error:
-            raise Word2BertError(f"bad Transformer-XL config value: {error}") from None
-
-    def save(self, path) -> None:
-        with atomic_write(path, "w", encoding="utf-8") as handle:
-            json.dump({**self.to_dict(), "model_type": self.model_type}, handle, indent=2, sort_keys=True)
-            handle.write("\n")
+def _own_names(config, prefix: str = "") -> KeyMap:
+    """Checkpoints keep our own names (transformers 5 no longer has Transformer-XL); a tied bias is
+    stored once, under the first layer."""
+    keys = []
+    for index in range(config.n_layer):
+        layer = f"{prefix}encoder.layers.{index}."
+        keys += [f"{layer}attention.{name}" for name in ("qkv_proj.weight", "position_proj.weight", "out_proj.weight",
+                                                         "layer_norm.weight", "layer_norm.bias")]
+        if config.untie_r or index == 0:
+            keys += [f"{layer}attention.content_bias", f"{layer}attention.position_bias"]
+        keys += [f"{layer}feed_forward.{name}.{part}" for name in ("dense_in", "dense_out", "layer_norm")
+                 for part in ("weight", "bias")]
+    return KeyMap([rename(key, key) for key in [f"{prefix}word_embedding.weight"] + keys])
 
 
-class TransfoXLModel(nn.Module):
+class TransfoXLModel(PretrainedModel):
     """The Transformer-XL encoder (causal relative stack); ``state`` is the memory."""
+
+    config_class = TransfoXLConfig
+    base_model_prefix = "transformer"
+    hf_architecture = "TransfoXLModel"
+    is_encoder = True
 
     def __init__(self, config: TransfoXLConfig):
         super().__init__()
@@ -129,6 +127,10 @@ class TransfoXLModel(nn.Module):
             clamp_len=config.clamp_len, same_length=config.same_length, causal=True)
         self.dropout = nn.Dropout(config.dropout)
         self.apply(lambda module: init_xlnet_weights(module, config.init_std))
+
+    @classmethod
+    def hf_key_map(cls, config: TransfoXLConfig) -> KeyMap:
+        return _own_names(config)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.word_embedding
@@ -147,7 +149,7 @@ class TransfoXLModel(nn.Module):
         if attention_mask is not None:
             if attention_mask.dim() != 2 or tuple(attention_mask.shape) != tuple(input_ids.shape):
                 raise Word2BertError("Transformer-XL takes a (batch, length) padding attention_mask only")
-            key_padding = attention_mask.bool()
+            key_padding = None if bool(attention_mask.bool().all()) else attention_mask.bool()
         if state is not None:
             state = list(state)
             if len(state) != self.config.n_layer or any(m.shape[0] != input_ids.shape[0] for m in state):
@@ -156,83 +158,78 @@ class TransfoXLModel(nn.Module):
         output = self.encoder(hidden, memory=state, key_padding=key_padding, read_positions=read_positions,
                               output_hidden_states=output_hidden_states)
         last = self.dropout(output.content)
-        return EncoderOutput(last, output.hidden_states, last[:, -1] if read_positions is None else None,
-                             output.memory)
+        pooled = None
+        if read_positions is None:
+            last_index = (key_padding.long().sum(1).clamp_min(1) - 1) if key_padding is not None else \
+                torch.full((input_ids.shape[0],), input_ids.shape[1] - 1, dtype=torch.long, device=last.device)
+            pooled = last[torch.arange(input_ids.shape[0], device=last.device), last_index]
+        return EncoderOutput(last, output.hidden_states, pooled, output.memory)
 
 
-class TransfoXLLMHeadModel(nn.Module):
+class TransfoXLLMOutput:
+    """``loss`` (mean NLL of the labels), ``stats`` ({"nll": (sum, count), "accuracy": (correct, count)}),
+    ``state`` (the memory), ``logits`` (B, T, V) computed when read."""
+
+    def __init__(self, loss, stats, state, hidden, model):
+        self.loss, self.stats, self.state, self.hidden = loss, stats, state, hidden
+        self._model, self._logits = model, None
+
+    @property
+    def logits(self) -> torch.Tensor:
+        if self._logits is None:
+            self._logits = self._model.output_logits(self.hidden)
+        return self._logits
+
+
+class TransfoXLLMHeadModel(PretrainedModel):
     """Transformer-XL with the tied output layer; ``forward(input_ids, labels, state)`` for the trainer.
 
-    ``labels`` (B, T) are the next tokens (-100 ignored); the loss is their mean negative
-    log-likelihood and ``stats["nll"]`` its summable (sum, count), so the trainer reports perplexity.
+    ``labels`` (B, T) are the next tokens (the :class:`~word2bert.train.samplers.TokenStream`
+    convention; -100 ignored); the loss is their mean negative log-likelihood, computed by the fused
+    output layer + cross-entropy (the (B*T, V) logits are never stored), and ``stats["nll"]`` its
+    summable (sum, count), so the trainer reports perplexity.
     """
 
-    def __init__(self, config: TransfoXLConfig):
+    config_class = TransfoXLConfig
+    base_model_prefix = "transformer"
+    hf_architecture = "TransfoXLLMHeadModel"
+
+    def __init__(self, config: TransfoXLConfig, chunk_rows: int = DEFAULT_CHUNK_ROWS):
         super().__init__()
         self.config = config
         self.transformer = TransfoXLModel(config)
         self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.chunk_rows = chunk_rows
+
+    @classmethod
+    def hf_key_map(cls, config: TransfoXLConfig) -> KeyMap:
+        return _own_names(config, "transformer.") + KeyMap([rename("output_bias", "output_bias")])
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.transformer.word_embedding
 
+    def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return F.linear(hidden, self.transformer.word_embedding.weight, self.output_bias)
+
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, *, state=None,
-                attention_mask=None) -> XLNetLMOutput:
+                attention_mask=None) -> TransfoXLLMOutput:
         encoded = self.transformer(input_ids, attention_mask, state=state)
-        logits = F.linear(encoded.last_hidden_state, self.transformer.word_embedding.weight, self.output_bias)
-        output = XLNetLMOutput(logits=logits, state=encoded.state)
+        hidden = encoded.last_hidden_state
+        loss, stats = None, {}
         if labels is not None:
             if tuple(labels.shape) != tuple(input_ids.shape):
                 raise Word2BertError(f"labels of shape {tuple(labels.shape)} do not match input_ids "
                                      f"{tuple(input_ids.shape)}")
-            output.loss, output.stats = language_model_loss(logits, labels)
-        return output
-
-    def save_pretrained(self, directory) -> None:
-        """config.json and model.safetensors (our names; transformers no longer ships Transformer-XL)."""
-        from safetensors.torch import save_file
-
-        from word2bert.fileio import atomic_save
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {key: value.detach().contiguous().cpu() for key, value in self.state_dict().items()
-                   if not _is_shared_duplicate(self, key)}
-        atomic_save(directory / "model.safetensors", lambda tmp: save_file(tensors, tmp))
-        self.config.save(directory / "config.json")
-
-    @classmethod
-    def from_pretrained(cls, directory, **overrides) -> "TransfoXLLMHeadModel":
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        path = directory / "config.json"
-        if not path.is_file():
-            raise Word2BertError(f"config file not found: {path}")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise Word2BertError(f"cannot read config file {path}: {error}") from None
-        config = TransfoXLConfig.from_dict({**data, **overrides})
-        model = cls(config)
-        weights = directory / "model.safetensors"
-        if not weights.is_file():
-            raise Word2BertError(f"weights file not found: {weights}")
-        state = load_file(str(weights))
-        missing = [key for key in model.state_dict() if key not in state and not _is_shared_duplicate(model, key)]
-        if missing:
-            raise Word2BertError(f"{weights}: no weights for {', '.join(missing[:4])}")
-        model.load_state_dict(state, strict=False)
-        return model
-
-
-def _is_shared_duplicate(model: nn.Module, key: str) -> bool:
-    """True for the second and later names of a tied parameter (shared position biases)."""
-    first = {}
-    for name, parameter in model.named_parameters(remove_duplicate=False):
-        first.setdefault(id(parameter), name)
-    parameters = dict(model.named_parameters(remove_duplicate=False))
-    return key in parameters and first[id(parameters[key])] != key
+            keep = labels != IGNORE_INDEX
+            targets = labels[keep].long()
+            if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= self.config.vocab_size):
+                raise Word2BertError(f"labels contain an id outside the vocabulary [0, {self.config.vocab_size})")
+            nll_sum, correct = linear_cross_entropy(hidden[keep], self.transformer.word_embedding.weight, targets,
+                                                    self.output_bias, self.chunk_rows)
+            count = int(targets.numel())
+            loss = nll_sum / max(count, 1)
+            stats = {"nll": (float(nll_sum.detach()), count), "accuracy": (int(correct), count)}
+        return TransfoXLLMOutput(loss, stats, encoded.state, hidden, self)
 
 
 @torch.no_grad()

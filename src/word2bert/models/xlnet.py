@@ -17,42 +17,41 @@ memory: :mod:`word2bert.nn.relative`) with relative segment encodings.
   predicted positions.
 
 Both read and write Hugging Face checkpoints (``from_pretrained`` / ``save_pretrained``) of
-transformers' ``XLNetModel`` / ``XLNetLMHeadModel``; :func:`hf_to_word2bert` / :func:`word2bert_to_hf`
-convert the state dicts (transformers keeps each projection as a (d_model, n_head, d_head) tensor;
-ours are fused ``nn.Linear`` weights).
+transformers' ``XLNetModel`` / ``XLNetLMHeadModel`` through :func:`xlnet_encoder_rules` (transformers
+keeps each projection as a (d_model, n_head, d_head) tensor; ours are fused ``nn.Linear`` weights).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from word2bert.errors import Word2BertError
-from word2bert.fileio import atomic_save, atomic_write
-from word2bert.nn.relative import RelativeTransformer, check_memory_length
+from word2bert.interop.huggingface import KeyMap, KeyRule, rename
+from word2bert.models.base import EncoderOutput, PretrainedConfig, PretrainedModel
+from word2bert.models.pretraining import PreTrainingModel
+from word2bert.nn.relative import RelativeMultiHeadAttention, RelativeTransformer, check_memory_length
 from word2bert.nn.transformer import ACTIVATIONS, get_activation
+from word2bert.objectives.permutation_lm import PermutationLanguageModeling
 
 IGNORE_INDEX = -100
-CONFIG_NAME = "config.json"
-SAFETENSORS_NAME = "model.safetensors"
 
 
 @dataclass
-class XLNetConfig:
-    """XLNet hyper-parameters with Hugging Face's names and defaults (xlnet-large-cased), except
-    ``mem_len`` = 512 explicitly non-zero and ``untie_r`` kept as a field (transformers always unties).
+class XLNetConfig(PretrainedConfig):
+    """XLNet hyper-parameters with Hugging Face's names and defaults (xlnet-large-cased), plus
+    ``untie_r`` (transformers always unties the r_w / r_r / r_s biases; False shares one set across
+    layers, as the reference code's default). ``mem_len`` (512, as transformers' current default) is
+    never "off" by accident: 0 means no memory, and the memory is always returned as ``state``.
 
     ``attn_type``: "bi" (XLNet) or "uni" (causal, Transformer-XL). ``clamp_len``: relative distances
     beyond it share one encoding (-1: none). ``reuse_len``: how many tokens of each segment go to the
     memory (None: all). ``bi_data``: the second half of every batch is read backwards.
     """
+
+    model_type = "xlnet"
 
     vocab_size: int = 32000
     d_model: int = 1024
@@ -82,11 +81,6 @@ class XLNetConfig:
     bos_token_id: int = 1
     eos_token_id: int = 2
 
-    model_type = "xlnet"
-
-    def __post_init__(self):
-        self.validate()
-
     @property
     def hidden_size(self) -> int:
         return self.d_model
@@ -109,17 +103,12 @@ class XLNetConfig:
 
     @property
     def max_position_embeddings(self) -> int:
-        """Relative positions have no limit; this is what ``encode`` truncates to by default."""
+        """Relative positions have no limit; this is only what ``encode`` truncates to by default."""
         return 512
 
     def validate(self) -> None:
-        """Raise Word2BertError naming the first bad parameter."""
-        for name in ("vocab_size", "d_model", "n_layer", "n_head", "d_inner"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise Word2BertError(f"XLNetConfig.{name}={value!r} must be a positive integer")
-        if self.d_model % self.n_head:
-            raise Word2BertError(f"XLNetConfig.d_model={self.d_model} is not divisible by n_head={self.n_head}")
+        self.require_positive_ints("vocab_size", "d_model", "n_layer", "n_head", "d_inner")
+        self.require_divisible("d_model", "n_head")
         if self.d_model % 2:
             raise Word2BertError(f"XLNetConfig.d_model={self.d_model} must be even (sinusoidal relative positions)")
         check_memory_length(self.mem_len, "XLNetConfig.mem_len")
@@ -133,106 +122,29 @@ class XLNetConfig:
             raise Word2BertError(f"XLNetConfig.attn_type={self.attn_type!r} must be 'bi' or 'uni'")
         if self.same_length and self.attn_type != "uni":
             raise Word2BertError("XLNetConfig.same_length=true needs attn_type='uni'")
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            raise Word2BertError(f"XLNetConfig.dropout={self.dropout!r} must be in [0, 1)")
-        if not isinstance(self.layer_norm_eps, (int, float)) or self.layer_norm_eps <= 0:
-            raise Word2BertError(f"XLNetConfig.layer_norm_eps={self.layer_norm_eps!r} must be > 0")
+        self.require_probabilities("dropout")
+        self.require_positive_floats("layer_norm_eps", "initializer_range")
         if self.ff_activation not in ACTIVATIONS:
             get_activation(self.ff_activation)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def to_hf_dict(self, architecture: str | None = None) -> dict:
-        """config.json contents: transformers' XLNetConfig keys (plus ``untie_r``) and ``model_type``."""
-        data = self.to_dict()
-        data["model_type"] = self.model_type
-        data["d_head"] = self.d_head
-        data["tie_word_embeddings"] = True
-        if architecture:
-            data["architectures"] = [architecture]
+    @classmethod
+    def hf_fields_in(cls, data: dict) -> dict:
+        """transformers' ``mem_len: null`` (no memory) is our 0; ``d_head`` must agree with the sizes."""
+        if data.get("mem_len", 0) is None:
+            data["mem_len"] = 0
+        d_head, d_model, n_head = data.get("d_head"), data.get("d_model"), data.get("n_head")
+        if d_head is not None and d_model is not None and n_head is not None and d_head * n_head != d_model:
+            raise Word2BertError(f"config d_head={d_head} x n_head={n_head} != d_model={d_model}")
         return data
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "XLNetConfig":
-        """Build from a dict such as a Hugging Face config.json, ignoring keys that are not ours."""
-        if not isinstance(data, dict):
-            raise Word2BertError(f"an XLNet config must be a JSON object, got {type(data).__name__}")
-        model_type = data.get("model_type", "xlnet")
-        if model_type != "xlnet":
-            raise Word2BertError(f"config has model_type={model_type!r}, not 'xlnet'")
-        if "d_head" in data and "d_model" in data and "n_head" in data and \
-                data["d_head"] * data["n_head"] != data["d_model"]:
-            raise Word2BertError(f"config d_head={data['d_head']} x n_head={data['n_head']} != d_model={data['d_model']}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {key: value for key, value in data.items() if key in names}
-        if values.get("mem_len", 0) is None:  # transformers' "no memory"
-            values["mem_len"] = 0
-        return cls(**values)
-
-    @classmethod
-    def from_json_file(cls, path) -> "XLNetConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise Word2BertError(f"config file not found: {path}")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise Word2BertError(f"cannot read config file {path}: {error}") from None
-        try:
-            return cls.from_dict(data)
-        except Word2BertError as error:
-            raise Word2BertError(f"{path}: {error}") from None
-        except TypeError as error:
-            raise Word2BertError(f"{path}: bad config value: {error}") from None
-
-    def save(self, path, architecture: str | None = None) -> None:
-        with atomic_write(path, "w", encoding="utf-8") as handle:
-            json.dump(self.to_hf_dict(architecture), handle, indent=2, sort_keys=True)
-            handle.write("\n")
-
-
-@dataclass
-class EncoderOutput:
-    """The encoder interface's output. ``last_hidden_state`` is (B, T, d), or (B, Q, d) for the query
-    stream / at ``read_positions``; ``pooled`` the last token's vector (XLNet's "last" summary);
-    ``state`` the memory for the next segment (one (B, M, d) tensor per layer)."""
-
-    last_hidden_state: torch.Tensor
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    pooled: torch.Tensor | None = None
-    state: list[torch.Tensor] | None = None
-
-    @property
-    def pooler_output(self) -> torch.Tensor | None:
-        return self.pooled
-
-    @property
-    def mems(self) -> list[torch.Tensor] | None:
-        """transformers' name of the memory."""
-        return self.state
-
-
-@dataclass
-class XLNetLMOutput:
-    """``loss``: mean NLL over the predicted positions; ``logits`` (B, Q, V); ``stats`` summable pairs
-    ``{"nll": (sum, count), "accuracy": (correct, count)}``; ``state`` the memory."""
-
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    stats: dict | None = None
-    state: list[torch.Tensor] | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-
-    @property
-    def mems(self):
-        return self.state
+    def hf_fields_out(self, data: dict) -> dict:
+        data["d_head"] = self.d_head
+        data["tie_word_embeddings"] = True
+        return data
 
 
 def init_xlnet_weights(module: nn.Module, std: float) -> None:
     """transformers' / the reference's initialisation: every weight ~ N(0, std^2), biases 0, LayerNorm 1/0."""
-    from word2bert.nn.relative import RelativeMultiHeadAttention
-
     if isinstance(module, (nn.Linear, nn.Embedding)):
         nn.init.normal_(module.weight, mean=0.0, std=std)
         if isinstance(module, nn.Linear) and module.bias is not None:
@@ -247,53 +159,19 @@ def init_xlnet_weights(module: nn.Module, std: float) -> None:
                 nn.init.normal_(parameter, mean=0.0, std=std)
 
 
-class _PretrainedXLNet:
-    """``from_pretrained`` / ``save_pretrained`` of Hugging Face XLNet checkpoints."""
-
-    hf_architecture = "XLNetModel"
-    base_model_prefix = "transformer"
-
-    @classmethod
-    def from_pretrained(cls, directory, **config_overrides):
-        """Load a directory holding config.json and model.safetensors / pytorch_model.bin written by
-        transformers' XLNetModel / XLNetLMHeadModel (or by us). ``config_overrides`` replace config fields."""
-        from word2bert.interop.huggingface import read_state_dict
-
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise Word2BertError(f"checkpoint directory not found: {directory}")
-        config = XLNetConfig.from_json_file(directory / CONFIG_NAME)
-        if config_overrides:
-            unknown = sorted(set(config_overrides) - set(config.to_dict()))
-            if unknown:
-                raise Word2BertError(f"unknown XLNetConfig field(s): {', '.join(unknown)}")
-            config = XLNetConfig.from_dict({**config.to_dict(), **config_overrides})
-        hf_state, path = read_state_dict(directory)
-        model = cls(config)
-        model.load_hf_state_dict(hf_state, source=path)
-        return model
-
-    def save_pretrained(self, directory) -> None:
-        """Write config.json and model.safetensors with transformers' key names, each atomically."""
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise Word2BertError(f"cannot create checkpoint directory {directory}: {error}") from None
-        tensors = {key: value.cpu() for key, value in self.hf_state_dict().items()}
-        atomic_save(directory / SAFETENSORS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-        self.config.save(directory / CONFIG_NAME, architecture=self.hf_architecture)
-
-
-class XLNetModel(_PretrainedXLNet, nn.Module):
+class XLNetModel(PretrainedModel):
     """The XLNet encoder: word embeddings -> :class:`~word2bert.nn.relative.RelativeTransformer`.
 
-    ``forward`` follows the encoder interface; ``state`` is the memory (transformers' ``mems``).
+    ``forward`` follows the encoder interface; ``state`` is the memory (transformers' ``mems``), one
+    (B, M, d) tensor per layer. ``extra_input_keys`` lets a pre-training model pass the permutation
+    inputs through.
     """
 
+    config_class = XLNetConfig
+    base_model_prefix = "transformer"
     hf_architecture = "XLNetModel"
+    is_encoder = True
+    extra_input_keys = ("perm_mask", "target_mapping", "query_positions", "query_valid")
 
     def __init__(self, config: XLNetConfig):
         super().__init__()
@@ -312,6 +190,10 @@ class XLNetModel(_PretrainedXLNet, nn.Module):
         self.apply(lambda module: init_xlnet_weights(module, config.initializer_range))
         nn.init.normal_(self.mask_emb, std=config.initializer_range)
 
+    @classmethod
+    def hf_key_map(cls, config: XLNetConfig) -> KeyMap:
+        return KeyMap(xlnet_encoder_rules(config), prefix="transformer.")
+
     def get_input_embeddings(self) -> nn.Embedding:
         return self.word_embedding
 
@@ -329,7 +211,9 @@ class XLNetModel(_PretrainedXLNet, nn.Module):
         same, 1 = may NOT see. The query stream runs at ``query_positions`` (B, Q) (``query_valid``
         False marks padding rows), or at the one-hot rows of ``target_mapping`` (B, Q, T) as in
         transformers; then ``last_hidden_state`` is the query stream (B, Q, d). ``read_positions``
-        (B, Q) computes the content stream's last layer only at those positions.
+        (B, Q) computes the content stream's last layer only at those positions. ``pooled`` is the
+        last non-padding token's vector (XLNet's "last" summary). ``mems`` is transformers' name of
+        ``state``.
         """
         if position_ids is not None:
             raise Word2BertError("XLNet uses relative positions; position_ids are not supported")
@@ -352,6 +236,7 @@ class XLNetModel(_PretrainedXLNet, nn.Module):
                 raise Word2BertError(f"query_positions must be (batch, predictions), got {tuple(query_positions.shape)}")
             _check_positions(query_positions, seq_len, "query_positions")
             query = self.dropout(self.mask_emb.expand(batch, query_positions.shape[1], -1))
+            read_positions = None  # the rows read are the query stream's
         if read_positions is not None:
             read_positions = read_positions.long()
             _check_positions(read_positions, seq_len, "read_positions")
@@ -367,41 +252,64 @@ class XLNetModel(_PretrainedXLNet, nn.Module):
                               query_positions=query_positions, query_valid=query_valid,
                               read_positions=read_positions, content_output=query is None,
                               output_hidden_states=output_hidden_states)
-        last = output.query if query is not None else output.content
-        last = self.dropout(last)
+        last = self.dropout(output.query if query is not None else output.content)
         pooled = None
         if query is None and read_positions is None:
-            pooled = last[torch.arange(batch, device=last.device), _last_token_index(key_padding, batch, seq_len,
-                                                                                     last.device)]
+            pooled = last[torch.arange(batch, device=last.device),
+                          _last_token_index(key_padding, batch, seq_len, last.device)]
         return EncoderOutput(last, output.hidden_states, pooled, output.memory)
 
-    # ------------------------------------------------------------------ Hugging Face weights
-    def hf_state_dict(self, prefix: str = "") -> dict:
-        return word2bert_to_hf(self.state_dict(), self.config, prefix, ours_prefix="")
 
-    def load_hf_state_dict(self, hf_state: dict, source="checkpoint") -> None:
-        base = "transformer." if any(key.startswith("transformer.") for key in hf_state) else ""
-        state = hf_to_word2bert(hf_state, self.config, base, ours_prefix="", source=source)
-        _load_checked(self, state, source)
+class XLNetLMOutput:
+    """What :class:`XLNetLMHeadModel` returns: ``loss`` (mean NLL over the predicted positions),
+    ``stats`` ({"plm_nll": (sum, count), "plm_accuracy": (correct, count)}), ``state`` (the memory;
+    ``mems`` in transformers' words), ``hidden`` (the rows the head reads) and ``logits`` (B, Q, V),
+    computed when read."""
+
+    def __init__(self, loss, stats, state, hidden, model, hidden_states=None):
+        self.loss, self.stats, self.state, self.hidden = loss, stats, state, hidden
+        self.hidden_states = hidden_states
+        self._model, self._logits = model, None
+
+    @property
+    def logits(self) -> torch.Tensor:
+        if self._logits is None:
+            self._logits = self._model.objectives["plm"].logits(self.hidden, self._model)
+        return self._logits
+
+    @property
+    def mems(self):
+        return self.state
 
 
-class XLNetLMHeadModel(_PretrainedXLNet, nn.Module):
-    """XLNet with its language-model head: ``logits = g E^T + b`` (E the word embeddings, tied).
+class XLNetLMHeadModel(PreTrainingModel):
+    """XLNet with its language-model head (the permutation-LM objective): ``logits = g E^T + b``, E the
+    word embeddings (tied), b the objective's bias (transformers' ``lm_loss.bias``).
 
-    ``forward(..., labels=...)`` returns the mean cross-entropy over the predicted positions (labels
-    -100 are ignored): the permutation LM loss when the query stream runs at the targets.
+    ``forward(input_ids, ..., perm_mask, target_mapping, labels, state)`` runs the query stream at the
+    predicted positions and returns the mean cross-entropy over ``labels`` (-100 ignored); without
+    ``target_mapping`` / ``query_positions`` the content stream's rows are scored (transformers' behaviour).
+    ``objective`` (a :class:`PermutationLanguageModeling`) sets how batches are built (``collator()``).
     """
 
+    config_class = XLNetConfig
+    base_model_prefix = "transformer"
     hf_architecture = "XLNetLMHeadModel"
 
-    def __init__(self, config: XLNetConfig):
-        super().__init__()
-        self.config = config
-        self.transformer = XLNetModel(config)
-        self.lm_bias = nn.Parameter(torch.zeros(config.vocab_size))
+    def __init__(self, config: XLNetConfig, objective: PermutationLanguageModeling | None = None):
+        if not isinstance(config, XLNetConfig):
+            raise Word2BertError(f"XLNetLMHeadModel needs an XLNetConfig, got {type(config).__name__}")
+        if objective is None:
+            objective = PermutationLanguageModeling(config.vocab_size)
+        elif objective.bias is None or objective.bias.shape[0] != config.vocab_size:
+            raise Word2BertError(f"the permutation-LM objective must be built with vocab_size={config.vocab_size}")
+        super().__init__(config, XLNetModel(config), {"plm": objective})
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.transformer.word_embedding
+    @classmethod
+    def hf_key_map(cls, config: XLNetConfig) -> KeyMap:
+        rules = xlnet_encoder_rules(config, "transformer.", "transformer.")
+        rules.append(rename("objectives.plm.bias", "lm_loss.bias", required=False))
+        return KeyMap(rules, prefix="transformer.")
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, *, state=None, perm_mask=None, target_mapping=None,
@@ -411,45 +319,13 @@ class XLNetLMHeadModel(_PretrainedXLNet, nn.Module):
         encoded = self.transformer(input_ids, attention_mask, token_type_ids, state=state, perm_mask=perm_mask,
                                    target_mapping=target_mapping, query_positions=query_positions,
                                    query_valid=query_valid, output_hidden_states=output_hidden_states, mems=mems)
-        logits = F.linear(encoded.last_hidden_state, self.transformer.word_embedding.weight, self.lm_bias)
-        output = XLNetLMOutput(logits=logits, state=encoded.state, hidden_states=encoded.hidden_states)
+        hidden = encoded.last_hidden_state
+        loss, stats = None, {}
         if labels is not None:
-            if tuple(labels.shape) != tuple(logits.shape[:2]):
-                raise Word2BertError(f"labels of shape {tuple(labels.shape)} do not match the predicted rows "
-                                     f"{tuple(logits.shape[:2])}")
-            output.loss, output.stats = language_model_loss(logits, labels)
-        return output
-
-    def hf_state_dict(self) -> dict:
-        out = word2bert_to_hf(self.state_dict(), self.config, "transformer.", ours_prefix="transformer.")
-        out["lm_loss.bias"] = self.lm_bias.detach().clone()
-        out["lm_loss.weight"] = self.transformer.word_embedding.weight.detach().clone()
-        return out
-
-    def load_hf_state_dict(self, hf_state: dict, source="checkpoint") -> None:
-        base = "transformer." if any(key.startswith("transformer.") for key in hf_state) else ""
-        state = hf_to_word2bert(hf_state, self.config, base, ours_prefix="transformer.", source=source)
-        if "lm_loss.bias" in hf_state:
-            state["lm_bias"] = hf_state["lm_loss.bias"]
-        else:
-            warnings.warn(f"{source}: no lm_loss.bias; the output bias starts at zero", stacklevel=3)
-        _load_checked(self, state, source)
-
-
-def language_model_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """Mean of ``-log softmax(logits)[label]`` over the labels that are not -100, and the summable
-    statistics ``nll`` = (sum, count) and ``accuracy`` = (correct, count)."""
-    flat_logits = logits.reshape(-1, logits.shape[-1]).float()
-    flat_labels = labels.reshape(-1).long()
-    keep = flat_labels != IGNORE_INDEX
-    count = int(keep.sum())
-    if count == 0:  # nothing predicted in this batch: a zero loss that keeps the graph connected
-        zero = flat_logits.sum() * 0.0
-        return zero, {"nll": (0.0, 0), "accuracy": (0, 0)}
-    nll_sum = F.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE_INDEX, reduction="sum")
-    with torch.no_grad():
-        correct = int((flat_logits.argmax(-1)[keep] == flat_labels[keep]).sum())
-    return nll_sum / count, {"nll": (float(nll_sum.detach()), count), "accuracy": (correct, count)}
+            result = self.objectives["plm"](hidden, {"labels": labels}, self)
+            loss = result.loss
+            stats = {f"plm_{name}": value for name, value in result.stats.items()}
+        return XLNetLMOutput(loss, stats, encoded.state, hidden, self, encoded.hidden_states)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -510,116 +386,83 @@ def _last_token_index(key_padding, batch: int, seq_len: int, device) -> torch.Te
 
 # --------------------------------------------------------------------------- Hugging Face key mapping
 
-def _layer_renames(index: int) -> list[tuple[str, str]]:
-    """(ours, transformers') keys of one layer that map one to one."""
-    ours, theirs = f"encoder.layers.{index}.", f"layer.{index}."
-    return [
-        (f"{ours}attention.content_bias", f"{theirs}rel_attn.r_w_bias"),
-        (f"{ours}attention.position_bias", f"{theirs}rel_attn.r_r_bias"),
-        (f"{ours}attention.segment_bias", f"{theirs}rel_attn.r_s_bias"),
-        (f"{ours}attention.segment_embed", f"{theirs}rel_attn.seg_embed"),
-        (f"{ours}attention.layer_norm.weight", f"{theirs}rel_attn.layer_norm.weight"),
-        (f"{ours}attention.layer_norm.bias", f"{theirs}rel_attn.layer_norm.bias"),
-        (f"{ours}feed_forward.dense_in.weight", f"{theirs}ff.layer_1.weight"),
-        (f"{ours}feed_forward.dense_in.bias", f"{theirs}ff.layer_1.bias"),
-        (f"{ours}feed_forward.dense_out.weight", f"{theirs}ff.layer_2.weight"),
-        (f"{ours}feed_forward.dense_out.bias", f"{theirs}ff.layer_2.bias"),
-        (f"{ours}feed_forward.layer_norm.weight", f"{theirs}ff.layer_norm.weight"),
-        (f"{ours}feed_forward.layer_norm.bias", f"{theirs}ff.layer_norm.bias"),
-    ]
+def _projection_rule(ours: str, theirs: str, d: int, heads: int, head_size: int, out: bool = False) -> KeyRule:
+    """transformers keeps a projection as a (d_model, n_head, d_head) tensor used as ``x . W`` (or, for the
+    output projection ``o``, as ``attn . o^T``); ours is an ``nn.Linear`` weight (out, in)."""
+    if out:  # out_proj.weight (d, n*d_h) = o.reshape(d, n*d_h)
+        return KeyRule(ours, (theirs,), lambda t: t[0].reshape(d, d).contiguous(),
+                       lambda t, count: [t.reshape(d, heads, head_size).contiguous()])
+    return KeyRule(ours, (theirs,), lambda t: t[0].reshape(d, d).t().contiguous(),
+                   lambda t, count: [t.t().reshape(d, heads, head_size).contiguous()])
 
 
-def hf_to_word2bert(hf_state: dict, config: XLNetConfig, prefix: str = "", ours_prefix: str = "",
-                    source="checkpoint") -> dict:
-    """transformers' XLNet keys (under ``prefix``, e.g. "transformer.") -> ours (under ``ours_prefix``).
+def _qkv_rule(ours: str, theirs: tuple[str, str, str], d: int, heads: int, head_size: int) -> KeyRule:
+    """Our fused ``qkv_proj.weight`` (3d, d) = [q; k; v] each reshaped to (d, d) and transposed."""
+    return KeyRule(ours, theirs, lambda t: torch.cat([x.reshape(d, d).t() for x in t], 0).contiguous(),
+                   lambda t, count: [c.t().reshape(d, heads, head_size).contiguous() for c in t.split(d, 0)])
 
-    Their projections are (d_model, n_head, d_head) tensors used as ``x . W``; ours are ``nn.Linear``
-    weights (out, in): ``W_q -> q.reshape(d, d).T``, stacked with k and v into ``qkv_proj``;
-    ``r -> position_proj``; the output projection ``o`` (d, n, d_h) is used as ``attn . o^T``, so
-    ``out_proj.weight = o.reshape(d, d)``.
+
+def _tied_rule(ours: str, theirs: tuple[str, ...]) -> KeyRule:
+    """One shared bias (untie_r=false) <-> a copy in every layer; unequal copies cannot be tied."""
+
+    def to_ours(tensors):
+        if any(not torch.equal(tensors[0], t) for t in tensors[1:]):
+            raise Word2BertError(f"the checkpoint's layers have different {theirs[0].rsplit('.', 1)[-1]} values "
+                                 "but the config ties them (untie_r=false); set untie_r=true")
+        return tensors[0]
+
+    return KeyRule(ours, theirs, to_ours, lambda t, count: [t] * count)
+
+
+def xlnet_encoder_rules(config: XLNetConfig, ours_prefix: str = "", theirs_prefix: str = "") -> list[KeyRule]:
+    """Our XLNetModel keys <-> transformers' XLNetModel keys.
+
+    ========================================  ==============================================
+    transformers                              word2bert
+    ========================================  ==============================================
+    word_embedding, mask_emb                  word_embedding, mask_emb
+    layer.i.rel_attn.q / k / v                encoder.layers.i.attention.qkv_proj (fused)
+    layer.i.rel_attn.r / o                    encoder.layers.i.attention.position_proj / out_proj
+    layer.i.rel_attn.r_w_bias / r_r_bias      encoder.layers.i.attention.content_bias / position_bias
+    layer.i.rel_attn.r_s_bias / seg_embed     encoder.layers.i.attention.segment_bias / segment_embed
+    layer.i.rel_attn.layer_norm               encoder.layers.i.attention.layer_norm
+    layer.i.ff.layer_1 / layer_2 / layer_norm encoder.layers.i.feed_forward.dense_in / dense_out / layer_norm
+    ========================================  ==============================================
     """
-    d = config.d_model
-    state, missing = {}, []
-
-    def get(key):
-        full = prefix + key
-        if full not in hf_state:
-            missing.append(full)
-            return None
-        return hf_state[full]
-
-    embedding, mask_emb = get("word_embedding.weight"), get("mask_emb")
-    if embedding is not None:
-        state[ours_prefix + "word_embedding.weight"] = embedding
-    if mask_emb is not None:
-        state[ours_prefix + "mask_emb"] = mask_emb
-    for index in range(config.n_layer):
-        for ours, theirs in _layer_renames(index):
-            value = get(theirs)
-            if value is not None:
-                state[ours_prefix + ours] = value
-        projections = {name: get(f"layer.{index}.rel_attn.{name}") for name in ("q", "k", "v", "o", "r")}
-        if any(value is None for value in projections.values()):
-            continue
-        layer = f"{ours_prefix}encoder.layers.{index}.attention."
-        state[layer + "qkv_proj.weight"] = torch.cat([projections[name].reshape(d, d).t() for name in "qkv"], 0)
-        state[layer + "position_proj.weight"] = projections["r"].reshape(d, d).t()
-        state[layer + "out_proj.weight"] = projections["o"].reshape(d, d)
-    if missing:
-        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise Word2BertError(f"{source}: not an XLNet checkpoint matching its config.json: "
-                             f"{len(missing)} weights missing ({shown})")
-    if not config.untie_r:
-        for name in ("content_bias", "position_bias", "segment_bias"):
-            values = [state[f"{ours_prefix}encoder.layers.{i}.attention.{name}"] for i in range(config.n_layer)]
-            if any(not torch.equal(values[0], value) for value in values[1:]):
-                raise Word2BertError(f"{source}: the layers have different {name} values but the config ties "
-                                     "them (untie_r=false); set untie_r=true")
-    return {key: value.contiguous() for key, value in state.items()}
-
-
-def word2bert_to_hf(state: dict, config: XLNetConfig, prefix: str = "", ours_prefix: str = "") -> dict:
-    """Our keys -> transformers' (the inverse of :func:`hf_to_word2bert`); tied biases are written to
-    every layer, as transformers keeps one copy per layer."""
     d, heads, head_size = config.d_model, config.n_head, config.d_head
-    out = {
-        prefix + "word_embedding.weight": state[ours_prefix + "word_embedding.weight"],
-        prefix + "mask_emb": state[ours_prefix + "mask_emb"],
-    }
+    rules = [rename("word_embedding.weight", "word_embedding.weight"), rename("mask_emb", "mask_emb")]
+    biases = (("content_bias", "r_w_bias"), ("position_bias", "r_r_bias"), ("segment_bias", "r_s_bias"))
     for index in range(config.n_layer):
-        for ours, theirs in _layer_renames(index):
-            out[prefix + theirs] = state[ours_prefix + ours]
-        layer = f"{ours_prefix}encoder.layers.{index}.attention."
-        fused = state[layer + "qkv_proj.weight"]
-        for name, chunk in zip("qkv", fused.split(d, dim=0)):
-            out[f"{prefix}layer.{index}.rel_attn.{name}"] = chunk.t().reshape(d, heads, head_size)
-        out[f"{prefix}layer.{index}.rel_attn.r"] = state[layer + "position_proj.weight"].t().reshape(d, heads, head_size)
-        out[f"{prefix}layer.{index}.rel_attn.o"] = state[layer + "out_proj.weight"].reshape(d, heads, head_size)
-    return {key: value.detach().contiguous().clone() for key, value in out.items()}
-
-
-def _load_checked(model: nn.Module, state: dict, source) -> None:
-    expected = model.state_dict()
-    for key, value in state.items():
-        if key not in expected:
-            continue
-        if tuple(value.shape) != tuple(expected[key].shape):
-            raise Word2BertError(f"{source}: weight for {key} has shape {tuple(value.shape)} but the config "
-                                 f"implies {tuple(expected[key].shape)}")
-    missing = [key for key in expected if key not in state]
-    if missing:
-        raise Word2BertError(f"{source}: no weights for {', '.join(missing[:4])}")
-    model.load_state_dict(state, strict=True)
+        ours, theirs = f"encoder.layers.{index}.", f"layer.{index}."
+        rules += [
+            _qkv_rule(f"{ours}attention.qkv_proj.weight", tuple(f"{theirs}rel_attn.{n}" for n in "qkv"),
+                      d, heads, head_size),
+            _projection_rule(f"{ours}attention.position_proj.weight", f"{theirs}rel_attn.r", d, heads, head_size),
+            _projection_rule(f"{ours}attention.out_proj.weight", f"{theirs}rel_attn.o", d, heads, head_size,
+                             out=True),
+            rename(f"{ours}attention.segment_embed", f"{theirs}rel_attn.seg_embed"),
+        ]
+        if config.untie_r:
+            rules += [rename(f"{ours}attention.{name}", f"{theirs}rel_attn.{hf}") for name, hf in biases]
+        for part in ("weight", "bias"):
+            rules += [
+                rename(f"{ours}attention.layer_norm.{part}", f"{theirs}rel_attn.layer_norm.{part}"),
+                rename(f"{ours}feed_forward.dense_in.{part}", f"{theirs}ff.layer_1.{part}"),
+                rename(f"{ours}feed_forward.dense_out.{part}", f"{theirs}ff.layer_2.{part}"),
+                rename(f"{ours}feed_forward.layer_norm.{part}", f"{theirs}ff.layer_norm.{part}"),
+            ]
+    if not config.untie_r:  # layer 0 owns the shared biases; the other layers' keys name the same tensors
+        rules += [_tied_rule(f"encoder.layers.0.attention.{name}",
+                             tuple(f"layer.{i}.rel_attn.{hf}" for i in range(config.n_layer)))
+                  for name, hf in biases]
+    return [rule.with_prefixes(ours_prefix, theirs_prefix) for rule in rules]
 
 
 __all__ = [
-    "EncoderOutput",
     "XLNetConfig",
     "XLNetLMHeadModel",
     "XLNetLMOutput",
     "XLNetModel",
-    "hf_to_word2bert",
-    "language_model_loss",
     "target_mapping_positions",
-    "word2bert_to_hf",
+    "xlnet_encoder_rules",
 ]

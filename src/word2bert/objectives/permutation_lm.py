@@ -25,13 +25,16 @@ transformers' ``XLNetLMHeadModel`` and of :class:`word2bert.models.xlnet.XLNetLM
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 from word2bert.errors import Word2BertError
-
-IGNORE_INDEX = -100
+from word2bert.objectives.base import IGNORE_INDEX, Objective, ObjectiveOutput, to_tensors
+from word2bert.objectives.causal_lm import DEFAULT_CHUNK_ROWS, linear_cross_entropy
 TARGET_UNITS = ("span", "token")
 
 
@@ -152,9 +155,11 @@ def token_targets(length: int, num_predict: int, rng: np.random.Generator,
 
 # --------------------------------------------------------------------------- the objective
 
-class PermutationLanguageModeling:
-    """Builds XLNet's permutation-LM inputs for a padded batch (numpy level; see the module docstring).
+class PermutationLanguageModeling(Objective):
+    """XLNet's permutation-LM objective: builds the batch (numpy) and scores the query stream (torch).
 
+    ``vocab_size``: the size of the head's output bias (the decoder is the encoder's word embeddings,
+    tied); None builds a batch-only objective without a head.
     ``prediction_k``: the paper's K, about ``length / K`` tokens of each sequence are predicted (when
     ``num_predict`` is not given). ``num_predict``: a fixed number of predictions per sequence (the
     reference's ``num_predict``, 85 for 512 tokens). ``target_unit``: "span" or "token".
@@ -164,10 +169,13 @@ class PermutationLanguageModeling:
     SentencePiece's "▁" pieces), for whole-word spans. ``bi_data``: reverse the second half of the batch.
     """
 
-    def __init__(self, prediction_k: float = 6.0, num_predict: int | None = None, target_unit: str = "span",
-                 mask_alpha: float = 6, mask_beta: float = 1, max_gram: int = 5, perm_size: int | None = None,
-                 functional_ids=(), word_start: np.ndarray | None = None, bi_data: bool = False,
-                 pad_id: int | None = None):
+    input_keys = ("labels",)
+
+    def __init__(self, vocab_size: int | None = None, prediction_k: float = 6.0, num_predict: int | None = None,
+                 target_unit: str = "span", mask_alpha: float = 6, mask_beta: float = 1, max_gram: int = 5,
+                 perm_size: int | None = None, functional_ids=(), word_start: np.ndarray | None = None,
+                 bi_data: bool = False, pad_id: int | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS):
+        super().__init__()
         if isinstance(prediction_k, bool) or not isinstance(prediction_k, (int, float)) or not prediction_k >= 1:
             raise Word2BertError(f"parameter prediction_k (K)={prediction_k!r} must be >= 1: about 1/K of the "
                                  "tokens are predicted")
@@ -192,6 +200,8 @@ class PermutationLanguageModeling:
         self.word_start = None if word_start is None else np.asarray(word_start, dtype=bool)
         self.bi_data = bi_data
         self.pad_id = pad_id
+        self.chunk_rows = chunk_rows
+        self.bias = nn.Parameter(torch.zeros(vocab_size)) if vocab_size else None
 
     def predictions_for(self, length: int) -> int:
         """How many tokens of a sequence of ``length`` real tokens are predicted."""
@@ -199,7 +209,8 @@ class PermutationLanguageModeling:
             return min(self.num_predict, length)
         return min(length, max(1, int(round(length / self.prediction_k))))
 
-    def prepare(self, batch: dict, items=None, rng: np.random.Generator | None = None) -> None:
+    def prepare(self, batch: dict, items: Sequence[dict] | None = None,
+                rng: np.random.Generator | None = None) -> None:
         """Add ``perm_mask``, ``target_mapping`` and ``labels`` to a padded numpy batch in place.
 
         ``batch["input_ids"]`` (B, T) and optionally ``batch["attention_mask"]`` (B, T, 1 = token);
@@ -250,8 +261,6 @@ class PermutationLanguageModeling:
 
     def collate(self, items: list[dict], rng: np.random.Generator | None = None, pad_id: int | None = None):
         """Pad ``items`` (dicts with ``input_ids``), :meth:`prepare`, and return torch tensors."""
-        import torch
-
         pad = self.pad_id if pad_id is None else pad_id
         width = max(len(item["input_ids"]) for item in items)
         lengths = np.array([len(item["input_ids"]) for item in items])
@@ -262,8 +271,30 @@ class PermutationLanguageModeling:
         if not real.all():
             batch["attention_mask"] = real.astype(np.int64)
         self.prepare(batch, items, rng)
-        out = {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in batch.items()}
-        return out
+        return to_tensors(batch)
+
+    # ------------------------------------------------------------------ the head and the loss
+    def logits(self, hidden: torch.Tensor, model: nn.Module) -> torch.Tensor:
+        """``g E^T + b``: vocabulary logits of the query-stream rows ``hidden`` (..., d)."""
+        return F.linear(hidden, model.get_input_embeddings().weight, self.bias)
+
+    def forward(self, hidden: torch.Tensor, batch: dict, model: nn.Module) -> ObjectiveOutput:
+        """Mean ``-log softmax(g E^T + b)[label]`` over the labels that are not -100, with the summable
+        statistics ``nll`` = (sum, count) and ``accuracy`` = (correct, count). ``hidden`` (B, Q, d) are
+        the query stream's rows; ``batch["labels"]`` (B, Q) the tokens at those positions."""
+        labels = batch["labels"]
+        if tuple(labels.shape) != tuple(hidden.shape[:2]):
+            raise Word2BertError(f"labels of shape {tuple(labels.shape)} do not match the predicted rows "
+                                 f"{tuple(hidden.shape[:2])}")
+        keep = labels != IGNORE_INDEX
+        targets = labels[keep].long()
+        weight = model.get_input_embeddings().weight
+        if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= weight.shape[0]):
+            raise Word2BertError(f"labels contain an id outside the vocabulary [0, {weight.shape[0]})")
+        nll_sum, correct = linear_cross_entropy(hidden[keep], weight, targets, self.bias, self.chunk_rows)
+        count = int(targets.numel())
+        stats = {"nll": (float(nll_sum.detach()), count), "accuracy": (int(correct), count)}
+        return ObjectiveOutput(nll_sum / max(count, 1), stats)
 
 
 def expected_walk_predictions(length: int, mask_alpha: float = 6, mask_beta: float = 1) -> float:
