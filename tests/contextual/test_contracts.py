@@ -271,6 +271,28 @@ def test_configure_optimizers_groups_and_unfrozen_layers_are_trained():
         TrainingArguments(optimizer="lamb").validate()
 
 
+def test_asgd_averages_weights_from_the_step_a_callback_chooses():
+    torch.manual_seed(0)
+    model = TwoLayers()
+    weights = []
+
+    def trigger(trainer, state):
+        weights.append(trainer.model.second.weight.detach().clone())
+        if state.global_step == 3:  # NT-ASGD's trigger fired: average from the next step on
+            for group in trainer.optimizer.param_groups:
+                group["t0"] = state.global_step
+
+    args = TrainingArguments(batch_size=16, max_steps=7, learning_rate=0.05, optimizer="asgd", warmup_steps=0,
+                             schedule="constant", weight_decay=0.0, max_grad_norm=0, progress=False)
+    trainer = Trainer(model, args, regression_data(), regression_collate, callbacks=[trigger])
+    trainer.train()
+    average = trainer.optimizer.state[model.second.weight]["ax"]
+    # torch's ASGD (mu_t = 1 / max(1, t - t0)) averages the weights after steps t0+2 .. T; weights[k] is
+    # the weight after step k+1
+    torch.testing.assert_close(average, torch.stack(weights[4:]).mean(0))
+    assert not torch.allclose(average, weights[-1])
+
+
 class Student(nn.Module):
     """Distillation-shaped: a trainable student and a frozen teacher inside one module."""
 

@@ -12,7 +12,7 @@ What it knows (the contract in ``../shared/DESIGN.md``):
   gains, the 1-D parameters, are not decayed, as in BERT's ``AdamWeightDecayOptimizer``). Every
   parameter is in the optimizer, trainable or not, so parameters unfrozen later are trained
   (gradual unfreezing; under DDP the model is re-wrapped when the trainable set changes).
-  ``args.optimizer`` chooses AdamW, Adam or SGD.
+  ``args.optimizer`` chooses AdamW, Adam, SGD or averaged SGD (ASGD, from step ``asgd_start``).
 * Data order comes from a sampler (:mod:`word2bert.train.samplers`): shuffled (default),
   length-grouped, or contiguous BPTT windows of a stream; a function of (seed, epoch), so the
   position in the data is two integers. The collator's random stream (dynamic masking) is seeded
@@ -47,7 +47,7 @@ from word2bert.train.checkpoint import load_checkpoint, rng_states, save_checkpo
 from word2bert.train.samplers import Sampler, ShuffledSampler
 from word2bert.train.schedules import make_scheduler
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
+OPTIMIZERS = ("adamw", "adam", "sgd", "asgd")
 
 
 @dataclass
@@ -59,8 +59,9 @@ class TrainingArguments:
     epochs: float = 1.0
     max_steps: int | None = None          # optimizer steps; overrides epochs
     learning_rate: float = 1e-4
-    optimizer: str = "adamw"              # adamw | adam | sgd
+    optimizer: str = "adamw"              # adamw | adam | sgd | asgd
     momentum: float = 0.0                 # sgd only
+    asgd_start: float = float("inf")      # asgd: the step from which weights are averaged (NT-ASGD sets it)
     weight_decay: float = 0.01
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
@@ -147,6 +148,11 @@ def build_optimizer(model: torch.nn.Module, args: TrainingArguments) -> torch.op
         groups += parameter_groups(shell, args.weight_decay)
     if args.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=args.learning_rate, momentum=args.momentum)
+    if args.optimizer == "asgd":
+        # plain SGD steps; from step t0 on the optimizer also keeps the running average of the weights
+        # (its state "ax"), which AWD-LSTM's NT-ASGD evaluates and keeps. A callback may set each
+        # group's "t0" when the non-monotone trigger fires; the average is checkpointed with the optimizer.
+        return torch.optim.ASGD(groups, lr=args.learning_rate, lambd=0.0, alpha=0.75, t0=args.asgd_start)
     optimizer = torch.optim.AdamW if args.optimizer == "adamw" else torch.optim.Adam
     return optimizer(groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
 
