@@ -52,7 +52,7 @@ def test_analogy_both_methods(vectors_file, capsys):
     (["similar", "{missing}", "king"], "file not found"),
     (["evaluate", "{missing}"], "file not found"),
     (["similar", "{corrupt}", "king"], "truncated or corrupt"),
-    (["similar", "{path}", "king", "--topn", "0"], "--topn=0 must be > 0"),
+    (["similar", "{path}", "king", "--topn", "0"], "--topn 0: must be > 0"),
     (["convert", "{path}", "{tmp}/out.unknown"], "give --to"),
 ])
 def test_bad_input_is_one_line_and_exit_2(vectors_file, tmp_path, capsys, argv, message):

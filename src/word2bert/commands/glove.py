@@ -7,7 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from word2bert.commands import checkpoint_path
+from word2bert.commands import (check_finite, check_output_file, check_resume_flags, claim_checkpoint,
+                                interrupts_deferred, plural, resume_from, save_or_rescue, say)
+from word2bert.commands._options import add_input, add_option, input_path
 from word2bert.errors import Word2BertError
 
 FORMAT_CHOICES = ("word2vec-binary", "word2vec-text", "glove", "npz")
@@ -19,14 +21,15 @@ def _formatter():
 
 
 def _add_counting_options(parser, window: int, distance_weighting: bool):
-    parser.add_argument("corpus", metavar="CORPUS",
-                        help="training text (plain/.gz/.bz2/.xz; one document per line, windows stop at line "
-                             "breaks), or a co-occurrence .npz saved by --save-cooccurrence")
+    add_input(parser, "corpus", "CORPUS",
+              "training text (plain/.gz/.bz2/.xz; one document per line, windows stop at line breaks), or a "
+              "co-occurrence .npz saved by --save-cooccurrence")
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="vector file to write")
-    parser.add_argument("--vector-size", type=int, default=100, help="dimensionality of the vectors")
-    parser.add_argument("--window", type=int, default=window, help="context words on each side (GloVe -window-size)")
-    parser.add_argument("--min-count", type=int, default=5, help="ignore words rarer than this")
-    parser.add_argument("--max-vocab-size", type=int, default=None, help="keep at most this many words")
+    add_option(parser, "--vector-size", type=int, default=100, help="dimensionality of the vectors")
+    add_option(parser, "--window", type=int, default=window,
+               help="context words on each side (GloVe -window-size; Python's build_cooccurrence(): 10)")
+    add_option(parser, "--min-count", type=int, default=5, help="ignore words rarer than this")
+    add_option(parser, "--max-vocab-size", type=int, default=None, help="keep at most this many words")
     side = parser.add_mutually_exclusive_group()
     side.add_argument("--symmetric", dest="symmetric", action="store_true", default=argparse.SUPPRESS,
                       help="left and right context (GloVe -symmetric 1; the default)")
@@ -36,18 +39,19 @@ def _add_counting_options(parser, window: int, distance_weighting: bool):
     default_note = {True: "; the default", False: ""}
     weighting.add_argument("--distance-weighting", dest="distance_weighting", action="store_true",
                            default=argparse.SUPPRESS,
-                           help=f"weight a pair at distance d by 1/d (GloVe's weighting{default_note[distance_weighting]})")
+                           help=f"weight a pair at distance d by 1/d (GloVe's weighting"
+                                f"{default_note[distance_weighting]})")
     weighting.add_argument("--uniform", dest="distance_weighting", action="store_false", default=argparse.SUPPRESS,
                            help=f"weight every pair in the window by 1{default_note[not distance_weighting]}")
     # (the flags' own defaults stay SUPPRESSed so that --help does not print a misleading value)
     parser.set_defaults(distance_weighting_default=distance_weighting)
-    parser.add_argument("--memory-limit", type=float, default=4096.0, metavar="MB",
+    add_option(parser, "--memory-limit", type=float, default=4096.0, metavar="MB",
                         help="soft limit for the counting tables of all threads; beyond it sorted runs spill "
                              "to disk and are merged (GloVe -memory)")
     parser.add_argument("--temp-dir", default=None, help="where spilled runs go (default: the system's)")
     parser.add_argument("--save-cooccurrence", metavar="PATH", default=None,
                         help="also save the co-occurrence matrix (.npz) to reuse as CORPUS later")
-    parser.add_argument("--workers", type=int, default=2, help="threads")
+    add_option(parser, "--workers", type=int, default=2, help="threads")
     parser.add_argument("--seed", type=int, default=1, help="random seed")
     parser.add_argument("--lowercase", action="store_true", help="lower-case the corpus")
     parser.add_argument("--format", choices=FORMAT_CHOICES, default=None,
@@ -72,13 +76,15 @@ def register(commands, train_commands):
     _add_counting_options(glove, window=15, distance_weighting=True)
     glove.add_argument("--x-max", type=float, default=100.0, help="cutoff of the weighting function f")
     glove.add_argument("--alpha", type=float, default=0.75, help="exponent of the weighting function f")
-    glove.add_argument("--epochs", "--iter", dest="epochs", type=int, default=25, help="training iterations")
-    glove.add_argument("--eta", type=float, default=0.05, help="initial AdaGrad learning rate")
+    add_option(glove, "--epochs", type=int, default=25, help="training iterations")
+    add_option(glove, "--eta", "--lr", type=float, default=0.05, help="initial AdaGrad learning rate")
     glove.add_argument("--output-vectors", choices=("W+Wt", "W"), default="W+Wt",
                        help="W+Wt: word + context vectors (GloVe -model 2); W: word vectors (-model 1)")
     glove.add_argument("--resume", metavar="CHECKPOINT", default=None,
                        help="continue an interrupted run from its checkpoint (same CORPUS and counting options; "
-                            "the training settings are the checkpoint's)")
+                            "the training settings are the checkpoint's: flags that contradict them are refused)")
+    glove.add_argument("--overwrite", action="store_true",
+                       help="start afresh even if OUT.checkpoint.npz holds an interrupted run (deletes it)")
     glove.set_defaults(func=run_glove)
 
     lsa = train_commands.add_parser(
@@ -98,14 +104,6 @@ def register(commands, train_commands):
     lsa.set_defaults(func=run_lsa)
 
 
-def _check_output(path) -> Path:
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise Word2BertError(f"directory does not exist: {directory}")
-    return path
-
-
 def _cooccurrence(args):
     """The co-occurrence matrix: loaded from a saved .npz or counted from the corpus."""
     from word2bert.static.cooccurrence import CooccurrenceMatrix, build_cooccurrence, is_cooccurrence_file
@@ -116,36 +114,43 @@ def _cooccurrence(args):
     if args.memory_limit <= 0:
         raise Word2BertError(f"parameter --memory-limit={args.memory_limit} must be > 0")
     if args.save_cooccurrence:
-        _check_output(args.save_cooccurrence)
-    if not Path(args.corpus).is_file():
-        raise Word2BertError(f"file not found: {args.corpus}")
-    if is_cooccurrence_file(args.corpus):
-        matrix = CooccurrenceMatrix.load(args.corpus)
+        check_output_file(args.save_cooccurrence, "--save-cooccurrence")
+    corpus = input_path(args, "corpus", "CORPUS")
+    if not Path(corpus).is_file():
+        raise Word2BertError(f"file not found: {corpus}")
+    if is_cooccurrence_file(corpus):
+        matrix = CooccurrenceMatrix.load(corpus)
         settings = ", ".join(f"{k} {v}" for k, v in sorted(matrix.settings.items()))
-        print(f"co-occurrence: {len(matrix.words):,} words, {matrix.nnz:,} non-zero entries read from "
-              f"{args.corpus} (counted with {settings}; the counting options are not used)", file=sys.stderr)
+        say(f"co-occurrence: {plural(len(matrix.words), 'word')}, {plural(matrix.nnz, 'non-zero entry')} "
+            f"read from {corpus} (counted with {settings}; the counting options are not used)")
         return matrix
     timings: dict = {}
     symmetric = getattr(args, "symmetric", True)
     distance_weighting = getattr(args, "distance_weighting", args.distance_weighting_default)
     matrix = build_cooccurrence(
-        args.corpus, window=args.window, min_count=args.min_count, max_vocab_size=args.max_vocab_size,
+        corpus, window=args.window, min_count=args.min_count, max_vocab_size=args.max_vocab_size,
         symmetric=symmetric, distance_weighting=distance_weighting, workers=args.workers,
         memory_limit_mb=args.memory_limit, lowercase=args.lowercase, temp_dir=args.temp_dir,
         show_progress=False if args.no_progress else None, timings=timings)
-    print(f"co-occurrence: {len(matrix.words):,} words, {matrix.nnz:,} non-zero entries "
-          f"(vocabulary {timings['vocabulary']:.1f} s, counting {timings['cooccurrence']:.1f} s)", file=sys.stderr)
+    say(f"co-occurrence: {plural(len(matrix.words), 'word')}, {plural(matrix.nnz, 'non-zero entry')} "
+        f"(vocabulary {timings['vocabulary']:.1f} s, counting {timings['cooccurrence']:.1f} s)")
     if args.save_cooccurrence:
-        matrix.save(args.save_cooccurrence)
+        save_or_rescue(matrix.save, args.save_cooccurrence, "co-occurrence matrix")
     return matrix
+
+
+#: The settings a GloVe checkpoint fixes: ``--resume`` refuses these flags with another value.
+GLOVE_SETTINGS = {name: name for name in ("vector_size", "x_max", "alpha", "epochs", "eta", "seed", "output_vectors")}
 
 
 def run_glove(args) -> int:
     from word2bert.static.glove import GloVe
 
-    output = _check_output(args.output)
+    output = check_output_file(args.output)
+    checkpoint = claim_checkpoint(output, args)
     if args.resume:
-        model = GloVe.load_checkpoint(args.resume)
+        model = resume_from(GloVe.load_checkpoint, args.resume, interrupted=lambda model: True)
+        check_resume_flags(args, model, GLOVE_SETTINGS, getattr(args, "_leaf_parser", None))
         model.workers = args.workers
     else:
         model = GloVe(vector_size=args.vector_size, x_max=args.x_max, alpha=args.alpha, epochs=args.epochs,
@@ -156,33 +161,37 @@ def run_glove(args) -> int:
     def log(iteration, cost):
         print(f"iter: {iteration:03d}, cost: {cost:.6f}", file=sys.stderr)
 
-    checkpoint = checkpoint_path(output)
     try:
         model.fit(cooccurrence, show_progress=False if args.no_progress else None, log=log)
     except KeyboardInterrupt:
         if model.words is not None and hasattr(model, "word_parameters"):
-            model.save_checkpoint(checkpoint)
+            with interrupts_deferred():
+                model.save_checkpoint(checkpoint)
             print(f"glove: interrupted after {model.iterations_done} of {model.epochs} iterations; checkpoint "
                   f"saved to {checkpoint} (continue with --resume {checkpoint})", file=sys.stderr)
         raise
-    model.keyed_vectors().save(output, format=args.format)
+    vectors = model.keyed_vectors()
+    check_finite(vectors.vectors)
+    save_or_rescue(lambda path: vectors.save(path, format=args.format), output, "vectors")
     if args.resume and Path(args.resume) == checkpoint and checkpoint.exists():
         checkpoint.unlink()
-    print(f"glove: {len(model.words):,} words x {model.vector_size} dims ({args.output_vectors}) -> {output} "
-          f"in {time.perf_counter() - start:.1f} s of training", file=sys.stderr)
+    say(f"glove: {plural(len(model.words), 'word')} x {model.vector_size} dimensions ({args.output_vectors}) -> "
+        f"{output} in {time.perf_counter() - start:.1f} s of training")
     return 0
 
 
 def run_lsa(args) -> int:
     from word2bert.static.lsa import LSA
 
-    output = _check_output(args.output)
+    output = check_output_file(args.output)
     model = LSA(vector_size=args.vector_size, neg=args.neg, cds=args.cds, eig=args.eig, svd=args.svd,
                 seed=args.seed)
     cooccurrence = _cooccurrence(args)
     start = time.perf_counter()
     model.fit(cooccurrence)
-    model.keyed_vectors().save(output, format=args.format)
-    print(f"lsa: {len(model.words):,} words x {model.vector_size} dims -> {output} "
-          f"in {time.perf_counter() - start:.1f} s of PPMI + SVD", file=sys.stderr)
+    vectors = model.keyed_vectors()
+    check_finite(vectors.vectors)
+    save_or_rescue(lambda path: vectors.save(path, format=args.format), output, "vectors")
+    say(f"lsa: {plural(len(model.words), 'word')} x {model.vector_size} dimensions -> {output} "
+        f"in {time.perf_counter() - start:.1f} s of PPMI + SVD")
     return 0

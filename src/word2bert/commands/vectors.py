@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
+from word2bert.commands import check_output_file, save_or_rescue
 from word2bert.errors import Word2BertError
 from word2bert.interop.word2vec_format import FORMATS, format_from_extension
 
@@ -45,11 +46,12 @@ def register(commands, train_commands):
         epilog="examples:\n  word2bert analogy vectors.bin man king woman        # -> queen\n"
                "  word2bert analogy vectors.bin france paris italy --method 3cosmul")
     analogy.add_argument("vectors", metavar="VECTORS", help="vector file")
-    analogy.add_argument("a", metavar="A")
-    analogy.add_argument("b", metavar="B")
-    analogy.add_argument("c", metavar="C")
-    analogy.add_argument("--method", choices=("3cosadd", "3cosmul"), default="3cosadd")
-    analogy.add_argument("--topn", type=int, default=5)
+    analogy.add_argument("a", metavar="A", help="a word (man)")
+    analogy.add_argument("b", metavar="B", help="what A relates to (king)")
+    analogy.add_argument("c", metavar="C", help="the word to relate the same way (woman)")
+    analogy.add_argument("--method", choices=("3cosadd", "3cosmul"), default="3cosadd",
+                         help="3CosAdd (word2vec's) or 3CosMul (Levy & Goldberg)")
+    analogy.add_argument("--topn", type=int, default=5, help="number of answers")
     analogy.add_argument("--restrict-vocab", type=int, default=None,
                          help="search only the N most frequent words")
     analogy.set_defaults(func=run_analogy)
@@ -81,8 +83,8 @@ def register(commands, train_commands):
         epilog="examples:\n  word2bert convert vectors.bin vectors.txt\n"
                "  word2bert convert glove.6B.100d.txt glove.bin\n"
                "  word2bert convert vectors.bin vectors.txt --to glove")
-    convert.add_argument("input", metavar="IN")
-    convert.add_argument("output", metavar="OUT")
+    convert.add_argument("input", metavar="IN", help="vector file to read")
+    convert.add_argument("output", metavar="OUT", help="vector file to write")
     convert.add_argument("--from", dest="from_format", choices=FORMATS, default=None, help=FORMAT_HELP)
     convert.add_argument("--to", dest="to_format", choices=FORMATS, default=None, help=FORMAT_HELP)
     convert.add_argument("--limit", type=int, default=None, help="keep only the first N vectors")
@@ -106,7 +108,7 @@ def _print_neighbours(neighbours) -> None:
 
 def _check_topn(topn) -> None:
     if topn < 1:
-        raise Word2BertError(f"parameter --topn={topn} must be > 0")
+        raise Word2BertError(f"--topn {topn}: must be > 0")
 
 
 def run_similar(args) -> int:
@@ -166,11 +168,12 @@ def run_evaluate(args) -> int:
 def run_convert(args) -> int:
     from word2bert.vectors import KeyedVectors
 
+    check_output_file(args.output, "OUT")
     target = args.to_format or format_from_extension(args.output)
     if target is None:
         raise Word2BertError(f"cannot tell the output format from {args.output!r}; give --to ({', '.join(FORMATS)})")
     if args.limit is not None and args.limit < 1:
-        raise Word2BertError(f"parameter --limit={args.limit} must be > 0")
+        raise Word2BertError(f"--limit {args.limit}: must be > 0")
     if args.limit is not None and args.from_format in (None, "word2vec-text", "word2vec-binary", "glove"):
         from word2bert.interop.word2vec_format import detect_format
 
@@ -187,7 +190,7 @@ def run_convert(args) -> int:
     if args.limit is not None and len(kv) > args.limit:
         kv = KeyedVectors(kv.vectors[:args.limit], kv.index_to_key[:args.limit],
                           None if kv.counts is None else kv.counts[:args.limit])
-    kv.save(args.output, format=target)
+    save_or_rescue(lambda path: kv.save(path, format=target), args.output, "vectors")
     print(f"wrote {len(kv):,} vectors of dimension {kv.vector_size} to {args.output} ({target})",
           file=sys.stderr)
     return 0
