@@ -32,7 +32,7 @@ SIZES = ["--layers", "1", "--hidden", "16", "--heads", "2", "--ffn", "32", "--vo
 def test_pretrain_resume_finetune_encode(corpus, tmp_path, capsys):
     out = tmp_path / "bert"
     assert main(["pretrain", "bert", str(corpus), "-o", str(out), "--max-steps", "4", "--save-steps", "2",
-                 "--dupe-factor", "2", *SIZES]) == 0
+                 "--dupe-factor", "2", "--json", *SIZES]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 4 and summary["evaluation"]["mlm_perplexity"] > 1
     for name in ("config.json", "model.safetensors", "vocab.txt", "checkpoint.pt"):
@@ -42,14 +42,15 @@ def test_pretrain_resume_finetune_encode(corpus, tmp_path, capsys):
     assert loaded.config.num_hidden_layers == 1 and loaded.config.hidden_size == 16
     # resume with more steps continues from step 4
     assert main(["pretrain", "bert", str(corpus), "-o", str(out), "--max-steps", "6", "--resume",
-                 "--dupe-factor", "2", *SIZES]) == 0
+                 "--dupe-factor", "2", "--json", *SIZES]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 6
 
     train = tmp_path / "train.tsv"
     train.write_text("".join(f"{'alpha beta' if i % 2 else 'gamma delta'} eta\t{'ab' if i % 2 else 'gd'}\n"
                              for i in range(40)), encoding="utf-8")
     assert main(["finetune", str(out), "--train", str(train), "--dev", str(train), "--task", "classification",
-                 "-o", str(tmp_path / "clf"), "--epochs", "1", "--batch-size", "8", "--lr", "1e-3", "--quiet"]) == 0
+                 "-o", str(tmp_path / "clf"), "--epochs", "1", "--batch-size", "8", "--lr", "1e-3", "--quiet",
+                 "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 <= metrics["accuracy"] <= 1 and metrics["examples"] == 40
     assert (tmp_path / "clf" / "task.json").exists()
@@ -77,6 +78,6 @@ def test_bad_input_gets_one_line_errors(corpus, tmp_path, capsys):
     assert "word2bert: error:" in capsys.readouterr().err
     assert main(["pretrain", "bert", str(corpus), "-o", str(tmp_path / "d"), "--resume", "--quiet"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
-    assert main(["finetune", str(tmp_path / "nomodel"), "--train", str(corpus)]) == 2
+    assert main(["finetune", str(tmp_path / "nomodel"), "--train", str(corpus), "-o", str(tmp_path / "f")]) == 2
     assert "word2bert: error:" in capsys.readouterr().err
     assert main(["encode", str(tmp_path / "nomodel"), "text"]) == 2

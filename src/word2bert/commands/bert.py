@@ -1,126 +1,125 @@
-"""``word2bert pretrain bert``, ``word2bert finetune`` and ``word2bert encode``.
+"""``word2bert pretrain bert`` (``finetune`` and ``encode`` take any model: commands/finetune.py).
 
-Examples::
-
-    word2bert pretrain bert corpus.txt -o bert-small --layers 4 --hidden 256 --heads 4 --ffn 1024 \\
-        --vocab-size 8000 --max-seq-length 128 --batch-size 32 --max-steps 10000
-    word2bert pretrain bert corpus.txt -o bert-small --resume          # continue after Ctrl-C
-    word2bert finetune bert-small --train train.tsv --dev dev.tsv --task classification -o clf
-    word2bert encode bert-small "a sentence" "another one" --layer -1 --pooling mean
+The output directory is checked before any work and created only when training starts; a
+non-empty one is refused unless ``--overwrite`` (start afresh) or ``--resume`` (continue the run
+whose checkpoint is there, with the settings it was started with: ``training_args.json``).
 """
 
 from __future__ import annotations
 
 import json
-import sys
+import os
+import shutil
+import time
 from pathlib import Path
 
+from word2bert.commands import check_resume_flags, prepare_output_directory, save_or_rescue, say
+from word2bert.commands._contextual import format_metrics, pretrain_group, require_contextual
 from word2bert.errors import Word2BertError
 
 PRETRAIN_EPILOG = """examples:
   word2bert pretrain bert corpus.txt -o bert-small --layers 4 --hidden 256 --heads 4 --ffn 1024 --vocab-size 8000
   word2bert pretrain bert corpus.txt -o bert-small --config config.json --vocab vocab.txt
-  word2bert pretrain bert corpus.txt -o bert-small --resume      # continue an interrupted run
+  word2bert pretrain bert corpus.txt -o bert-small --resume       # continue an interrupted run
+  word2bert pretrain bert corpus.txt -o bert-small --overwrite    # start afresh in a used directory
   word2bert pretrain bert corpus.txt -o bert-wwm --masking whole-word    (or span, ngram, phrase, entity)
   torchrun --nproc_per_node 2 -m word2bert pretrain bert corpus.txt -o bert-small   (data parallel)
 
-The corpus is BERT's format (one sentence per line, blank line between documents) or one
-document per line (text8-style; cut into pseudo-sentences of --words-per-sentence words).
+CORPUS is BERT's format (one sentence per line, a blank line between documents) or one document per
+line (text8-style; cut into pseudo-sentences of --words-per-sentence words); plain, .gz, .bz2 or .xz.
+OUT receives config.json, model.safetensors and vocab.txt (Hugging Face's layout: transformers'
+BertForPreTraining loads it), checkpoint.pt (what --resume reads; Ctrl-C writes it too) and
+training_args.json. The last line printed is a summary; --json prints it as JSON on stdout.
 """
+
+#: Flags that may change when a run is resumed; every other flag must match training_args.json.
+RESUMABLE = {"max_steps", "epochs", "save_steps", "eval_steps", "threads", "quiet", "json", "resume", "overwrite",
+             "output", "corpus"}
+
+#: --flag -> BertConfig field, for runs that left no training_args.json.
+ARCHITECTURE = {"layers": "num_hidden_layers", "hidden": "hidden_size", "heads": "num_attention_heads",
+                "ffn": "intermediate_size", "dropout": "hidden_dropout_prob", "pre_layer_norm": "pre_layer_norm"}
 
 
 def register(commands, train_commands) -> None:
     from word2bert.cli import HelpfulFormatter
 
-    pretrain = commands.add_parser("pretrain", help="pre-train a contextual model (BERT)",
-                                   formatter_class=HelpfulFormatter,
-                                   description="Pre-train a contextual model; `word2bert pretrain bert --help`.")
-    models = pretrain.add_subparsers(title="models", dest="pretrain_model", metavar="MODEL")
-    pretrain.set_defaults(func=lambda args: _missing(pretrain))
-    bert = models.add_parser("bert", help="BERT with masked LM + next-sentence prediction",
-                             formatter_class=HelpfulFormatter, epilog=PRETRAIN_EPILOG,
-                             description="Pre-train BERT (MLM + NSP) on a text corpus.")
-    bert.add_argument("corpus", help="text file (plain/.gz/.bz2/.xz)")
-    bert.add_argument("-o", "--output", required=True, help="output directory (Hugging Face layout + checkpoint)")
-    bert.add_argument("--config", help="BertConfig JSON (Hugging Face field names); flags below override it")
-    bert.add_argument("--layers", type=int, help="num_hidden_layers (default 4)")
-    bert.add_argument("--hidden", type=int, help="hidden_size (default 256)")
-    bert.add_argument("--heads", type=int, help="num_attention_heads (default 4)")
-    bert.add_argument("--ffn", type=int, help="intermediate_size (default 4 x hidden)")
-    bert.add_argument("--dropout", type=float, help="hidden and attention dropout (default 0.1)")
-    bert.add_argument("--pre-layer-norm", action="store_true", help="pre-LN blocks instead of BERT's post-LN")
-    bert.add_argument("--vocab", help="an existing vocab.txt (default: train one on the corpus)")
-    bert.add_argument("--vocab-size", type=int, default=8000, help="WordPiece vocabulary size when training one")
-    bert.add_argument("--cased", action="store_true", help="keep case and accents")
-    bert.add_argument("--max-seq-length", type=int, default=128)
-    bert.add_argument("--short-seq-prob", type=float, default=0.1)
-    bert.add_argument("--words-per-sentence", type=int, default=24)
-    bert.add_argument("--masked-lm-prob", type=float, default=0.15)
-    bert.add_argument("--max-predictions", type=int, default=20, help="max_predictions_per_seq")
+    bert = pretrain_group(commands).add_parser(
+        "bert", help="BERT: masked LM + next-sentence prediction", formatter_class=HelpfulFormatter,
+        epilog=PRETRAIN_EPILOG,
+        description="Pre-train BERT (Devlin et al. 2019): masked language model (15% of the tokens, "
+                    "80/10/10) and next-sentence prediction, with AdamW, linear warm-up and decay. Trains a "
+                    "WordPiece vocabulary on CORPUS unless --vocab is given. Ctrl-C leaves a checkpoint.")
+    bert.add_argument("corpus", metavar="CORPUS", help="text file (plain/.gz/.bz2/.xz)")
+    bert.add_argument("-o", "--output", "--output-dir", required=True, metavar="OUT",
+                      help="output directory (Hugging Face layout + checkpoint); refused if it holds files, "
+                           "unless --overwrite or --resume")
+    bert.add_argument("--overwrite", "--overwrite-output-dir", action="store_true",
+                      help="train from scratch into a non-empty OUT, replacing its model and checkpoint")
+    bert.add_argument("--resume", action="store_true",
+                      help="continue from OUT's checkpoint with the settings it was started with (only "
+                           "--max-steps/--epochs, --save-steps, --eval-steps, --threads may change)")
+    model = bert.add_argument_group("model (defaults: 4 layers, hidden 256, 4 heads, FFN 4 x hidden)")
+    model.add_argument("--config", metavar="JSON",
+                       help="a BertConfig JSON (Hugging Face field names); the flags below override it")
+    model.add_argument("--layers", type=int, metavar="N", help="num_hidden_layers (default 4)")
+    model.add_argument("--hidden", type=int, metavar="N", help="hidden_size (default 256)")
+    model.add_argument("--heads", type=int, metavar="N", help="num_attention_heads (default 4)")
+    model.add_argument("--ffn", type=int, metavar="N", help="intermediate_size (default 4 x hidden)")
+    model.add_argument("--dropout", type=float, metavar="P", help="hidden and attention dropout (default 0.1)")
+    model.add_argument("--pre-layer-norm", action="store_true", help="pre-LN blocks instead of BERT's post-LN")
+    vocab = bert.add_argument_group("vocabulary")
+    vocab.add_argument("--vocab", metavar="VOCAB.txt", help="an existing vocab.txt (default: train one on CORPUS)")
+    vocab.add_argument("--vocab-size", type=int, default=8000, metavar="N",
+                       help="WordPiece vocabulary size when training one")
+    vocab.add_argument("--cased", action="store_true", help="keep case and accents (default: lower-case, strip)")
+    data = bert.add_argument_group("pre-training data (BERT's create_pretraining_data.py)")
+    data.add_argument("--max-seq-length", type=int, default=128, metavar="N", help="tokens per instance")
+    data.add_argument("--short-seq-prob", type=float, default=0.1, metavar="P",
+                      help="share of instances made shorter than --max-seq-length")
+    data.add_argument("--words-per-sentence", type=int, default=24, metavar="N",
+                      help="pseudo-sentence length for one-document-per-line corpora")
+    data.add_argument("--masked-lm-prob", type=float, default=0.15, metavar="P", help="share of tokens masked")
+    data.add_argument("--max-predictions", type=int, default=20, metavar="N",
+                      help="most masked tokens per instance (max_predictions_per_seq)")
+    data.add_argument("--dynamic-masking", action="store_true",
+                      help="new masks every use (RoBERTa); default: BERT's fixed masks per copy")
+    data.add_argument("--dupe-factor", type=int, default=None, metavar="N",
+                      help="copies of the data with different masks (default 5, or 1 with --dynamic-masking)")
+    data.add_argument("--no-nsp", action="store_true", help="masked LM only (single segments, no NSP)")
+    data.add_argument("--eval-fraction", type=float, default=0.01, metavar="F",
+                      help="held-out share of the instances (MLM perplexity and NSP accuracy)")
     from word2bert.commands.pretrain_family import add_masking_arguments
 
     add_masking_arguments(bert)  # --masking {token,whole-word,span,ngram,phrase,entity} and its options
-    bert.add_argument("--dynamic-masking", action="store_true",
-                      help="new masks every use (RoBERTa); default: BERT's fixed masks per copy")
-    bert.add_argument("--dupe-factor", type=int, default=None, help="copies of the data (default 5 static, 1 dynamic)")
-    bert.add_argument("--no-nsp", action="store_true", help="masked LM only (single segments)")
-    bert.add_argument("--batch-size", type=int, default=32, help="per process")
-    bert.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: --epochs)")
-    bert.add_argument("--epochs", type=float, default=1.0)
-    bert.add_argument("--lr", type=float, default=1e-4)
-    bert.add_argument("--warmup", type=float, default=0.01, help="warm-up steps (< 1: fraction of the run)")
-    bert.add_argument("--weight-decay", type=float, default=0.01)
-    bert.add_argument("--clip", type=float, default=1.0, help="max gradient norm (0: off)")
-    bert.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
-    bert.add_argument("--bf16", action="store_true", help="bf16 autocast")
-    bert.add_argument("--eval-fraction", type=float, default=0.01, help="held-out share of the instances")
-    bert.add_argument("--eval-steps", type=int, default=0, help="evaluate every N steps (0: at the end)")
-    bert.add_argument("--save-steps", type=int, default=500, help="checkpoint every N steps (0: end/interrupt)")
-    bert.add_argument("--seed", type=int, default=12345)
-    bert.add_argument("--threads", type=int, default=None, help="torch threads")
-    bert.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output directory")
-    bert.add_argument("--quiet", action="store_true", help="no progress bar")
-    bert.set_defaults(func=run_pretrain)
-
-    finetune = commands.add_parser("finetune", help="fine-tune a pre-trained BERT on labelled data",
-                                   formatter_class=HelpfulFormatter,
-                                   description="Fine-tune a BERT directory (config.json + weights + vocab.txt). "
-                                               "Files: TSV, JSONL or fastText format (see word2bert.tasks.data).")
-    finetune.add_argument("model", help="model directory (Hugging Face layout with vocab.txt)")
-    finetune.add_argument("--train", required=True, help="training file")
-    finetune.add_argument("--dev", help="evaluation file (accuracy / P@1 / exact match)")
-    finetune.add_argument("--task", default="classification", choices=["classification", "pair", "tagging", "qa"])
-    finetune.add_argument("-o", "--output", help="directory for the fine-tuned model")
-    finetune.add_argument("--epochs", type=float, default=3.0)
-    finetune.add_argument("--batch-size", type=int, default=32)
-    finetune.add_argument("--lr", type=float, default=5e-5)
-    finetune.add_argument("--max-length", type=int, default=128)
-    finetune.add_argument("--warmup", type=float, default=0.1)
-    finetune.add_argument("--pooling", default="pooler", choices=["pooler", "cls", "mean"])
-    finetune.add_argument("--max-train-examples", type=int, default=None)
-    finetune.add_argument("--bf16", action="store_true")
-    finetune.add_argument("--seed", type=int, default=0)
-    finetune.add_argument("--threads", type=int, default=None)
-    finetune.add_argument("--quiet", action="store_true")
-    finetune.set_defaults(func=run_finetune)
-
-    encode = commands.add_parser("encode", help="print sentence vectors from a BERT directory",
-                                 formatter_class=HelpfulFormatter,
-                                 description="Encode texts; prints `text<TAB>v1 v2 ...` per text.")
-    encode.add_argument("model", help="model directory (Hugging Face layout with vocab.txt)")
-    encode.add_argument("texts", nargs="+", help="texts to encode ('-' reads lines from stdin)")
-    encode.add_argument("--layer", default="-1", help="hidden layer (0 = embeddings, -1 = last) or 'mix'")
-    encode.add_argument("--pooling", default="cls", choices=["cls", "mean", "pooler"])
-    encode.add_argument("--tokens", action="store_true", help="print every token's vector instead")
-    encode.add_argument("--model", dest="model_kind", default="bert",
-                        help="the kind of model: bert, or another whose command module has run_encode (elmo, cove)")
-    encode.set_defaults(func=run_encode)
-
-
-def _missing(parser) -> int:
-    parser.print_help(sys.stderr)
-    print(f"\n{parser.prog}: error: give a model to pre-train", file=sys.stderr)
-    return 2
+    optim = bert.add_argument_group("optimisation")
+    optim.add_argument("--batch-size", "--per-device-train-batch-size", type=int, default=32, metavar="N",
+                       help="instances per step, per process")
+    optim.add_argument("--max-steps", type=int, default=None, metavar="N",
+                       help="optimizer steps (default: as many as --epochs take)")
+    optim.add_argument("--epochs", "--num-train-epochs", type=float, default=1.0, metavar="E",
+                       help="passes over the instances")
+    optim.add_argument("--lr", "--learning-rate", type=float, default=1e-4, help="peak learning rate (AdamW)")
+    optim.add_argument("--warmup", "--warmup-steps", "--warmup-ratio", type=float, default=0.01, metavar="W",
+                       help="warm-up steps (< 1: a fraction of the run)")
+    optim.add_argument("--weight-decay", type=float, default=0.01, metavar="D", help="AdamW weight decay")
+    optim.add_argument("--clip", "--max-grad-norm", type=float, default=1.0, metavar="NORM",
+                       help="max gradient norm (0: off)")
+    optim.add_argument("--grad-accum", "--gradient-accumulation-steps", type=int, default=1, metavar="N",
+                       help="gradient accumulation steps")
+    optim.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    optim.add_argument("--seed", type=int, default=12345, help="random seed (data, masks, weights)")
+    run = bert.add_argument_group("running")
+    run.add_argument("--save-steps", type=int, default=500, metavar="N",
+                     help="checkpoint every N steps (0: only at the end and on Ctrl-C)")
+    run.add_argument("--eval-steps", type=int, default=0, metavar="N",
+                     help="evaluate on the held-out instances every N steps (0: at the end)")
+    run.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads (default: torch's)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar or status lines")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    bert.set_defaults(func=run_pretrain, python_names={"learning_rate": "--lr", "warmup_steps": "--warmup",
+                                                       "max_grad_norm": "--clip",
+                                                       "gradient_accumulation_steps": "--grad-accum"})
 
 
 def build_config(args, vocab_size: int):
@@ -130,8 +129,8 @@ def build_config(args, vocab_size: int):
     values = {}
     if args.config:
         path = Path(args.config)
-        if not path.exists():
-            raise Word2BertError(f"config file not found: {path}")
+        if not path.is_file():
+            raise Word2BertError(f"--config: file not found: {path}")
         try:
             values = json.loads(path.read_text(encoding="utf-8"))
         except ValueError as exc:
@@ -155,7 +154,98 @@ def build_config(args, vocab_size: int):
     return BertConfig.from_dict(values)
 
 
+def _check_arguments(args) -> None:
+    """Every flag that can be checked without reading the corpus, with the flag's own name."""
+    for name in ("batch_size", "grad_accum", "max_seq_length", "max_predictions", "words_per_sentence",
+                 "vocab_size"):
+        if getattr(args, name) < 1:
+            raise Word2BertError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 1")
+    for name in ("layers", "hidden", "heads", "ffn", "max_steps", "dupe_factor", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise Word2BertError(f"--{name.replace('_', '-')} {value}: must be >= 1")
+    for name in ("save_steps", "eval_steps"):
+        if getattr(args, name) < 0:
+            raise Word2BertError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 0")
+    for name in ("masked_lm_prob", "short_seq_prob", "dropout"):
+        value = getattr(args, name)
+        if value is not None and not 0.0 <= value < 1.0:
+            raise Word2BertError(f"--{name.replace('_', '-')} {value}: must be in [0, 1)")
+    if not 0.0 <= args.eval_fraction < 1.0:
+        raise Word2BertError(f"--eval-fraction {args.eval_fraction}: must be in [0, 1)")
+    if not args.lr > 0:
+        raise Word2BertError(f"--lr {args.lr}: must be > 0")
+    if args.max_steps is None and not args.epochs > 0:
+        raise Word2BertError(f"--epochs {args.epochs}: must be > 0")
+    if args.warmup < 0 or args.weight_decay < 0 or args.clip < 0:
+        raise Word2BertError("--warmup, --weight-decay and --clip must be >= 0")
+    if args.hidden is not None and args.heads is not None and args.hidden % args.heads:
+        raise Word2BertError(f"--hidden {args.hidden} is not a multiple of --heads {args.heads}")
+    corpus = Path(args.corpus)
+    if not corpus.is_file():
+        raise Word2BertError(f"corpus not found: {corpus}" if not corpus.is_dir()
+                             else f"expected a corpus file but found a directory: {corpus}")
+    if args.vocab and not Path(args.vocab).is_file():
+        raise Word2BertError(f"--vocab: file not found: {args.vocab}")
+    if args.config and not Path(args.config).is_file():
+        raise Word2BertError(f"--config: file not found: {args.config}")
+
+
+def _saved_arguments(output: Path) -> dict | None:
+    path = output / "training_args.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _check_resume(args, output: Path) -> None:
+    """``--resume`` needs OUT's checkpoint and refuses flags that contradict the run's settings."""
+    from word2bert.train.checkpoint import find_checkpoint
+
+    if find_checkpoint(output) is None:
+        raise Word2BertError(f"--resume: no checkpoint in {output} (it is written every --save-steps steps, at "
+                             "the end and on Ctrl-C)")
+    saved = _saved_arguments(output)
+    parser = getattr(args, "_leaf_parser", None)
+    if saved is not None:
+        settings = {dest: (lambda _m, d=dest: saved.get(d)) for dest in saved if dest not in RESUMABLE}
+        check_resume_flags(args, saved, settings, parser)
+        return
+    try:
+        config = json.loads((output / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    check_resume_flags(args, config, {dest: (lambda c, f=field: c.get(f)) for dest, field in ARCHITECTURE.items()},
+                       parser)
+
+
+def _arguments_to_save(args) -> dict:
+    return {k: v for k, v in vars(args).items()
+            if not k.startswith("_") and not callable(v) and k not in ("python_names", "pretrain_model", "command")}
+
+
 def run_pretrain(args) -> int:
+    require_contextual("pretrain bert")
+    rank = int(os.environ.get("RANK", "0"))
+    _check_arguments(args)
+    output = Path(args.output)
+    if rank == 0:
+        prepare_output_directory(output, overwrite=args.overwrite, resume=args.resume)
+    if args.resume and args.overwrite:
+        raise Word2BertError("--resume continues the run in OUT and --overwrite replaces it: give one of them")
+    if args.resume:
+        _check_resume(args, output)
+        if args.config is None and (output / "config.json").is_file():
+            args.config = str(output / "config.json")
+        saved = _saved_arguments(output)
+        if saved:  # settings the flags did not give come from the run being continued
+            for dest, value in saved.items():
+                if dest not in RESUMABLE and dest not in getattr(args, "_given", set()) and hasattr(args, dest):
+                    setattr(args, dest, value)
+
     import torch
 
     from word2bert.commands.pretrain_family import masking_units
@@ -164,28 +254,28 @@ def run_pretrain(args) -> int:
     from word2bert.objectives import MaskedLM
     from word2bert.objectives.pretraining import PretrainingCollator, PretrainingDataset
     from word2bert.train import Trainer, TrainingArguments
-    from word2bert.train.checkpoint import find_checkpoint
+    from word2bert.train.checkpoint import CHECKPOINT_NAME
+
+    quiet = args.quiet or rank != 0
+
+    def status(*parts):
+        say(*parts, quiet=quiet)
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    corpus, output = Path(args.corpus), Path(args.output)
-    if not corpus.exists():
-        raise Word2BertError(f"corpus not found: {corpus}")
-    if args.resume and find_checkpoint(output) is None:
-        raise Word2BertError(f"--resume: no checkpoint in {output}")
-    output.mkdir(parents=True, exist_ok=True)
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    corpus = Path(args.corpus)
     if args.resume and (output / "vocab.txt").exists():
         tokenizer = WordPieceTokenizer.from_pretrained(output)
     elif args.vocab:
         tokenizer = WordPieceTokenizer.from_file(args.vocab, lowercase=not args.cased)
     else:
-        say(f"training a WordPiece vocabulary of {args.vocab_size} on {corpus}")
+        say(f"training a WordPiece vocabulary of {args.vocab_size:,} on {corpus}", quiet=quiet)
         tokenizer = WordPieceTokenizer.train(corpus, vocab_size=args.vocab_size, lowercase=not args.cased)
     config = build_config(args, tokenizer.vocab_size)
     dynamic = args.dynamic_masking
     dupe_factor = args.dupe_factor or (1 if dynamic else 5)
-    say(f"building pre-training instances (dupe_factor={dupe_factor}, max_seq_length={args.max_seq_length})")
+    say(f"building pre-training instances (dupe factor {dupe_factor}, max sequence length {args.max_seq_length})",
+        quiet=quiet)
     dataset = PretrainingDataset.from_file(corpus, tokenizer, max_seq_length=args.max_seq_length,
                                            short_seq_prob=args.short_seq_prob, dupe_factor=dupe_factor,
                                            next_sentence=not args.no_nsp, seed=args.seed,
@@ -195,7 +285,7 @@ def run_pretrain(args) -> int:
     masking = MaskedLM(tokenizer.vocab_size, tokenizer.mask_id, tokenizer.special_ids, tokenizer.pad_id,
                        masked_lm_prob=args.masked_lm_prob, max_predictions_per_seq=args.max_predictions,
                        dynamic=dynamic, seed=args.seed,
-                       units=None if args.masking == "token" else masking_units(args, tokenizer, corpus, say))
+                       units=None if args.masking == "token" else masking_units(args, tokenizer, corpus, status))
     collate = PretrainingCollator(masking, tokenizer.pad_id, next_sentence=not args.no_nsp)
     torch.manual_seed(args.seed)
     model = BertForPreTraining(config, next_sentence=not args.no_nsp)
@@ -205,75 +295,49 @@ def run_pretrain(args) -> int:
         max_grad_norm=args.clip, gradient_accumulation_steps=args.grad_accum, bf16=args.bf16, seed=args.seed,
         save_steps=args.save_steps, eval_steps=args.eval_steps, progress=False if args.quiet else None)
     trainer = Trainer(model, training, train, collate, eval_data=held_out)
-    if trainer.rank == 0:
-        tokenizer.save(output)
-        config.save(output / "config.json")
-    say(f"{len(train)} training instances, {trainer.state.total_steps} steps of {args.batch_size} x "
-        f"{trainer.world_size} process(es)")
+
+    created = not output.exists()
+    try:
+        if trainer.rank == 0:
+            output.mkdir(parents=True, exist_ok=True)
+            if args.overwrite:
+                (output / CHECKPOINT_NAME).unlink(missing_ok=True)
+            tokenizer.save(output)
+            config.save(output / "config.json")
+            if not args.resume:
+                (output / "training_args.json").write_text(json.dumps(_arguments_to_save(args), indent=2) + "\n",
+                                                           encoding="utf-8")
+    except BaseException:
+        if created:
+            shutil.rmtree(output, ignore_errors=True)
+        raise
+    say(f"{len(train):,} training instances, {trainer.state.total_steps:,} steps of {args.batch_size} x "
+        f"{trainer.world_size} process(es)", quiet=quiet)
+    started = time.perf_counter()
     try:
         state = trainer.train(resume_from=output if args.resume else None)
     except KeyboardInterrupt:
         if trainer.rank == 0:
-            print(f"word2bert: interrupted; checkpoint saved in {output} (continue with --resume)", file=sys.stderr)
+            say(f"word2bert: interrupted; checkpoint saved in {output} (continue with --resume)")
         return 130
-    if trainer.rank == 0:
-        model.save_pretrained(output)
-        tokenizer.save(output)
-        summary = {"steps": state.global_step, "tokens": state.tokens_seen,
-                   "final_loss": state.history[-1]["loss"] if state.history else None,
-                   "evaluation": state.evaluations[-1] if state.evaluations else None}
+    if trainer.rank != 0:
+        return 0
+
+    def save(directory):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(directory)
+        tokenizer.save(directory)
+
+    save_or_rescue(save, output, "model")
+    summary = {"steps": state.global_step, "tokens": state.tokens_seen,
+               "final_loss": state.history[-1]["loss"] if state.history else None,
+               "evaluation": state.evaluations[-1] if state.evaluations else None,
+               "seconds": round(time.perf_counter() - started, 2), "output": str(output)}
+    if args.json:
         print(json.dumps(summary))
-    return 0
-
-
-def run_finetune(args) -> int:
-    from word2bert.tasks.finetune import finetune
-
-    result = finetune(args.model, args.train, args.dev, task=args.task, output_dir=args.output, epochs=args.epochs,
-                      batch_size=args.batch_size, learning_rate=args.lr, max_length=args.max_length,
-                      warmup=args.warmup, pooling=args.pooling, seed=args.seed,
-                      max_train_examples=args.max_train_examples, bf16=args.bf16,
-                      progress=False if args.quiet else None, num_threads=args.threads)
-    print(json.dumps({**result.metrics, "train_seconds": round(result.train_seconds, 2),
-                      "eval_seconds": round(result.eval_seconds, 2)}))
-    return 0
-
-
-def run_encode(args) -> int:
-    if args.model_kind != "bert":  # e.g. --model elmo: word2bert.commands.elmo.run_encode
-        import importlib
-
-        module = None
-        if args.model_kind.isidentifier():
-            try:
-                module = importlib.import_module(f"word2bert.commands.{args.model_kind}")
-            except ImportError:
-                module = None
-        if not hasattr(module, "run_encode"):
-            raise Word2BertError(f"--model {args.model_kind!r}: no such model to encode with")
-        return module.run_encode(args)
-    from word2bert.models.auto import encoder_from_pretrained
-    from word2bert.tasks.encode import encode
-    from word2bert.tasks.finetune import load_tokenizer
-
-    texts = [line.rstrip("\n") for line in sys.stdin] if args.texts == ["-"] else args.texts
-    layer = args.layer if args.layer == "mix" else _int(args.layer, "--layer")
-    tokenizer = load_tokenizer(args.model)
-    model = encoder_from_pretrained(args.model)
-    encoded = encode(model, tokenizer, texts, layer=layer, pooling=args.pooling)
-    if args.tokens:
-        for text, tokens, vectors in zip(texts, encoded.tokens, encoded.token_vectors):
-            for token, vector in zip(tokens, vectors):
-                print(token + "\t" + " ".join(f"{x:.6g}" for x in vector))
-            print()
     else:
-        for text, vector in zip(texts, encoded.sentence_vectors):
-            print(text.replace("\t", " ") + "\t" + " ".join(f"{x:.6g}" for x in vector))
+        evaluation = f"; held-out {format_metrics(summary['evaluation'])}" if summary["evaluation"] else ""
+        loss = f", final loss {summary['final_loss']:.4f}" if summary["final_loss"] is not None else ""
+        print(f"pretrain bert: {summary['steps']:,} steps, {summary['tokens']:,} tokens in "
+              f"{summary['seconds']:.1f} s{loss}{evaluation} -> {output}")
     return 0
-
-
-def _int(value: str, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise Word2BertError(f"{name} must be an integer or 'mix', got {value!r}") from None

@@ -62,8 +62,20 @@ def _require(record, keys, path, number):
             raise Word2BertError(f"{path}:{number}: missing field {key!r}")
 
 
+def _label(value, path, number, what: str = "label") -> str:
+    """A label as text; empty or null labels are refused (they would train a class named "")."""
+    label = "" if value is None else str(value).strip()
+    if not label:
+        raise Word2BertError(f"{path}:{number}: empty {what}")
+    return label
+
+
 def read_classification(path) -> list[dict]:
-    """Examples ``{"text", "text_pair" (or None), "label"}`` from a JSONL, TSV or fastText file."""
+    """Examples ``{"text", "text_pair" (or None), "label"}`` from a JSONL, TSV or fastText file.
+
+    Every line must carry a non-empty label; a fastText-format file with unlabelled lines is
+    refused with their count and the first line number.
+    """
     path = Path(path)
     examples = []
     fmt = file_format(path)
@@ -71,7 +83,7 @@ def read_classification(path) -> list[dict]:
         for number, record in _read_jsonl(path):
             _require(record, ("text", "label"), path, number)
             examples.append({"text": str(record["text"]), "text_pair": record.get("text_pair"),
-                             "label": str(record["label"])})
+                             "label": _label(record["label"], path, number)})
     elif fmt == "tsv":
         with open_text(path) as handle:
             columns = None
@@ -85,28 +97,39 @@ def read_classification(path) -> list[dict]:
                     continue
                 if columns is not None:
                     if len(fields) < len(columns):
-                        raise Word2BertError(f"{path}:{number}: expected {len(columns)} tab-separated fields")
+                        raise Word2BertError(f"{path}:{number}: expected {len(columns)} tab-separated fields, "
+                                             f"got {len(fields)}")
                     text_pair = fields[columns["text_pair"]] if "text_pair" in columns else None
                     examples.append({"text": fields[columns["text"]], "text_pair": text_pair,
-                                     "label": fields[columns["label"]]})
+                                     "label": _label(fields[columns["label"]], path, number)})
                 elif len(fields) == 2:
-                    examples.append({"text": fields[0], "text_pair": None, "label": fields[1]})
+                    examples.append({"text": fields[0], "text_pair": None, "label": _label(fields[1], path, number)})
                 elif len(fields) == 3:
-                    examples.append({"text": fields[0], "text_pair": fields[1], "label": fields[2]})
+                    examples.append({"text": fields[0], "text_pair": fields[1],
+                                     "label": _label(fields[2], path, number)})
                 else:
                     raise Word2BertError(f"{path}:{number}: expected text<TAB>label or "
-                                         f"text<TAB>text_pair<TAB>label, got {len(fields)} fields")
+                                         f"text<TAB>text_pair<TAB>label, got {len(fields)} field"
+                                         f"{'s' if len(fields) != 1 else ''}")
     else:
+        unlabelled, first_unlabelled, lines = 0, None, 0
         with open_text(path) as handle:
             for number, line in enumerate(handle, 1):
                 words = line.split()
                 if not words:
                     continue
+                lines += 1
                 labels = [w for w in words if w.startswith("__label__")]
                 if not labels:
-                    raise Word2BertError(f"{path}:{number}: no __label__ in a fastText-format line")
+                    unlabelled += 1
+                    first_unlabelled = first_unlabelled or number
+                    continue
                 text = " ".join(w for w in words if not w.startswith("__label__"))
-                examples.append({"text": text, "text_pair": None, "label": labels[0][len("__label__"):]})
+                examples.append({"text": text, "text_pair": None,
+                                 "label": _label(labels[0][len("__label__"):], path, number)})
+        if unlabelled:
+            raise Word2BertError(f"{path}:{first_unlabelled}: no __label__ ({unlabelled:,} of {lines:,} lines have "
+                                 "none; a fastText-format file needs a label on every line)")
     if not examples:
         raise Word2BertError(f"no examples in {path}")
     return examples
@@ -121,7 +144,8 @@ def read_tagging(path) -> list[dict]:
             _require(record, ("tokens", "tags"), path, number)
             if len(record["tokens"]) != len(record["tags"]):
                 raise Word2BertError(f"{path}:{number}: {len(record['tokens'])} tokens but {len(record['tags'])} tags")
-            examples.append({"tokens": [str(t) for t in record["tokens"]], "tags": [str(t) for t in record["tags"]]})
+            examples.append({"tokens": [str(t) for t in record["tokens"]],
+                             "tags": [_label(t, path, number, "tag") for t in record["tags"]]})
     else:
         tokens, tags = [], []
         with open_text(path) as handle:
@@ -136,7 +160,7 @@ def read_tagging(path) -> list[dict]:
                 if len(fields) < 2:
                     raise Word2BertError(f"{path}:{number}: expected token<TAB>tag")
                 tokens.append(fields[0])
-                tags.append(fields[-1])
+                tags.append(_label(fields[-1], path, number, "tag"))
         if tokens:
             examples.append({"tokens": tokens, "tags": tags})
     if not examples:
