@@ -110,6 +110,35 @@ def test_lookup_and_unknown_words(pair):
         ours.most_similar()
 
 
+def test_unknown_words_are_key_errors_as_in_gensim(pair):
+    """gensim code catches KeyError around ``wv[word]``; the error is also a Word2BertError whose
+    text reads as a sentence (KeyError's own str() would quote it)."""
+    ours, reference = pair
+    from word2bert.errors import UnknownWordError
+
+    for kv in (ours, reference):
+        with pytest.raises(KeyError):
+            kv["zebra"]
+    with pytest.raises(UnknownWordError) as caught:
+        ours.similarity("king", "zebra")
+    assert isinstance(caught.value, Word2BertError) and caught.value.key == "zebra"
+    assert str(caught.value) == "word 'zebra' is not in the vocabulary"
+    import pickle
+
+    assert str(pickle.loads(pickle.dumps(caught.value))) == str(caught.value)
+
+
+def test_topn_zero_negative_and_none(pair):
+    ours, reference = pair
+    assert ours.most_similar("king", topn=0) == reference.most_similar("king", topn=0) == []
+    assert len(ours.most_similar("king", topn=None)) == len(ours)
+    for bad in (-1, 2.5):
+        with pytest.raises(Word2BertError, match="topn"):
+            ours.most_similar("king", topn=bad)
+        with pytest.raises(Word2BertError, match="topn"):
+            ours.most_similar_cosmul("king", topn=bad)
+
+
 def test_constructor_rejects_bad_input():
     with pytest.raises(Word2BertError, match="2 words but 3 vectors"):
         KeyedVectors(np.zeros((3, 4)), ["a", "b"])

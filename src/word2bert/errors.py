@@ -10,6 +10,25 @@ class Word2BertError(Exception):
     """A user-facing error: bad input, bad parameter, missing or corrupt file."""
 
 
+class UnknownWordError(Word2BertError, KeyError):
+    """A word (or document tag) that is not in the vocabulary.
+
+    Also a :class:`KeyError`, so code written for gensim (``except KeyError:`` around
+    ``wv[word]``) keeps working. Its text is the message itself, not ``KeyError``'s quoted
+    repr of it, so the CLI prints ``word 'zebra' is not in the vocabulary``.
+    """
+
+    def __init__(self, key, message: str | None = None):
+        self.key = key
+        super().__init__(message if message is not None else f"word {key!r} is not in the vocabulary")
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self):
+        return type(self), (self.key, str(self))
+
+
 def check_positive(name: str, value, allow_zero: bool = False):
     """Raise a Word2BertError unless ``value`` > 0 (or >= 0 with ``allow_zero``)."""
     try:

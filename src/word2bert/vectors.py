@@ -19,7 +19,7 @@ from numbers import Integral
 
 import numpy as np
 
-from word2bert.errors import Word2BertError, check_positive
+from word2bert.errors import UnknownWordError, Word2BertError, check_positive
 from word2bert.fileio import atomic_write, open_binary
 from word2bert.interop import word2vec_format as w2v_files
 
@@ -33,6 +33,17 @@ def unit_vector(vector: np.ndarray) -> np.ndarray:
     vector = np.asarray(vector, dtype=np.float64)
     norm = np.linalg.norm(vector)
     return vector / norm if norm > 0 else vector
+
+
+def _no_neighbours(topn) -> bool:
+    """True for ``topn=0``; an error for a negative or non-integer ``topn`` (None means all scores)."""
+    if topn is None or topn is False:
+        return False
+    if isinstance(topn, bool) or not isinstance(topn, Integral):
+        raise Word2BertError(f"parameter topn={topn!r} must be a whole number >= 0, or None for every score")
+    if topn < 0:
+        raise Word2BertError(f"parameter topn={topn} must be >= 0 (None: every score)")
+    return topn == 0
 
 
 class KeyedVectors:
@@ -108,7 +119,8 @@ class KeyedVectors:
         return f"KeyedVectors({len(self)} words, dimension {self.vector_size})"
 
     def get_index(self, key, default=None) -> int:
-        """Row of ``key``; an int within range is taken as a row already. Unknown -> Word2BertError."""
+        """Row of ``key``; an int within range is taken as a row already. Unknown -> UnknownWordError
+        (a Word2BertError and a KeyError)."""
         index = self.key_to_index.get(key) if isinstance(key, str) else None
         if index is not None:
             return index
@@ -116,7 +128,7 @@ class KeyedVectors:
             return int(key)
         if default is not None:
             return default
-        raise Word2BertError(f"word {key!r} is not in the vocabulary")
+        raise UnknownWordError(key)
 
     def get_vector(self, key, norm: bool = False) -> np.ndarray:
         """The vector of ``key``; ``norm=True`` gives ``v / ||v||``."""
@@ -227,9 +239,10 @@ class KeyedVectors:
         ``query = unit(sum_i w_i x_i / sum_i |w_i|)`` where ``x_i`` is the unit vector of a word (a
         raw vector is used as given), ``w_i = +1`` for positive and ``-1`` for negative inputs;
         the score of word j is ``cos(v_j, query)``. Input words are not returned. ``topn=None``
-        returns the scores of all (restricted) words. ``restrict_vocab=k`` searches the first k rows.
+        returns the scores of all (restricted) words, ``topn=0`` an empty list (as gensim); a
+        negative ``topn`` is an error. ``restrict_vocab=k`` searches the first k rows.
         """
-        if isinstance(topn, Integral) and topn < 1:
+        if _no_neighbours(topn):
             return []
         weighted = self._weighted_items(positive, negative)
         if not weighted:
@@ -257,7 +270,7 @@ class KeyedVectors:
         :meth:`most_similar`. Input words are not returned; ``restrict_vocab=k`` searches the
         first k rows (gensim ignores this argument here).
         """
-        if isinstance(topn, Integral) and topn < 1:
+        if _no_neighbours(topn):
             return []
         weighted = self._weighted_items(positive, negative)
         if not any(weight > 0 for _item, weight in weighted):
@@ -388,6 +401,8 @@ class KeyedVectors:
             raise Word2BertError(f"{path}: corrupt .npz vector file (words and vectors disagree)")
         keys = [key_bytes[offsets[i]:offsets[i + 1]].decode("utf-8", errors="replace")
                 for i in range(len(offsets) - 1)]
+        if vectors.ndim == 2:
+            w2v_files.check_finite_rows(path, vectors, keys, lambda i: f"vector {i + 1}")
         return cls(vectors, keys, counts)
 
     @classmethod

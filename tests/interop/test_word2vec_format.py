@@ -271,11 +271,10 @@ def test_compiled_text_parser_agrees_with_python_float():
 
 def test_tokens_the_compiled_parser_declines_fall_back(tmp_path):
     path = tmp_path / "special.txt"
-    path.write_text("2 3\na nan 1 -inf\nb .5 1. 1e3\n")
+    path.write_text("2 3\nb .5 1. 1e3\na 1 +2 -3E-1\n")
     got, words = read_word2vec_format(path)
-    assert words == ["a", "b"]
-    assert np.isnan(got[0, 0]) and got[0, 2] == -np.inf
-    np.testing.assert_array_equal(got[1], [0.5, 1.0, 1000.0])
+    assert words == ["b", "a"]
+    np.testing.assert_array_equal(got, np.array([[0.5, 1.0, 1000.0], [1, 2, -0.3]], dtype=np.float32))
     glove = tmp_path / "glove-blank-end.txt"
     glove.write_text("a 1 2\nb 3 4\n\n\n")
     assert read_glove_format(glove)[1] == ["a", "b"]
@@ -299,3 +298,28 @@ def test_compiled_number_writer_round_trips_float32_like_printf():
     # identical to C's %.9g except, rarely, the 9th digit of a near-tie (still an exact round trip)
     assert same_as_printf >= 0.999 * (len(values) + len(special))
     assert out[:_write_number(np.nan, out, 0, scratch)].tobytes() == b"nan"
+
+
+@pytest.mark.parametrize("value", ["nan", "-inf", "inf", "1e39"])
+@pytest.mark.parametrize("fmt", ["word2vec-text", "glove", "word2vec-binary", "npz"])
+def test_non_finite_vectors_are_refused_with_their_line(tmp_path, fmt, value):
+    """NaN or infinite values (or numbers beyond float32) would load and answer queries with NaN
+    scores; every reader refuses them and names the line (text) or the vector (binary, .npz)."""
+    from word2bert.vectors import KeyedVectors
+
+    words = ["a", "b", "c", "d"]
+    if fmt in ("word2vec-text", "glove"):
+        rows = [word + "".join(f" {value if (i, j) == (2, 1) else i + j}" for j in range(3))
+                for i, word in enumerate(words)]
+        path = tmp_path / "vectors.txt"
+        path.write_text(("4 3\n" if fmt == "word2vec-text" else "") + "\n".join(rows) + "\n")
+        where = f"line {3 + (fmt == 'word2vec-text')}"
+    else:
+        with np.errstate(over="ignore"):
+            vectors = np.arange(12, dtype=np.float32).reshape(4, 3)
+            vectors[2, 1] = np.float32(float(value))
+        path = tmp_path / ("vectors.bin" if fmt == "word2vec-binary" else "vectors.npz")
+        KeyedVectors(vectors, words).save(path, format=fmt)
+        where = "vector 3"
+    with pytest.raises(Word2BertError, match=f"{where}: the vector of 'c' holds .*not a finite"):
+        KeyedVectors.load(path)

@@ -11,7 +11,9 @@ Layouts (as written by word2vec.c's ``main`` after training, and read by its ``d
 
 Readers return ``(vectors, words)`` with ``vectors`` a float32 array of shape (count, dimension).
 Undecodable bytes in words become U+FFFD (never fatal). Duplicate words keep their first vector,
-as gensim does. Bad files raise :class:`Word2BertError` naming the file (and the line for text).
+as gensim does. Bad files raise :class:`Word2BertError` naming the file (and the line for text);
+so do vectors holding NaN or infinity (or numbers too large for float32), which would otherwise
+load and answer every query with NaN scores.
 All writers go through :func:`word2bert.fileio.atomic_write`, so a failed write leaves no
 half-written file. Compressed files (.gz, .bz2, .xz) are handled by extension.
 """
@@ -98,6 +100,20 @@ def _drop_duplicates(vectors: np.ndarray, words: list[str]):
     return vectors[keep], [words[i] for i in keep]
 
 
+def check_finite_rows(path, vectors: np.ndarray, words: list[str], where) -> None:
+    """Raise naming the first row with NaN, infinity or a number beyond float32's range.
+
+    ``where(i)`` describes row ``i`` for the message (its line number in a text file)."""
+    if vectors.size == 0 or np.isfinite(np.sum(vectors, dtype=np.float64)):
+        return
+    bad_rows = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    first = int(bad_rows[0])
+    value = vectors[first][~np.isfinite(vectors[first])][0]
+    more = f" ({len(bad_rows):,} such rows in all)" if len(bad_rows) > 1 else ""
+    raise Word2BertError(f"{path}: {where(first)}: the vector of {words[first]!r} holds {value} (not a finite "
+                         f"float32 number){more}")
+
+
 def _check_writable(vectors, words):
     vectors = np.asarray(vectors)
     if vectors.ndim != 2:
@@ -181,6 +197,7 @@ def _read_binary(path, limit: int | None):
     words = word_bytes[:used].tobytes().decode("utf-8", errors="replace").split("\n")[:-1]
     vectors = vector_bytes.view("<f4").reshape(wanted, dim).astype(np.float32, copy=False)
     del data
+    check_finite_rows(path, vectors, words, lambda i: f"vector {i + 1}")
     return vectors, words
 
 
@@ -414,6 +431,12 @@ def _read_text_lines(path, limit_lines: int | None) -> list[str]:
 
 
 def _read_text(path, limit: int | None):
+    vectors, words = _read_text_unchecked(path, limit)
+    check_finite_rows(path, vectors, words, lambda i: f"line {i + 2}")
+    return vectors, words
+
+
+def _read_text_unchecked(path, limit: int | None):
     data = _read_text_bytes(path, None if limit is None else int(limit) + 1)
     newline = np.flatnonzero(data[:4096] == 10)
     if data.shape[0] and newline.size:
@@ -598,6 +621,12 @@ def read_word2vec_format(path, binary: bool | None = None, limit: int | None = N
 
 def read_glove_format(path, limit: int | None = None):
     """Read a GloVe text file (``word v1 ... vd`` lines, no header) -> (float32 vectors, words)."""
+    vectors, words = _read_glove_unchecked(path, limit)
+    check_finite_rows(path, vectors, words, lambda i: f"line {i + 1}")
+    return _drop_duplicates(vectors, words)
+
+
+def _read_glove_unchecked(path, limit: int | None):
     data = _read_text_bytes(path, None if limit is None else int(limit))
     first_end = np.flatnonzero(data[:1 << 20] == 10)
     first = data[:int(first_end[0]) if first_end.size else data.shape[0]].tobytes()
@@ -611,7 +640,7 @@ def read_glove_format(path, limit: int | None = None):
             vectors, words, _pos = parsed
             if limit is not None:
                 vectors, words = vectors[:int(limit)], words[:int(limit)]
-            return _drop_duplicates(vectors, words)
+            return vectors, words
     return _read_glove_general(path, limit)
 
 
@@ -624,8 +653,7 @@ def _read_glove_general(path, limit: int | None):
     if _HEADER.match(lines[0].encode()):
         raise Word2BertError(
             f"{path}: line 1 looks like a word2vec header {lines[0]!r}; read it as word2vec text")
-    vectors, words = _parse_text_lines(path, lines, 1, None)
-    return _drop_duplicates(vectors, words)
+    return _parse_text_lines(path, lines, 1, None)
 
 
 def write_word2vec_format(path, vectors, words, binary: bool = False):
@@ -668,6 +696,9 @@ def detect_format(path) -> str:
     first = head if newline < 0 else head[:newline + 1]
     if _HEADER.match(first):
         return "word2vec-binary" if is_binary_word2vec(path) else "word2vec-text"
+    if b"\x00" in head[:4096]:
+        raise Word2BertError(f"{path}: not a vector file (binary data without word2vec's '<count> <dimension>' "
+                             "header, and not a .npz)")
     return "glove"
 
 
