@@ -12,6 +12,7 @@ renamed only when complete.
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import shutil
@@ -39,11 +40,20 @@ _COMMENT = re.compile(r"^\s*#(.*)$", re.M)
 _WORD = re.compile(r"[a-z]+")
 
 
+def _make_directory(path: Path, what: str) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise Word2BertError(f"cannot create the {what} {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise Word2BertError(f"the {what} {path} is not writable")
+    return path
+
+
 def cache_dir() -> Path:
     """``$WORD2BERT_HOME`` or ``~/.cache/word2bert``, created if needed."""
     root = Path(os.environ.get("WORD2BERT_HOME") or Path.home() / ".cache" / "word2bert")
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    return _make_directory(root, "cache directory ($WORD2BERT_HOME or ~/.cache/word2bert)")
 
 
 def normalise(text: str) -> str:
@@ -100,42 +110,51 @@ def download(name: str, directory: Path | None = None, url: str | None = None, t
     if name not in CORPORA:
         raise Word2BertError(f"unknown corpus {name!r}; available: {', '.join(sorted(CORPORA))}")
     spec = CORPORA[name]
-    directory = Path(directory) if directory is not None else cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = _make_directory(Path(directory), "directory") if directory is not None else cache_dir()
     target = directory / spec["member"]
     if target.exists():
         return target
     url = url or spec["url"]
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".download", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                response = urllib.request.urlopen(url, timeout=timeout)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise Word2BertError(f"could not download {url}: {reason}") from None
-            with response:
-                total = response.headers.get("Content-Length")
-                with progress_bar(total=int(total) if total else None, desc=f"download {name}",
-                                  unit="B") as bar:
-                    while True:
-                        chunk = response.read(1 << 20)
-                        if not chunk:
-                            break
-                        out.write(chunk)
-                        bar.update(len(chunk))
-                if total and out.tell() != int(total):
-                    raise Word2BertError(f"download of {url} ended early: {out.tell()} of {total} bytes")
-        if url.endswith(".zip") or zipfile.is_zipfile(tmp_name):
-            try:
-                with zipfile.ZipFile(tmp_name) as archive, archive.open(spec["member"]) as member, \
-                        atomic_write(target, "wb") as out:
-                    shutil.copyfileobj(member, out, 1 << 20)
-            except (zipfile.BadZipFile, KeyError) as exc:
-                raise Word2BertError(f"downloaded archive from {url} is not usable: {exc}") from None
-        else:
-            os.replace(tmp_name, target)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".download", dir=directory)
+    except OSError as exc:
+        raise Word2BertError(f"cannot write in {directory}: {exc.strerror or exc}") from None
+    try:
+        _fetch(url, fd, tmp_name, target, name, spec, timeout)
+    except (OSError, http.client.HTTPException) as exc:  # disk full, connection lost: the partial file goes
+        raise Word2BertError(f"download of {url} into {directory} failed: {exc.strerror or exc}") from None
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
     return target
+
+
+def _fetch(url, fd, tmp_name, target, name, spec, timeout) -> None:
+    """Stream ``url`` into the temporary file ``fd``/``tmp_name``, then unpack or rename it to ``target``."""
+    with os.fdopen(fd, "wb") as out:
+        try:
+            response = urllib.request.urlopen(url, timeout=timeout)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise Word2BertError(f"could not download {url}: {reason}") from None
+        with response:
+            total = response.headers.get("Content-Length")
+            with progress_bar(total=int(total) if total else None, desc=f"download {name}",
+                              unit="B") as bar:
+                while True:
+                    chunk = response.read(1 << 20)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    bar.update(len(chunk))
+            if total and out.tell() != int(total):
+                raise Word2BertError(f"download of {url} ended early: {out.tell()} of {total} bytes")
+    if url.endswith(".zip") or zipfile.is_zipfile(tmp_name):
+        try:
+            with zipfile.ZipFile(tmp_name) as archive, archive.open(spec["member"]) as member, \
+                    atomic_write(target, "wb") as out:
+                shutil.copyfileobj(member, out, 1 << 20)
+        except (zipfile.BadZipFile, KeyError) as exc:
+            raise Word2BertError(f"downloaded archive from {url} is not usable: {exc}") from None
+    else:
+        os.replace(tmp_name, target)
