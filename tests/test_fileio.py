@@ -1,11 +1,12 @@
 """Atomic writes: the output appears whole or not at all, with the permissions open() would give."""
 
 import os
+import signal
 
 import numpy as np
 import pytest
 
-from word2bert.fileio import atomic_save, atomic_write
+from word2bert.fileio import atomic_save, atomic_write, interrupts_deferred
 
 
 @pytest.fixture
@@ -34,3 +35,20 @@ def test_a_failed_write_leaves_neither_output_nor_temporary(tmp_path):
         raise RuntimeError("disk full")
     assert (tmp_path / "out.txt").read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_a_second_ctrl_c_does_not_cut_a_checkpoint_write_short(tmp_path):
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)  # an impatient double Ctrl-C, or `timeout -s INT`
+                with atomic_write(tmp_path / "checkpoint.npz", "wb") as handle:
+                    handle.write(b"complete")
+        assert (tmp_path / "checkpoint.npz").read_bytes() == b"complete"
+        with interrupts_deferred(raise_after=False):
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -1,4 +1,5 @@
-"""File helpers shared by every reader and writer: compressed text and atomic writes."""
+"""File helpers shared by every reader and writer: compressed text, atomic writes, and checkpoint
+writes that a second Ctrl-C cannot cut short."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import io
 import lzma
 import os
 import secrets
+import signal
+import threading
 from pathlib import Path
 
 from word2bert.errors import Word2BertError
@@ -96,3 +99,23 @@ def atomic_save(path, writer, *args, **kwargs):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+@contextlib.contextmanager
+def interrupts_deferred(raise_after: bool = True):
+    """Hold off SIGINT while the block runs (writing a checkpoint after a first Ctrl-C must survive
+    a second one, or GNU ``timeout -s INT``, which signals the process and then its group). An
+    interrupt that arrived meanwhile is raised when the block ends, unless ``raise_after=False``
+    (the block runs in a handler that re-raises the first one anyway). Only the main thread
+    receives signals; elsewhere the block just runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received and raise_after:
+        raise KeyboardInterrupt

@@ -12,12 +12,9 @@ The helpers below serve every command that writes a model:
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -220,24 +217,6 @@ def _flag(dest: str, parser=None) -> str:
     return "--" + dest.replace("_", "-")
 
 
-@contextlib.contextmanager
-def interrupts_deferred():
-    """Hold off SIGINT while the block runs (writing a checkpoint after a first Ctrl-C must survive
-    a second one, or GNU ``timeout -s INT``, which signals the process and then its group); an
-    interrupt that arrived meanwhile is raised when the block ends."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
-
-
 def remove_checkpoint(checkpoint: Path) -> None:
     """Remove the checkpoint of a run that has now completed."""
     if checkpoint.exists():
@@ -262,4 +241,4 @@ def plural(count: int, noun: str, plural_form: str | None = None) -> str:
 __all__ = ["check_output_file", "prepare_output_directory", "create_output_directory", "save_or_rescue",
            "check_finite", "check_finite_model", "checkpoint_path", "claim_checkpoint", "resume_from",
            "check_resume_flags",
-           "remove_checkpoint", "interrupts_deferred", "say", "plural"]
+           "remove_checkpoint", "say", "plural"]

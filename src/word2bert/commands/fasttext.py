@@ -213,7 +213,7 @@ def run_fasttext(args) -> int:
     if args.vec:
         save_or_rescue(lambda path: model.wv.save_word2vec_format(path, binary=False), args.vec, ".vec vectors")
     remove_checkpoint(checkpoint)
-    say(f"fasttext: {plural(len(model.wv), 'word')} x {model.vector_size} dimensions, loss "
+    say(f"fasttext: {plural(len(model.wv), 'word')} x {model.vector_size} dims, loss "
         f"{model.training_loss:.4f} -> {output}")
     return 0
 
@@ -319,5 +319,5 @@ def run_doc2vec(args) -> int:
         save_or_rescue(document_vectors.save_word2vec_format, args.doc_vectors, "document vectors")
     remove_checkpoint(checkpoint)
     say(f"doc2vec: {plural(len(model.dv), 'document')}, {plural(len(model.wv), 'word')} x {model.vector_size} "
-        f"dimensions -> {output}")
+        f"dims -> {output}")
     return 0

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 from word2bert.commands import (check_finite, check_output_file, check_resume_flags, claim_checkpoint,
-                                interrupts_deferred, plural, resume_from, save_or_rescue, say)
+                                plural, resume_from, save_or_rescue, say)
 from word2bert.commands._options import add_input, add_option, input_path
 from word2bert.errors import Word2BertError
+from word2bert.fileio import interrupts_deferred
 
 FORMAT_CHOICES = ("word2vec-binary", "word2vec-text", "glove", "npz")
 
@@ -165,7 +166,7 @@ def run_glove(args) -> int:
         model.fit(cooccurrence, show_progress=False if args.no_progress else None, log=log)
     except KeyboardInterrupt:
         if model.words is not None and hasattr(model, "word_parameters"):
-            with interrupts_deferred():
+            with interrupts_deferred(raise_after=False):
                 model.save_checkpoint(checkpoint)
             print(f"glove: interrupted after {model.iterations_done} of {model.epochs} iterations; checkpoint "
                   f"saved to {checkpoint} (continue with --resume {checkpoint})", file=sys.stderr)
@@ -175,7 +176,7 @@ def run_glove(args) -> int:
     save_or_rescue(lambda path: vectors.save(path, format=args.format), output, "vectors")
     if args.resume and Path(args.resume) == checkpoint and checkpoint.exists():
         checkpoint.unlink()
-    say(f"glove: {plural(len(model.words), 'word')} x {model.vector_size} dimensions ({args.output_vectors}) -> "
+    say(f"glove: {plural(len(model.words), 'word')} x {model.vector_size} dims ({args.output_vectors}) -> "
         f"{output} in {time.perf_counter() - start:.1f} s of training")
     return 0
 
@@ -192,6 +193,6 @@ def run_lsa(args) -> int:
     vectors = model.keyed_vectors()
     check_finite(vectors.vectors)
     save_or_rescue(lambda path: vectors.save(path, format=args.format), output, "vectors")
-    say(f"lsa: {plural(len(model.words), 'word')} x {model.vector_size} dimensions -> {output} "
+    say(f"lsa: {plural(len(model.words), 'word')} x {model.vector_size} dims -> {output} "
         f"in {time.perf_counter() - start:.1f} s of PPMI + SVD")
     return 0

@@ -43,7 +43,8 @@ def register(commands, train_commands) -> None:
     parser.add_argument("--min-count", type=float, default=5, help="discount delta; see the scores below")
     parser.add_argument("--threshold", type=float, nargs="+", default=None,
                         help="score threshold, one per pass (the last repeats); default 10 (npmi: 0.5)")
-    parser.add_argument("--scoring", choices=["default", "word2phrase", "npmi"], default="default")
+    parser.add_argument("--scoring", choices=["default", "word2phrase", "npmi"], default="default",
+                        help="phrase score: gensim's default, word2phrase's, or normalised PMI")
     parser.add_argument("--passes", type=int, default=1, help="passes (2: phrases of up to four words)")
     parser.add_argument("--delimiter", default="_", help="glue between the words of a phrase")
     parser.add_argument("--connector-words", default="none", metavar="{none,english,FILE}",

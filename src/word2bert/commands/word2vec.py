@@ -135,7 +135,7 @@ def run_train(args) -> int:
         save_or_rescue(model.save, args.save_model, "model")
     remove_checkpoint(checkpoint)
     losses = ", ".join(f"{x:.4f}" for x in model.epoch_losses)
-    say(f"word2vec: {plural(len(model.vocab), 'word')} x {model.vector_size} dimensions -> {output}; "
+    say(f"word2vec: {plural(len(model.vocab), 'word')} x {model.vector_size} dims -> {output}; "
         f"loss per epoch {losses}")
     return 0
 
