@@ -107,4 +107,4 @@ def test_cli_trains_lsa(tmp_path, capsys):
     assert KeyedVectors.load(out).vectors.shape == (30, 5)
     assert main(["train", "lsa", str(corpus), "-o", str(out), "--vector-size", "30", "--min-count", "1",
                  "--no-progress"]) == 2
-    assert "vector_size=30" in capsys.readouterr().err
+    assert "--vector-size 30" in capsys.readouterr().err
