@@ -46,7 +46,8 @@ def test_pretrain_then_finetune_and_encode(files, model, extra, capsys):
     assert (output / "config.json").is_file() and (output / "model.safetensors").is_file()
     if model in ("roberta", "albert"):   # the new tokenizers load for fine-tuning and encoding
         assert main(["finetune", str(output), "--train", str(files / "train.tsv"), "--epochs", "1",
-                     "--batch-size", "8", "--max-length", "20", "--quiet", "--threads", "1"]) == 0
+                     "--batch-size", "8", "--max-length", "20", "--quiet", "--threads", "1",
+                     "-o", str(files / f"{model}-classifier"), "--json"]) == 0
         assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["train_steps"] == 2
         assert main(["encode", str(output), "the cat sat", "--pooling", "mean"]) == 0
         line = capsys.readouterr().out.strip()
@@ -55,7 +56,7 @@ def test_pretrain_then_finetune_and_encode(files, model, extra, capsys):
 
 def test_pretrain_bert_with_whole_word_masking(files, capsys):
     assert main(["pretrain", "bert", str(files / "corpus.txt"), "-o", str(files / "bert-wwm"), *TINY,
-                 "--masking", "whole-word", "--dynamic-masking"]) == 0
+                 "--masking", "whole-word", "--dynamic-masking", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 2
 
 
