@@ -119,3 +119,45 @@ def test_multitask_model_trains_on_a_schedule_and_keeps_its_heads(tmp_path):
     for key, value in model.state_dict().items():
         torch.testing.assert_close(again.state_dict()[key], value, rtol=0, atol=0, msg=key)
     assert transformers.ErnieModel.from_pretrained(tmp_path).config.use_task_id
+
+
+def test_dialogue_language_model_learns_real_from_fake_dialogues(tmp_path):
+    """ERNIE 1.0's DLM: dialogues whose turns share a topic word; a replaced turn breaks it."""
+    from word2bert.corpus.wordpiece import WordPieceTokenizer
+    from word2bert.objectives.ernie import dialogue_instances, read_dialogues
+
+    topics = [f"t{k}" for k in range(8)]
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "what", "about", "yes", "no", "more", *topics]
+    tokenizer = WordPieceTokenizer({w: i for i, w in enumerate(words)})
+    rng = np.random.default_rng(0)
+    lines = []
+    for _ in range(120):
+        topic = topics[int(rng.integers(8))]
+        lines += [f"Q\twhat about {topic}", f"R\t{rng.choice(['yes', 'no'])} {topic}", f"Q\tmore {topic}", ""]
+    path = tmp_path / "dialogues.txt"
+    path.write_text("\n".join(lines))
+    dialogues = read_dialogues(path, tokenizer)
+    assert len(dialogues) == 120 and [role for role, _ in dialogues[0]] == [0, 1, 0]
+    items = dialogue_instances(dialogues, 16, tokenizer.cls_id, tokenizer.sep_id, rng)
+    config = ErnieConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=16, use_task_id=True,
+                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    model = ErnieForMultiTaskPreTraining(config, {"dialogue": None})
+    masking = MaskedLM(len(words), 4, (0, 1, 2, 3, 4), 0, units=TokenUnits())
+    full = MultiTaskCollator({"dialogue": [MaskedLMObjective(masking=masking), model.objectives["dialogue"]]},
+                             {"dialogue": 0})
+    out = model(**full([{**item, "task": "dialogue"} for item in items[:8]], rng))
+    assert set(out.losses) == {"mlm", "dialogue"}          # the DLM: masked LM + real/fake head
+    labels_only = MultiTaskCollator({"dialogue": [model.objectives["dialogue"]]}, {"dialogue": 0})
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    accuracy = []
+    for _ in range(80):                                     # the real/fake head learns the planted topics
+        out = model(**labels_only([{**items[int(i)], "task": "dialogue"} for i in rng.integers(0, len(items), 32)],
+                                  rng))
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        correct, count = out.stats["dialogue_accuracy"]
+        accuracy.append(correct / count)
+    assert np.mean(accuracy[-10:]) > 0.75, accuracy[-10:]

@@ -351,3 +351,45 @@ def test_bad_input_gets_a_clear_message(tmp_path):
         SpanUnits(None, geometric_p=0)
     with pytest.raises(Word2BertError, match="shape"):
         TokenUnits().select(np.zeros((2, 5)), np.ones((2, 4), bool), [1, 1])
+
+
+class Recording:
+    """A selector that remembers what the selector it wraps returned."""
+
+    def __init__(self, selector):
+        self.selector, self.unit_ids = selector, None
+
+    def select(self, input_ids, candidates, n_predict, rng):
+        self.unit_ids = self.selector.select(input_ids, candidates, n_predict, rng)
+        return self.unit_ids
+
+
+@pytest.mark.parametrize("name", ["whole-word", "span", "ngram"])
+def test_masked_lm_decides_80_10_10_per_unit(name):
+    """Through MaskedLM: each unit is all [MASK] (80%), all random (10%) or all kept (10%), never mixed."""
+    from word2bert.objectives.mlm import MaskedLM
+
+    rng = np.random.default_rng(7)
+    ids, candidates = make_batch(rng, batch=400)
+    recording = Recording(SELECTORS[name]())
+    masking = MaskedLM(VOCAB, MASK, special_ids=(PAD, UNK, CLS, SEP, MASK), pad_id=PAD, units=recording,
+                       max_predictions_per_seq=128)
+    corrupted = masking.apply(ids, (ids != PAD).astype(np.int64), np.random.default_rng(8))["input_ids"]
+    kinds = {"mask": 0, "random": 0, "kept": 0}
+    random_tokens = unchanged = 0
+    for row in range(len(ids)):
+        for first, positions in unit_ranges(recording.unit_ids[row]).items():
+            new, old = corrupted[row, positions], ids[row, positions]
+            if (new == MASK).all():
+                kinds["mask"] += 1
+            elif (new == old).all():
+                kinds["kept"] += 1
+            else:  # random ids (a few equal the original by chance: 1 in VOCAB)
+                assert not (new == MASK).any(), (new, old)
+                kinds["random"] += 1
+                random_tokens += len(new)
+                unchanged += int((new == old).sum())
+    n = sum(kinds.values())
+    assert n > 1000 and unchanged <= 5 + 3 * random_tokens / VOCAB
+    for kind, p in (("mask", 0.8), ("random", 0.1), ("kept", 0.1)):
+        assert abs(kinds[kind] / n - p) < 4 * np.sqrt(p * (1 - p) / n), (kind, kinds)
