@@ -47,7 +47,7 @@ def test_nnlm_train_and_perplexity(texts, tmp_path, capsys):
                  "--quiet", "--threads", "1"]) == 0
     summary = last_json(capsys)
     assert summary["steps"] == 6 and summary["test_perplexity"] > 1
-    for name in ("config.json", "model.safetensors", "vocab.txt", "checkpoint.pt"):
+    for name in ("config.json", "model.safetensors", "word_vocab.txt", "checkpoint.pt"):
         assert (out / name).exists(), name
     assert main(["perplexity", str(out), str(test)]) == 0
     assert last_json(capsys)["perplexity"] == pytest.approx(summary["test_perplexity"], abs=1e-3)

@@ -223,6 +223,32 @@ def remove_checkpoint(checkpoint: Path) -> None:
         checkpoint.unlink()
 
 
+def subcommand_group(commands, name: str, help: str = "", description: str = ""):
+    """The sub-parser group of ``word2bert NAME MODEL`` (e.g. ``pretrain``): the one an earlier command
+    module created, or a new one. Lets each model's module add ``word2bert pretrain <model>``."""
+    import argparse
+    import sys
+
+    parser = commands.choices.get(name)
+    if parser is None:
+        from word2bert.cli import HelpfulFormatter
+
+        parser = commands.add_parser(name, help=help, formatter_class=HelpfulFormatter, description=description)
+        group = parser.add_subparsers(title="models", dest=f"{name}_model", metavar="MODEL")
+
+        def missing(args) -> int:
+            parser.print_help(sys.stderr)
+            print(f"\n{parser.prog}: error: give a model", file=sys.stderr)
+            return 2
+
+        parser.set_defaults(func=missing)
+        return group
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise RuntimeError(f"the {name!r} command has no model sub-commands")
+
+
 def say(*parts, quiet: bool = False) -> None:
     """A status line on stderr (stdout stays for results)."""
     if not quiet:
@@ -241,4 +267,4 @@ def plural(count: int, noun: str, plural_form: str | None = None) -> str:
 __all__ = ["check_output_file", "prepare_output_directory", "create_output_directory", "save_or_rescue",
            "check_finite", "check_finite_model", "checkpoint_path", "claim_checkpoint", "resume_from",
            "check_resume_flags",
-           "remove_checkpoint", "say", "plural"]
+           "remove_checkpoint", "say", "plural", "subcommand_group"]

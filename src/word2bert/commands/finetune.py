@@ -68,13 +68,14 @@ def register(commands, train_commands) -> None:
     finetune.add_argument("-o", "--output", "--output-dir", required=True, metavar="OUT",
                           help="directory for the fine-tuned model; refused if it holds files, unless --overwrite")
     finetune.add_argument("--overwrite", "--overwrite-output-dir", action="store_true", help="replace what OUT holds")
-    finetune.add_argument("--epochs", "--num-train-epochs", type=float, default=3.0, metavar="E",
-                          help="passes over the training data")
+    finetune.add_argument("--epochs", "--num-train-epochs", type=float, default=None, metavar="E",
+                          help="passes over the training data (default 3; ulmfit: one per layer group)")
     finetune.add_argument("--max-steps", type=int, default=None, metavar="N",
                           help="optimizer steps (default: as many as --epochs take)")
     finetune.add_argument("--batch-size", "--per-device-train-batch-size", type=int, default=32, metavar="N",
                           help="examples per step")
-    finetune.add_argument("--lr", "--learning-rate", type=float, default=5e-5, help="peak learning rate (AdamW)")
+    finetune.add_argument("--lr", "--learning-rate", type=float, default=None,
+                          help="peak learning rate (default 5e-5, AdamW; ulmfit: 1e-2, Adam)")
     finetune.add_argument("--warmup", "--warmup-steps", "--warmup-ratio", type=float, default=0.1, metavar="W",
                           help="warm-up steps (< 1: a fraction of the run)")
     finetune.add_argument("--weight-decay", type=float, default=0.01, metavar="D", help="AdamW weight decay")
@@ -94,6 +95,9 @@ def register(commands, train_commands) -> None:
     finetune.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads (default: torch's)")
     finetune.add_argument("--quiet", action="store_true", help="no progress bar")
     finetune.add_argument("--json", action="store_true", help="print the metrics as JSON on stdout")
+    finetune.add_argument("--model", dest="model_kind", default="bert", metavar="KIND",
+                          help="bert for any Hugging Face layout encoder directory, or a model with its own "
+                               "recipe: ulmfit (MODEL is an AWD-LSTM language model)")
     finetune.set_defaults(func=run_finetune, python_names={"learning_rate": "--lr", "warmup_steps": "--warmup"})
 
     encode = commands.add_parser(
@@ -154,6 +158,10 @@ def _check_task_files(args) -> None:
 
 def run_finetune(args) -> int:
     require_contextual("finetune")
+    if args.model_kind != "bert":  # e.g. --model ulmfit: word2bert.commands.ulmfit.run_finetune
+        return _command_module(args.model_kind, "run_finetune").run_finetune(args)
+    args.epochs = 3.0 if args.epochs is None else args.epochs
+    args.lr = 5e-5 if args.lr is None else args.lr
     model_dir = check_model_directory(input_path(args, "model", "MODEL"))
     _check_finetune_arguments(args)
     output, _exists = prepare_output_directory(args.output, overwrite=args.overwrite, marker="task.json")
@@ -189,6 +197,21 @@ def run_finetune(args) -> int:
     print(f"finetune: {what}, {result.metrics.get('train_steps', 0):,} steps in {result.train_seconds:.1f} s, "
           f"train loss {result.metrics.get('train_loss', float('nan')):.4f}{dev} -> {output}")
     return 0
+
+
+def _command_module(kind: str, function: str):
+    """``word2bert.commands.<kind>`` if it defines ``function`` (the --model hook)."""
+    import importlib
+
+    module = None
+    if kind.isidentifier():
+        try:
+            module = importlib.import_module(f"word2bert.commands.{kind}")
+        except ImportError:
+            module = None
+    if not hasattr(module, function):
+        raise Word2BertError(f"--model {kind!r}: no such model")
+    return module
 
 
 def _layer(value: str):

@@ -41,7 +41,7 @@ def register(commands, train_commands) -> None:
         epilog=LM_EPILOG, description="Train y = b + Wx + U tanh(d + Hx) over the previous n-1 words' embeddings.")
     nnlm.add_argument("corpus", help="training text (plain/.gz/.bz2/.xz)")
     nnlm.add_argument("-o", "--output", required=True, help="output directory (config.json, model.safetensors, "
-                                                            "vocab.txt; checkpoint.pt while training)")
+                                                            "word_vocab.txt; checkpoint.pt while training)")
     nnlm.add_argument("--order", type=int, default=5, help="n: the model reads n-1 previous words")
     nnlm.add_argument("--embedding-size", type=int, default=100, help="m")
     nnlm.add_argument("--hidden-size", type=int, default=200, help="h (0: no hidden layer)")
@@ -119,7 +119,7 @@ def run_nnlm(args) -> int:
 
 def language_model_perplexity(model_path, text_path, batch_size: int = 10, bptt: int = 70) -> float:
     """Perplexity of the model at ``model_path`` (Kneser-Ney .npz, NNLM or AWD-LSTM directory) on a text file."""
-    from word2bert.corpus.lm_corpus import EOS, encode_lines, token_stream
+    from word2bert.corpus.lm_corpus import EOS, VOCAB_FILE, encode_lines, token_stream
     from word2bert.corpus.vocab import Vocabulary
 
     model_path = Path(model_path)
@@ -135,9 +135,9 @@ def language_model_perplexity(model_path, text_path, batch_size: int = 10, bptt:
         model_type = json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
     except ValueError as exc:
         raise Word2BertError(f"{config_path}: not valid JSON ({exc})") from None
-    if not (model_path / "vocab.txt").is_file():
-        raise Word2BertError(f"{model_path}: vocab.txt is missing")
-    vocab = Vocabulary.load(model_path / "vocab.txt")
+    if not (model_path / VOCAB_FILE).is_file():
+        raise Word2BertError(f"{model_path}: {VOCAB_FILE} is missing")
+    vocab = Vocabulary.load(model_path / VOCAB_FILE)
     stream = token_stream(encode_lines(text_path, vocab), vocab.index[EOS])
     if model_type == "nnlm":
         from word2bert.models.nnlm import NNLM, NgramWindows, perplexity

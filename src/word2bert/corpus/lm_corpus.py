@@ -21,6 +21,7 @@ from word2bert.fileio import open_text
 
 UNK = "<unk>"
 EOS = "<eos>"
+VOCAB_FILE = "word_vocab.txt"   # the vocabulary beside a word-level language model (``word count`` lines)
 
 
 def _lines(path):

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from word2bert.corpus.lm_corpus import EOS, check_lm_vocabulary
+from word2bert.corpus.lm_corpus import EOS, VOCAB_FILE, check_lm_vocabulary
 from word2bert.corpus.vocab import Vocabulary
 from word2bert.errors import Word2BertError
 from word2bert.fileio import atomic_save, atomic_write
@@ -133,7 +133,7 @@ class NNLM(nn.Module):
 
     # ------------------------------------------------------------------ files
     def save_pretrained(self, directory, vocab: Vocabulary | None = None) -> None:
-        """``config.json``, ``model.safetensors`` and (given) ``vocab.txt``, each written atomically."""
+        """``config.json``, ``model.safetensors`` and (given) ``word_vocab.txt``, each written atomically."""
         from safetensors.torch import save_file
 
         directory = Path(directory)
@@ -143,7 +143,7 @@ class NNLM(nn.Module):
         state = {k: v.contiguous() for k, v in self.state_dict().items()}
         atomic_save(directory / "model.safetensors", lambda name: save_file(state, name))
         if vocab is not None:
-            vocab.save(directory / "vocab.txt")
+            vocab.save(directory / VOCAB_FILE)
 
     @classmethod
     def from_pretrained(cls, directory) -> NNLM:
@@ -250,14 +250,14 @@ def train_nnlm(train_path, config: NNLMConfig | None = None, valid_path=None, te
     output_dir = Path(output_dir) if output_dir is not None else None
     if resume and (output_dir is None or find_checkpoint(output_dir) is None):
         raise Word2BertError(f"resume: no checkpoint in {output_dir}")
-    if resume and (output_dir / "vocab.txt").is_file():
-        vocab = Vocabulary.load(output_dir / "vocab.txt")
+    if resume and (output_dir / VOCAB_FILE).is_file():
+        vocab = Vocabulary.load(output_dir / VOCAB_FILE)
     elif vocab is None:
         vocab = build_lm_vocabulary(train_path, min_count=min_count, max_vocab_size=max_vocab_size)
     check_lm_vocabulary(vocab)
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
-        vocab.save(output_dir / "vocab.txt")
+        vocab.save(output_dir / VOCAB_FILE)
     eos = vocab.index[EOS]
     config = config or NNLMConfig()
     config.vocab_size = len(vocab)

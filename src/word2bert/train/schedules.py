@@ -27,6 +27,26 @@ def constant_with_warmup(step: int, warmup_steps: int, total_steps: int) -> floa
 SCHEDULES = {"linear": linear_warmup_decay, "constant": constant_with_warmup}
 
 
+def slanted_triangular(step: int, warmup_steps: int, total_steps: int, ratio: float = 32.0) -> float:
+    """ULMFiT's slanted triangular rates (Howard & Ruder 2018, eq. 3), the cut at ``cut = warmup_steps``
+    (the trainer's ``warmup_steps=0.1`` is ``cut_frac = 0.1``)::
+
+        p = t / cut                      for t < cut
+        p = 1 - (t - cut) / (T - cut)    after it   (the paper's cut * (1 / cut_frac - 1))
+        lr(t) = peak * (1 + p * (ratio - 1)) / ratio,   ratio = 32
+    """
+    if warmup_steps > 0 and step < warmup_steps:
+        p = step / warmup_steps
+    elif total_steps <= warmup_steps:
+        p = 1.0
+    else:
+        p = max(0.0, 1.0 - (step - warmup_steps) / (total_steps - warmup_steps))
+    return (1.0 + p * (ratio - 1.0)) / ratio
+
+
+SCHEDULES["slanted_triangular"] = slanted_triangular
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, name: str, warmup_steps: int, total_steps: int):
     """A ``LambdaLR`` applying the named schedule; its state goes into checkpoints."""
     if name not in SCHEDULES:
