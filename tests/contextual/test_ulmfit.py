@@ -140,7 +140,8 @@ def test_the_three_stages_on_the_command_line(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["valid_perplexity"] > 1 and summary["tokens_per_second"] > 0
     assert main(["finetune", str(tmp_path / "lm"), "--model", "ulmfit", "--train", str(train), "--dev", str(test),
-                 "-o", str(tmp_path / "clf"), "--lm-epochs", "1", "--lm-batch-size", "4", "--lm-bptt", "10",
+                 "-o", str(tmp_path / "clf"), "--lm-finetune-epochs", "1", "--lm-finetune-batch-size", "4",
+                 "--lm-finetune-bptt", "10",
                  "--batch-size", "16", "--quiet", "--threads", "1", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["examples"] == 60 and metrics["lm_seconds"] > 0
@@ -194,7 +195,7 @@ def test_command_line_errors(tmp_path, capsys):
     assert "40 tokens are too few for 20 rows" in capsys.readouterr().err
     text.write_text("a b c\n" * 200)
     assert main(["pretrain", "awd-lstm", str(text), "-o", str(tmp_path / "lm"), "--bptt", "500", "--quiet"]) == 2
-    assert "bptt=500 is longer than the data" in capsys.readouterr().err
+    assert "--bptt 500 is longer than the data" in capsys.readouterr().err
     out = str(tmp_path / "out")
     assert main(["finetune", str(tmp_path), "--model", "ulmfit", "--train", str(text), "-o", out, "--quiet"]) == 2
     assert "not an AWD-LSTM language model directory" in capsys.readouterr().err

@@ -65,11 +65,11 @@ def register(commands, train_commands) -> None:
     finetune = commands.choices.get("finetune")
     if finetune is not None:  # ULMFiT's options of `word2bert finetune --model ulmfit`
         group = finetune.add_argument_group("ULMFiT (--model ulmfit; MODEL is an AWD-LSTM language model directory)")
-        group.add_argument("--lm-epochs", type=float, default=1.0,
+        group.add_argument("--lm-finetune-epochs", type=float, default=1.0,
                            help="target-task LM fine-tuning epochs on the training texts (0: skip that stage)")
-        group.add_argument("--lm-lr", type=float, default=4e-3, help="its peak learning rate")
-        group.add_argument("--lm-batch-size", type=int, default=32, help="its rows per batch")
-        group.add_argument("--lm-bptt", type=int, default=70, help="its BPTT window")
+        group.add_argument("--lm-finetune-lr", type=float, default=4e-3, help="its peak learning rate")
+        group.add_argument("--lm-finetune-batch-size", type=int, default=32, help="its rows per batch")
+        group.add_argument("--lm-finetune-bptt", type=int, default=70, help="its BPTT window")
         group.add_argument("--no-unfreezing", action="store_true", help="train every layer from the first epoch")
         group.add_argument("--drop-mult", type=float, default=0.5, help="scales the classifier's dropouts")
 
@@ -121,10 +121,11 @@ def run_finetune(args) -> int:
     output, _exists = prepare_output_directory(args.output, overwrite=args.overwrite, marker="task.json")
     progress = False if args.quiet else None
     language_model, lm_seconds = model_dir, 0.0
-    if args.lm_epochs > 0:
+    if args.lm_finetune_epochs > 0:
         language_model = output / "language_model"
-        tuned = finetune_language_model(model_dir, args.train, output_dir=language_model, epochs=args.lm_epochs,
-                                        learning_rate=args.lm_lr, batch_size=args.lm_batch_size, bptt=args.lm_bptt,
+        tuned = finetune_language_model(model_dir, args.train, output_dir=language_model,
+                                        epochs=args.lm_finetune_epochs, learning_rate=args.lm_finetune_lr,
+                                        batch_size=args.lm_finetune_batch_size, bptt=args.lm_finetune_bptt,
                                         seed=args.seed, progress=progress, num_threads=args.threads)
         lm_seconds = tuned.train_seconds
     result = train_classifier(args.train, args.dev, model_dir=language_model, output_dir=None,
