@@ -106,3 +106,28 @@ def test_convert_between_all_formats(vectors_file, tmp_path, capsys):
     assert (tmp_path / "e.bin").read_bytes() == path.read_bytes()
     assert main(["convert", str(path), str(tmp_path / "top.txt"), "--limit", "5"]) == 0
     assert KeyedVectors.load(tmp_path / "top.txt").index_to_key == WORDS[:5]
+
+
+def test_fasttext_models_are_read_by_the_vector_commands(tmp_path, capsys):
+    """`similar` / `convert` take a fastText .bin (unknown words get n-gram vectors); a classifier
+    .bin is sent to `predict`, and `predict` sends a word-vector .bin back."""
+    from word2bert.static.classifier import FastTextClassifier
+    from word2bert.static.fasttext import FastText
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"king queen man woman w{i % 7} w{(i * 3) % 7}\n" for i in range(200)))
+    FastText(corpus_file=str(corpus), vector_size=20, min_count=1, epochs=1, bucket=1000, workers=1,
+             progress=False).save(tmp_path / "unsup.bin")
+    labelled = tmp_path / "labelled.txt"
+    labelled.write_text("".join(f"__label__{'ab'[i % 2]} w{i % 7} king\n" for i in range(50)))
+    FastTextClassifier(str(labelled), dim=16, epoch=1, bucket=1000, workers=1, progress=False).save(
+        tmp_path / "clf.bin")
+    assert main(["similar", str(tmp_path / "unsup.bin"), "kingly", "--topn", "3"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+    assert main(["convert", str(tmp_path / "unsup.bin"), str(tmp_path / "unsup.vec")]) == 0
+    assert "king" in KeyedVectors.load(tmp_path / "unsup.vec")
+    capsys.readouterr()
+    assert main(["similar", str(tmp_path / "clf.bin"), "king"]) == 2
+    assert "is a fastText classifier: `word2bert predict`" in one_error_line(capsys)
+    assert main(["predict", str(tmp_path / "unsup.bin"), str(labelled)]) == 2
+    assert "holds fastText word vectors, not a classifier" in one_error_line(capsys)

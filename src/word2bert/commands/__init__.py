@@ -12,6 +12,7 @@ The helpers below serve every command that writes a model:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import tempfile
@@ -43,7 +44,7 @@ def check_output_file(path, flag: str = "-o") -> Path:
     path = Path(path)
     what = f"{flag} {path}"
     if path.is_dir():
-        raise Word2BertError(f"{flag} {path} is a directory; give a file name such as {path / 'vectors.bin'}")
+        raise Word2BertError(f"{flag} {path} is a directory; give the path of a file (in it or elsewhere)")
     _writable_directory(path.parent if str(path.parent) else Path("."), what)
     return path
 
@@ -126,6 +127,17 @@ def check_finite_model(model) -> None:
     """:func:`check_finite` on a static model's input and output rows."""
     for name in ("input_vectors", "output_vectors"):
         check_finite(getattr(model, name, None), f"the model's {name.replace('_', ' ')}")
+
+
+@contextlib.contextmanager
+def naming_input(path):
+    """An "empty" error raised while reading ``path`` names the file (the readers' messages may not)."""
+    try:
+        yield
+    except Word2BertError as exc:
+        if "empty" in str(exc) and str(path) not in str(exc):
+            raise Word2BertError(f"{path}: {exc}") from None
+        raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,5 +278,5 @@ def plural(count: int, noun: str, plural_form: str | None = None) -> str:
 
 __all__ = ["check_output_file", "prepare_output_directory", "create_output_directory", "save_or_rescue",
            "check_finite", "check_finite_model", "checkpoint_path", "claim_checkpoint", "resume_from",
-           "check_resume_flags",
+           "check_resume_flags", "naming_input",
            "remove_checkpoint", "say", "plural", "subcommand_group"]

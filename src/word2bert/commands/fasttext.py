@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from word2bert.commands import (check_finite_model, check_output_file, check_resume_flags, claim_checkpoint, plural,
-                                remove_checkpoint, resume_from, save_or_rescue, say)
+from word2bert.commands import (check_finite_model, check_output_file, check_resume_flags, claim_checkpoint,
+                                naming_input, plural, remove_checkpoint, resume_from, save_or_rescue, say)
 from word2bert.commands._options import add_cbow_switch, add_input, add_option, input_path
 from word2bert.errors import Word2BertError
 
@@ -202,12 +202,16 @@ def run_fasttext(args) -> int:
     if args.vec:
         check_output_file(args.vec, "--vec")
     checkpoint = claim_checkpoint(output, args)
-    model = _start_or_resume(args, FastText.load_checkpoint, FASTTEXT_SETTINGS, lambda progress: FastText(
-        vector_size=args.vector_size, window=args.window, min_count=args.min_count, sg=args.sg, hs=args.hs,
-        negative=args.negative, sample=args.sample, min_n=args.min_n, max_n=args.max_n, bucket=args.bucket,
-        alpha=args.alpha, epochs=args.epochs, workers=args.workers, seed=args.seed, lowercase=args.lowercase,
-        progress=progress).build_vocab(corpus_file=corpus))
-    model.train(corpus_file=corpus, checkpoint=checkpoint)
+
+    def new_model(progress):
+        return FastText(vector_size=args.vector_size, window=args.window, min_count=args.min_count, sg=args.sg,
+                        hs=args.hs, negative=args.negative, sample=args.sample, min_n=args.min_n, max_n=args.max_n,
+                        bucket=args.bucket, alpha=args.alpha, epochs=args.epochs, workers=args.workers,
+                        seed=args.seed, lowercase=args.lowercase, progress=progress).build_vocab(corpus_file=corpus)
+
+    with naming_input(corpus):
+        model = _start_or_resume(args, FastText.load_checkpoint, FASTTEXT_SETTINGS, new_model)
+        model.train(corpus_file=corpus, checkpoint=checkpoint)
     check_finite_model(model)
     save_or_rescue(model.save, output, "model")
     if args.vec:
@@ -227,12 +231,17 @@ def run_classifier(args) -> int:
         _existing_file(args.test)
     _check_k(args.k)
     checkpoint = claim_checkpoint(output, args)
-    model = _start_or_resume(args, FastTextClassifier.load_checkpoint, CLASSIFIER_SETTINGS,
-                             lambda progress: FastTextClassifier(
-        lr=args.lr, dim=args.dim, epoch=args.epoch, word_ngrams=args.word_ngrams, bucket=args.bucket, minn=args.minn,
-        maxn=args.maxn, min_count=args.min_count, min_count_label=args.min_count_label, loss=args.loss, neg=args.neg,
-        label=args.label, shuffle=not args.no_shuffle, workers=args.workers, seed=args.seed, progress=progress))
-    model.train(train, checkpoint=checkpoint)
+
+    def new_model(progress):
+        return FastTextClassifier(
+            lr=args.lr, dim=args.dim, epoch=args.epoch, word_ngrams=args.word_ngrams, bucket=args.bucket,
+            minn=args.minn, maxn=args.maxn, min_count=args.min_count, min_count_label=args.min_count_label,
+            loss=args.loss, neg=args.neg, label=args.label, shuffle=not args.no_shuffle, workers=args.workers,
+            seed=args.seed, progress=progress)
+
+    model = _start_or_resume(args, FastTextClassifier.load_checkpoint, CLASSIFIER_SETTINGS, new_model)
+    with naming_input(train):
+        model.train(train, checkpoint=checkpoint)
     check_finite_model(model)
     save_or_rescue(model.save, output, "model")
     remove_checkpoint(checkpoint)
@@ -251,7 +260,16 @@ def _check_k(k) -> None:
 def _load_classifier(path):
     from word2bert.static.classifier import FastTextClassifier
 
-    return FastTextClassifier.load(_existing_file(path))
+    try:
+        return FastTextClassifier.load(_existing_file(path))
+    except Word2BertError as exc:  # the loader's hints name Python functions
+        if "not a classifier" in str(exc):
+            raise Word2BertError(f"{path} holds fastText word vectors, not a classifier (`word2bert train "
+                                 "classifier` makes one; `word2bert similar` reads these)") from None
+        if "not a fastText .bin" in str(exc):
+            raise Word2BertError(f"{path}: not a fastText classifier .bin (`word2bert train classifier` makes "
+                                 "one)") from None
+        raise
 
 
 def _check_threshold(threshold) -> None:
@@ -303,12 +321,16 @@ def run_doc2vec(args) -> int:
     if args.doc_vectors:
         check_output_file(args.doc_vectors, "--doc-vectors")
     checkpoint = claim_checkpoint(output, args)
-    model = _start_or_resume(args, Doc2Vec.load, DOC2VEC_SETTINGS, lambda progress: Doc2Vec(
-        vector_size=args.vector_size, dm=args.dm, dm_mean=args.dm_mean, dbow_words=args.dbow_words,
-        window=args.window, min_count=args.min_count, hs=args.hs, negative=args.negative, sample=args.sample,
-        alpha=args.alpha, min_alpha=args.min_alpha, epochs=args.epochs, workers=args.workers, seed=args.seed,
-        progress=progress).build_vocab(corpus_file=corpus))
-    model.train(corpus_file=corpus, checkpoint=checkpoint)
+
+    def new_model(progress):
+        return Doc2Vec(vector_size=args.vector_size, dm=args.dm, dm_mean=args.dm_mean, dbow_words=args.dbow_words,
+                       window=args.window, min_count=args.min_count, hs=args.hs, negative=args.negative,
+                       sample=args.sample, alpha=args.alpha, min_alpha=args.min_alpha, epochs=args.epochs,
+                       workers=args.workers, seed=args.seed, progress=progress).build_vocab(corpus_file=corpus)
+
+    with naming_input(corpus):
+        model = _start_or_resume(args, Doc2Vec.load, DOC2VEC_SETTINGS, new_model)
+        model.train(corpus_file=corpus, checkpoint=checkpoint)
     check_finite_model(model)
     save_or_rescue(model.save, output, "model")
     if args.doc_vectors:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from word2bert.commands import (check_finite, check_output_file, check_resume_flags, claim_checkpoint,
-                                plural, resume_from, save_or_rescue, say)
+                                naming_input, plural, resume_from, save_or_rescue, say)
 from word2bert.commands._options import add_input, add_option, input_path
 from word2bert.errors import Word2BertError
 from word2bert.fileio import interrupts_deferred
@@ -128,11 +128,12 @@ def _cooccurrence(args):
     timings: dict = {}
     symmetric = getattr(args, "symmetric", True)
     distance_weighting = getattr(args, "distance_weighting", args.distance_weighting_default)
-    matrix = build_cooccurrence(
-        corpus, window=args.window, min_count=args.min_count, max_vocab_size=args.max_vocab_size,
-        symmetric=symmetric, distance_weighting=distance_weighting, workers=args.workers,
-        memory_limit_mb=args.memory_limit, lowercase=args.lowercase, temp_dir=args.temp_dir,
-        show_progress=False if args.no_progress else None, timings=timings)
+    with naming_input(corpus):
+        matrix = build_cooccurrence(
+            corpus, window=args.window, min_count=args.min_count, max_vocab_size=args.max_vocab_size,
+            symmetric=symmetric, distance_weighting=distance_weighting, workers=args.workers,
+            memory_limit_mb=args.memory_limit, lowercase=args.lowercase, temp_dir=args.temp_dir,
+            show_progress=False if args.no_progress else None, timings=timings)
     say(f"co-occurrence: {plural(len(matrix.words), 'word')}, {plural(matrix.nnz, 'non-zero entry')} "
         f"(vocabulary {timings['vocabulary']:.1f} s, counting {timings['cooccurrence']:.1f} s)")
     if args.save_cooccurrence:

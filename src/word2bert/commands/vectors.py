@@ -1,7 +1,7 @@
 """`word2bert similar`, `analogy`, `evaluate` and `convert`: using trained vectors from the shell.
 
-VECTORS is any supported file (word2vec text or binary, GloVe text, word2bert .npz), detected
-from its content.
+VECTORS is any supported file (word2vec text or binary, GloVe text, word2bert .npz, or a fastText
+.bin model, whose n-grams also give vectors to unknown words), detected from its content.
 """
 
 from __future__ import annotations
@@ -91,9 +91,33 @@ def register(commands, train_commands):
     convert.set_defaults(func=run_convert)
 
 
+def _is_fasttext_bin(path) -> bool:
+    import struct
+    from pathlib import Path
+
+    from word2bert.interop.fasttext_format import FASTTEXT_MAGIC
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return False
+    return Path(path).is_file() and len(head) == 4 and struct.unpack("<i", head)[0] == FASTTEXT_MAGIC
+
+
 def _load(path, format=None):
+    """Any vector file, or a fastText .bin model (its vectors; unknown words get n-gram vectors)."""
     from word2bert.vectors import KeyedVectors
 
+    if format is None and _is_fasttext_bin(path):
+        from word2bert.interop.fasttext_format import read_fasttext_bin
+        from word2bert.static.fasttext import FastText
+
+        data = read_fasttext_bin(path)
+        if data.model == "sup":
+            raise Word2BertError(f"{path} is a fastText classifier: `word2bert predict` and `word2bert test` "
+                                 "read it")
+        return FastText.from_fasttext_file(data).wv
     return KeyedVectors.load(path, format=format)
 
 

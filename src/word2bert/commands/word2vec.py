@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from word2bert.commands import (check_finite, check_output_file, check_resume_flags, claim_checkpoint, plural,
-                                remove_checkpoint, resume_from, save_or_rescue, say)
+from word2bert.commands import (check_finite, check_output_file, check_resume_flags, claim_checkpoint, naming_input,
+                                plural, remove_checkpoint, resume_from, save_or_rescue, say)
 from word2bert.commands._options import add_cbow_switch, add_input, add_option, input_path
 from word2bert.errors import Word2BertError
 
@@ -126,9 +126,10 @@ def run_train(args) -> int:
                          alpha=args.alpha, epochs=args.epochs, softmax=args.softmax, cache_dir=args.cache_dir,
                          lowercase=args.lowercase, progress=progress)
     corpus = LineSentence(corpus_path, lowercase=model.lowercase)
-    if not args.resume:
-        model.build_vocab(corpus)
-    model.train(corpus, checkpoint=checkpoint)
+    with naming_input(corpus_path):
+        if not args.resume:
+            model.build_vocab(corpus)
+        model.train(corpus, checkpoint=checkpoint)
     check_finite(model.wv.vectors)
     save_or_rescue(lambda path: model.wv.save(path, format=_output_format(args)), output, "vectors")
     if args.save_model:
@@ -148,8 +149,9 @@ def run_vocab(args) -> int:
     output = check_output_file(args.output)
     bar = progress_bar(desc="vocab", unit="word")
     try:
-        vocab = Vocabulary.build(LineSentence(corpus_path, lowercase=args.lowercase), min_count=args.min_count,
-                                 max_vocab_size=args.max_vocab_size, progress=bar)
+        with naming_input(corpus_path):
+            vocab = Vocabulary.build(LineSentence(corpus_path, lowercase=args.lowercase),
+                                     min_count=args.min_count, max_vocab_size=args.max_vocab_size, progress=bar)
     finally:
         bar.close()
     save_or_rescue(vocab.save, output, "vocabulary")
