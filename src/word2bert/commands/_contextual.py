@@ -42,24 +42,11 @@ def require_contextual(command: str) -> None:
 
 def pretrain_group(commands):
     """The sub-parser group of ``word2bert pretrain`` (created by the first module that asks)."""
-    from word2bert.cli import HelpfulFormatter
+    from word2bert.commands import subcommand_group
 
-    pretrain = commands.choices.get("pretrain")
-    if pretrain is None:
-        pretrain = commands.add_parser(
-            "pretrain", help="pre-train a contextual model", formatter_class=HelpfulFormatter,
-            description="Pre-train a contextual model; `word2bert pretrain MODEL --help` for its options.")
-        pretrain._models = pretrain.add_subparsers(title="models", dest="pretrain_model", metavar="MODEL")
-        pretrain.set_defaults(func=lambda args: _missing_model(pretrain))
-    return pretrain._models
-
-
-def _missing_model(parser) -> int:
-    import sys
-
-    parser.print_help(sys.stderr)
-    print(f"\n{parser.prog}: error: give a model to pre-train", file=sys.stderr)
-    return 2
+    return subcommand_group(commands, "pretrain", help="pre-train a contextual model",
+                            description="Pre-train a contextual model; `word2bert pretrain MODEL --help` for its "
+                                        "options.")
 
 
 def check_model_directory(path, flag: str = "MODEL") -> Path:
