@@ -9,12 +9,11 @@ and N counts the targets (padding and ``-100`` labels are not targets). The stat
 summable pairs ``nll = (sum of -log p, N)`` (the trainer shows ``exp(nll)`` as perplexity) and
 ``accuracy = (correct argmax predictions, N)``.
 
-The vocabulary projection and the loss are fused (:func:`linear_cross_entropy`): the rows are
-processed in chunks, and for each chunk the logits, their log-sum-exp, the loss and — when a
-gradient will be needed — the gradient ``softmax - onehot`` and its products with ``h`` and ``W``
-are computed while the chunk's logits are still in cache. The (N, V) logits are never stored
-(for GPT-2's 50,257 tokens and a 16 x 256 batch they would take 0.8 GB, written and read several
-times by an unfused loss); the result and its gradients are the same.
+The vocabulary projection runs only at the rows that have a target (not at padding, not at the
+last position): for GPT-2's 50,257 tokens that product and its two gradient products are most of a
+training step's work. (A chunked projection fused with the loss, which never stores the (N, V)
+logits, was measured slower on a 2-core CPU than one large product and PyTorch's fused
+log-softmax; the logits of a 16 x 256 batch take 0.8 GB.)
 """
 
 from __future__ import annotations
@@ -28,81 +27,6 @@ from torch import nn
 
 from word2bert.errors import Word2BertError
 from word2bert.objectives.base import IGNORE_INDEX, Objective
-
-#: Rows of logits computed at once: 256 x 50,257 floats are 51 MB; smaller chunks lose matmul speed.
-DEFAULT_CHUNK_ROWS = 256
-
-
-class _LinearCrossEntropy(torch.autograd.Function):
-    """sum_i -log softmax(h_i W^T + b)[y_i] (a sum; the caller divides), with the gradients computed
-    chunk by chunk in the forward pass (d loss / d logits = softmax - onehot) and scaled in backward."""
-
-    @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, chunk_rows):
-        needs_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
-        rows = hidden.shape[0]
-        exact = torch.float64 if hidden.dtype == torch.float64 else torch.float32  # bf16/fp16 accumulate in fp32
-        nll_sum = hidden.new_zeros((), dtype=exact)
-        correct = torch.zeros((), dtype=torch.long, device=hidden.device)
-        grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.zeros_like(weight, dtype=exact) if ctx.needs_input_grad[1] else None
-        grad_bias = torch.zeros(weight.shape[0], dtype=exact, device=weight.device) \
-            if bias is not None and ctx.needs_input_grad[2] else None
-        for start in range(0, rows, chunk_rows):
-            h = hidden[start:start + chunk_rows]
-            y = targets[start:start + chunk_rows]
-            logits = F.linear(h, weight, bias).to(exact)
-            log_norm = torch.logsumexp(logits, dim=1)
-            target_logit = logits.gather(1, y[:, None]).squeeze(1)
-            nll_sum += (log_norm - target_logit).sum()
-            correct += (logits.argmax(1) == y).sum()
-            if needs_grad:
-                probabilities = logits.sub_(log_norm[:, None]).exp_()  # softmax, in place
-                probabilities[torch.arange(y.shape[0], device=y.device), y] -= 1.0
-                gradient = probabilities.to(hidden.dtype)
-                if grad_hidden is not None:
-                    grad_hidden[start:start + chunk_rows] = gradient @ weight
-                if grad_weight is not None:
-                    grad_weight.addmm_(gradient.t().to(exact), h.to(exact))
-                if grad_bias is not None:
-                    grad_bias += gradient.to(exact).sum(0)
-        ctx.save_for_backward(grad_hidden if grad_hidden is not None else hidden.new_empty(0),
-                              grad_weight if grad_weight is not None else weight.new_empty(0),
-                              grad_bias if grad_bias is not None else weight.new_empty(0))
-        ctx.has = (grad_hidden is not None, grad_weight is not None, grad_bias is not None)
-        ctx.weight_dtype = weight.dtype
-        ctx.mark_non_differentiable(correct)
-        return nll_sum, correct
-
-    @staticmethod
-    def backward(ctx, grad_nll, grad_correct):
-        grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
-        has_hidden, has_weight, has_bias = ctx.has
-        scale = grad_nll
-        return (grad_hidden * scale.to(grad_hidden.dtype) if has_hidden else None,
-                (grad_weight * scale).to(ctx.weight_dtype) if has_weight else None,
-                (grad_bias * scale).to(ctx.weight_dtype) if has_bias else None,
-                None, None)
-
-
-def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                         bias: torch.Tensor | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(sum_i -log softmax(hidden_i W^T + b)[targets_i], number of correct argmax predictions)``.
-
-    ``hidden`` (N, d), ``weight`` (V, d), ``targets`` (N,) in [0, V). Equal to
-    ``F.cross_entropy(F.linear(hidden, weight, bias), targets, reduction="sum")`` with the same
-    gradients, computed ``chunk_rows`` rows at a time without storing the (N, V) logits. The
-    gradients are computed during the forward pass when autograd will need them, so call
-    ``backward`` at most once through this result.
-    """
-    if hidden.dim() != 2 or targets.dim() != 1 or hidden.shape[0] != targets.shape[0]:
-        raise Word2BertError(f"linear_cross_entropy takes hidden (N, d) and targets (N,); got "
-                             f"{tuple(hidden.shape)} and {tuple(targets.shape)}")
-    if hidden.shape[0] == 0:
-        zero = (hidden.sum() + weight.sum() * 0.0) * 0.0
-        return zero.float(), torch.zeros((), dtype=torch.long, device=hidden.device)
-    return _LinearCrossEntropy.apply(hidden, weight, bias, targets.long(), int(chunk_rows))
 
 
 class CausalLMOutput:
@@ -136,10 +60,9 @@ class CausalLanguageModeling(Objective):
 
     input_keys: tuple[str, ...] = ()
 
-    def __init__(self, decoder: nn.Linear | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS):
+    def __init__(self, decoder: nn.Linear | None = None):
         super().__init__()
         self.decoder = decoder
-        self.chunk_rows = chunk_rows
 
     def output_weights(self, model: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.decoder is not None:
@@ -182,13 +105,18 @@ class CausalLanguageModeling(Objective):
         rows = hidden[:, :-1][keep]
         targets = next_tokens[keep]
         weight, bias = self.output_weights(model)
-        if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= weight.shape[0]):
-            raise Word2BertError(f"labels contain an id outside the vocabulary [0, {weight.shape[0]})")
-        nll_sum, correct = linear_cross_entropy(rows, weight, targets, bias, self.chunk_rows)
         count = int(targets.numel())
-        loss = nll_sum / max(count, 1)
-        stats = {"nll": (float(nll_sum.detach()), count), "accuracy": (int(correct), count)}
-        return CausalLMOutput(loss, stats, hidden, self, model)
+        if count and (int(targets.min()) < 0 or int(targets.max()) >= weight.shape[0]):
+            raise Word2BertError(f"labels contain an id outside the vocabulary [0, {weight.shape[0]})")
+        if count == 0:  # nothing to predict: a zero loss that keeps the graph connected
+            loss = hidden.sum() * 0.0
+            return CausalLMOutput(loss, {"nll": (0.0, 0), "accuracy": (0, 0)}, hidden, self, model)
+        logits = F.linear(rows, weight, bias)
+        nll_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
+        with torch.no_grad():
+            correct = int((logits.argmax(-1) == targets).sum())
+        stats = {"nll": (float(nll_sum.detach()), count), "accuracy": (correct, count)}
+        return CausalLMOutput(nll_sum / count, stats, hidden, self, model)
 
 
-__all__ = ["CausalLMOutput", "CausalLanguageModeling", "DEFAULT_CHUNK_ROWS", "linear_cross_entropy"]
+__all__ = ["CausalLMOutput", "CausalLanguageModeling"]
