@@ -74,3 +74,29 @@ def test_bad_flags_exit_2_with_one_line(corpus, tmp_path, capsys, flags, message
     assert run(corpus, tmp_path, "--max-steps", "1", *flags) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and message in error[0]
+
+
+def test_finetune_from_the_last_token_and_encode(corpus, tmp_path, capsys):
+    """`word2bert finetune` on a pre-trained XLNet directory: a label carried by the first words of a
+    text is read from the last token's vector (XLNet's summary), which sees them through attention."""
+    model_dir = tmp_path / "xlnet"
+    assert run(corpus, model_dir, "--max-steps", "3", "--eval-fraction", "0") == 0
+    rng = np.random.default_rng(4)
+    lines = []
+    for _ in range(200):
+        label = int(rng.integers(2))
+        start = "quick brown fox" if label else "golden wheat grains"
+        lines.append(f"{start} {' '.join(rng.choice(['the', 'a', 'my', 'old', 'sing'], 5))}\t{label}")
+    (tmp_path / "train.tsv").write_text("\n".join(lines[:160]) + "\n")
+    (tmp_path / "dev.tsv").write_text("\n".join(lines[160:]) + "\n")
+    capsys.readouterr()
+    assert main(["finetune", str(model_dir), "--train", str(tmp_path / "train.tsv"), "--dev", str(tmp_path / "dev.tsv"),
+                 "--pooling", "pooler", "--epochs", "4", "--lr", "3e-3", "--batch-size", "16", "--threads", "1",
+                 "--quiet", "-o", str(tmp_path / "clf")]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["accuracy"] >= 0.9
+    from word2bert.tasks.heads import load_finetuned
+    assert load_finetuned(tmp_path / "clf").bert.config.model_type == "xlnet"
+    assert main(["encode", str(model_dir), "the quick brown fox", "my clever cat", "--pooling", "pooler"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert len(rows) == 2 and len(rows[0].split("\t")[1].split()) == 32
