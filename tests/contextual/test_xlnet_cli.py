@@ -91,12 +91,12 @@ def test_finetune_from_the_last_token_and_encode(corpus, tmp_path, capsys):
     (tmp_path / "dev.tsv").write_text("\n".join(lines[160:]) + "\n")
     capsys.readouterr()
     assert main(["finetune", str(model_dir), "--train", str(tmp_path / "train.tsv"), "--dev", str(tmp_path / "dev.tsv"),
-                 "--pooling", "pooler", "--epochs", "4", "--lr", "3e-3", "--batch-size", "16", "--threads", "1",
-                 "--quiet", "-o", str(tmp_path / "clf")]) == 0
+                 "--pooling", "last", "--epochs", "4", "--lr", "3e-3", "--batch-size", "16", "--threads", "1",
+                 "--quiet", "--json", "-o", str(tmp_path / "clf")]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["accuracy"] >= 0.9
     from word2bert.tasks.heads import load_finetuned
     assert load_finetuned(tmp_path / "clf").bert.config.model_type == "xlnet"
-    assert main(["encode", str(model_dir), "the quick brown fox", "my clever cat", "--pooling", "pooler"]) == 0
+    assert main(["encode", str(model_dir), "the quick brown fox", "my clever cat", "--pooling", "last"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
     assert len(rows) == 2 and len(rows[0].split("\t")[1].split()) == 32

@@ -11,7 +11,6 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -37,8 +36,9 @@ data pipeline builds them (--target-unit span) or single tokens; the factorisati
 
 def register(commands, train_commands) -> None:
     from word2bert.cli import HelpfulFormatter
+    from word2bert.commands import subcommand_group
 
-    models = _pretrain_models(commands)
+    models = subcommand_group(commands, "pretrain", help="pre-train a contextual model")
     xlnet = models.add_parser("xlnet", help="XLNet: permutation language modelling with memory",
                               formatter_class=HelpfulFormatter, epilog=EPILOG,
                               description="Pre-train XLNet (two-stream permutation LM, Transformer-XL memory).")
@@ -80,21 +80,6 @@ def register(commands, train_commands) -> None:
     xlnet.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output directory")
     xlnet.add_argument("--quiet", action="store_true", help="no progress bar")
     xlnet.set_defaults(func=run_pretrain)
-
-
-def _pretrain_models(commands):
-    """The sub-parser group of ``word2bert pretrain`` (created by commands/bert.py, or here if absent)."""
-    pretrain = commands.choices.get("pretrain")
-    if pretrain is None:
-        from word2bert.cli import HelpfulFormatter
-
-        pretrain = commands.add_parser("pretrain", help="pre-train a contextual model",
-                                       formatter_class=HelpfulFormatter)
-        return pretrain.add_subparsers(title="models", dest="pretrain_model", metavar="MODEL")
-    for action in pretrain._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return pretrain.add_subparsers(title="models", dest="pretrain_model", metavar="MODEL")
 
 
 def build_config(args, vocab_size: int, pad_id: int):
