@@ -212,16 +212,16 @@ class RelativeMultiHeadAttention(nn.Module):
         d = self.hidden_size
         weight = self.qkv_proj.weight
         rows = content_rows or StreamRows()
+        content_query = None
         if memory is not None and memory.shape[1] > 0:
             keys_in = torch.cat([memory.to(content.dtype), content], dim=1)
-            key, value = self._heads(F.linear(keys_in, weight[d:2 * d])), self._heads(F.linear(keys_in, weight[2 * d:]))
-            content_query = None
-        elif compute_content and rows.residual_index is None:
-            query_part, key_part, value_part = F.linear(content, weight).split(d, dim=-1)
-            key, value, content_query = self._heads(key_part), self._heads(value_part), self._heads(query_part)
+            key, value = F.linear(keys_in, weight[d:]).split(d, dim=-1)
+        elif compute_content and rows.residual_index is None:  # one product for Q, K and V
+            content_query, key, value = F.linear(content, weight).split(d, dim=-1)
+            content_query = self._heads(content_query)
         else:
-            key, value = self._heads(F.linear(content, weight[d:2 * d])), self._heads(F.linear(content, weight[2 * d:]))
-            content_query = None
+            key, value = F.linear(content, weight[d:]).split(d, dim=-1)
+        key, value = self._heads(key), self._heads(value)
         key_len = key.shape[2]
         groups, table_len = position_embeddings.shape[0], position_embeddings.shape[1]
         position_keys = F.linear(position_embeddings, self.position_proj.weight)
