@@ -103,6 +103,18 @@ CASES = [
     ("finetune-dev-missing", "finetune {tmp}/model --train {tmp}/train.tsv --dev {tmp}/none.tsv -o {tmp}/f", 2,
      "--dev: file not found", True),
     ("encode-not-a-model", "encode {tmp}/plain a sentence", 2, "has no config.json", True),
+    ("other-models-into-a-model", "pretrain roberta {tmp}/corpus.txt -o {tmp}/model", 2, "already holds a model",
+     True),
+    ("xlnet-into-a-model", "pretrain xlnet {tmp}/corpus.txt -o {tmp}/model", 2, "already holds a model", True),
+    ("elmo-into-a-model", "pretrain elmo {tmp}/corpus.txt -o {tmp}/model", 2, "already holds a model", True),
+    ("awd-lstm-into-a-model", "pretrain awd-lstm {tmp}/corpus.txt -o {tmp}/model", 2, "already holds a model",
+     True),
+    ("nnlm-into-a-model", "train nnlm {tmp}/corpus.txt -o {tmp}/model", 2, "already holds a model", True),
+    ("cove-into-a-model", "train cove {tmp}/train.tsv --glove {tmp}/vectors.bin -o {tmp}/model", 2,
+     "already holds a model", True),
+    ("kneser-ney-output-a-directory", "train kneser-ney {tmp}/corpus.txt -o {tmp}", 2, "-o {tmp} is a directory",
+     False),
+    ("phrases-output-a-directory", "phrases {tmp}/corpus.txt -o {tmp}", 2, "-o {tmp} is a directory", False),
     ("hugging-face-spelling", "finetune {tmp}/model --train_file {tmp}/train.tsv --output_dir {tmp}/f "
      "--learning_rate 0", 2, "--lr 0.0: must be > 0", True),
 ]

@@ -153,7 +153,7 @@ def test_cli_train_then_encode(tmp_path, capsys):
     assert np.all(vectors[2, :4] == 0)                         # unknown word: a zero GloVe vector
     bad = tmp_path / "bad.tsv"
     bad.write_text("only one field\n")
-    assert main(["train", "cove", str(bad), "--glove", str(glove), "-o", str(out), "--quiet"]) == 2
+    assert main(["train", "cove", str(bad), "--glove", str(glove), "-o", str(tmp_path / "bad-out"), "--quiet"]) == 2
     assert "bad.tsv, line 1" in capsys.readouterr().err
 
 

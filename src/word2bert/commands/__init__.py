@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import tempfile
 import time
@@ -53,16 +54,20 @@ def prepare_output_directory(path, flag: str = "-o", overwrite: bool = False, re
                              marker: str = "config.json") -> tuple[Path, bool]:
     """Check an output directory as Hugging Face's scripts do; returns ``(path, exists)``.
 
-    A non-empty directory is refused unless ``overwrite`` (replace what is there) or ``resume``
-    (continue the run whose checkpoint is there). The directory is not created here: call
-    :func:`create_output_directory` once the arguments are known to be good, so that a failed
-    check leaves nothing behind.
+    A non-empty directory is refused unless ``overwrite`` (replace what is there: its training
+    checkpoint is deleted at once, so that a later ``--resume`` cannot continue the replaced run) or
+    ``resume`` (continue the run whose checkpoint is there). The directory is not created here, so a
+    failed check leaves nothing behind. Under torchrun only process 0 checks.
     """
     path = Path(path)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 checks (and creates) the directory
+        return path, path.exists()
     if path.exists() and not path.is_dir():
         raise Word2BertError(f"{flag} {path} is a file; give a directory for the model")
     if path.is_dir():
         _writable_directory(path, f"{flag} {path}")
+        if overwrite and not resume:  # the run that --resume would find is the one being replaced
+            (path / "checkpoint.pt").unlink(missing_ok=True)
         if any(path.iterdir()) and not (overwrite or resume):
             kind = "a model" if (path / marker).exists() else "files"
             raise Word2BertError(f"output directory {path} already holds {kind}; give --overwrite to replace it"
@@ -74,6 +79,12 @@ def prepare_output_directory(path, flag: str = "-o", overwrite: bool = False, re
         ancestor = ancestor.parent
     _writable_directory(ancestor, f"{flag} {path}")
     return path, False
+
+
+def add_overwrite_option(parser) -> None:
+    """``--overwrite`` for a command whose ``-o`` is a model directory (see :func:`prepare_output_directory`)."""
+    parser.add_argument("--overwrite", "--overwrite-output-dir", action="store_true",
+                        help="train from scratch into a non-empty output directory, replacing its model and checkpoint")
 
 
 def create_output_directory(path: Path) -> None:
@@ -276,7 +287,8 @@ def plural(count: int, noun: str, plural_form: str | None = None) -> str:
     return f"{count:,} {plural_form}"
 
 
-__all__ = ["check_output_file", "prepare_output_directory", "create_output_directory", "save_or_rescue",
+__all__ = ["check_output_file", "prepare_output_directory", "add_overwrite_option", "create_output_directory",
+           "save_or_rescue",
            "check_finite", "check_finite_model", "checkpoint_path", "claim_checkpoint", "resume_from",
            "check_resume_flags", "naming_input",
            "remove_checkpoint", "say", "plural", "subcommand_group"]

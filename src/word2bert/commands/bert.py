@@ -232,10 +232,9 @@ def run_pretrain(args) -> int:
     rank = int(os.environ.get("RANK", "0"))
     _check_arguments(args)
     output = Path(args.output)
-    if rank == 0:
-        prepare_output_directory(output, overwrite=args.overwrite, resume=args.resume)
     if args.resume and args.overwrite:
         raise Word2BertError("--resume continues the run in OUT and --overwrite replaces it: give one of them")
+    prepare_output_directory(output, overwrite=args.overwrite, resume=args.resume)
     if args.resume:
         _check_resume(args, output)
         if args.config is None and (output / "config.json").is_file():
@@ -254,7 +253,6 @@ def run_pretrain(args) -> int:
     from word2bert.objectives import MaskedLM
     from word2bert.objectives.pretraining import PretrainingCollator, PretrainingDataset
     from word2bert.train import Trainer, TrainingArguments
-    from word2bert.train.checkpoint import CHECKPOINT_NAME
 
     quiet = args.quiet or rank != 0
 
@@ -300,8 +298,6 @@ def run_pretrain(args) -> int:
     try:
         if trainer.rank == 0:
             output.mkdir(parents=True, exist_ok=True)
-            if args.overwrite:
-                (output / CHECKPOINT_NAME).unlink(missing_ok=True)
             tokenizer.save(output)
             config.save(output / "config.json")
             if not args.resume:

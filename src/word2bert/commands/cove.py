@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from word2bert.commands import add_overwrite_option, prepare_output_directory
 from word2bert.errors import Word2BertError
 
 TRAIN_EPILOG = """examples:
@@ -53,6 +54,7 @@ def register(commands, train_commands) -> None:
     cove.add_argument("--seed", type=int, default=0, help="random seed")
     cove.add_argument("--threads", type=int, default=None, help="torch threads")
     cove.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output directory")
+    add_overwrite_option(cove)
     cove.add_argument("--quiet", action="store_true", help="no progress bar")
     cove.set_defaults(func=run_train)
 
@@ -80,6 +82,7 @@ def run_train(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     output = Path(args.output)
+    prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume)
     if args.resume and find_checkpoint(output) is None:
         raise Word2BertError(f"--resume: no checkpoint in {output}")
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))

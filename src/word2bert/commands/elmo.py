@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from word2bert.commands import add_overwrite_option, prepare_output_directory
 from word2bert.errors import Word2BertError
 
 PRETRAIN_EPILOG = """examples:
@@ -74,6 +75,7 @@ def register(commands, train_commands) -> None:
     elmo.add_argument("--seed", type=int, default=0)
     elmo.add_argument("--threads", type=int, default=None)
     elmo.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output directory")
+    add_overwrite_option(elmo)
     elmo.add_argument("--quiet", action="store_true")
     elmo.set_defaults(func=run_pretrain)
 
@@ -131,6 +133,7 @@ def run_pretrain(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     corpus, output = Path(args.corpus), Path(args.output)
+    prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume)
     if not corpus.exists():
         raise Word2BertError(f"corpus not found: {corpus}")
     if args.resume and find_checkpoint(output) is None:

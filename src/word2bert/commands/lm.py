@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from word2bert.commands import add_overwrite_option, check_output_file, prepare_output_directory, save_or_rescue
 from word2bert.errors import Word2BertError
 
 LM_EPILOG = """Text files hold one sentence per line (Penn Treebank layout); every line ends with an
@@ -57,6 +58,7 @@ def register(commands, train_commands) -> None:
     nnlm.add_argument("--test", help="test file: print its perplexity")
     nnlm.add_argument("--save-steps", type=int, default=1000, help="checkpoint every N steps (0: end/interrupt)")
     nnlm.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output directory")
+    add_overwrite_option(nnlm)
     nnlm.add_argument("--seed", type=int, default=0, help="random seed")
     nnlm.add_argument("--threads", type=int, default=None, help="torch threads")
     nnlm.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -84,9 +86,10 @@ def run_kneser_ney(args) -> int:
     from word2bert.models.kneser_ney import KneserNeyLM
 
     _check_files(args.corpus, args.valid, args.test)
+    check_output_file(args.output)
     started = time.perf_counter()
     model = KneserNeyLM.train(args.corpus, order=args.order, discount=args.discount, min_count=args.min_count)
-    model.save(args.output)
+    save_or_rescue(model.save, args.output, "model")
     summary = {"order": args.order, "vocabulary": model.vocab_size, "seconds": round(time.perf_counter() - started, 2)}
     for name, path in (("valid", args.valid), ("test", args.test)):
         if path is not None:
@@ -99,6 +102,7 @@ def run_nnlm(args) -> int:
     from word2bert.models.nnlm import NNLMConfig, train_nnlm
 
     _check_files(args.corpus, args.valid, args.test)
+    prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume)
     config = NNLMConfig(order=args.order, embedding_size=args.embedding_size, hidden_size=args.hidden_size,
                         direct_connections=not args.no_direct, dropout=args.dropout)
     try:

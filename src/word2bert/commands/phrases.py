@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from word2bert.commands import check_output_file
 from word2bert.errors import Word2BertError
 
 EPILOG = """examples:
@@ -94,6 +95,10 @@ def run(args) -> int:
         raise Word2BertError(f"corpus not found: {corpus}")
     if args.passes < 1:
         raise Word2BertError(f"--passes {args.passes} must be >= 1")
+    check_output_file(args.output)
+    for flag, path in (("--save-model", args.save_model), ("--export", args.export)):
+        if path:
+            check_output_file(path, flag)
     disable = True if args.quiet else None
     started = time.perf_counter()
     if args.model:

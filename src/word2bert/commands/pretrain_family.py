@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from word2bert.commands import add_overwrite_option, prepare_output_directory
 from word2bert.errors import Word2BertError
 
 MASKINGS = ("token", "whole-word", "span", "ngram", "phrase", "entity")
@@ -176,6 +177,7 @@ def register(commands, train_commands) -> None:
         parser.add_argument("--seed", type=int, default=12345)
         parser.add_argument("--threads", type=int, default=None, help="torch threads")
         parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output directory")
+        add_overwrite_option(parser)
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
         parser.set_defaults(func=run, family_model=name)
 
@@ -364,6 +366,7 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     corpus, output = Path(args.corpus), Path(args.output)
+    prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume)
     if not corpus.is_file():
         raise Word2BertError(f"corpus not found: {corpus}")
     if args.resume and find_checkpoint(output) is None:

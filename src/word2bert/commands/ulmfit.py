@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from word2bert.commands import add_overwrite_option, prepare_output_directory
 from word2bert.errors import Word2BertError
 
 PRETRAIN_EPILOG = """The corpus holds one sentence per line; every line ends with an <eos> the model predicts.
@@ -57,6 +58,7 @@ def register(commands, train_commands) -> None:
     awd.add_argument("--min-count", type=int, default=1, help="rarer words read as <unk>")
     awd.add_argument("--save-steps", type=int, default=500, help="checkpoint every N steps (0: end/interrupt)")
     awd.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output directory")
+    add_overwrite_option(awd)
     awd.add_argument("--seed", type=int, default=141)
     awd.add_argument("--threads", type=int, default=None, help="torch threads")
     awd.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -81,6 +83,7 @@ def run_pretrain(args) -> int:
     for path in (args.corpus, args.valid):
         if path is not None and not Path(path).is_file():
             raise Word2BertError(f"file not found: {path}")
+    prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume)
     config = AWDLSTMConfig(embedding_size=args.embedding_size, lstm_size=args.lstm_size, num_layers=args.layers,
                            embedding_dropout=args.embedding_dropout, input_dropout=args.input_dropout,
                            hidden_dropout=args.hidden_dropout, output_dropout=args.output_dropout,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from word2bert.commands import add_overwrite_option, prepare_output_directory
 from word2bert.errors import Word2BertError
 
 EPILOG = """examples:
@@ -78,6 +79,7 @@ def register(commands, train_commands) -> None:
     xlnet.add_argument("--seed", type=int, default=12345)
     xlnet.add_argument("--threads", type=int, default=None, help="torch threads")
     xlnet.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output directory")
+    add_overwrite_option(xlnet)
     xlnet.add_argument("--quiet", action="store_true", help="no progress bar")
     xlnet.set_defaults(func=run_pretrain)
 
@@ -176,6 +178,7 @@ def run_pretrain(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     corpus, output = Path(args.corpus), Path(args.output)
+    prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume)
     if not corpus.exists():
         raise Word2BertError(f"corpus not found: {corpus}")
     for name in ("seq_len", "batch_size"):
