@@ -18,7 +18,7 @@ from word2bert.models.gpt import (
     OpenAIGPTLMHeadModel,
     OpenAIGPTModel,
 )
-from word2bert.objectives.causal_lm import CausalLanguageModeling
+from word2bert.objectives.causal_lm import CausalLanguageModeling, linear_cross_entropy
 
 transformers = pytest.importorskip("transformers")
 
@@ -112,6 +112,52 @@ def test_gpt2_residual_projections_start_smaller():
     gpt1 = OpenAIGPTModel(OpenAIGPTConfig(vocab_size=50, n_positions=16, n_embd=128, n_layer=8, n_head=4))
     assert float(gpt1.encoder.layers[3].attention.out_proj.weight.detach().std()) == pytest.approx(0.02, rel=0.05)
     assert gpt1.encoder.final_norm is None and model.encoder.final_norm is not None
+
+
+def test_fused_loss_equals_cross_entropy_with_gradients():
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(37, 8, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(23, 8, dtype=torch.float64, generator=generator, requires_grad=True)
+    bias = torch.randn(23, dtype=torch.float64, generator=generator, requires_grad=True)
+    targets = torch.randint(0, 23, (37,), generator=generator)
+    nll, correct = linear_cross_entropy(hidden, weight, targets, bias, chunk_rows=5)
+    assert nll.dtype == torch.float64
+    logits = F.linear(hidden, weight, bias)
+    reference = F.cross_entropy(logits, targets, reduction="sum")
+    assert float(nll.detach()) == pytest.approx(float(reference.detach()), rel=1e-12)
+    assert int(correct) == int((logits.argmax(1) == targets).sum())
+    (3.0 * nll).backward()
+    fused = [t.grad.clone() for t in (hidden, weight, bias)]
+    for t in (hidden, weight, bias):
+        t.grad = None
+    (3.0 * reference).backward()
+    for mine, theirs in zip(fused, (hidden.grad, weight.grad, bias.grad)):
+        torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-12)
+    small = (hidden[:5, :3].detach().requires_grad_(), weight[:7, :3].detach().requires_grad_())
+    assert torch.autograd.gradcheck(lambda h, w: linear_cross_entropy(h, w, targets[:5] % 7, chunk_rows=2)[0], small)
+
+
+def test_fused_loss_equals_cross_entropy_with_gradients():
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(37, 8, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(23, 8, dtype=torch.float64, generator=generator, requires_grad=True)
+    bias = torch.randn(23, dtype=torch.float64, generator=generator, requires_grad=True)
+    targets = torch.randint(0, 23, (37,), generator=generator)
+    nll, correct = linear_cross_entropy(hidden, weight, targets, bias, chunk_rows=5)
+    assert nll.dtype == torch.float64
+    logits = F.linear(hidden, weight, bias)
+    reference = F.cross_entropy(logits, targets, reduction="sum")
+    assert float(nll.detach()) == pytest.approx(float(reference.detach()), rel=1e-12)
+    assert int(correct) == int((logits.argmax(1) == targets).sum())
+    (3.0 * nll).backward()
+    fused = [t.grad.clone() for t in (hidden, weight, bias)]
+    for t in (hidden, weight, bias):
+        t.grad = None
+    (3.0 * reference).backward()
+    for mine, theirs in zip(fused, (hidden.grad, weight.grad, bias.grad)):
+        torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-12)
+    small = (hidden[:5, :3].detach().requires_grad_(), weight[:7, :3].detach().requires_grad_())
+    assert torch.autograd.gradcheck(lambda h, w: linear_cross_entropy(h, w, targets[:5] % 7, chunk_rows=2)[0], small)
 
 
 def test_objective_targets_skip_padding_and_report_summable_stats():

@@ -11,9 +11,10 @@ summable pairs ``nll = (sum of -log p, N)`` (the trainer shows ``exp(nll)`` as p
 
 The vocabulary projection runs only at the rows that have a target (not at padding, not at the
 last position): for GPT-2's 50,257 tokens that product and its two gradient products are most of a
-training step's work. (A chunked projection fused with the loss, which never stores the (N, V)
-logits, was measured slower on a 2-core CPU than one large product and PyTorch's fused
-log-softmax; the logits of a 16 x 256 batch take 0.8 GB.)
+training step's work. :func:`linear_cross_entropy` is the same loss computed in chunks of rows
+without ever storing the (N, V) logits (the logits of a 16 x 256 batch take 0.8 GB; other models'
+objectives use it to bound memory); on a 2-core CPU it measured slower than one large product and
+PyTorch's fused log-softmax, so this objective uses the latter.
 """
 
 from __future__ import annotations
@@ -27,6 +28,82 @@ from torch import nn
 
 from word2bert.errors import Word2BertError
 from word2bert.objectives.base import IGNORE_INDEX, Objective
+
+
+#: Rows of logits computed at once: 256 x 50,257 floats are 51 MB; smaller chunks lose matmul speed.
+DEFAULT_CHUNK_ROWS = 256
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """sum_i -log softmax(h_i W^T + b)[y_i] (a sum; the caller divides), with the gradients computed
+    chunk by chunk in the forward pass (d loss / d logits = softmax - onehot) and scaled in backward."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, chunk_rows):
+        needs_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+        rows = hidden.shape[0]
+        exact = torch.float64 if hidden.dtype == torch.float64 else torch.float32  # bf16/fp16 accumulate in fp32
+        nll_sum = hidden.new_zeros((), dtype=exact)
+        correct = torch.zeros((), dtype=torch.long, device=hidden.device)
+        grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.zeros_like(weight, dtype=exact) if ctx.needs_input_grad[1] else None
+        grad_bias = torch.zeros(weight.shape[0], dtype=exact, device=weight.device) \
+            if bias is not None and ctx.needs_input_grad[2] else None
+        for start in range(0, rows, chunk_rows):
+            h = hidden[start:start + chunk_rows]
+            y = targets[start:start + chunk_rows]
+            logits = F.linear(h, weight, bias).to(exact)
+            log_norm = torch.logsumexp(logits, dim=1)
+            target_logit = logits.gather(1, y[:, None]).squeeze(1)
+            nll_sum += (log_norm - target_logit).sum()
+            correct += (logits.argmax(1) == y).sum()
+            if needs_grad:
+                probabilities = logits.sub_(log_norm[:, None]).exp_()  # softmax, in place
+                probabilities[torch.arange(y.shape[0], device=y.device), y] -= 1.0
+                gradient = probabilities.to(hidden.dtype)
+                if grad_hidden is not None:
+                    grad_hidden[start:start + chunk_rows] = gradient @ weight
+                if grad_weight is not None:
+                    grad_weight.addmm_(gradient.t().to(exact), h.to(exact))
+                if grad_bias is not None:
+                    grad_bias += gradient.to(exact).sum(0)
+        ctx.save_for_backward(grad_hidden if grad_hidden is not None else hidden.new_empty(0),
+                              grad_weight if grad_weight is not None else weight.new_empty(0),
+                              grad_bias if grad_bias is not None else weight.new_empty(0))
+        ctx.has = (grad_hidden is not None, grad_weight is not None, grad_bias is not None)
+        ctx.weight_dtype = weight.dtype
+        ctx.mark_non_differentiable(correct)
+        return nll_sum, correct
+
+    @staticmethod
+    def backward(ctx, grad_nll, grad_correct):
+        grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
+        has_hidden, has_weight, has_bias = ctx.has
+        scale = grad_nll
+        return (grad_hidden * scale.to(grad_hidden.dtype) if has_hidden else None,
+                (grad_weight * scale).to(ctx.weight_dtype) if has_weight else None,
+                (grad_bias * scale).to(ctx.weight_dtype) if has_bias else None,
+                None, None)
+
+
+def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                         bias: torch.Tensor | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sum_i -log softmax(hidden_i W^T + b)[targets_i], number of correct argmax predictions)``.
+
+    ``hidden`` (N, d), ``weight`` (V, d), ``targets`` (N,) in [0, V). Equal to
+    ``F.cross_entropy(F.linear(hidden, weight, bias), targets, reduction="sum")`` with the same
+    gradients, computed ``chunk_rows`` rows at a time without storing the (N, V) logits. The
+    gradients are computed during the forward pass when autograd will need them, so call
+    ``backward`` at most once through this result.
+    """
+    if hidden.dim() != 2 or targets.dim() != 1 or hidden.shape[0] != targets.shape[0]:
+        raise Word2BertError(f"linear_cross_entropy takes hidden (N, d) and targets (N,); got "
+                             f"{tuple(hidden.shape)} and {tuple(targets.shape)}")
+    if hidden.shape[0] == 0:
+        zero = (hidden.sum() + weight.sum() * 0.0) * 0.0
+        return zero.float(), torch.zeros((), dtype=torch.long, device=hidden.device)
+    return _LinearCrossEntropy.apply(hidden, weight, bias, targets.long(), int(chunk_rows))
 
 
 class CausalLMOutput:
@@ -119,4 +196,4 @@ class CausalLanguageModeling(Objective):
         return CausalLMOutput(nll_sum / count, stats, hidden, self, model)
 
 
-__all__ = ["CausalLMOutput", "CausalLanguageModeling"]
+__all__ = ["CausalLMOutput", "CausalLanguageModeling", "DEFAULT_CHUNK_ROWS", "linear_cross_entropy"]
