@@ -27,8 +27,7 @@ from word2bert.models.base import EncoderOutput, PretrainedConfig, PretrainedMod
 from word2bert.models.xlnet import init_xlnet_weights
 from word2bert.nn.relative import RelativeTransformer, check_memory_length
 from word2bert.nn.transformer import ACTIVATIONS, get_activation
-from word2bert.objectives.base import IGNORE_INDEX
-from word2bert.objectives.causal_lm import DEFAULT_CHUNK_ROWS, linear_cross_entropy
+from word2bert.objectives.permutation_lm import output_layer_loss
 
 
 @dataclass
@@ -185,8 +184,7 @@ class TransfoXLLMHeadModel(PretrainedModel):
     """Transformer-XL with the tied output layer; ``forward(input_ids, labels, state)`` for the trainer.
 
     ``labels`` (B, T) are the next tokens (the :class:`~word2bert.train.samplers.TokenStream`
-    convention; -100 ignored); the loss is their mean negative log-likelihood, computed by the fused
-    output layer + cross-entropy (the (B*T, V) logits are never stored), and ``stats["nll"]`` its
+    convention; -100 ignored); the loss is their mean negative log-likelihood and ``stats["nll"]`` its
     summable (sum, count), so the trainer reports perplexity.
     """
 
@@ -194,12 +192,11 @@ class TransfoXLLMHeadModel(PretrainedModel):
     base_model_prefix = "transformer"
     hf_architecture = "TransfoXLLMHeadModel"
 
-    def __init__(self, config: TransfoXLConfig, chunk_rows: int = DEFAULT_CHUNK_ROWS):
+    def __init__(self, config: TransfoXLConfig):
         super().__init__()
         self.config = config
         self.transformer = TransfoXLModel(config)
         self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
-        self.chunk_rows = chunk_rows
 
     @classmethod
     def hf_key_map(cls, config: TransfoXLConfig) -> KeyMap:
@@ -220,15 +217,7 @@ class TransfoXLLMHeadModel(PretrainedModel):
             if tuple(labels.shape) != tuple(input_ids.shape):
                 raise Word2BertError(f"labels of shape {tuple(labels.shape)} do not match input_ids "
                                      f"{tuple(input_ids.shape)}")
-            keep = labels != IGNORE_INDEX
-            targets = labels[keep].long()
-            if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= self.config.vocab_size):
-                raise Word2BertError(f"labels contain an id outside the vocabulary [0, {self.config.vocab_size})")
-            nll_sum, correct = linear_cross_entropy(hidden[keep], self.transformer.word_embedding.weight, targets,
-                                                    self.output_bias, self.chunk_rows)
-            count = int(targets.numel())
-            loss = nll_sum / max(count, 1)
-            stats = {"nll": (float(nll_sum.detach()), count), "accuracy": (int(correct), count)}
+            loss, stats = output_layer_loss(hidden, self.transformer.word_embedding.weight, self.output_bias, labels)
         return TransfoXLLMOutput(loss, stats, encoded.state, hidden, self)
 
 

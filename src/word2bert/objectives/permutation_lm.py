@@ -34,7 +34,6 @@ from torch import nn
 
 from word2bert.errors import Word2BertError
 from word2bert.objectives.base import IGNORE_INDEX, Objective, ObjectiveOutput, to_tensors
-from word2bert.objectives.causal_lm import DEFAULT_CHUNK_ROWS, linear_cross_entropy
 TARGET_UNITS = ("span", "token")
 
 
@@ -174,7 +173,7 @@ class PermutationLanguageModeling(Objective):
     def __init__(self, vocab_size: int | None = None, prediction_k: float = 6.0, num_predict: int | None = None,
                  target_unit: str = "span", mask_alpha: float = 6, mask_beta: float = 1, max_gram: int = 5,
                  perm_size: int | None = None, functional_ids=(), word_start: np.ndarray | None = None,
-                 bi_data: bool = False, pad_id: int | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS):
+                 bi_data: bool = False, pad_id: int | None = None):
         super().__init__()
         if isinstance(prediction_k, bool) or not isinstance(prediction_k, (int, float)) or not prediction_k >= 1:
             raise Word2BertError(f"parameter prediction_k (K)={prediction_k!r} must be >= 1: about 1/K of the "
@@ -200,7 +199,6 @@ class PermutationLanguageModeling(Objective):
         self.word_start = None if word_start is None else np.asarray(word_start, dtype=bool)
         self.bi_data = bi_data
         self.pad_id = pad_id
-        self.chunk_rows = chunk_rows
         self.bias = nn.Parameter(torch.zeros(vocab_size)) if vocab_size else None
 
     def predictions_for(self, length: int) -> int:
@@ -286,15 +284,27 @@ class PermutationLanguageModeling(Objective):
         if tuple(labels.shape) != tuple(hidden.shape[:2]):
             raise Word2BertError(f"labels of shape {tuple(labels.shape)} do not match the predicted rows "
                                  f"{tuple(hidden.shape[:2])}")
-        keep = labels != IGNORE_INDEX
-        targets = labels[keep].long()
-        weight = model.get_input_embeddings().weight
-        if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= weight.shape[0]):
-            raise Word2BertError(f"labels contain an id outside the vocabulary [0, {weight.shape[0]})")
-        nll_sum, correct = linear_cross_entropy(hidden[keep], weight, targets, self.bias, self.chunk_rows)
-        count = int(targets.numel())
-        stats = {"nll": (float(nll_sum.detach()), count), "accuracy": (int(correct), count)}
-        return ObjectiveOutput(nll_sum / max(count, 1), stats)
+        loss, stats = output_layer_loss(hidden, model.get_input_embeddings().weight, self.bias, labels)
+        return ObjectiveOutput(loss, stats)
+
+
+def output_layer_loss(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                      labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Mean ``-log softmax(h W^T + b)[label]`` over the rows whose label is not -100 (the projection runs
+    at those rows only), with the summable statistics ``nll`` = (sum, count) and ``accuracy`` =
+    (correct, count). ``hidden`` (..., d) and ``labels`` (...) share their leading shape."""
+    keep = labels != IGNORE_INDEX
+    targets = labels[keep].long()
+    if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= weight.shape[0]):
+        raise Word2BertError(f"labels contain an id outside the vocabulary [0, {weight.shape[0]})")
+    logits = F.linear(hidden[keep], weight, bias)
+    count = int(targets.numel())
+    if count == 0:  # nothing to predict in this batch: a zero loss that keeps the graph connected
+        return logits.sum() * 0.0, {"nll": (0.0, 0), "accuracy": (0, 0)}
+    nll_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
+    with torch.no_grad():
+        correct = int((logits.argmax(-1) == targets).sum())
+    return nll_sum / count, {"nll": (float(nll_sum.detach()), count), "accuracy": (correct, count)}
 
 
 def expected_walk_predictions(length: int, mask_alpha: float = 6, mask_beta: float = 1) -> float:
@@ -307,6 +317,7 @@ __all__ = [
     "IGNORE_INDEX",
     "PermutationLanguageModeling",
     "expected_walk_predictions",
+    "output_layer_loss",
     "permutation_mask",
     "sample_orders",
     "span_targets",
