@@ -92,7 +92,9 @@ def register(commands, train_commands):
         "lsa", help="LSA / PPMI-SVD vectors (shifted PPMI with smoothing, truncated SVD)",
         formatter_class=formatter,
         description="Count co-occurrences in CORPUS, build the shifted positive PMI matrix with context "
-                    "distribution smoothing and keep U S^p of its truncated SVD (Levy, Goldberg & Dagan 2015).",
+                    "distribution smoothing and keep U S^p of its truncated SVD (Levy, Goldberg & Dagan 2015). "
+                    "Counting defaults to window 5 and uniform weights, as in the paper (Python's "
+                    "build_cooccurrence(): window 10, 1/d weights).",
         epilog="examples:\n"
                "  word2bert train lsa text8 -o lsa.bin --window 5 --uniform\n"
                "  word2bert train lsa cooc.npz -o lsa.txt --neg 5 --eig 0 --svd arpack")
