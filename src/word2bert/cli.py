@@ -73,10 +73,18 @@ class Parser(argparse.ArgumentParser):
     twin (``-min-count``) for every long option (``--min-count``)."""
 
     def add_argument(self, *names, **kwargs):
-        twins = [f"-{name[2:]}" for name in names
-                 if name.startswith("--") and len(name) > 3 and f"-{name[2:]}" not in self._option_string_actions
-                 and f"-{name[2:]}" not in names]
-        return super().add_argument(*names, *twins, **kwargs)
+        twins = getattr(self, "_twins", None)
+        if twins is None:
+            twins = self._twins = set()
+        for name in names:  # an option spelled explicitly takes the place of an earlier automatic twin
+            if name in twins and name in self._option_string_actions:
+                self._option_string_actions.pop(name).option_strings.remove(name)
+                twins.discard(name)
+        new_twins = [f"-{name[2:]}" for name in names
+                     if name.startswith("--") and len(name) > 3 and f"-{name[2:]}" not in self._option_string_actions
+                     and f"-{name[2:]}" not in names]
+        twins.update(new_twins)
+        return super().add_argument(*names, *new_twins, **kwargs)
 
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)

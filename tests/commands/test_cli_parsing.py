@@ -88,6 +88,16 @@ def test_a_missing_required_flag_names_it_once(capsys):
     assert err.startswith("usage: word2bert finetune") and "required: -o/--output/--output-dir" in err
 
 
+def test_an_explicit_one_dash_option_takes_the_place_of_a_twin():
+    from word2bert.cli import Parser
+
+    parser = Parser(prog="p")
+    parser.add_argument("--lr", type=float, default=1.0)
+    parser.add_argument("-lr", dest="other", default=None)  # another command's own spelling wins
+    args = parser.parse_args(["-lr", "x", "--lr", "2"])
+    assert (args.other, args.lr) == ("x", 2.0)
+
+
 def test_given_options_are_those_written_whatever_their_value():
     parser = build_parser()
     given = given_options(parser, ["train", "word2vec", "c.txt", "-o", "v.bin", "--epochs", "5", "-size", "7"])
