@@ -43,6 +43,11 @@ _LAZY = {
     "AlbertForPreTraining": "word2bert.models.albert",
     "SpanBertForPreTraining": "word2bert.models.spanbert",
     "ErnieModel": "word2bert.models.ernie",
+    "Elmo": "word2bert.models.elmo",
+    "ElmoModel": "word2bert.models.elmo",
+    "ElmoForPreTraining": "word2bert.models.elmo",
+    "batch_to_ids": "word2bert.models.elmo",
+    "CoveForTranslation": "word2bert.models.cove",
 }
 
 __all__ = ["Word2BertError", "__version__", *_LAZY]
