@@ -172,3 +172,15 @@ def test_encode_layers(tiny):
     np.testing.assert_allclose(top.sentence_vectors[1], top.token_vectors[1].mean(0), rtol=1e-6)
     with pytest.raises(Word2BertError, match="layer=5"):
         encode(tiny, ["x"], layer=5)
+
+
+def test_character_cache_grows_and_starts_afresh_when_full(tiny):
+    from word2bert.models.elmo import CharacterCache
+
+    cache = CharacterCache(max_types=6)
+    with torch.no_grad():
+        for words in (["a", "b", "a"], ["c", "d", "b"], ["e", "f", "g", "h"]):
+            ids = batch_to_ids([words])
+            torch.testing.assert_close(cache.lookup(ids, tiny.char_cnn), tiny.char_cnn(ids))
+            assert len(cache) <= 6
+    assert len(cache) == 4   # the third batch did not fit beside the first five types: a fresh start

@@ -224,35 +224,49 @@ class CharacterCache:
     """Token-layer vectors kept per word type (its character ids) while the weights do not change.
 
     At inference the character CNN is a function of the word alone, so every distinct word is run
-    through it once; later occurrences, in this batch or another, are looked up.
+    through it once; later occurrences, in this batch or another, are looked up. The vectors live in
+    one buffer that doubles when full; past ``max_types`` words the cache starts afresh (memory stays
+    bounded on an endless stream).
     """
 
-    def __init__(self):
+    def __init__(self, max_types: int = 1_000_000):
+        self.max_types = max_types
         self.index: dict[bytes, int] = {}
-        self.vectors: torch.Tensor | None = None
+        self.buffer: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.index)
 
     def clear(self) -> None:
         self.index.clear()
-        self.vectors = None
+        self.buffer = None
+
+    def _append(self, vectors: torch.Tensor) -> int:
+        """Store ``vectors`` after the cached ones; return the row of the first."""
+        start, needed = len(self.index), len(self.index) + vectors.shape[0]
+        if self.buffer is None or needed > self.buffer.shape[0]:
+            capacity = max(needed, 2 * (0 if self.buffer is None else self.buffer.shape[0]), 1024)
+            grown = vectors.new_empty(capacity, vectors.shape[1])
+            if self.buffer is not None:
+                grown[:start] = self.buffer[:start]
+            self.buffer = grown
+        self.buffer[start:needed] = vectors
+        return start
 
     def lookup(self, char_ids: torch.Tensor, char_cnn: CharacterCNN) -> torch.Tensor:
         """Token vectors (..., d) of ``char_ids`` (..., C), running ``char_cnn`` on unseen types only."""
         leading = char_ids.shape[:-1]
-        flat = char_ids.reshape(-1, char_ids.shape[-1])
-        types, inverse = torch.unique(flat, dim=0, return_inverse=True)
-        keys = [row.tobytes() for row in types.to(torch.int32).cpu().numpy()]
+        types, inverse = torch.unique(char_ids.reshape(-1, char_ids.shape[-1]), dim=0, return_inverse=True)
+        keys = [row.tobytes() for row in types.to(torch.int16).cpu().numpy()]
+        if len(self.index) + len(keys) > self.max_types:
+            self.clear()
         rows = [self.index.get(key, -1) for key in keys]
         unseen = [i for i, row in enumerate(rows) if row < 0]
         if unseen:
-            new_vectors = char_cnn(types[unseen])
-            start = 0 if self.vectors is None else self.vectors.shape[0]
-            self.vectors = new_vectors if self.vectors is None else torch.cat([self.vectors, new_vectors])
+            start = self._append(char_cnn(types[unseen]))
             for offset, i in enumerate(unseen):
                 self.index[keys[i]] = rows[i] = start + offset
-        type_vectors = self.vectors[torch.as_tensor(rows, device=self.vectors.device)]
+        type_vectors = self.buffer[torch.as_tensor(rows, device=self.buffer.device)]
         return type_vectors[inverse].reshape(*leading, -1)
 
 
