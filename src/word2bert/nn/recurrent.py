@@ -164,8 +164,8 @@ class LSTMWithProjection(nn.Module):
 class LSTMStack(nn.Module):
     """Layers of :class:`LSTMWithProjection` in one direction, with optional residual connections.
 
-    ``x_0`` is the input; layer ``l`` computes ``y_l = LSTM_l(dropout(x_{l-1}))`` and passes on
-    ``x_l = y_l + x_{l-1}`` when ``residual`` and ``l >= 2`` (bilm-tf's ``use_skip_connections``:
+    ``x_0`` is the input; layer ``l`` computes ``y_l = LSTM_l(d_l)`` with ``d_l = dropout(x_{l-1})`` and
+    passes on ``x_l = y_l + d_l`` when ``residual`` and ``l >= 2`` (bilm-tf's ``use_skip_connections``:
     never from the token embedding to the first layer), else ``x_l = y_l``. ``dropout`` is applied
     to every layer's input while training (bilm-tf's ``DropoutWrapper(input_keep_prob)``).
     The state is ``(h, c)`` stacked over layers: (L, B, output_size) and (L, B, hidden_size).
@@ -200,9 +200,10 @@ class LSTMStack(nn.Module):
         x = inputs
         for i, layer in enumerate(self.layers):
             layer_state = (state[0][i], state[1][i]) if state is not None else None
-            y, (h, c) = layer(self.dropout(x), mask, layer_state)
-            if self.residual and i > 0:
-                y = y + x
+            dropped = self.dropout(x)
+            y, (h, c) = layer(dropped, mask, layer_state)
+            if self.residual and i > 0:  # bilm-tf: DropoutWrapper(ResidualWrapper(cell)) adds the dropped input
+                y = y + dropped
             outputs.append(y)
             hs.append(h)
             cs.append(c)
