@@ -93,13 +93,15 @@ def main(argv=None) -> int:
     run = lambda: encode(model, sentences, layer=-1, batch_size=args.batch_size)  # noqa: E731
     results = {"no cache": [], "cache, cold": [], "cache, warm": []}
     load = [os.getloadavg()[0]]
-    for _ in range(args.repeats):
+    for repeat in range(args.repeats):
         model.enable_character_cache(False)
         results["no cache"].append(timed(run))
         model.enable_character_cache(True)
         results["cache, cold"].append(timed(run))
         results["cache, warm"].append(timed(run))
         load.append(os.getloadavg()[0])
+        print(f"repeat {repeat + 1}: " + ", ".join(f"{mode} {runs[-1][0]:.2f} s wall / {runs[-1][1]:.2f} s CPU"
+                                                  for mode, runs in results.items()), file=sys.stderr, flush=True)
     with torch.no_grad():  # the cache must not change the numbers
         model.enable_character_cache(False)
         plain = encode(model, sentences[:64], stateful=False).sentence_vectors
