@@ -60,6 +60,9 @@ def register(commands, train_commands) -> None:
 
 
 def run_train(args) -> int:
+    from word2bert.commands._contextual import require_contextual
+
+    require_contextual("train cove")
     import torch
 
     from word2bert.models.cove import (

@@ -10,7 +10,6 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -36,14 +35,12 @@ Deviation from bilm-tf: Adam (bilm-tf uses Adagrad, learning rate 0.2).
 
 def register(commands, train_commands) -> None:
     from word2bert.cli import HelpfulFormatter
+    from word2bert.commands._contextual import pretrain_group
 
-    models = _pretrain_models(commands)
-    if models is None:  # no `pretrain` group (it is created by commands/bert.py)
-        return
-    elmo = models.add_parser("elmo", help="ELMo's bidirectional character language model",
-                             formatter_class=HelpfulFormatter, epilog=PRETRAIN_EPILOG,
-                             description="Pre-train ELMo (character CNN + biLSTM LM, forward and backward losses, "
-                                         "sampled softmax) on a text corpus.")
+    elmo = pretrain_group(commands).add_parser("elmo", help="ELMo's bidirectional character language model",
+                                               formatter_class=HelpfulFormatter, epilog=PRETRAIN_EPILOG,
+                                               description="Pre-train ELMo (character CNN + biLSTM LM, forward and "
+                                                           "backward losses, sampled softmax) on a text corpus.")
     elmo.add_argument("corpus", help="text file, one sentence per line (plain/.gz/.bz2/.xz)")
     elmo.add_argument("-o", "--output", required=True, help="output directory (bilm-tf files + checkpoint)")
     elmo.add_argument("--valid", help="held-out text: forward/backward perplexity at the end")
@@ -80,14 +77,6 @@ def register(commands, train_commands) -> None:
     elmo.set_defaults(func=run_pretrain)
 
 
-def _pretrain_models(commands):
-    """The sub-command group of ``word2bert pretrain`` (created by commands/bert.py), or None."""
-    pretrain = commands.choices.get("pretrain")
-    if pretrain is None:
-        return None
-    return next((a for a in pretrain._actions if isinstance(a, argparse._SubParsersAction)), None)
-
-
 def parse_filters(text: str) -> list[list[int]]:
     try:
         filters = [[int(v) for v in item.split(":")] for item in text.split(",") if item.strip()]
@@ -122,6 +111,9 @@ def build_config(args, vocab_size: int):
 
 
 def run_pretrain(args) -> int:
+    from word2bert.commands._contextual import require_contextual
+
+    require_contextual("pretrain elmo")
     import torch
 
     from word2bert.interop import bilm as bilm_format
@@ -133,7 +125,8 @@ def run_pretrain(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     corpus, output = Path(args.corpus), Path(args.output)
-    prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume)
+    prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume,
+                             marker=bilm_format.OPTIONS_NAME)
     if not corpus.exists():
         raise Word2BertError(f"corpus not found: {corpus}")
     if args.resume and find_checkpoint(output) is None:
