@@ -125,8 +125,7 @@ def run_pretrain(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     corpus, output = Path(args.corpus), Path(args.output)
-    prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume,
-                             marker=bilm_format.OPTIONS_NAME)
+    prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume)
     if not corpus.exists():
         raise Word2BertError(f"corpus not found: {corpus}")
     if args.resume and find_checkpoint(output) is None:
