@@ -1,0 +1,75 @@
+"""``word2bert train translation`` and ``word2bert translate``: files, stdin, scores, resume, bad input."""
+
+import io
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sacrebleu")
+
+from word2bert.cli import main  # noqa: E402
+
+WORDS = {"cat": "chat", "dog": "chien", "file": "fichier", "open": "ouvrir", "the": "le", "a": "un"}
+
+
+def write_pairs(path, count=60):
+    english = list(WORDS)
+    lines = []
+    for i in range(count):
+        words = [english[(i + k) % len(english)] for k in range(1 + i % 4)]
+        lines.append(" ".join(words) + "\t" + " ".join(WORDS[w] for w in words))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+TINY = ["--layers", "1", "--d-model", "16", "--heads", "2", "--ffn", "32", "--vocab-size", "300",
+        "--max-tokens", "200", "--warmup", "5", "--lr", "3e-3", "--quiet", "--save-steps", "0"]
+
+
+def test_train_then_translate_files_stdin_and_score(tmp_path, capsys, monkeypatch):
+    pairs = write_pairs(tmp_path / "pairs.tsv")
+    out = tmp_path / "model"
+    assert main(["train", "translation", str(pairs), "-o", str(out), "--valid", str(pairs), "--max-steps", "6",
+                 *TINY]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 6 and "nll" in json.dumps(summary["evaluation"])
+    for name in ("config.json", "model.safetensors", "vocab.json", "merges.txt", "training.json"):
+        assert (out / name).is_file(), name
+    sources = tmp_path / "sources.txt"
+    sources.write_text("the cat\na dog open\n", encoding="utf-8")
+    hypotheses = tmp_path / "hyp.txt"
+    assert main(["translate", str(out), str(sources), "-o", str(hypotheses), "--beam", "2", "--max-len", "5"]) == 0
+    assert len(hypotheses.read_text(encoding="utf-8").splitlines()) == 2
+    monkeypatch.setattr("sys.stdin", io.StringIO("the file\n"))
+    assert main(["translate", str(out), "--beam", "1", "--max-len", "5"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+    assert main(["translate", str(out), str(pairs), "--score", "--beam", "1", "--max-len", "5",
+                 "-o", str(tmp_path / "scored.txt")]) == 0
+    scores = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert {"bleu", "chrf", "sentences_per_second"} <= set(scores) and scores["sentences"] == 60
+    # resume continues the run to a larger step count
+    assert main(["train", "translation", str(pairs), "-o", str(out), "--max-steps", "8", "--resume", *TINY]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 8
+
+
+def test_bad_input_names_the_line(tmp_path, capsys):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("the cat\tle chat\nno tab on this line\n", encoding="utf-8")
+    assert main(["train", "translation", str(bad), "-o", str(tmp_path / "m"), "--max-steps", "1", *TINY]) == 2
+    assert "bad.tsv:2: no tab" in capsys.readouterr().err
+    bad.write_text("the cat\tle chat\n\tvide\n", encoding="utf-8")
+    assert main(["train", "translation", str(bad), "-o", str(tmp_path / "m"), "--max-steps", "1", *TINY]) == 2
+    assert "bad.tsv:2: empty source" in capsys.readouterr().err
+    pairs = write_pairs(tmp_path / "pairs.tsv")
+    out = tmp_path / "short"
+    assert main(["train", "translation", str(pairs), "-o", str(out), "--max-steps", "1", "--max-length", "12",
+                 *TINY]) == 0
+    capsys.readouterr()
+    long_input = tmp_path / "long.txt"
+    long_input.write_text("the cat\n" + " ".join(["dog"] * 40) + "\n", encoding="utf-8")
+    assert main(["translate", str(out), str(long_input), "--beam", "1"]) == 2
+    error = capsys.readouterr().err
+    assert "long.txt: line 2" in error and "positions" in error and error.count("\n") == 1
+    assert main(["translate", str(tmp_path), str(long_input)]) == 2
+    assert "not a translation model directory" in capsys.readouterr().err
