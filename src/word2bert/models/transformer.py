@@ -283,17 +283,22 @@ class TransformerModel(PretrainedModel):
         token_type_ids: torch.Tensor | None = None,
         decoder_token_type_ids: torch.Tensor | None = None,
         decoder_position_ids: torch.Tensor | None = None,
+        memory_attention_mask: torch.Tensor | None = None,
         encoder_output: EncoderOutput | None = None,
         state: KeyValueCache | None = None,
     ) -> Seq2SeqOutput:
-        """Encode the source (unless ``encoder_output`` is given) and decode ``decoder_input_ids``."""
+        """Encode the source (unless ``encoder_output`` is given) and decode ``decoder_input_ids``.
+
+        ``memory_attention_mask`` (B, S): the encoder positions the decoder may attend to (default:
+        the source's ``attention_mask``; MASS also hides the masked positions)."""
         if decoder_input_ids is None:
             raise Word2BertError("the encoder-decoder needs decoder_input_ids (or labels to shift)")
         if encoder_output is None:
             if input_ids is None:
                 raise Word2BertError("give input_ids (the source) or encoder_output")
             encoder_output = self.encode(input_ids, attention_mask, token_type_ids)
-        decoded = self.decode(decoder_input_ids, encoder_output.last_hidden_state, attention_mask,
+        memory_mask = attention_mask if memory_attention_mask is None else memory_attention_mask
+        decoded = self.decode(decoder_input_ids, encoder_output.last_hidden_state, memory_mask,
                               decoder_attention_mask=decoder_attention_mask,
                               decoder_token_type_ids=decoder_token_type_ids,
                               decoder_position_ids=decoder_position_ids, cache=state)
@@ -344,6 +349,7 @@ class TransformerForTranslation(PretrainedModel):
         token_type_ids: torch.Tensor | None = None,
         decoder_token_type_ids: torch.Tensor | None = None,
         decoder_position_ids: torch.Tensor | None = None,
+        memory_attention_mask: torch.Tensor | None = None,
         encoder_output: EncoderOutput | None = None,
         state: KeyValueCache | None = None,
     ) -> Seq2SeqOutput:
@@ -359,7 +365,8 @@ class TransformerForTranslation(PretrainedModel):
                                                    self.config.decoder_start_token_id)
         output = self.model(input_ids, attention_mask, decoder_input_ids, decoder_attention_mask,
                             token_type_ids=token_type_ids, decoder_token_type_ids=decoder_token_type_ids,
-                            decoder_position_ids=decoder_position_ids, encoder_output=encoder_output, state=state)
+                            decoder_position_ids=decoder_position_ids, memory_attention_mask=memory_attention_mask,
+                            encoder_output=encoder_output, state=state)
         hidden = output.last_hidden_state
         if labels is None:
             output.logits = self.output_logits(hidden)
