@@ -187,3 +187,20 @@ def test_cache_errors_are_clear():
         stack(torch.randn(2, 1, HIDDEN), cache=cache, last_layer_positions=torch.zeros(2, 1, dtype=torch.long))
     with pytest.raises(Word2BertError, match="memory"):
         decoder(False)(torch.randn(2, 1, HIDDEN), None, cache=KeyValueCache())
+
+
+def test_truncate_forgets_the_last_positions():
+    """Feeding [x_3, extra] then truncating the extra equals having fed x_3 alone."""
+    stack = encoder(False)
+    x = torch.randn(2, 5, HIDDEN)
+    mask = left_padding([5, 4], 5)
+    cache = KeyValueCache()
+    stack(x[:, :3], mask[:, :3], causal=True, cache=cache)
+    stack(torch.cat([x[:, 3:4], torch.randn(2, 1, HIDDEN)], 1), causal=True, cache=cache)
+    cache.truncate(4)
+    assert cache.length == 4 and cache.key_padding_mask.shape == (2, 4)
+    out, _ = stack(x[:, 4:], causal=True, cache=cache)
+    full, _ = stack(x, mask, causal=True)
+    torch.testing.assert_close(out, full[:, 4:], atol=1e-5, rtol=1e-4)
+    with pytest.raises(Word2BertError, match="truncate"):
+        cache.truncate(9)

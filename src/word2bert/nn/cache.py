@@ -15,7 +15,8 @@ its keys and values are computed once, at the first step, and reused.
 - ``cache.length`` is the number of positions already cached; the next tokens sit at positions
   ``length, length + 1, ...``.
 - ``cache.reorder(index)`` selects rows along the batch (beam search keeps the surviving beams;
-  an index longer than the batch, such as ``arange(B).repeat_interleave(k)``, expands it to k beams).
+  an index longer than the batch, such as ``arange(B).repeat_interleave(k)``, expands it to k beams);
+  ``cache.truncate(length)`` forgets the positions from ``length`` on.
 
 The cache is updated in place by the attention modules; the models return it as their ``state``.
 Appending writes into buffers that grow by doubling (amortised O(1) per token instead of copying
@@ -83,6 +84,10 @@ class KeyValues:
         if self._keys is not None:
             self._keys = self._keys[:, :, : self.length].index_select(0, index)
             self._values = self._values[:, :, : self.length].index_select(0, index)
+
+    def truncate(self, length: int) -> None:
+        """Forget every position from ``length`` on (the buffers keep their capacity)."""
+        self.length = min(self.length, length)
 
 
 class LayerCache:
@@ -160,6 +165,19 @@ class KeyValueCache:
             self.key_padding_mask = self.key_padding_mask.index_select(0, index)
         if self.memory_padding_mask is not None:
             self.memory_padding_mask = self.memory_padding_mask.index_select(0, index)
+        return self
+
+    def truncate(self, length: int) -> "KeyValueCache":
+        """Keep only the first ``length`` cached positions of the self-attention (in place; returns self).
+
+        UniLM decodes by appending ``[token, MASK]`` and reading the prediction at the mask; the
+        mask's keys/values must not stay in the cache, so it is truncated after each step."""
+        if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= self.length:
+            raise Word2BertError(f"cannot truncate a cache of {self.length} positions to {length!r}")
+        for layer in self.layers:
+            layer.self_attention.truncate(length)
+        if self.key_padding_mask is not None:
+            self.key_padding_mask = self.key_padding_mask[:, :length]
         return self
 
     def extend_attention_mask(
