@@ -41,7 +41,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+DATA = next((d for d in (ROOT.parent / "shared" / "data", ROOT.parent.parent / "shared" / "data") if d.exists()),
+            ROOT.parent / "shared" / "data")  # ../shared/data from the checkout (or from a worktree under wt/)
 RESULTS = Path(__file__).parent / "results"
 
 

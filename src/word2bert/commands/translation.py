@@ -47,6 +47,9 @@ def register(commands, train_commands) -> None:
     train.add_argument("-o", "--output", required=True, help="output directory")
     train.add_argument("--valid", help="held-out pairs (loss and perplexity at the end)")
     train.add_argument("--init", help="start from this model directory (its tokenizer and config) instead of scratch")
+    train.add_argument("--source-language-id", type=int,
+                       help="with --init of a model with language embeddings (MASS): the source's language id")
+    train.add_argument("--target-language-id", type=int, help="... and the target's")
     train.add_argument("--max-pairs", type=int, help="use only the first N training pairs")
     train.add_argument("--vocab-size", type=int, default=8000, help="joint BPE vocabulary size")
     train.add_argument("--layers", type=int, default=6, help="encoder and decoder layers")
@@ -106,7 +109,8 @@ def build_config(args, tokenizer):
 
 
 class CpuBudget:
-    """A trainer callback that ends training (after saving) once the process has used ``minutes`` of CPU."""
+    """A trainer callback that ends training (after saving) once the process has used ``minutes`` of CPU
+    since the callback was made (at the start of the command: data preparation counts)."""
 
     def __init__(self, minutes: float):
         self.seconds = minutes * 60.0
@@ -137,6 +141,7 @@ def run_train(args) -> int:
     from word2bert.train.checkpoint import find_checkpoint
     from word2bert.train.schedules import inverse_sqrt_peak
 
+    command_cpu_start = time.process_time()
     if args.threads:
         torch.set_num_threads(args.threads)
     output = Path(args.output)
@@ -155,7 +160,9 @@ def run_train(args) -> int:
         config = TransformerForTranslation.config_class.from_json_file(output / "config.json")
     elif args.init:
         tokenizer = load_joint_bpe(args.init)
-        model = TransformerForTranslation.from_pretrained(args.init)
+        changes = {name: getattr(args, name) for name in ("source_language_id", "target_language_id")
+                   if getattr(args, name) is not None}
+        model = TransformerForTranslation.from_pretrained(args.init, **changes)
         model.label_smoothing = args.label_smoothing
         config = model.config
     else:
@@ -199,6 +206,7 @@ def run_train(args) -> int:
         summary = {"steps": state.global_step, "source_tokens": state.tokens_seen,
                    "wall_minutes": round((time.perf_counter() - started) / 60, 2),
                    "cpu_minutes": round((time.process_time() - cpu_started) / 60, 2),
+                   "cpu_minutes_with_data_preparation": round((time.process_time() - command_cpu_start) / 60, 2),
                    "final_loss": state.history[-1]["loss"] if state.history else None,
                    "evaluation": state.evaluations[-1] if state.evaluations else None}
         from word2bert.fileio import atomic_write

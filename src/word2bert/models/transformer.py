@@ -4,7 +4,9 @@
   vanilla Transformer in transformers), so a ``config.json`` of a ``MarianMTModel`` loads as is; ours
   on top: ``pre_layer_norm`` (pre-LN blocks instead of the paper's post-LN),
   ``position_embedding_type`` ("sinusoidal", the paper's, in Marian's sines-then-cosines layout, or
-  "learned") and ``type_vocab_size`` (language embeddings added to the tokens, MASS/XLM style).
+  "learned") and ``type_vocab_size`` (language embeddings added to the tokens, MASS/XLM style) with
+  ``source_language_id`` / ``target_language_id``, the languages a translation model reads and writes
+  (used when no ``token_type_ids`` are given).
 - :class:`TransformerModel` = source embeddings -> :class:`~word2bert.nn.TransformerEncoder`, target
   embeddings -> :class:`~word2bert.nn.TransformerDecoder` (masked self-attention + attention over the
   encoder output). One token table is shared by the encoder, the decoder and the output projection
@@ -72,6 +74,8 @@ class TransformerConfig(PretrainedConfig):
     pre_layer_norm: bool = False
     position_embedding_type: str = "sinusoidal"
     type_vocab_size: int = 0
+    source_language_id: int | None = None
+    target_language_id: int | None = None
 
     def validate(self) -> None:
         self.require_positive_ints("vocab_size", "d_model", "encoder_layers", "decoder_layers",
@@ -97,6 +101,12 @@ class TransformerConfig(PretrainedConfig):
         if isinstance(self.type_vocab_size, bool) or not isinstance(self.type_vocab_size, int) \
                 or self.type_vocab_size < 0:
             raise Word2BertError(f"TransformerConfig.type_vocab_size={self.type_vocab_size!r} must be an integer >= 0")
+        for name in ("source_language_id", "target_language_id"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or not 0 <= value < max(self.type_vocab_size, 1) or not self.type_vocab_size):
+                raise Word2BertError(f"TransformerConfig.{name}={value!r} must be a language embedding id in "
+                                     f"[0, type_vocab_size={self.type_vocab_size})")
 
     @classmethod
     def hf_fields_in(cls, data: dict) -> dict:
@@ -244,6 +254,8 @@ class TransformerModel(PretrainedModel):
         output_hidden_states: bool = False,
     ) -> EncoderOutput:
         """The encoder output ("memory") of the source ``input_ids`` (B, S); ``attention_mask`` (B, S) 1 = token."""
+        if token_type_ids is None and self.config.source_language_id is not None:
+            token_type_ids = torch.full_like(input_ids, self.config.source_language_id)
         embedded = self.encoder_embeddings(input_ids, token_type_ids, position_ids=position_ids)
         last, hidden_states = self.encoder(embedded, attention_mask, output_hidden_states=output_hidden_states)
         return EncoderOutput(last, hidden_states)
@@ -267,6 +279,8 @@ class TransformerModel(PretrainedModel):
         ``decoder_position_ids`` override the positions (MASS keeps a fragment's original positions).
         """
         past = 0 if cache is None else cache.length
+        if decoder_token_type_ids is None and self.config.target_language_id is not None:
+            decoder_token_type_ids = torch.full_like(decoder_input_ids, self.config.target_language_id)
         embedded = self.decoder_embeddings(decoder_input_ids, decoder_token_type_ids,
                                            position_ids=decoder_position_ids, past_length=past)
         last, hidden_states = self.decoder(embedded, memory, decoder_attention_mask, memory_mask, causal=True,
