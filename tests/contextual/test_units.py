@@ -347,6 +347,13 @@ def test_bad_input_gets_a_clear_message(tmp_path):
         make_selector("entity", tokenizer, gazetteer=tmp_path / "empty.txt")
     with pytest.raises(Word2BertError, match="phrase masking needs phrases"):
         make_selector("phrase", tokenizer)
+    with pytest.raises(Word2BertError, match="entity masking needs a gazetteer"):
+        make_selector("entity", tokenizer)
+    try:
+        import spacy  # noqa: F401
+    except ImportError:   # spaCy is optional: without it the message says what to install
+        with pytest.raises(Word2BertError, match="pip install spacy"):
+            make_selector("entity", tokenizer, spacy_model="en_core_web_sm", spacy_texts=["New York"])
     with pytest.raises(Word2BertError, match="geometric_p"):
         SpanUnits(None, geometric_p=0)
     with pytest.raises(Word2BertError, match="shape"):

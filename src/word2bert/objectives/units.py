@@ -304,6 +304,21 @@ class TokenUnits(UnitSelector):
         return np.asarray(candidates, dtype=bool).copy()
 
 
+class CachedSegmenter:
+    """A word segmenter that remembers the last ``size`` texts it segmented (picklable)."""
+
+    def __init__(self, segmenter: Callable[[str], Sequence[str]], size: int = 1 << 16):
+        self.segmenter, self.size, self.cache = segmenter, size, {}
+
+    def __call__(self, text: str) -> tuple[str, ...]:
+        words = self.cache.get(text)
+        if words is None:
+            if len(self.cache) >= self.size:
+                self.cache.clear()
+            words = self.cache[text] = tuple(self.segmenter(text))
+        return words
+
+
 class WholeWordUnits(UnitSelector):
     """A word's pieces form one unit (BERT-WWM); with ``segmenter``, Chinese words too (Chinese-BERT-wwm).
 
@@ -326,6 +341,8 @@ class WholeWordUnits(UnitSelector):
 
             if tokens is None:
                 raise Word2BertError("Chinese whole-word masking needs the vocabulary's tokens to rebuild the text")
+            # dynamic masking meets the same sentences every epoch: segment each run of characters once
+            self.segmenter = CachedSegmenter(segmenter)
             self.tokens = list(tokens)
             self.cjk_table = np.array([len(t) == 1 and is_cjk_character(t) for t in self.tokens], dtype=bool)
 
