@@ -40,7 +40,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+# ../shared/data beside the repository (a worktree sits one level deeper: /work/wt/NAME)
+DATA = next((p for p in (Path(__file__).resolve().parents[1] / ".." / "shared" / "data",
+                         Path(__file__).resolve().parents[3] / "shared" / "data") if p.is_dir()),
+            Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
 ROWS = ("control", "token", "whole-word", "span-sbo", "ngram", "phrase", "ernie2")
 
 
@@ -129,6 +132,7 @@ def main(argv=None):
     parser.add_argument("--held-out-segments", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", default=str(DATA), help="the directory of enmix.txt.xz and wn_lexname.*")
     parser.add_argument("--work", default=None, help="directory for the vocabulary and checkpoints (default: temp)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "pretraining_objectives_table.md"))
     args = parser.parse_args(argv)
@@ -153,7 +157,8 @@ def main(argv=None):
     started = time.perf_counter()
     block = args.max_seq_length - 2
     needed = int(1.3 * args.steps * args.batch_size * block) + args.held_out_segments * block
-    texts = read_enmix_documents(DATA / "enmix.txt.xz", needed)
+    data_dir = Path(args.data)
+    texts = read_enmix_documents(data_dir / "enmix.txt.xz", needed)
     corpus_path = work / "enmix-prefix.txt"
     corpus_path.write_text("\n".join(texts) + "\n")
     tokenizer_dir = work / "tokenizer"
@@ -190,7 +195,7 @@ def main(argv=None):
     base = dict(vocab_size=tokenizer.vocab_size, hidden_size=args.hidden, num_hidden_layers=args.layers,
                 num_attention_heads=args.heads, intermediate_size=4 * args.hidden,
                 max_position_embeddings=args.max_seq_length, pad_token_id=tokenizer.pad_id)
-    train_file, test_file = DATA / "wn_lexname.train.txt.xz", DATA / "wn_lexname.test.txt.xz"
+    train_file, test_file = data_dir / "wn_lexname.train.txt.xz", data_dir / "wn_lexname.test.txt.xz"
     results = []
 
     def masking_for(units):
@@ -267,8 +272,8 @@ def main(argv=None):
              "span-sbo": "span + SBO (SpanBERT)", "ngram": "n-gram (ALBERT)", "phrase": "phrase (ERNIE 1.0)",
              "ernie2": "ERNIE 2.0 multi-task"}
     lines = ["# Pre-training objectives at small scale (SpanBERT's table 4, in miniature)", "",
-             f"Command: `python bench/pretraining_objectives_table.py --steps {args.steps}"
-             + (f" --rows {' '.join(args.rows)}" if list(args.rows) != list(ROWS) else "") + "`", "",
+             f"Command: `python bench/pretraining_objectives_table.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
+             "",
              f"Encoder: {args.layers} layers, hidden {args.hidden}, {args.heads} heads, FFN {4 * args.hidden}, "
              f"WordPiece {tokenizer.vocab_size} (trained on the same prefix); segments of {args.max_seq_length} tokens from a "
              f"{sum(len(t.split()) for t in texts):,}-word prefix of enmix; {args.steps} steps of {args.batch_size} "

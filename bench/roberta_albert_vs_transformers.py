@@ -221,8 +221,8 @@ def main(argv=None):
     data = MarkovData(args.seed)
     parts = args.only or ["roberta", "albert", "spanbert"]
     lines = ["# RoBERTa and ALBERT pre-training vs transformers; SpanBERT's SBO overhead (CPU)", "",
-             f"Command: `python bench/roberta_albert_vs_transformers.py --steps {args.steps} --chunk {args.chunk}`"
-             + (f" --only {' '.join(parts)}" if args.only else ""), "",
+             f"Command: `python bench/roberta_albert_vs_transformers.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
+             "",
              f"Machine: {platform.machine()}, torch {torch.__version__}, transformers {transformers.__version__} "
              f"(sdpa), {torch.get_num_threads()} threads; load average before the run "
              f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f} (1/5/15 min).",
