@@ -1,0 +1,219 @@
+"""GPT-2 language-model training steps: word2bert's GPT2LMHeadModel vs transformers' GPT2LMHeadModel.
+
+Same config (GPT-2 shape: 6 layers, hidden 384, 6 heads, context 256, GPT-2's byte-level BPE
+vocabulary of 50,257 tokens, dropout 0.1 everywhere as transformers' default), same initial weights
+(transformers' random init copied into ours through the key map), same optimizer (AdamW, lr 3e-4,
+weight decay 0.01, fused kernel), the same batches (16 x 256 tokens), on the CPU.
+
+Data: the start of ../shared/data/enmix.txt.xz encoded with GPT-2's own BPE files
+(../shared/data/gpt2_bpe) by word2bert's ByteLevelBPETokenizer, documents joined by <|endoftext|>,
+cut into consecutive 256-token windows; batch i is windows 16i .. 16i+15; the held-out batches come
+from text after all training windows.
+
+Timing: the training steps run in chunks, alternating ours / theirs chunk by chunk so both see the same
+machine load; each model's first 2 steps are warm-up and not timed; tokens/s is the median over the
+chunks (>= 3). Quality: training loss over the last 20 steps and held-out loss (eval mode) after all steps.
+
+    flock /tmp/w2b-bench.lock python bench/gpt_vs_transformers.py [--steps 200] [--chunk 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import lzma
+import os
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = next((d for d in (ROOT.parent / "shared" / "data", ROOT.parent.parent / "shared" / "data") if d.exists()),
+            ROOT.parent / "shared" / "data")  # ../shared/data from a clone or from a worktree
+LAYERS, HIDDEN, HEADS, CONTEXT, VOCAB = 6, 384, 6, 256, 50257
+
+
+def encoded_windows(data_dir: Path, count: int, batch: int) -> np.ndarray:
+    """``count`` consecutive (CONTEXT,) windows of GPT-2 BPE ids from the start of enmix."""
+    from word2bert.tokenizers import ByteLevelBPETokenizer
+
+    tokenizer = ByteLevelBPETokenizer.from_pretrained(data_dir / "gpt2_bpe")
+    needed = count * CONTEXT
+    ids: list[int] = []
+    with lzma.open(data_dir / "enmix.txt.xz", "rt", encoding="utf-8") as handle:
+        lines = []
+        for line in handle:
+            lines.append(line.strip())
+            if len(lines) == 256:
+                for encoded in tokenizer.ids_batch(lines):
+                    ids.extend(encoded + [tokenizer.eos_id])
+                lines = []
+                if len(ids) >= needed:
+                    break
+    if len(ids) < needed:
+        raise SystemExit(f"enmix gave only {len(ids)} tokens, {needed} needed")
+    return np.asarray(ids[:needed], dtype=np.int64).reshape(count, CONTEXT)
+
+
+def make_optimizer(model):
+    try:
+        return torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01, fused=True), "fused"
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01, foreach=True), "foreach"
+
+
+def ours_loss(model, ids):
+    return model(ids).loss
+
+
+def theirs_loss(model, ids):
+    return model(input_ids=ids, labels=ids).loss
+
+
+class Runner:
+    """One model, its optimizer, its step times and losses."""
+
+    def __init__(self, name, model, loss_fn, batch):
+        self.name, self.model, self.loss_fn, self.batch = name, model, loss_fn, batch
+        self.optimizer, self.optimizer_kind = make_optimizer(model)
+        self.losses, self.step_seconds, self.chunk_rates = [], [], []
+
+    def train_steps(self, batches, warmup_steps: int):
+        self.model.train()
+        timed_seconds, timed_steps = 0.0, 0
+        for ids in batches:
+            start = time.perf_counter()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.model, ids)
+            loss.backward()
+            self.optimizer.step()
+            value = loss.item()
+            elapsed = time.perf_counter() - start
+            self.losses.append(value)
+            self.step_seconds.append(elapsed)
+            if len(self.losses) > warmup_steps:
+                timed_seconds += elapsed
+                timed_steps += 1
+        if timed_steps:
+            self.chunk_rates.append(timed_steps * self.batch * CONTEXT / timed_seconds)
+
+    @torch.no_grad()
+    def evaluate(self, batches) -> float:
+        self.model.eval()
+        return float(np.mean([self.loss_fn(self.model, ids).item() for ids in batches]))
+
+
+def load_average() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "uptime unavailable"
+
+
+def write_report(path: Path, runners, args, steps_done, eval_losses, loads):
+    import transformers
+
+    from word2bert.fileio import atomic_write
+
+    ours, theirs = runners
+    medians = {r.name: statistics.median(r.chunk_rates) if r.chunk_rates else float("nan") for r in runners}
+    ratio = medians["word2bert"] / medians["transformers"]
+    per_chunk = [a / b for a, b in zip(ours.chunk_rates, theirs.chunk_rates)]
+    command = f"python bench/gpt_vs_transformers.py --steps {args.steps} --chunk {args.chunk} --batch {args.batch}"
+    lines = [
+        "# GPT-2 language-model training: word2bert vs transformers (CPU)",
+        "",
+        f"Command: `{command}`" + ("" if steps_done == args.steps else f" (partial: {steps_done}/{args.steps} steps)"),
+        "",
+        f"Config: GPT-2 shape, {LAYERS} layers, hidden {HIDDEN}, {HEADS} heads, context {CONTEXT}, vocabulary "
+        f"{VOCAB} (GPT-2's BPE), dropout 0.1; batch {args.batch} x {CONTEXT} tokens of enmix; AdamW lr 3e-4 "
+        f"wd 0.01 ({ours.optimizer_kind}); same initial weights and batches.",
+        f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, transformers "
+        f"{transformers.__version__} (attn_implementation={theirs.model.config._attn_implementation}), "
+        f"{torch.get_num_threads()} threads. Load: before `{loads[0]}`; after `{loads[-1]}`.",
+        f"tokens/s: median over {len(ours.chunk_rates)} interleaved chunks of {args.chunk} steps "
+        "(first 2 steps of each model untimed); the ratio column is per chunk.",
+        "",
+        "| model | tokens/s (median) | chunks | min | max | loss at step 1 | train loss, last 20 steps | held-out loss |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for runner in runners:
+        rates = runner.chunk_rates or [float("nan")]
+        last = runner.losses[-20:] or [float("nan")]
+        lines.append(f"| {runner.name} | {medians[runner.name]:,.0f} | {len(runner.chunk_rates)} | {min(rates):,.0f} | "
+                     f"{max(rates):,.0f} | {runner.losses[0] if runner.losses else float('nan'):.4f} | "
+                     f"{np.mean(last):.4f} | {eval_losses.get(runner.name, float('nan')):.4f} |")
+    lines += [
+        "",
+        f"**Speed ratio (word2bert / transformers): {ratio:.2f}x** (per-chunk ratios: "
+        + ", ".join(f"{r:.2f}" for r in per_chunk) + "; target >= 1.5x).",
+        "",
+        f"Wall time of one step, median: word2bert {statistics.median(ours.step_seconds[2:] or [float('nan')]):.2f} s, "
+        f"transformers {statistics.median(theirs.step_seconds[2:] or [float('nan')]):.2f} s.",
+        "",
+    ]
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--chunk", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "gpt_vs_transformers.md"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    import transformers
+
+    from word2bert.models.gpt import GPT2Config, GPT2LMHeadModel
+
+    loads = [load_average()]
+    config = GPT2Config(vocab_size=VOCAB, n_positions=CONTEXT, n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS)
+    torch.manual_seed(args.seed)
+    hf_config = transformers.GPT2Config(**{k: v for k, v in config.to_hf_dict().items() if k != "model_type"})
+    hf_config._attn_implementation = "sdpa"
+    theirs = transformers.GPT2LMHeadModel(hf_config)
+    ours = GPT2LMHeadModel(config)
+    state, missing = GPT2LMHeadModel.hf_key_map(config).to_ours(theirs.state_dict())
+    ours.load_state_dict(state)  # identical starting point
+
+    held_out_batches = 4
+    windows = torch.from_numpy(encoded_windows(Path(args.data), (args.steps + held_out_batches) * args.batch,
+                                               args.batch))
+    batches = list(windows.split(args.batch))
+    train_batches, held_out = batches[: args.steps], batches[args.steps:]
+
+    runners = [Runner("word2bert", ours, ours_loss, args.batch), Runner("transformers", theirs, theirs_loss, args.batch)]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for chunk_start in range(0, args.steps, args.chunk):
+        chunk = train_batches[chunk_start:chunk_start + args.chunk]
+        order = runners if (chunk_start // args.chunk) % 2 == 0 else runners[::-1]
+        for runner in order:
+            runner.train_steps(chunk, warmup_steps=2)
+        done = chunk_start + len(chunk)
+        print(f"step {done}/{args.steps}: " + ", ".join(
+            f"{r.name} loss {np.mean(r.losses[-len(chunk):]):.4f} {(r.chunk_rates or [float('nan')])[-1]:,.0f} tok/s"
+            for r in runners), flush=True)
+        if done < args.steps:
+            write_report(out, runners, args, done, {}, loads + [load_average()])
+    eval_losses = {runner.name: runner.evaluate(held_out) for runner in runners}
+    write_report(out, runners, args, args.steps, eval_losses, loads + [load_average()])
+    print(out.read_text())
+
+
+if __name__ == "__main__":
+    main()
