@@ -174,6 +174,11 @@ def test_objective_targets_skip_padding_and_report_summable_stats():
     assert float(out.loss.detach()) == pytest.approx(float(reference.detach()) / 7, rel=1e-5)
     correct, count = out.stats["lm_accuracy"]
     assert count == 7 and correct == int((logits[:, :-1][keep].argmax(-1) == ids[:, 1:][keep]).sum())
+    stream = torch.randint(0, 61, (2, 7))  # a token stream's windows: each position's next token given
+    out = model(stream[:, :-1], target_ids=stream[:, 1:])
+    reference = F.cross_entropy(model.logits(stream[:, :-1]).reshape(-1, 61), stream[:, 1:].reshape(-1))
+    assert float(out.loss.detach()) == pytest.approx(float(reference.detach()), rel=1e-5)
+    assert out.stats["lm_nll"][1] == 12
     import numpy as np
 
     batch = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}

@@ -17,7 +17,7 @@ from word2bert.commands._contextual import check_model_directory, format_metrics
 from word2bert.commands._options import add_input, input_path
 from word2bert.errors import Word2BertError
 
-TASKS = ("classification", "pair", "tagging", "qa")
+TASKS = ("classification", "pair", "tagging", "qa", "entailment", "similarity", "multiple-choice")  # last 3: --model gpt
 
 FINETUNE_DESCRIPTION = """\
 Fine-tune a pre-trained model directory (Hugging Face layout: config.json, weights and vocabulary,
@@ -34,6 +34,8 @@ task.json). The format is chosen by the extension (before .gz/.bz2/.xz):
                    .jsonl  {"tokens": [...], "tags": [...]}
   qa               .jsonl  {"context": "...", "question": "...", "answer": "...", "answer_start": 12}
                            (answer_start: the answer's character offset in the context)
+  entailment, similarity   as pair (--model gpt)
+  multiple-choice  .jsonl  {"context": "...", "choices": ["...", "..."], "label": 1} (--model gpt)
 
 Lines with an empty or missing label are refused with their line number. Evaluation: accuracy
 (= P@1) for classification and pairs, per-word accuracy for tagging, exact match for qa.
@@ -97,7 +99,8 @@ def register(commands, train_commands) -> None:
     finetune.add_argument("--json", action="store_true", help="print the metrics as JSON on stdout")
     finetune.add_argument("--model", dest="model_kind", default="bert", metavar="KIND",
                           help="bert for any Hugging Face layout encoder directory, or a model with its own "
-                               "recipe: ulmfit (MODEL is an AWD-LSTM language model)")
+                               "recipe: ulmfit (MODEL is an AWD-LSTM language model), gpt (GPT-1's input "
+                               "transformations and auxiliary LM loss; --task entailment|similarity|multiple-choice)")
     finetune.set_defaults(func=run_finetune, python_names={"learning_rate": "--lr", "warmup_steps": "--warmup"})
 
     encode = commands.add_parser(
@@ -160,6 +163,8 @@ def run_finetune(args) -> int:
     require_contextual("finetune")
     if args.model_kind != "bert":  # e.g. --model ulmfit: word2bert.commands.ulmfit.run_finetune
         return _command_module(args.model_kind, "run_finetune").run_finetune(args)
+    if args.task in ("entailment", "similarity", "multiple-choice"):
+        raise Word2BertError(f"--task {args.task} is GPT-1's input transformation: give --model gpt")
     args.epochs = 3.0 if args.epochs is None else args.epochs
     args.lr = 5e-5 if args.lr is None else args.lr
     model_dir = check_model_directory(input_path(args, "model", "MODEL"))

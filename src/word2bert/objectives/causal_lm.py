@@ -129,10 +129,15 @@ class CausalLanguageModeling(Objective):
     """Next-token prediction over every position (GPT's pre-training objective).
 
     ``decoder``: None ties the output embedding to the encoder's input embeddings (GPT, GPT-2);
-    an ``nn.Linear(d, V)`` is an untied output layer. Targets: the batch's ``labels`` (B, T), aligned
-    with ``input_ids`` as in Hugging Face (position t is predicted from the rows before it; -100 is
-    no target), else the input ids themselves, with padding (``attention_mask`` 0) left out.
-    ``prepare`` adds ``labels`` to a collated batch the same way.
+    an ``nn.Linear(d, V)`` is an untied output layer. Targets, in this order:
+
+    - ``target_ids`` (B, T): the token each position predicts, already shifted (a token stream's
+      next tokens, so the last position of a window has its target too); -100 = none;
+    - ``labels`` (B, T), aligned with ``input_ids`` as in Hugging Face: position t is predicted
+      from the rows before it; -100 = no target;
+    - else the input ids themselves, with padding (``attention_mask`` 0) left out.
+
+    ``prepare`` adds ``labels`` to a collated batch that has neither.
     """
 
     input_keys: tuple[str, ...] = ()
@@ -153,7 +158,7 @@ class CausalLanguageModeling(Objective):
 
     def prepare(self, batch: dict, items: Sequence[dict], rng: np.random.Generator | None) -> None:
         """``labels`` = ``input_ids`` with padding set to -100 (unless the items brought their own)."""
-        if "labels" in batch:
+        if "labels" in batch or "target_ids" in batch:
             return
         labels = batch["input_ids"].copy()
         if "attention_mask" in batch and batch["attention_mask"].ndim == 2:
@@ -173,13 +178,14 @@ class CausalLanguageModeling(Objective):
         return labels
 
     def forward(self, hidden: torch.Tensor, batch: dict, model: nn.Module) -> CausalLMOutput:
-        labels = self.targets(batch)
+        shifted = batch.get("target_ids") is not None
+        labels = batch["target_ids"] if shifted else self.targets(batch)
         if tuple(labels.shape) != tuple(hidden.shape[:2]):
-            raise Word2BertError(f"labels shape {tuple(labels.shape)} does not match the input's "
-                                 f"{tuple(hidden.shape[:2])}")
-        next_tokens = labels[:, 1:]
+            raise Word2BertError(f"{'target_ids' if shifted else 'labels'} shape {tuple(labels.shape)} does not "
+                                 f"match the input's {tuple(hidden.shape[:2])}")
+        next_tokens = labels if shifted else labels[:, 1:]
         keep = next_tokens != IGNORE_INDEX
-        rows = hidden[:, :-1][keep]
+        rows = (hidden if shifted else hidden[:, :-1])[keep]
         targets = next_tokens[keep]
         weight, bias = self.output_weights(model)
         count = int(targets.numel())

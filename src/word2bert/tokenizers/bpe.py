@@ -132,6 +132,24 @@ class ByteLevelBPETokenizer:
         self.unk_id = None  # every byte is a token: nothing is unknown
         self.special_ids = sorted({vocab[token] for token in specials})
 
+    def add_special_tokens(self, tokens: Sequence[str]) -> list[int]:
+        """Add tokens that are read whole and never merged (GPT-1's start / delimiter / extract
+        tokens); new ones get the next ids. Returns the ids of ``tokens``."""
+        tokens = list(tokens)
+        vocab = dict(self._vocab)
+        for token in tokens:
+            if not isinstance(token, str) or not token:
+                raise Word2BertError(f"a special token must be a non-empty string, got {token!r}")
+            if token not in vocab:
+                vocab[token] = max(vocab.values()) + 1
+        extra = [t for t in self.special_tokens if t not in (self.eos_token, self.bos_token, self.pad_token)]
+        rebuilt = type(self)(vocab, self._merges, eos_token=self.eos_token, bos_token=self.bos_token,
+                             pad_token=self.pad_token if self.pad_token != self.eos_token else None,
+                             special_tokens=extra + [t for t in tokens if t not in extra],
+                             add_prefix_space=self.add_prefix_space)
+        self.__dict__.update(rebuilt.__dict__)
+        return [self._vocab[token] for token in tokens]
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def train(cls, files, vocab_size: int = 50257, min_frequency: int = 2,
@@ -216,6 +234,10 @@ class ByteLevelBPETokenizer:
                     settings[key] = value
             if "add_prefix_space" in config:
                 settings["add_prefix_space"] = bool(config["add_prefix_space"])
+            additional = config.get("additional_special_tokens") or []
+            additional = [t.get("content") if isinstance(t, dict) else t for t in additional]
+            if additional and all(isinstance(t, str) for t in additional):
+                settings["special_tokens"] = additional
         settings.update(options)
         return cls.from_files(directory / vocab_name, directory / merges_name, **settings)
 
@@ -237,6 +259,9 @@ class ByteLevelBPETokenizer:
         config = {"tokenizer_class": "GPT2Tokenizer", "add_prefix_space": self.add_prefix_space,
                   "eos_token": self.eos_token, "bos_token": self.bos_token, "unk_token": self.eos_token,
                   "pad_token": self.pad_token, "model_max_length": 1024}
+        extra = [t for t in self.special_tokens if t not in (self.eos_token, self.bos_token, self.pad_token)]
+        if extra:
+            config["additional_special_tokens"] = extra
         with atomic_write(directory / "tokenizer_config.json", "w", encoding="utf-8") as handle:
             json.dump(config, handle, indent=2)
         return directory
