@@ -26,6 +26,8 @@ def files(tmp_path_factory):
     (root / "train.tsv").write_text("".join(f"{' '.join(rng.choice(WORDS) for _ in range(5))}\t{rng.choice('ab')}\n"
                                             for _ in range(16)))
     (root / "names.txt").write_text("new york city\n")
+    (root / "dialogues.txt").write_text("\n\n".join("\n".join(" ".join(rng.choice(WORDS) for _ in range(4))
+                                                              for _ in range(3)) for _ in range(6)) + "\n")
     return root
 
 
@@ -34,12 +36,17 @@ def files(tmp_path_factory):
                                          ("spanbert", ["--masking", "span", "--geometric-p", "0.3"]),
                                          ("ernie", ["--masking", "entity", "--tasks",
                                                     "knowledge_masking,sentence_reordering,sentence_distance",
-                                                    "--max-steps", "3"])])
+                                                    "--max-steps", "3"]),
+                                         ("ernie", ["--tasks", "basic_masking,entity_masking,dialogue", "--sequential",
+                                                    "--max-steps", "3"])], ids=["roberta", "albert", "spanbert",
+                                                                                "ernie2", "ernie1"])
 def test_pretrain_then_finetune_and_encode(files, model, extra, capsys):
-    output = files / model
+    output = files / (model + str(len(extra)))
     arguments = ["pretrain", model, str(files / "corpus.txt"), "-o", str(output), *TINY, *extra]
     if model == "ernie":
         arguments += ["--gazetteer", str(files / "names.txt")]
+        if "--sequential" in extra:
+            arguments += ["--dialogues", str(files / "dialogues.txt")]
     assert main(arguments) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["model"] == model and summary["steps"] == (3 if model == "ernie" else 2)

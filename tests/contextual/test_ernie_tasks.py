@@ -164,6 +164,10 @@ def test_schedule_stages_keep_earlier_tasks_and_sampler_serves_one_task_per_batc
                       {"steps": 10, "tasks": ["sentence_distance"]}]}
     with pytest.raises(Word2BertError, match="stage 2 drops knowledge_masking"):
         ErnieSchedule.from_dict(bad)
+    ernie1 = ErnieSchedule.default(9, ["basic_masking", "phrase_masking", "entity_masking"], continual=False)
+    assert [list(stage.tasks) for stage in ernie1.stages] == [["basic_masking"], ["phrase_masking"],
+                                                              ["entity_masking"]]
+    assert ErnieSchedule.from_dict({**bad, "continual": False}).stages[1].tasks == {"sentence_distance": 1.0}
     with pytest.raises(Word2BertError, match="unknown task 'nsp'"):
         ErnieSchedule.from_dict({"stages": [{"steps": 5, "tasks": ["nsp"]}]})
     with pytest.raises(Word2BertError, match="not found"):

@@ -33,8 +33,10 @@ corpus), entity (ERNIE: --gazetteer, one name per line, or --spacy-model).
 ERNIE's schedule file (continual multi-task learning; later stages keep the earlier tasks):
   {"stages": [{"steps": 1000, "tasks": {"knowledge_masking": 1}},
               {"steps": 1000, "tasks": {"knowledge_masking": 1, "sentence_reordering": 1}}]}
-  tasks: knowledge_masking, capitalization, token_document_relation, sentence_reordering,
-  sentence_distance, discourse_relation (and dialogue, with --dialogues FILE)
+  tasks: knowledge_masking (units of --masking), capitalization, token_document_relation,
+  sentence_reordering, sentence_distance, discourse_relation; ERNIE 1.0's basic_masking,
+  phrase_masking, entity_masking ("continual": false, or --sequential, trains them one stage each);
+  dialogue (with --dialogues FILE)
 """
 
 
@@ -84,7 +86,11 @@ def masking_units(args, tokenizer, corpus, say=lambda *a: None):
             say(f"learning phrases on {corpus} (word2phrase scores, 2 passes; give --phrases to choose them)")
             phrases = learn_phrases(corpus_file=corpus, passes=2, threshold=[100.0, 50.0], scoring="word2phrase",
                                     min_count=5)
-            say(f"{len(phrases.export_phrases())} phrases")
+            found = len(phrases.export_phrases())
+            if not found:
+                raise Word2BertError(f"no phrases found in {corpus} (too little text for word2phrase's thresholds): "
+                                     "give --phrases (a phrase model or a list)")
+            say(f"{found} phrases")
     texts = None
     if args.masking == "entity" and args.spacy_model and not args.gazetteer:
         from word2bert.objectives.ernie import read_document_texts
@@ -162,6 +168,9 @@ def register(commands, train_commands) -> None:
                                                    "sentence_distance", help="tasks of the default schedule")
             parser.add_argument("--dialogues", help="a dialogue file (one turn per line, blank lines between "
                                                     "dialogues) for ERNIE 1.0's dialogue LM task 'dialogue'")
+            parser.add_argument("--sequential", action="store_true",
+                                help="default schedule: one task per stage instead of adding tasks (ERNIE 1.0's "
+                                     "--tasks basic_masking,phrase_masking,entity_masking)")
         parser.add_argument("--batch-size", type=int, default=32, help="per process")
         parser.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: --epochs)")
         parser.add_argument("--epochs", type=float, default=1.0)
@@ -304,7 +313,6 @@ def _build_ernie(args, corpus, output, say):
     from word2bert.objectives.mlm import MaskedLMObjective
 
     tokenizer = _tokenizer("WordPiece", args, corpus, output, say)
-    units = masking_units(args, tokenizer, corpus, say)  # bad masking options fail before the long work
     if args.schedule:
         schedule = ernie.ErnieSchedule.from_file(args.schedule)
     else:
@@ -312,10 +320,18 @@ def _build_ernie(args, corpus, output, say):
         if args.dialogues and "dialogue" not in tasks:
             tasks.append("dialogue")
         steps = args.max_steps or 1000
-        schedule = ernie.ErnieSchedule.default(steps, tasks)
+        try:
+            schedule = ernie.ErnieSchedule.default(steps, tasks, continual=not args.sequential)
+        except Word2BertError as exc:
+            raise Word2BertError(f"--tasks: {exc}") from None
     tasks = schedule.tasks
     if "dialogue" in tasks and not args.dialogues:
         raise Word2BertError("the schedule has the dialogue task: give --dialogues FILE")
+    units = {}  # each masked-LM task's units; bad masking options fail here, before the long work
+    for task in tasks:
+        if task in ernie.MASKING_TASKS:
+            level = ernie.MASKING_TASKS[task] or args.masking
+            units[task] = masking_units(argparse.Namespace(**{**vars(args), "masking": level}), tokenizer, corpus, say)
     say("reading documents and building the tasks' instances: " + ", ".join(tasks))
     corpus_docs = ernie.ErnieDocuments.from_texts(ernie.read_document_texts(corpus, args.words_per_sentence),
                                                   tokenizer)
@@ -323,7 +339,9 @@ def _build_ernie(args, corpus, output, say):
     cls_id, sep_id, length = tokenizer.cls_id, tokenizer.sep_id, args.max_seq_length
     items, classes = {}, {}
     for task in tasks:
-        if task in ("knowledge_masking", "capitalization", "token_document_relation"):
+        if task in ernie.MASKING_TASKS:
+            items[task] = ernie.block_instances(corpus_docs, "knowledge_masking", length, cls_id, sep_id)
+        elif task in ("capitalization", "token_document_relation"):
             items[task] = ernie.block_instances(corpus_docs, task, length, cls_id, sep_id)
         elif task == "sentence_reordering":
             items[task] = ernie.sentence_reordering_instances(corpus_docs, length, cls_id, sep_id, rng)
@@ -341,12 +359,11 @@ def _build_ernie(args, corpus, output, say):
                      task_type_vocab_size=max(schedule.task_types.values()) + 1,
                      max_position_embeddings=args.max_seq_length, pad_token_id=tokenizer.pad_id)
     model = ErnieForMultiTaskPreTraining(config, {t: classes.get(t) for t in tasks})
-    masking = _masking(args, tokenizer, units, args.dynamic_masking)
     dialogue_masking = _masking(args, tokenizer, None, args.dynamic_masking)
     preparers = {}
     for task in tasks:
-        if task == "knowledge_masking":
-            preparers[task] = [MaskedLMObjective(masking=masking)]
+        if task in ernie.MASKING_TASKS:
+            preparers[task] = [MaskedLMObjective(masking=_masking(args, tokenizer, units[task], args.dynamic_masking))]
         elif task == "dialogue":
             preparers[task] = [MaskedLMObjective(masking=dialogue_masking), model.objectives[task]]
         else:

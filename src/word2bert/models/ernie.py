@@ -30,7 +30,8 @@ from word2bert.models.bert import BertConfig, BertForPreTraining, BertModel, ber
 from word2bert.models.pretraining import PreTrainingModel
 from word2bert.nn.embeddings import TransformerEmbeddings
 from word2bert.nn.transformer import init_transformer_weights
-from word2bert.objectives.ernie import SENTENCE_TASKS, TOKEN_TASKS, SentenceClassification, TokenClassification
+from word2bert.objectives.ernie import (MASKING_TASKS, SENTENCE_TASKS, TOKEN_TASKS, SentenceClassification,
+                                        TokenClassification)
 from word2bert.objectives.mlm import MaskedLM, MaskedLMHead, MaskedLMObjective
 from word2bert.objectives.nsp import NextSentencePrediction
 
@@ -160,10 +161,11 @@ class ErnieForPreTraining(PreTrainingModel):
 class ErnieForMultiTaskPreTraining(PreTrainingModel):
     """ERNIE 2.0: the encoder (with task embeddings) + one objective per task.
 
-    ``tasks`` maps task names (:data:`~word2bert.objectives.ernie.ERNIE2_TASKS`, or ``dialogue``) to
+    ``tasks`` maps task names (:data:`~word2bert.objectives.ernie.TASKS`) to
     their number of classes where the data decides it (``sentence_reordering``: 9 for m = 3,
-    ``discourse_relation``: the markers found). ``knowledge_masking`` and ``dialogue`` share the
-    masked-LM objective ``mlm``. Batches come from :class:`~word2bert.objectives.ernie.MultiTaskCollator`.
+    ``discourse_relation``: the markers found). The masked-LM tasks (``knowledge_masking``, ERNIE 1.0's
+    ``basic_masking`` / ``phrase_masking`` / ``entity_masking``) and ``dialogue`` share the masked-LM
+    objective ``mlm``. Batches come from :class:`~word2bert.objectives.ernie.MultiTaskCollator`.
     """
 
     config_class = ErnieConfig
@@ -174,7 +176,7 @@ class ErnieForMultiTaskPreTraining(PreTrainingModel):
         if tasks is None:
             tasks = dict(config.ernie_tasks or {"knowledge_masking": None})
         objectives = {}
-        if "knowledge_masking" in tasks or "dialogue" in tasks:
+        if any(task in MASKING_TASKS or task == "dialogue" for task in tasks):   # they share one MLM head
             objectives["mlm"] = MaskedLMObjective(_mlm_head(config))
         for task, classes in tasks.items():
             if task in TOKEN_TASKS:
@@ -185,7 +187,7 @@ class ErnieForMultiTaskPreTraining(PreTrainingModel):
                 if not classes:
                     raise Word2BertError(f"give the number of classes of {task}")
                 objectives[task] = SentenceClassification(nn.Linear(config.hidden_size, int(classes)), label_key)
-            elif task != "knowledge_masking":
+            elif task not in MASKING_TASKS:
                 raise Word2BertError(f"unknown ERNIE task {task!r}")
         super().__init__(config, ErnieModel(config), objectives)
         self.tasks = dict(tasks)

@@ -49,9 +49,14 @@ IGNORE_INDEX = -100
 
 ERNIE2_TASKS = ("knowledge_masking", "capitalization", "token_document_relation", "sentence_reordering",
                 "sentence_distance", "discourse_relation")
+# masked-LM tasks and their units: ERNIE 1.0's three stages, or (None) the units the user chose
+MASKING_TASKS = {"knowledge_masking": None, "basic_masking": "token", "phrase_masking": "phrase",
+                 "entity_masking": "entity"}
+TASKS = (*ERNIE2_TASKS, "basic_masking", "phrase_masking", "entity_masking", "dialogue")
 # the task embedding: one id per kind of task (the paper's word-, structure- and semantic-aware tasks)
 DEFAULT_TASK_TYPES = {"knowledge_masking": 0, "capitalization": 0, "token_document_relation": 0,
-                      "sentence_reordering": 1, "sentence_distance": 1, "discourse_relation": 2}
+                      "sentence_reordering": 1, "sentence_distance": 1, "discourse_relation": 2,
+                      "basic_masking": 0, "phrase_masking": 0, "entity_masking": 0, "dialogue": 0}
 DISCOURSE_MARKERS = ("but", "because", "however", "so", "although", "therefore", "then", "meanwhile",
                      "instead", "also", "still", "thus", "moreover", "indeed", "otherwise", "finally",
                      "for example", "in fact", "as a result", "in addition", "on the other hand",
@@ -376,10 +381,15 @@ class Stage:
 
 @dataclass
 class ErnieSchedule:
-    """ERNIE 2.0's continual multi-task schedule: stages that add tasks and keep the earlier ones."""
+    """ERNIE 2.0's continual multi-task schedule: stages that add tasks and keep the earlier ones.
+
+    ``continual=False`` lets a stage drop earlier tasks (ERNIE 1.0's masking stages: basic, then
+    phrase, then entity level).
+    """
 
     stages: list[Stage]
     task_types: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_TASK_TYPES))
+    continual: bool = True
 
     def __post_init__(self):
         if not self.stages:
@@ -391,16 +401,16 @@ class ErnieSchedule:
             if not stage.tasks:
                 raise Word2BertError(f"stage {number} has no tasks")
             for task, weight in stage.tasks.items():
-                if task not in ERNIE2_TASKS:
-                    raise Word2BertError(f"stage {number}: unknown task {task!r} (tasks: {', '.join(ERNIE2_TASKS)})")
+                if task not in TASKS:
+                    raise Word2BertError(f"stage {number}: unknown task {task!r} (tasks: {', '.join(TASKS)})")
                 if not isinstance(weight, (int, float)) or not weight > 0:
                     raise Word2BertError(f"stage {number}: weight of {task} must be > 0, got {weight!r}")
                 if task not in self.task_types:
                     raise Word2BertError(f"no task type id for {task}")
             dropped = sorted(seen - set(stage.tasks))
-            if dropped:
+            if dropped and self.continual:
                 raise Word2BertError(f"stage {number} drops {', '.join(dropped)}: continual multi-task learning "
-                                     "keeps training the tasks of earlier stages")
+                                     "keeps training the tasks of earlier stages (or set \"continual\": false)")
             seen |= set(stage.tasks)
 
     @property
@@ -439,7 +449,7 @@ class ErnieSchedule:
         types = dict(DEFAULT_TASK_TYPES)
         types.update(data.get("task_types", {}))
         try:
-            return cls(stages, types)
+            return cls(stages, types, bool(data.get("continual", True)))
         except Word2BertError as exc:
             raise Word2BertError(f"{source}: {exc}") from None
 
@@ -456,8 +466,10 @@ class ErnieSchedule:
 
     @classmethod
     def default(cls, steps: int, tasks: Sequence[str] = ("knowledge_masking", "token_document_relation",
-                                                          "sentence_reordering", "sentence_distance")):
-        """One task added per stage, the stages of equal length, equal weights."""
+                                                          "sentence_reordering", "sentence_distance"),
+                continual: bool = True) -> ErnieSchedule:
+        """One task added per stage (``continual=False``: one task *per* stage), stages of equal length,
+        equal weights."""
         if not tasks:
             raise Word2BertError("give at least one ERNIE task")
         if steps < len(tasks):
@@ -465,8 +477,9 @@ class ErnieSchedule:
                                  "(one task added per stage): train longer or give a schedule file")
         per_stage = steps // len(tasks)
         stages = [Stage(per_stage if k < len(tasks) - 1 else steps - per_stage * (len(tasks) - 1),
-                        {t: 1.0 for t in tasks[:k + 1]}) for k in range(len(tasks))]
-        return cls(stages)
+                        {t: 1.0 for t in (tasks[:k + 1] if continual else tasks[k:k + 1])})
+                  for k in range(len(tasks))]
+        return cls(stages, continual=continual)
 
 
 class MultiTaskData:
@@ -594,7 +607,7 @@ class MultiTaskCollator:
         return to_tensors(batch)
 
 
-__all__ = ["DEFAULT_TASK_TYPES", "DISCOURSE_MARKERS", "ERNIE2_TASKS", "ErnieDocuments", "ErnieSchedule",
+__all__ = ["DEFAULT_TASK_TYPES", "DISCOURSE_MARKERS", "ERNIE2_TASKS", "MASKING_TASKS", "TASKS", "ErnieDocuments", "ErnieSchedule",
            "MultiTaskCollator", "MultiTaskData", "SENTENCE_TASKS", "ScheduleSampler", "SentenceClassification",
            "Stage", "TOKEN_TASKS", "TokenClassification", "block_instances", "dialogue_instances",
            "discourse_instances", "read_dialogues", "reordering_classes", "sentence_distance_instances",
