@@ -219,3 +219,26 @@ def test_bad_memory_gets_clear_messages():
     stack = causal_stack(mem_len=2)
     with pytest.raises(Word2BertError, match="layers"):
         stack(torch.randn(1, 3, 16), memory=[torch.zeros(1, 2, 16)])
+
+
+def test_bi_data_backward_half_reads_the_segment_right_to_left():
+    """With negated distances for the second half of the batch, a reversed segment gives the reversed
+    outputs of the forward one: the backward half sees the same relative geometry, mirrored."""
+    torch.manual_seed(3)
+    stack = RelativeTransformer(num_layers=2, hidden_size=16, num_heads=2, intermediate_size=32, dropout=0.0,
+                                bi_data=True).eval()
+    with torch.no_grad():
+        for name, parameter in stack.named_parameters():
+            if name.endswith("_bias"):
+                parameter.normal_(0, 0.3)
+    segment = torch.randn(2, 7, 16)
+    with torch.no_grad():
+        out = stack(torch.cat([segment, segment.flip(1)])).content
+    torch.testing.assert_close(out[2:], out[:2].flip(1), atol=1e-5, rtol=1e-5)
+    stack.bi_data = False  # forward distances for every row: the mirror image is not reproduced
+    with torch.no_grad():
+        out = stack(torch.cat([segment, segment.flip(1)])).content
+    assert (out[2:] - out[:2].flip(1)).abs().max() > 1e-3
+    stack.bi_data = True
+    with pytest.raises(Word2BertError, match="even"):
+        stack(torch.randn(3, 7, 16))
