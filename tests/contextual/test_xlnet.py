@@ -79,7 +79,12 @@ def test_lm_head_parity_with_and_without_memory(shape):
     with torch.no_grad():
         theirs3 = hf(first, attention_mask=mask, mems=theirs.mems, use_mems=True)
         mine3 = ours(first, attention_mask=mask, state=mine.state)
+        theirs4 = hf(batch["input_ids"], attention_mask=mask, perm_mask=batch["perm_mask"],
+                     target_mapping=batch["target_mapping"], mems=theirs.mems, use_mems=True)
+        mine4 = ours(batch["input_ids"], attention_mask=mask, perm_mask=batch["perm_mask"],
+                     target_mapping=batch["target_mapping"], state=mine.state)
     torch.testing.assert_close(mine3.logits, theirs3.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(mine4.logits, theirs4.logits, atol=1e-5, rtol=1e-5)
 
 
 def test_causal_attention_parity():
