@@ -82,7 +82,7 @@ CASES = [
     ("binary-as-vectors", "similar {tmp}/binary.dat a", 2, "not a vector file", False),
     ("topn-zero", "similar {tmp}/vectors.bin a --topn 0", 2, "--topn 0: must be > 0", False),
     ("evaluate-pairs-missing", "evaluate {tmp}/vectors.bin --similarity {tmp}/none.tsv", 2, "file not found", False),
-    ("vectors-as-classifier", "predict {tmp}/vectors.bin {tmp}/corpus.txt", 2, "not a fastText classifier .bin",
+    ("vectors-as-classifier", "predict {tmp}/vectors.bin {tmp}/corpus.txt", 2, "not a fastText .bin classifier",
      False),
     ("predict-k-zero", "predict {tmp}/vectors.bin {tmp}/corpus.txt -k 0", 2, "-k 0: must be >= 1", False),
     ("test-threshold", "test {tmp}/vectors.bin {tmp}/corpus.txt --threshold 2", 2, "--threshold 2.0: a probability",

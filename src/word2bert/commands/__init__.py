@@ -87,13 +87,6 @@ def add_overwrite_option(parser) -> None:
                         help="train from scratch into a non-empty output directory, replacing its model and checkpoint")
 
 
-def create_output_directory(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise Word2BertError(f"cannot create {path}: {exc.strerror or exc}") from None
-
-
 def _rescue_locations(name: str):
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for directory in (Path.cwd(), Path.home(), Path(tempfile.gettempdir())):
@@ -287,8 +280,7 @@ def plural(count: int, noun: str, plural_form: str | None = None) -> str:
     return f"{count:,} {plural_form}"
 
 
-__all__ = ["check_output_file", "prepare_output_directory", "add_overwrite_option", "create_output_directory",
-           "save_or_rescue",
+__all__ = ["check_output_file", "prepare_output_directory", "add_overwrite_option", "save_or_rescue",
            "check_finite", "check_finite_model", "checkpoint_path", "claim_checkpoint", "resume_from",
            "check_resume_flags", "naming_input",
            "remove_checkpoint", "say", "plural", "subcommand_group"]

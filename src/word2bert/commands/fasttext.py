@@ -267,7 +267,7 @@ def _load_classifier(path):
             raise Word2BertError(f"{path} holds fastText word vectors, not a classifier (`word2bert train "
                                  "classifier` makes one; `word2bert similar` reads these)") from None
         if "not a fastText .bin" in str(exc):
-            raise Word2BertError(f"{path}: not a fastText classifier .bin (`word2bert train classifier` makes "
+            raise Word2BertError(f"{path}: not a fastText .bin classifier (`word2bert train classifier` makes "
                                  "one)") from None
         raise
 
