@@ -204,3 +204,26 @@ def test_truncate_forgets_the_last_positions():
     torch.testing.assert_close(out, full[:, 4:], atol=1e-5, rtol=1e-4)
     with pytest.raises(Word2BertError, match="truncate"):
         cache.truncate(9)
+
+
+def test_reorder_within_each_source_keeps_the_memory_without_copying_it():
+    """Beam search moves rows only among the beams of one source: the memory keys/values stay put."""
+    stack = decoder(True)
+    memory = torch.randn(2, 4, HIDDEN)
+    memory_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    cache = KeyValueCache()
+    first = torch.randn(2, 1, HIDDEN)
+    stack(first, memory, None, memory_mask, cache=cache)
+    cache.reorder(torch.tensor([0, 0, 1, 1]))  # expand to 2 beams per source
+    kept = cache.layers[0].cross_attention._keys
+    beams = torch.randn(4, 1, HIDDEN)
+    stack(beams, cache=cache)
+    swap = torch.tensor([1, 1, 3, 2])  # beam 1 of source 0 twice, the beams of source 1 swapped
+    cache.reorder(swap)
+    assert cache.layers[0].cross_attention._keys is kept  # not copied
+    last = torch.randn(4, 1, HIDDEN)
+    out, _ = stack(last, cache=cache)
+    rows = torch.tensor([0, 0, 1, 1])[swap]
+    history = torch.cat([first[rows], beams[swap], last], 1)
+    expected, _ = stack(history, memory[rows], None, memory_mask[rows])
+    torch.testing.assert_close(out, expected[:, -1:], atol=1e-5, rtol=1e-4)

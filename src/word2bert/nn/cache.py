@@ -81,9 +81,10 @@ class KeyValues:
             setattr(self, name, new)
 
     def reorder(self, index: torch.Tensor) -> None:
+        # the whole buffer, spare capacity included: one copy, and the next append need not grow it
         if self._keys is not None:
-            self._keys = self._keys[:, :, : self.length].index_select(0, index)
-            self._values = self._values[:, :, : self.length].index_select(0, index)
+            self._keys = self._keys.index_select(0, index)
+            self._values = self._values.index_select(0, index)
 
     def truncate(self, length: int) -> None:
         """Forget every position from ``length`` on (the buffers keep their capacity)."""
@@ -98,9 +99,10 @@ class LayerCache:
         self.self_attention = KeyValues()
         self.cross_attention = KeyValues()
 
-    def reorder(self, index: torch.Tensor) -> None:
+    def reorder(self, index: torch.Tensor, memory_too: bool = True) -> None:
         self.self_attention.reorder(index)
-        self.cross_attention.reorder(index)
+        if memory_too:
+            self.cross_attention.reorder(index)
 
 
 class KeyValueCache:
@@ -117,6 +119,7 @@ class KeyValueCache:
         self.layers: list[LayerCache] = []
         self.key_padding_mask: torch.Tensor | None = None
         self.memory_padding_mask: torch.Tensor | None = None
+        self.memory_rows: torch.Tensor | None = None  # which memory (source) each row's cross keys/values hold
 
     def layer(self, depth: int) -> LayerCache:
         """The cache of depth ``depth`` (created, with the ones below it, on first use)."""
@@ -159,11 +162,21 @@ class KeyValueCache:
             raise Word2BertError(f"cache reorder index must be 1-D, got shape {tuple(index.shape)}")
         if batch is not None and index.numel() and (int(index.min()) < 0 or int(index.max()) >= batch):
             raise Word2BertError(f"cache reorder index out of range for a batch of {batch}")
+        # Beam search keeps every beam with its own source, so after the first expansion each row's
+        # memory keys/values are already those it needs: they are copied only when that changes.
+        memory_too = True
+        if self.has_memory:
+            rows = self.memory_rows
+            if rows is None:
+                rows = torch.arange(self.layers[0].cross_attention._keys.shape[0], device=index.device)
+            moved = rows.index_select(0, index)
+            memory_too = not torch.equal(moved, rows)
+            self.memory_rows = moved
         for layer in self.layers:
-            layer.reorder(index)
+            layer.reorder(index, memory_too)
         if self.key_padding_mask is not None:
             self.key_padding_mask = self.key_padding_mask.index_select(0, index)
-        if self.memory_padding_mask is not None:
+        if self.memory_padding_mask is not None and memory_too:
             self.memory_padding_mask = self.memory_padding_mask.index_select(0, index)
         return self
 
