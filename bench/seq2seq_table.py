@@ -108,7 +108,8 @@ def row_transformer(args, work: Path, fraction: float, init: Path | None = None)
     train = pairs_file(work.parent, "train", fraction)
     valid = DATA / "po_en_fr.valid.tsv.xz"
     options = ["--max-cpu-minutes", args.max_cpu_minutes, "--warmup", args.warmup, "--lr", args.lr,
-               "--max-tokens", 4096, "--epochs", 1000, "--threads", 2, "--quiet", "--save-steps", 200]
+               "--max-tokens", 4096, "--epochs", 1000, "--threads", 2, "--quiet", "--save-steps", 200,
+               "--skip-long"]
     if init is None:
         options += ARCHITECTURE
     else:

@@ -61,7 +61,9 @@ def register(commands, train_commands) -> None:
     train.add_argument("--activation", default="relu")
     train.add_argument("--pre-layer-norm", action="store_true", help="pre-LN blocks instead of the paper's post-LN")
     train.add_argument("--learned-positions", action="store_true", help="learned instead of sinusoidal positions")
-    train.add_argument("--max-length", type=int, default=256, help="max_position_embeddings (longer pairs are an error)")
+    train.add_argument("--max-length", type=int, default=256,
+                       help="max_position_embeddings (a longer training pair is an error, or skipped with --skip-long)")
+    train.add_argument("--skip-long", action="store_true", help="leave out training pairs longer than --max-length")
     train.add_argument("--label-smoothing", type=float, default=0.1)
     train.add_argument("--max-tokens", type=int, default=4096, help="padded source + target positions per batch")
     train.add_argument("--max-steps", type=int, help="optimizer steps (default: --epochs)")
@@ -173,7 +175,11 @@ def run_train(args) -> int:
         torch.manual_seed(args.seed)
         model = TransformerForTranslation(config, label_smoothing=args.label_smoothing)
     train = ParallelDataset.encode(pairs, tokenizer, max_length=config.max_position_embeddings,
-                                   where=f"{args.pairs}: pair")
+                                   where=f"{args.pairs}: pair", skip_long=args.skip_long)
+    if train.skipped:
+        say(f"left out {train.skipped} training pairs longer than {config.max_position_embeddings} tokens")
+    if len(train) == 0:
+        raise Word2BertError(f"{args.pairs}: no training pair fits in {config.max_position_embeddings} positions")
     valid = ParallelDataset.encode(valid_pairs, tokenizer, max_length=config.max_position_embeddings,
                                    where=f"{args.valid}: pair") if valid_pairs else None
     pad = special_ids(tokenizer)["pad"]

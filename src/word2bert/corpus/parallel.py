@@ -114,25 +114,34 @@ class ParallelDataset:
         if len(sources) != len(targets):
             raise Word2BertError(f"{len(sources)} sources but {len(targets)} targets")
         self.sources, self.targets = sources, targets
+        self.skipped = 0
 
     @classmethod
     def encode(cls, pairs: Sequence[tuple[str, str]], tokenizer, max_length: int | None = None,
-               source: str = "source", where: str = "") -> "ParallelDataset":
-        """Encode ``pairs`` with ``tokenizer``; a side longer than ``max_length`` tokens (with ``</s>``)
-        is an error naming the pair (its 1-based number in ``where``)."""
+               where: str = "", skip_long: bool = False) -> "ParallelDataset":
+        """Encode ``pairs`` with ``tokenizer``. A side longer than ``max_length`` tokens (with ``</s>``)
+        is an error naming the pair (its 1-based number in ``where``), or, with ``skip_long``, the
+        pair is left out (``dataset.skipped`` counts them)."""
         eos = special_ids(tokenizer)["eos"]
         sources = tokenizer.ids_batch([s for s, _ in pairs])
         targets = tokenizer.ids_batch([t for _, t in pairs])
-        encoded_sources, encoded_targets = [], []
+        encoded_sources, encoded_targets, skipped = [], [], 0
         for number, (src, tgt) in enumerate(zip(sources, targets), 1):
-            for side, ids in (("source", src), ("target", tgt)):
-                if max_length is not None and len(ids) + 1 > max_length:
-                    raise Word2BertError(
-                        f"{where or 'pair'} {number}: the {side} has {len(ids) + 1} tokens, more than the "
-                        f"model's {max_length} positions; shorten it or raise max_position_embeddings")
+            too_long = [(side, len(ids) + 1) for side, ids in (("source", src), ("target", tgt))
+                        if max_length is not None and len(ids) + 1 > max_length]
+            if too_long and skip_long:
+                skipped += 1
+                continue
+            if too_long:
+                side, length = too_long[0]
+                raise Word2BertError(
+                    f"{where or 'pair'} {number}: the {side} has {length} tokens, more than the model's "
+                    f"{max_length} positions; shorten it or raise max_position_embeddings")
             encoded_sources.append(np.array(src + [eos], dtype=np.int32))
             encoded_targets.append(np.array(tgt + [eos], dtype=np.int32))
-        return cls(encoded_sources, encoded_targets)
+        dataset = cls(encoded_sources, encoded_targets)
+        dataset.skipped = skipped
+        return dataset
 
     def __len__(self) -> int:
         return len(self.sources)
