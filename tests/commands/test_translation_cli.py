@@ -86,3 +86,13 @@ def test_long_training_pairs_are_an_error_or_skipped(tmp_path, capsys):
     assert main(["train", "translation", str(pairs), "-o", str(out), "--max-steps", "1", "--max-length", "16",
                  "--skip-long", *[t for t in TINY if t != "--quiet"]]) == 0
     assert "left out 1 training pairs" in capsys.readouterr().err
+
+
+def test_output_directory_is_checked_before_training(tmp_path, capsys):
+    pairs = write_pairs(tmp_path / "pairs.tsv")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine", encoding="utf-8")
+    assert main(["train", "translation", str(pairs), "-o", str(taken), "--max-steps", "1", *TINY]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (taken / "notes.txt").read_text(encoding="utf-8") == "mine"

@@ -15,6 +15,13 @@ import sys
 import time
 from pathlib import Path
 
+from word2bert.commands import (
+    add_overwrite_option,
+    check_output_file,
+    create_output_directory,
+    prepare_output_directory,
+    save_or_rescue,
+)
 from word2bert.errors import Word2BertError
 
 TRAIN_EPILOG = """examples:
@@ -76,6 +83,7 @@ def register(commands, train_commands) -> None:
     train.add_argument("--seed", type=int, default=1)
     train.add_argument("--threads", type=int, help="torch threads")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output directory")
+    add_overwrite_option(train)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=run_train)
 
@@ -146,7 +154,7 @@ def run_train(args) -> int:
     command_cpu_start = time.process_time()
     if args.threads:
         torch.set_num_threads(args.threads)
-    output = Path(args.output)
+    output, _ = prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume)
     if args.resume and find_checkpoint(output) is None:
         raise Word2BertError(f"--resume: no checkpoint in {output}")
     if not 0.0 <= args.label_smoothing < 1.0:
@@ -155,7 +163,7 @@ def run_train(args) -> int:
     budget = CpuBudget(args.max_cpu_minutes) if args.max_cpu_minutes else None
     pairs = read_parallel_tsv(args.pairs, max_pairs=args.max_pairs)
     valid_pairs = read_parallel_tsv(args.valid) if args.valid else None
-    output.mkdir(parents=True, exist_ok=True)
+    create_output_directory(output)
     model = None
     if args.resume:  # the weights come from the checkpoint
         tokenizer = load_joint_bpe(output)
@@ -207,8 +215,11 @@ def run_train(args) -> int:
             print(f"word2bert: interrupted; checkpoint saved in {output} (continue with --resume)", file=sys.stderr)
         return 130
     if trainer.rank == 0:
-        model.save_pretrained(output)
-        tokenizer.save(output)
+        def save(directory):
+            model.save_pretrained(directory)
+            tokenizer.save(directory)
+
+        save_or_rescue(save, output)
         summary = {"steps": state.global_step, "source_tokens": state.tokens_seen,
                    "wall_minutes": round((time.perf_counter() - started) / 60, 2),
                    "cpu_minutes": round((time.process_time() - cpu_started) / 60, 2),
@@ -291,6 +302,8 @@ def run_translate(args) -> int:
     model_dir = Path(args.model)
     if not (model_dir / "config.json").is_file():
         raise Word2BertError(f"{model_dir}: not a translation model directory (no config.json)")
+    if args.output:
+        check_output_file(args.output)
     sources, references = read_sources(args.input, args.score)
     tokenizer = load_joint_bpe(model_dir)
     model = TransformerForTranslation.from_pretrained(model_dir).eval()
