@@ -90,7 +90,7 @@ def test_small_beam_finds_what_greedy_misses():
         return torch.tensor(rows).clamp_min(1e-12).log(), history
 
     prompt = torch.zeros(1, 1, dtype=torch.long)
-    greedy = generate(step, prompt, None, max_new_tokens=2, stop_token_ids=[STOP])
+    greedy = generate(step, prompt, None, max_new_tokens=2, stop_token_ids=[STOP], output_scores=True)
     beam = generate(step, prompt, None, max_new_tokens=2, num_beams=2, length_penalty=0.0, stop_token_ids=[STOP])
     assert greedy.new_tokens[0, 0] == A
     assert beam.new_tokens[0].tolist() == [B, STOP]
@@ -120,7 +120,7 @@ def test_greedy_stops_pads_and_streams():
     prompts = torch.tensor([[0, 1, 2], [2, 1, 0], [1, 1, 1], [0, 0, 0]])
     streamed = []
     out = generate(model.step, prompts, model.initial_state(4), max_new_tokens=8, stop_token_ids=STOP,
-                   pad_token_id=-1, on_tokens=streamed.append)
+                   pad_token_id=-1, on_tokens=streamed.append, output_scores=True)
     assert torch.equal(torch.stack(streamed, 1), out.new_tokens)
     for row in range(4):  # each row alone, one token at a time, is what the batch produced
         state = model.initial_state(1)

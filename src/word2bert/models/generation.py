@@ -48,13 +48,14 @@ StepFunction = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
 class GenerationOutput:
     """``sequences`` (B, T+N) = prompt then new tokens (``pad_token_id`` after a stop token);
     ``new_tokens`` (B, N); ``lengths`` (B,) new tokens of each row, its stop token included;
-    ``scores`` (B,): beam search's length-penalised score, else the sum of log p(token) of the
-    chosen tokens under the model's (unmodified) distribution."""
+    ``scores`` (B,): beam search's length-penalised score; for greedy search and sampling, with
+    ``output_scores=True``, the sum of log p(token) of the chosen tokens under the model's
+    (unmodified) distribution, else None (it costs a pass over the vocabulary per step)."""
 
     sequences: torch.Tensor
     new_tokens: torch.Tensor
     lengths: torch.Tensor
-    scores: torch.Tensor
+    scores: torch.Tensor | None
 
 
 def reorder_state(state, index: torch.Tensor):
@@ -154,6 +155,7 @@ def generate(
     generator: torch.Generator | None = None,
     reorder: Callable[[Any, torch.Tensor], Any] = reorder_state,
     on_tokens: Callable[[torch.Tensor], None] | None = None,
+    output_scores: bool = False,
 ) -> GenerationOutput:
     """Continue each prompt of ``input_ids`` (B, T) by up to ``max_new_tokens`` tokens.
 
@@ -161,7 +163,8 @@ def generate(
     filtered distribution (``temperature``, ``top_k``, ``top_p``; ``generator`` seeds it). A row
     stops after a token of ``stop_token_ids``; generation ends when every row has stopped.
     ``on_tokens(tokens)`` is called with each step's new tokens (B,) as they are produced
-    (streaming; a stopped row shows ``pad_token_id``).
+    (streaming; a stopped row shows ``pad_token_id``). ``output_scores``: also sum the chosen
+    tokens' log-probabilities (greedy / sampling; beam search always scores).
     """
     _check_options(input_ids, max_new_tokens, temperature, top_k, top_p, num_beams, do_sample, on_tokens)
     if stop_token_ids is None:
@@ -174,16 +177,16 @@ def generate(
         return _beam_search(step, input_ids, state, max_new_tokens, num_beams, float(length_penalty),
                             stop_ids, pad_token_id, reorder)
     return _greedy_or_sample(step, input_ids, state, max_new_tokens, do_sample, temperature, top_k, top_p,
-                             stop_ids, pad_token_id, generator, on_tokens)
+                             stop_ids, pad_token_id, generator, on_tokens, output_scores)
 
 
 def _greedy_or_sample(step, input_ids, state, max_new_tokens, do_sample, temperature, top_k, top_p,
-                      stop_ids, pad_token_id, generator, on_tokens) -> GenerationOutput:
+                      stop_ids, pad_token_id, generator, on_tokens, output_scores) -> GenerationOutput:
     batch, device = input_ids.shape[0], input_ids.device
     stop = torch.tensor(stop_ids, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     lengths = torch.zeros(batch, dtype=torch.long, device=device)
-    scores = torch.zeros(batch, dtype=torch.float64, device=device)
+    scores = torch.zeros(batch, dtype=torch.float64, device=device) if output_scores else None
     new_tokens = []
     feed = input_ids
     for number in range(max_new_tokens):
@@ -194,9 +197,11 @@ def _greedy_or_sample(step, input_ids, state, max_new_tokens, do_sample, tempera
             tokens = torch.multinomial(filtered.softmax(-1), 1, generator=generator).squeeze(1)
         else:
             tokens = logits.argmax(-1)
-        log_probs = logits.double().log_softmax(-1).gather(1, tokens[:, None]).squeeze(1)
+        if scores is not None:
+            exact = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+            log_probs = (exact.gather(1, tokens[:, None]).squeeze(1) - torch.logsumexp(exact, -1)).double()
+            scores += log_probs.masked_fill(finished, 0.0)
         tokens = tokens.masked_fill(finished, pad_token_id)
-        scores += log_probs.masked_fill(finished, 0.0)
         lengths += (~finished).long()
         new_tokens.append(tokens)
         if on_tokens is not None:

@@ -406,7 +406,7 @@ class GPTLMHeadModel(PreTrainingModel):
                 positions = None if mask is None else position_ids_from_attention_mask(mask)
                 hidden = self.encoder(ids, mask, position_ids=positions).last_hidden_state
                 state = _GenerationState(None, ids, mask)
-            return objective.logits(hidden[:, -1], self), state
+            return objective.next_token_logits(hidden[:, -1], self), state
 
         return step
 

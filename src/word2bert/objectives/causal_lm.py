@@ -156,6 +156,14 @@ class CausalLanguageModeling(Objective):
         weight, bias = self.output_weights(model)
         return F.linear(hidden, weight, bias)
 
+    def next_token_logits(self, hidden: torch.Tensor, model: nn.Module) -> torch.Tensor:
+        """Logits (B, V) of a few rows ``hidden`` (B, d), as (W h^T)^T: on CPU the product with the
+        (V, d) table on the left runs about twice as fast as ``h W^T`` for a handful of rows
+        (generation's last positions)."""
+        weight, bias = self.output_weights(model)
+        logits = torch.mm(weight, hidden.t()).t()
+        return logits if bias is None else logits + bias
+
     def prepare(self, batch: dict, items: Sequence[dict], rng: np.random.Generator | None) -> None:
         """``labels`` = ``input_ids`` with padding set to -100 (unless the items brought their own)."""
         if "labels" in batch or "target_ids" in batch:
