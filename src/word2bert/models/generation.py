@@ -49,8 +49,8 @@ class GenerationOutput:
     """``sequences`` (B, T+N) = prompt then new tokens (``pad_token_id`` after a stop token);
     ``new_tokens`` (B, N); ``lengths`` (B,) new tokens of each row, its stop token included;
     ``scores`` (B,): beam search's length-penalised score; for greedy search and sampling, with
-    ``output_scores=True``, the sum of log p(token) of the chosen tokens under the model's
-    (unmodified) distribution, else None (it costs a pass over the vocabulary per step)."""
+    ``output_scores=True`` (the default), the sum of log p(token) of the chosen tokens under the
+    model's (unmodified) distribution, else None (it costs a pass over the vocabulary per step)."""
 
     sequences: torch.Tensor
     new_tokens: torch.Tensor
@@ -155,7 +155,7 @@ def generate(
     generator: torch.Generator | None = None,
     reorder: Callable[[Any, torch.Tensor], Any] = reorder_state,
     on_tokens: Callable[[torch.Tensor], None] | None = None,
-    output_scores: bool = False,
+    output_scores: bool = True,
 ) -> GenerationOutput:
     """Continue each prompt of ``input_ids`` (B, T) by up to ``max_new_tokens`` tokens.
 
@@ -163,8 +163,8 @@ def generate(
     filtered distribution (``temperature``, ``top_k``, ``top_p``; ``generator`` seeds it). A row
     stops after a token of ``stop_token_ids``; generation ends when every row has stopped.
     ``on_tokens(tokens)`` is called with each step's new tokens (B,) as they are produced
-    (streaming; a stopped row shows ``pad_token_id``). ``output_scores``: also sum the chosen
-    tokens' log-probabilities (greedy / sampling; beam search always scores).
+    (streaming; a stopped row shows ``pad_token_id``). ``output_scores=False`` skips summing the
+    chosen tokens' log-probabilities (greedy / sampling; beam search always scores).
     """
     _check_options(input_ids, max_new_tokens, temperature, top_k, top_p, num_beams, do_sample, on_tokens)
     if stop_token_ids is None:

@@ -413,12 +413,13 @@ class GPTLMHeadModel(PreTrainingModel):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
                  max_new_tokens: int = 20, use_cache: bool = True, stop_token_ids=None, pad_token_id=None,
-                 **options) -> GenerationOutput:
+                 output_scores: bool = False, **options) -> GenerationOutput:
         """Continue the prompts ``input_ids`` (B, T), left-padded with ``attention_mask`` (B, T) when
         their lengths differ. ``options`` are those of :func:`word2bert.models.generation.generate`
         (``do_sample``, ``temperature``, ``top_k``, ``top_p``, ``num_beams``, ``length_penalty``,
         ``generator``, ``on_tokens``). ``stop_token_ids`` default to the config's ``eos_token_id``
-        (GPT-2); ``pad_token_id`` to the same, or 0."""
+        (GPT-2); ``pad_token_id`` to the same, or 0. ``output_scores=True`` also sums the chosen
+        tokens' log-probabilities (off by default, as in transformers: a pass over the vocabulary)."""
         input_ids = torch.as_tensor(input_ids, dtype=torch.long)
         if input_ids.dim() == 1:
             input_ids = input_ids[None]
@@ -445,7 +446,8 @@ class GPTLMHeadModel(PreTrainingModel):
         try:
             state = _GenerationState(KeyValueCache() if use_cache else None, None, attention_mask)
             return generate(self.generation_step(use_cache), input_ids, state, max_new_tokens=max_new_tokens,
-                            stop_token_ids=stop_token_ids, pad_token_id=pad_token_id, **options)
+                            stop_token_ids=stop_token_ids, pad_token_id=pad_token_id,
+                            output_scores=output_scores, **options)
         finally:
             self.train(was_training)
 
