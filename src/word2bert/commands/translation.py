@@ -15,13 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from word2bert.commands import (
-    add_overwrite_option,
-    check_output_file,
-    create_output_directory,
-    prepare_output_directory,
-    save_or_rescue,
-)
+from word2bert.commands import add_overwrite_option, check_output_file, prepare_output_directory, save_or_rescue
 from word2bert.errors import Word2BertError
 
 TRAIN_EPILOG = """examples:
@@ -163,7 +157,10 @@ def run_train(args) -> int:
     budget = CpuBudget(args.max_cpu_minutes) if args.max_cpu_minutes else None
     pairs = read_parallel_tsv(args.pairs, max_pairs=args.max_pairs)
     valid_pairs = read_parallel_tsv(args.valid) if args.valid else None
-    create_output_directory(output)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise Word2BertError(f"cannot create {output}: {exc.strerror or exc}") from None
     model = None
     if args.resume:  # the weights come from the checkpoint
         tokenizer = load_joint_bpe(output)
