@@ -164,12 +164,12 @@ def test_pretraining_through_the_trainer_learns_a_planted_stream(tmp_path):
     valid = planted_text(tmp_path / "valid.txt", 40, 1)
     config = AWDLSTMConfig(embedding_size=16, lstm_size=32, num_layers=2, embedding_dropout=0.0, input_dropout=0.1,
                            hidden_dropout=0.1, output_dropout=0.1, weight_dropout=0.2)
-    result = pretrain_language_model(train, config, valid, tmp_path / "lm", batch_size=4, bptt=12, epochs=5,
-                                     learning_rate=30.0, seed=0, progress=False, nonmono=5, check_every=20)
+    result = pretrain_language_model(train, config, valid, tmp_path / "lm", batch_size=4, bptt=12, epochs=6,
+                                     learning_rate=10.0, seed=0, progress=False, nonmono=5, check_every=20)
     vocab = load_vocab(tmp_path / "lm")
     counts = vocab.counts[vocab.counts > 0] / vocab.counts.sum()
     unigram = math.exp(-(counts * np.log(counts)).sum())
-    assert result.perplexities["valid"] < unigram / 2.5, (result.perplexities, unigram)
+    assert result.perplexities["valid"] < unigram / 5, (result.perplexities, unigram)    # seeds 0-3: 1.35-1.37
     assert result.evaluations and all("perplexity" in e for e in result.evaluations)
     reloaded = AWDLSTMForLanguageModeling.from_pretrained(tmp_path / "lm")
     stream = token_stream(encode_lines(valid, vocab), vocab.index[EOS])

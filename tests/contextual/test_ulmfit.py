@@ -183,9 +183,10 @@ def test_the_classifier_learns_a_planted_task_from_random_weights(tmp_path):
     """The control run of the benchmark: the same classifier without stages 1 and 2, all layers trained."""
     train = planted_classification(tmp_path / "train.txt", 300, 2)
     test = planted_classification(tmp_path / "test.txt", 90, 3)
-    result = train_classifier(train, test, config=AWDLSTMConfig(**SMALL), batch_size=16, learning_rate=3e-2,
-                              epochs=8, gradual_unfreezing=False, seed=0, progress=False, min_count=1)
-    assert result.metrics["accuracy"] > 0.8, result.metrics
+    config = AWDLSTMConfig(embedding_size=32, lstm_size=32, num_layers=2)
+    result = train_classifier(train, test, config=config, batch_size=16, learning_rate=3e-2, epochs=8,
+                              gradual_unfreezing=False, seed=0, progress=False, min_count=1)
+    assert result.metrics["accuracy"] > 0.9, result.metrics          # seeds 0-3: 1.0 each; chance 1/3
 
 
 def test_command_line_errors(tmp_path, capsys):

@@ -143,9 +143,11 @@ class AWDLSTMModel(PretrainedModel):
         self.config = config
         self.embeddings = nn.Embedding(config.vocab_size, config.embedding_size)
         self.embedding_dropout = EmbeddingDropout(config.embedding_dropout)
-        self.input_dropout = LockedDropout(config.input_dropout)
-        self.layers = nn.ModuleList([WeightDropLSTM(i, h, config.weight_dropout) for i, h in config.layer_sizes()])
-        self.hidden_dropout = LockedDropout(config.hidden_dropout)
+        # the layers run time-major (no transposing copies inside the LSTM kernel)
+        self.input_dropout = LockedDropout(config.input_dropout, batch_first=False)
+        self.layers = nn.ModuleList([WeightDropLSTM(i, h, config.weight_dropout, batch_first=False)
+                                     for i, h in config.layer_sizes()])
+        self.hidden_dropout = LockedDropout(config.hidden_dropout, batch_first=False)
         nn.init.uniform_(self.embeddings.weight, -0.1, 0.1)    # the repository's initrange
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -163,14 +165,24 @@ class AWDLSTMModel(PretrainedModel):
 
         The LSTM reads left to right, so right padding never changes the outputs at real tokens
         (``attention_mask`` is accepted and not needed). ``read_positions`` (B, Q) gathers rows
-        of the last layer.
+        of the last layer. The outputs are (B, T, d) views of time-major tensors.
         """
+        output, new_state, hidden_states = self.forward_time_major(input_ids, state, output_hidden_states)
+        x = output.transpose(0, 1)
+        if read_positions is not None:
+            x = x.gather(1, read_positions[..., None].expand(-1, -1, x.size(-1)))
+        if hidden_states is not None:
+            hidden_states = tuple(h.transpose(0, 1) for h in hidden_states)
+        return EncoderOutput(x, hidden_states, None, new_state)
+
+    def forward_time_major(self, input_ids: torch.Tensor, state=None, output_hidden_states: bool = False):
+        """The stack on ``input_ids`` (B, T): ``(last layer's output (T, B, d), new state, hidden states or None)``."""
         if input_ids.dim() != 2:
             raise Word2BertError(f"AWD-LSTM reads (batch, time) ids, got shape {tuple(input_ids.shape)}")
         batch = input_ids.size(0)
         if state is None or state[0][0].size(0) != batch:
             state = self.initial_state(batch, input_ids.device)
-        x = self.embedding_dropout(input_ids, self.embeddings.weight, self.config.pad_token_id)
+        x = self.embedding_dropout(input_ids.t(), self.embeddings.weight, self.config.pad_token_id)
         x = self.input_dropout(x)
         hidden_states = [x] if output_hidden_states else None
         new_state = []
@@ -181,9 +193,7 @@ class AWDLSTMModel(PretrainedModel):
                 hidden_states.append(x)
             if index < len(self.layers) - 1:
                 x = self.hidden_dropout(x)
-        if read_positions is not None:
-            x = x.gather(1, read_positions[..., None].expand(-1, -1, x.size(-1)))
-        return EncoderOutput(x, tuple(hidden_states) if hidden_states is not None else None, None, tuple(new_state))
+        return x, tuple(new_state), hidden_states
 
 
 class AWDLSTMForLanguageModeling(PretrainedModel):
@@ -210,7 +220,7 @@ class AWDLSTMForLanguageModeling(PretrainedModel):
             raise Word2BertError(f"AWDLSTMForLanguageModeling needs an AWDLSTMConfig, got {type(config).__name__}")
         self.config = config
         self.awd_lstm = AWDLSTMModel(config)
-        self.output_dropout = LockedDropout(config.output_dropout)
+        self.output_dropout = LockedDropout(config.output_dropout, batch_first=False)
         if config.tie_weights:
             self.decoder_weight = None
         else:
@@ -245,24 +255,23 @@ class AWDLSTMForLanguageModeling(PretrainedModel):
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, state=None,
                 attention_mask=None, return_logits: bool = False) -> LMOutput:
         self.last_window_length = input_ids.size(1)     # read by the per-batch learning-rate scaling
-        encoded = self.awd_lstm(input_ids, state=state)
-        raw = encoded.last_hidden_state
+        raw, state, _ = self.awd_lstm.forward_time_major(input_ids, state)    # (T, B, d)
         dropped = self.output_dropout(raw)
         logits = None
         if return_logits:
-            logits = torch.nn.functional.linear(dropped, self.output_weight, self.decoder_bias)
+            logits = torch.nn.functional.linear(dropped, self.output_weight, self.decoder_bias).transpose(0, 1)
         loss, stats = None, {}
         if labels is not None:
-            nll, count = linear_cross_entropy(dropped, self.output_weight, self.decoder_bias, labels, IGNORE_INDEX)
+            nll, count = linear_cross_entropy(dropped, self.output_weight, self.decoder_bias, labels.t(), IGNORE_INDEX)
             count_value = int(count)
             loss = nll / max(count_value, 1)
             stats = {"nll": (nll.detach(), count_value)}
             if self.training:
                 if self.config.ar_alpha:
                     loss = loss + self.config.ar_alpha * dropped.pow(2).mean()
-                if self.config.tar_beta and raw.size(1) > 1:
-                    loss = loss + self.config.tar_beta * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
-        return LMOutput(loss, stats, encoded.state, logits, raw)
+                if self.config.tar_beta and raw.size(0) > 1:
+                    loss = loss + self.config.tar_beta * (raw[1:] - raw[:-1]).pow(2).mean()
+        return LMOutput(loss, stats, state, logits, raw.transpose(0, 1))
 
 
 @torch.no_grad()

@@ -15,15 +15,21 @@ import torch
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
+    """Forward: ``z = h W^T + b`` into one buffer, ``m = max_j z_j``; the buffer becomes ``e = exp(z - m)``
+    in place and ``nll = m + ln(sum_j e_j) - z_y``. Backward: ``e / sum_j e_j - onehot(y)`` in the same
+    buffer is the gradient with respect to ``z``; two matrix products give those of ``h`` and ``W``."""
+
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, ignore_index):
-        logits = hidden @ weight.t() if bias is None else torch.addmm(bias, hidden, weight.t())
-        log_normaliser = torch.logsumexp(logits, dim=1)
+        buffer = hidden @ weight.t() if bias is None else torch.addmm(bias, hidden, weight.t())
         keep = targets != ignore_index
         safe_targets = torch.where(keep, targets, 0)
-        target_logits = logits.gather(1, safe_targets[:, None]).squeeze(1)
-        nll = torch.where(keep, log_normaliser - target_logits, 0.0)
-        ctx.save_for_backward(hidden, weight, logits, log_normaliser, safe_targets, keep)
+        target_logits = buffer.gather(1, safe_targets[:, None]).squeeze(1)
+        row_max = buffer.amax(dim=1)
+        torch.sub(buffer, row_max[:, None], out=buffer).exp_()          # e = exp(z - m), in place
+        sums = buffer.sum(dim=1)
+        nll = torch.where(keep, row_max + sums.log() - target_logits, 0.0)
+        ctx.save_for_backward(hidden, weight, buffer, sums, safe_targets, keep)
         ctx.has_bias = bias is not None
         count = keep.sum()
         ctx.mark_non_differentiable(count)
@@ -31,21 +37,20 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss, _grad_count):
-        hidden, weight, logits, log_normaliser, targets, keep = ctx.saved_tensors
-        grad = logits                                      # reuse the buffer: d loss / d logits
-        grad.sub_(log_normaliser[:, None]).exp_()          # softmax
-        rows = torch.arange(grad.size(0), device=grad.device)
-        grad[rows, targets] -= 1.0
-        if not bool(keep.all()):
-            grad.mul_(keep[:, None])
+        hidden, weight, buffer, sums, targets, keep = ctx.saved_tensors
         scale = float(grad_loss)
+        # d loss / d z = scale * (softmax - onehot), rows without a target zeroed: built in the buffer
+        row_scale = torch.where(keep, scale / sums, 0.0)
+        grad = buffer.mul_(row_scale[:, None])
+        rows = torch.arange(grad.size(0), device=grad.device)
+        grad[rows, targets] -= torch.where(keep, scale, 0.0).to(grad.dtype)
         grad_hidden = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_hidden = torch.mm(grad, weight).mul_(scale)
+            grad_hidden = torch.mm(grad, weight)
         if ctx.needs_input_grad[1]:
-            grad_weight = torch.mm(grad.t(), hidden).mul_(scale)
+            grad_weight = torch.mm(grad.t(), hidden)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = grad.sum(0).mul_(scale)
+            grad_bias = grad.sum(0)
         return grad_hidden, grad_weight, grad_bias, None, None
 
 

@@ -266,7 +266,7 @@ def _check_probability(name: str, p: float) -> float:
 
 def dropout_mask(like: torch.Tensor, shape, p: float) -> torch.Tensor:
     """A mask ``m`` of ``shape`` with ``m = 1 / (1 - p)`` with probability ``1 - p``, else 0."""
-    return like.new_empty(shape).bernoulli_(1.0 - p).div_(1.0 - p)
+    return like.new_empty(shape).uniform_().lt_(1.0 - p).div_(1.0 - p)   # P(u < 1 - p) = 1 - p
 
 
 class LockedDropout(nn.Module):
@@ -315,7 +315,7 @@ class EmbeddingDropout(nn.Module):
 
 
 class WeightDropLSTM(nn.Module):
-    """One LSTM layer (batch first) with DropConnect on the hidden-to-hidden matrix ``W_hh``::
+    """One LSTM layer with DropConnect on the hidden-to-hidden matrix ``W_hh``::
 
         i, f, g, o = split(W_ih x_t + b_ih + (M * W_hh) h_{t-1} + b_hh)
         c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g),   h_t = sigmoid(o) tanh(c_t)
@@ -323,16 +323,18 @@ class WeightDropLSTM(nn.Module):
     ``M`` (entries ``1 / (1 - p)`` or 0) is drawn once per call in training and kept for all
     time steps; the mask of the latest call is ``weight_hh_mask``. Parameter names and gate
     order (i, f, g, o) are those of ``torch.nn.LSTM``; the whole sequence runs in PyTorch's
-    fused LSTM kernel (oneDNN on CPU, cuDNN on GPU).
+    fused LSTM kernel (oneDNN on CPU, cuDNN on GPU). Inputs are (batch, time, features), or
+    (time, batch, features) with ``batch_first=False`` (which saves the kernel two transposing copies).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, weight_dropout: float = 0.0):
+    def __init__(self, input_size: int, hidden_size: int, weight_dropout: float = 0.0, batch_first: bool = True):
         super().__init__()
         if input_size < 1 or hidden_size < 1:
             raise Word2BertError(f"WeightDropLSTM sizes must be >= 1, got input_size={input_size}, "
                                  f"hidden_size={hidden_size}")
         self.input_size, self.hidden_size = input_size, hidden_size
         self.weight_dropout = _check_probability("weight_dropout", weight_dropout)
+        self.batch_first = batch_first
         self.weight_ih_l0 = nn.Parameter(torch.empty(4 * hidden_size, input_size))
         self.weight_hh_l0 = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
         self.bias_ih_l0 = nn.Parameter(torch.empty(4 * hidden_size))
@@ -355,22 +357,22 @@ class WeightDropLSTM(nn.Module):
         return self.weight_hh_l0 * self.weight_hh_mask
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
-        """``x`` (batch, time, input_size), ``state`` ``(h, c)`` each (batch, hidden_size) or None (zeros).
-
-        Returns ``(output (batch, time, hidden_size), (h_T, c_T))``.
+        """``x`` (batch, time, input_size) (time first without ``batch_first``), ``state`` ``(h, c)`` each
+        (batch, hidden_size) or None (zeros). Returns ``(output, (h_T, c_T))``, the output laid out as ``x``.
         """
         if x.dim() != 3 or x.size(-1) != self.input_size:
-            raise Word2BertError(f"WeightDropLSTM expects (batch, time, {self.input_size}) inputs, "
+            layout = "batch, time" if self.batch_first else "time, batch"
+            raise Word2BertError(f"WeightDropLSTM expects ({layout}, {self.input_size}) inputs, "
                                  f"got {tuple(x.shape)}")
-        batch = x.size(0)
+        batch = x.size(0 if self.batch_first else 1)
         if state is None:
             h0 = x.new_zeros(1, batch, self.hidden_size)
             c0 = x.new_zeros(1, batch, self.hidden_size)
         else:
             h0, c0 = state[0].unsqueeze(0), state[1].unsqueeze(0)
         weights = [self.weight_ih_l0, self.dropped_weight_hh(), self.bias_ih_l0, self.bias_hh_l0]
-        output, h_n, c_n = torch.lstm(x, (h0, c0), weights, True, 1, 0.0, self.training, False, True)
+        output, h_n, c_n = torch.lstm(x, (h0, c0), weights, True, 1, 0.0, self.training, False, self.batch_first)
         return output, (h_n.squeeze(0), c_n.squeeze(0))
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}, weight_dropout={self.weight_dropout}"
+        return f"{self.input_size}, {self.hidden_size}, weight_dropout={self.weight_dropout}, batch_first={self.batch_first}"
