@@ -64,7 +64,7 @@ def run_word2bert(args, max_steps=None, budget=None, seed=0):
         callbacks.append(stop_after_budget)
 
     trainer_started = [time.perf_counter()]
-    config = AWDLSTMConfig(**CONFIGS[args.config], **DROPOUTS)
+    config = AWDLSTMConfig(**CONFIGS[args.config], **DROPOUTS, pad_token_id=1)   # fastai's pad_token=1
     result = pretrain_language_model(
         args.train, config, None, None, batch_size=args.batch_size, bptt=args.bptt, variable_bptt=False,
         epochs=1000.0 if budget is not None else 1.0, max_steps=max_steps, learning_rate=30.0, weight_decay=1.2e-6,
@@ -143,6 +143,44 @@ def run_fastai(args, max_steps=None, budget=None, seed=0):
             "call_tokens_per_second": tokens / (finished - started)}
 
 
+def check_same_math() -> float:
+    """Without dropout, both models with the same weights give the same loss (cross-entropy + AR + TAR)
+    and gradients; returns the largest difference."""
+    import torch.nn.functional as F
+    from fastai.text.models.awdlstm import AWD_LSTM
+    from fastai.text.models.core import get_language_model
+
+    from word2bert.models.awd_lstm import AWDLSTMForLanguageModeling
+
+    torch.manual_seed(0)
+    vocab_size = 50
+    theirs = get_language_model(AWD_LSTM, vocab_size, config=dict(
+        emb_sz=8, n_hid=12, n_layers=3, pad_token=1, bidir=False, tie_weights=True, out_bias=True, output_p=0,
+        hidden_p=0, input_p=0, embed_p=0, weight_p=0))
+    ours = AWDLSTMForLanguageModeling(AWDLSTMConfig(
+        vocab_size=vocab_size, embedding_size=8, lstm_size=12, num_layers=3, embedding_dropout=0, input_dropout=0,
+        hidden_dropout=0, output_dropout=0, weight_dropout=0, pad_token_id=1))
+    state = theirs.state_dict()
+    mapped = {"awd_lstm.embeddings.weight": state["0.encoder.weight"], "decoder_bias": state["1.decoder.bias"]}
+    for i in range(3):
+        mapped[f"awd_lstm.layers.{i}.weight_hh_l0"] = state[f"0.rnns.{i}.weight_hh_l0_raw"]
+        for name in ("weight_ih_l0", "bias_ih_l0", "bias_hh_l0"):
+            mapped[f"awd_lstm.layers.{i}.{name}"] = state[f"0.rnns.{i}.module.{name}"]
+    ours.load_state_dict(mapped)
+    theirs.train(), ours.train(), theirs.reset()
+    x, y = torch.randint(0, vocab_size, (3, 9)), torch.randint(0, vocab_size, (3, 9))
+    x[0, 0] = 1
+    out, raw, dropped = theirs(x)
+    loss_theirs = (F.cross_entropy(out.reshape(-1, vocab_size), y.reshape(-1)) + 2 * dropped.pow(2).mean()
+                   + (raw[:, 1:] - raw[:, :-1]).pow(2).mean())
+    loss_ours = ours(x, y).loss
+    loss_theirs.backward()
+    loss_ours.backward()
+    pairs = [(loss_theirs, loss_ours), (theirs[0].encoder.weight.grad, ours.awd_lstm.embeddings.weight.grad)]
+    pairs += [(theirs[0].rnns[i].weight_hh_l0_raw.grad, ours.awd_lstm.layers[i].weight_hh_l0.grad) for i in range(3)]
+    return max(float((a - b).detach().abs().max()) for a, b in pairs)
+
+
 # ------------------------------------------------------------------------------------ evaluation
 @torch.no_grad()
 def validation_perplexity(model, vocab, path, kind, rows=10, bptt=70):
@@ -192,8 +230,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
+    difference = check_same_math()
+    print(f"same math without dropout: largest difference in loss and gradients {difference:.1e}", flush=True)
+    if difference > 1e-5:
+        raise SystemExit("the two models do not compute the same function: not comparable")
 
-    rows, log = [], []
+    rows, log = [], [f"same math (no dropout, same weights): largest loss/gradient difference {difference:.1e}"]
     for round_ in range(args.rounds):
         for name, run in (("word2bert", run_word2bert), ("fastai", run_fastai)) if round_ % 2 == 0 else \
                 (("fastai", run_fastai), ("word2bert", run_word2bert)):
