@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from word2bert.corpus.lm_corpus import EOS, VOCAB_FILE, check_lm_vocabulary
 from word2bert.corpus.vocab import Vocabulary
 from word2bert.errors import Word2BertError
 from word2bert.fileio import atomic_save, atomic_write
+from word2bert.nn.linear_cross_entropy import linear_cross_entropy
 
 
 @dataclass
@@ -117,16 +117,24 @@ class NNLM(nn.Module):
             parts.append(x)
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> LMOutput:
-        """``input_ids`` (B, n-1): the previous words, oldest first; ``labels`` (B,): the next word."""
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
+                return_logits: bool | None = None) -> LMOutput:
+        """``input_ids`` (B, n-1): the previous words, oldest first; ``labels`` (B,): the next word.
+
+        With labels the output layer and the softmax cross-entropy run fused and the logits are
+        returned only with ``return_logits=True``; without labels the logits are returned.
+        """
         if input_ids.dim() != 2 or input_ids.size(1) != self.config.order - 1:
             raise Word2BertError(f"NNLM of order {self.config.order} reads (batch, {self.config.order - 1}) "
                                  f"contexts, got {tuple(input_ids.shape)}")
-        logits = self.output(self.features(input_ids))
+        features = self.features(input_ids)
+        if return_logits is None:
+            return_logits = labels is None
+        logits = self.output(features) if return_logits else None
         loss, stats = None, {}
         if labels is not None:
-            nll = F.cross_entropy(logits if logits.dtype == torch.float64 else logits.float(), labels, reduction="sum")
-            count = labels.numel()
+            nll, count = linear_cross_entropy(features, self.output.weight, self.output.bias, labels)
+            count = int(count)
             loss = nll / count
             stats = {"nll": (nll.detach(), count)}
         return LMOutput(loss, logits, stats)
