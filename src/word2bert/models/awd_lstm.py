@@ -7,7 +7,7 @@ A stack of LSTM layers over word embeddings, regularised five ways (``nn/recurre
 * locked (variational) dropout, one mask across time, on the embedded input (``input_dropout``),
   between layers (``hidden_dropout``) and on the last layer's output (``output_dropout``);
 * the output layer tied to the embeddings (the last layer's size is then the embedding size);
-* activation regularisation ``AR = alpha * mean(m * h_T^L)^2`` on the dropped output of the last
+* activation regularisation ``AR = alpha * mean((m * h_t^L)^2)`` on the dropped output of the last
   layer and temporal activation regularisation ``TAR = beta * mean(h_t^L - h_{t-1}^L)^2`` on its
   undropped output (alpha 2, beta 1).
 
