@@ -7,7 +7,7 @@ from importlib import resources
 import pytest
 
 from word2bert.errors import Word2BertError
-from word2bert.tokenizers import ByteLevelBPETokenizer
+from word2bert.tokenizers import ByteLevelBPETokenizer, OpenAIGPTTokenizer
 
 MIXED_TEXTS = [
     "Hello world",
@@ -140,3 +140,27 @@ def test_bad_files_are_named(tmp_path):
         ByteLevelBPETokenizer.from_pretrained(tmp_path)
     with pytest.raises(Word2BertError, match="vocab_size"):
         ByteLevelBPETokenizer.train(tmp_path / "merges.txt", vocab_size=10)
+
+
+def test_gpt1_character_bpe_gives_transformers_ids(tmp_path):
+    """GPT-1's tokenizer (lower case, BERT's splitting, </w> word ends, <unk>) against transformers'
+    OpenAIGPTTokenizer reading the files we save; the auto loader tells it from GPT-2's byte BPE."""
+    transformers = pytest.importorskip("transformers")
+    from word2bert.tokenizers.auto import tokenizer_from_pretrained
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("The quick brown fox jumps over the lazy dog. Héllo, World! don't stop at 123.\n" * 40,
+                      encoding="utf-8")
+    tokenizer = OpenAIGPTTokenizer.train(corpus, vocab_size=150)
+    tokenizer.save(tmp_path / "gpt1")
+    theirs = transformers.OpenAIGPTTokenizer.from_pretrained(str(tmp_path / "gpt1"))
+    for text in MIXED_TEXTS:
+        assert tokenizer.encode(text)["input_ids"] == theirs(text)["input_ids"], text
+    assert tokenizer.tokenize("The fox!") == ["the</w>", "fox</w>", "!</w>"]
+    assert tokenizer.eos_id is None and tokenizer.unk_id == tokenizer.pad_id == tokenizer.token_to_id("<unk>")
+    assert tokenizer.unk_id in tokenizer.encode("zebra \u2713")["input_ids"]  # unseen characters
+    assert isinstance(tokenizer_from_pretrained(tmp_path / "gpt1"), OpenAIGPTTokenizer)
+    (tmp_path / "gpt1" / "tokenizer_config.json").unlink()  # files alone: the </w> merges decide
+    assert isinstance(tokenizer_from_pretrained(tmp_path / "gpt1"), OpenAIGPTTokenizer)
+    start = tokenizer.add_special_tokens(["<|start|>"])[0]
+    assert tokenizer.encode("<|start|>the fox")["input_ids"][0] == start

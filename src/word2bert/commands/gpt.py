@@ -291,7 +291,7 @@ class TextStreamer:
 def load_generator(directory):
     """The model (any registered model with a ``generate`` method) and BPE tokenizer of a directory."""
     from word2bert.models import auto
-    from word2bert.tokenizers.bpe import ByteLevelBPETokenizer
+    from word2bert.tokenizers.auto import tokenizer_from_pretrained
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -300,7 +300,10 @@ def load_generator(directory):
     if not hasattr(model, "generate"):
         name = type(model).__name__
         raise Word2BertError(f"{directory} holds a {name}, which does not generate text (give a GPT model)")
-    return model.eval(), ByteLevelBPETokenizer.from_pretrained(directory)
+    tokenizer = tokenizer_from_pretrained(directory)
+    if not hasattr(tokenizer, "eos_id"):
+        raise Word2BertError(f"{directory}: generation needs GPT's BPE tokenizer (vocab.json + merges.txt)")
+    return model.eval(), tokenizer
 
 
 def run_generate(args) -> int:
@@ -315,11 +318,13 @@ def run_generate(args) -> int:
     if not prompts or not any(prompts):
         raise Word2BertError("give a prompt (an argument or standard input)")
     model, tokenizer = load_generator(args.model)
-    stop_ids = [] if args.no_stop else [tokenizer.eos_id]
+    stop_ids = [] if args.no_stop or tokenizer.eos_id is None else [tokenizer.eos_id]  # GPT-1 has no end token
     encoded = tokenizer.encode_batch(prompts, padding=True, padding_side="left")
     ids = torch.tensor(encoded["input_ids"], dtype=torch.long)
     mask = torch.tensor(encoded["attention_mask"], dtype=torch.long)
     if ids.shape[1] == 0 or bool((mask.sum(1) == 0).any()):  # an empty prompt starts from <|endoftext|>
+        if tokenizer.eos_id is None:
+            raise Word2BertError("give a non-empty prompt (this model has no start-of-text token)")
         ids = torch.cat([torch.full((ids.shape[0], 1), tokenizer.eos_id), ids], 1)
         mask = torch.cat([torch.ones(mask.shape[0], 1, dtype=torch.long), mask], 1)
     room = model.config.n_positions - ids.shape[1]

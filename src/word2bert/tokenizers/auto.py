@@ -11,6 +11,7 @@ RobertaTokenizer                            :class:`~word2bert.models.roberta.Ro
 AlbertTokenizer / tokenizer.json (Unigram)  :class:`~word2bert.tokenizers.unigram.UnigramTokenizer`
 GPT2Tokenizer / vocab.json + merges.txt,    :class:`~word2bert.tokenizers.bpe.ByteLevelBPETokenizer`
 encoder.json + vocab.bpe
+OpenAIGPTTokenizer / merges with ``</w>``   :class:`~word2bert.tokenizers.bpe.OpenAIGPTTokenizer`
 ==========================================  =====================================================
 """
 
@@ -28,6 +29,7 @@ TOKENIZER_CLASSES = {
     "RobertaTokenizer": "word2bert.models.roberta:RobertaTokenizer",
     "AlbertTokenizer": "word2bert.tokenizers.unigram:UnigramTokenizer",
     "GPT2Tokenizer": "word2bert.tokenizers.bpe:ByteLevelBPETokenizer",
+    "OpenAIGPTTokenizer": "word2bert.tokenizers.bpe:OpenAIGPTTokenizer",
 }
 
 
@@ -56,6 +58,15 @@ def _is_unigram(path: Path) -> bool:
         return False
 
 
+def _has_word_end_suffix(merges: Path, lines: int = 2000) -> bool:
+    """Whether a merges file marks word ends with ``</w>`` (GPT-1) in its first ``lines`` merges."""
+    try:
+        with open(merges, encoding="utf-8", errors="replace") as handle:
+            return any("</w>" in line for _, line in zip(range(lines), handle))
+    except OSError:
+        return False
+
+
 def tokenizer_from_pretrained(directory):
     """The tokenizer saved in ``directory`` (see the module docstring)."""
     directory = Path(directory)
@@ -68,6 +79,9 @@ def tokenizer_from_pretrained(directory):
         return _load_class(TOKENIZER_CLASSES["BertTokenizer"]).from_pretrained(directory)
     if (directory / "tokenizer.json").is_file() and _is_unigram(directory / "tokenizer.json"):
         return _load_class(TOKENIZER_CLASSES["AlbertTokenizer"]).from_pretrained(directory)
+    if (directory / "vocab.json").is_file() and (directory / "merges.txt").is_file() and \
+            _has_word_end_suffix(directory / "merges.txt"):  # GPT-1's character BPE, not GPT-2's bytes
+        return _load_class(TOKENIZER_CLASSES["OpenAIGPTTokenizer"]).from_pretrained(directory)
     if ((directory / "vocab.json").is_file() and (directory / "merges.txt").is_file()) or \
             ((directory / "encoder.json").is_file() and (directory / "vocab.bpe").is_file()):
         return _load_class(TOKENIZER_CLASSES["GPT2Tokenizer"]).from_pretrained(directory)

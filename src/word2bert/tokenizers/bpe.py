@@ -142,13 +142,18 @@ class ByteLevelBPETokenizer:
                 raise Word2BertError(f"a special token must be a non-empty string, got {token!r}")
             if token not in vocab:
                 vocab[token] = max(vocab.values()) + 1
-        extra = [t for t in self.special_tokens if t not in (self.eos_token, self.bos_token, self.pad_token)]
-        rebuilt = type(self)(vocab, self._merges, eos_token=self.eos_token, bos_token=self.bos_token,
-                             pad_token=self.pad_token if self.pad_token != self.eos_token else None,
-                             special_tokens=extra + [t for t in tokens if t not in extra],
-                             add_prefix_space=self.add_prefix_space)
-        self.__dict__.update(rebuilt.__dict__)
+        extra = self.additional_special_tokens()
+        self.__dict__.update(self._rebuilt(vocab, extra + [t for t in tokens if t not in extra]).__dict__)
         return [self._vocab[token] for token in tokens]
+
+    def additional_special_tokens(self) -> list[str]:
+        """Special tokens other than the end-of-text / start / padding ones."""
+        return [t for t in self.special_tokens if t not in (self.eos_token, self.bos_token, self.pad_token)]
+
+    def _rebuilt(self, vocab: dict[str, int], special_tokens: list[str]):
+        return type(self)(vocab, self._merges, eos_token=self.eos_token, bos_token=self.bos_token,
+                          pad_token=self.pad_token if self.pad_token != self.eos_token else None,
+                          special_tokens=special_tokens, add_prefix_space=self.add_prefix_space)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -226,20 +231,36 @@ class ByteLevelBPETokenizer:
                 config = json.loads(config_path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, ValueError) as error:
                 raise Word2BertError(f"cannot read {config_path}: {error}") from None
-            for key in ("eos_token", "bos_token", "pad_token"):
-                value = config.get(key)
-                if isinstance(value, dict):  # Hugging Face's serialised AddedToken
-                    value = value.get("content")
-                if isinstance(value, str):
-                    settings[key] = value
-            if "add_prefix_space" in config:
-                settings["add_prefix_space"] = bool(config["add_prefix_space"])
-            additional = config.get("additional_special_tokens") or []
-            additional = [t.get("content") if isinstance(t, dict) else t for t in additional]
-            if additional and all(isinstance(t, str) for t in additional):
-                settings["special_tokens"] = additional
+            settings = cls._settings_from_config(config if isinstance(config, dict) else {})
         settings.update(options)
         return cls.from_files(directory / vocab_name, directory / merges_name, **settings)
+
+    @classmethod
+    def _settings_from_config(cls, config: dict) -> dict:
+        """Constructor options from a ``tokenizer_config.json``."""
+        settings = {}
+        for key in ("eos_token", "bos_token", "pad_token"):
+            value = config.get(key)
+            if isinstance(value, dict):  # Hugging Face's serialised AddedToken
+                value = value.get("content")
+            if isinstance(value, str):
+                settings[key] = value
+        if "add_prefix_space" in config:
+            settings["add_prefix_space"] = bool(config["add_prefix_space"])
+        additional = config.get("additional_special_tokens") or []
+        additional = [t.get("content") if isinstance(t, dict) else t for t in additional]
+        if additional and all(isinstance(t, str) for t in additional):
+            settings["special_tokens"] = additional
+        return settings
+
+    def _tokenizer_config(self) -> dict:
+        """What ``save`` writes as ``tokenizer_config.json`` (transformers' names)."""
+        config = {"tokenizer_class": "GPT2Tokenizer", "add_prefix_space": self.add_prefix_space,
+                  "eos_token": self.eos_token, "bos_token": self.bos_token, "unk_token": self.eos_token,
+                  "pad_token": self.pad_token, "model_max_length": 1024}
+        if self.additional_special_tokens():
+            config["additional_special_tokens"] = self.additional_special_tokens()
+        return config
 
     def save(self, directory) -> Path:
         """Write ``vocab.json``, ``merges.txt`` and ``tokenizer_config.json`` (transformers' GPT-2
@@ -256,12 +277,7 @@ class ByteLevelBPETokenizer:
             handle.write("#version: 0.2\n")
             for first, second in self._merges:
                 handle.write(f"{first} {second}\n")
-        config = {"tokenizer_class": "GPT2Tokenizer", "add_prefix_space": self.add_prefix_space,
-                  "eos_token": self.eos_token, "bos_token": self.bos_token, "unk_token": self.eos_token,
-                  "pad_token": self.pad_token, "model_max_length": 1024}
-        extra = [t for t in self.special_tokens if t not in (self.eos_token, self.bos_token, self.pad_token)]
-        if extra:
-            config["additional_special_tokens"] = extra
+        config = self._tokenizer_config()
         with atomic_write(directory / "tokenizer_config.json", "w", encoding="utf-8") as handle:
             json.dump(config, handle, indent=2)
         return directory
@@ -383,4 +399,109 @@ class ByteLevelBPETokenizer:
                 f"add_prefix_space={self.add_prefix_space})")
 
 
-__all__ = ["END_OF_TEXT", "ByteLevelBPETokenizer", "read_merges_file", "read_vocab_file"]
+class OpenAIGPTTokenizer(ByteLevelBPETokenizer):
+    """GPT-1's BPE (Radford et al. 2018; transformers' ``OpenAIGPTTokenizer``): lower-cased text split
+    like BERT's basic tokenizer (whitespace and punctuation, accents kept), then BPE over characters
+    with ``</w>`` marking the end of a word; characters outside the vocabulary become ``<unk>``.
+
+    Same interface as :class:`ByteLevelBPETokenizer`; GPT-1 has no end-of-text token (``eos_id`` is
+    None) and pads with ``<unk>``. Read from ``vocab.json`` + ``merges.txt`` (as transformers writes
+    GPT-1's files) or learned with :meth:`train`.
+    """
+
+    def __init__(self, vocab: dict[str, int], merges: Sequence[tuple[str, str]], unk_token: str = "<unk>",
+                 special_tokens: Sequence[str] = (), **ignored):
+        tk = _tokenizers()
+        from tokenizers import decoders, normalizers, pre_tokenizers
+        from tokenizers.models import BPE
+
+        specials = list(dict.fromkeys([unk_token, *special_tokens]))
+        missing = [token for token in specials if token not in vocab]
+        if missing:
+            raise Word2BertError(f"the BPE vocabulary lacks the special token(s) {', '.join(missing)}")
+        merges = [tuple(pair) for pair in merges]
+        try:
+            model = BPE(vocab=dict(vocab), merges=merges, dropout=None, continuing_subword_prefix="",
+                        end_of_word_suffix="</w>", fuse_unk=False, unk_token=unk_token)
+        except Exception as error:
+            raise Word2BertError(f"inconsistent BPE vocabulary and merges: {error}") from None
+        tokenizer = tk.Tokenizer(model)
+        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tokenizer.decoder = decoders.BPEDecoder(suffix="</w>")
+        tokenizer.add_special_tokens(specials)
+        self._tokenizer = tokenizer
+        self._vocab = dict(vocab)
+        self._merges = merges
+        self.add_prefix_space = False
+        self.unk_token = unk_token
+        self.eos_token = self.bos_token = None
+        self.pad_token = unk_token
+        self.special_tokens = specials
+        self.eos_id = self.bos_id = None
+        self.unk_id = self.pad_id = vocab[unk_token]
+        self.special_ids = sorted({vocab[token] for token in specials})
+
+    def additional_special_tokens(self) -> list[str]:
+        return [t for t in self.special_tokens if t != self.unk_token]
+
+    def _rebuilt(self, vocab, special_tokens):
+        return type(self)(vocab, self._merges, unk_token=self.unk_token, special_tokens=special_tokens)
+
+    @classmethod
+    def _settings_from_config(cls, config: dict) -> dict:
+        settings = {}
+        unk = config.get("unk_token")
+        unk = unk.get("content") if isinstance(unk, dict) else unk
+        if isinstance(unk, str):
+            settings["unk_token"] = unk
+        additional = config.get("additional_special_tokens") or []
+        additional = [t.get("content") if isinstance(t, dict) else t for t in additional]
+        if additional and all(isinstance(t, str) for t in additional):
+            settings["special_tokens"] = additional
+        return settings
+
+    def _tokenizer_config(self) -> dict:
+        config = {"tokenizer_class": "OpenAIGPTTokenizer", "unk_token": self.unk_token, "do_lower_case": True,
+                  "model_max_length": 512}
+        if self.additional_special_tokens():
+            config["additional_special_tokens"] = self.additional_special_tokens()
+        return config
+
+    @classmethod
+    def train(cls, files, vocab_size: int = 40478, min_frequency: int = 2, unk_token: str = "<unk>",
+              limit_alphabet: int = 1000) -> OpenAIGPTTokenizer:
+        """Learn GPT-1-style merges (``</w>`` word ends, lower case) from text ``files``."""
+        tk = _tokenizers()
+        from tokenizers import normalizers, pre_tokenizers, trainers
+        from tokenizers.models import BPE
+
+        if isinstance(files, (str, Path)):
+            files = [files]
+        files = [Path(f) for f in files]
+        for path in files:
+            if not path.is_file():
+                raise Word2BertError(f"file not found: {path}")
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
+            raise Word2BertError(f"parameter vocab_size={vocab_size!r} must be an integer >= 2")
+
+        def lines():
+            for path in files:
+                with open_text(path) as handle:
+                    yield from handle
+
+        tokenizer = tk.Tokenizer(BPE(unk_token=unk_token, end_of_word_suffix="</w>"))
+        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[unk_token],
+                                      end_of_word_suffix="</w>", limit_alphabet=limit_alphabet, show_progress=False)
+        tokenizer.train_from_iterator(lines(), trainer=trainer)
+        model = json.loads(tokenizer.to_str())["model"]
+        merges = [tuple(pair.split(" ")) if isinstance(pair, str) else tuple(pair) for pair in model["merges"]]
+        return cls(model["vocab"], merges, unk_token=unk_token)
+
+    def __repr__(self) -> str:
+        return f"OpenAIGPTTokenizer(vocab_size={self.vocab_size}, merges={len(self._merges)})"
+
+
+__all__ = ["END_OF_TEXT", "ByteLevelBPETokenizer", "OpenAIGPTTokenizer", "read_merges_file", "read_vocab_file"]
