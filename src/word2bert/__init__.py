@@ -48,6 +48,9 @@ _LAZY = {
     "ElmoForPreTraining": "word2bert.models.elmo",
     "batch_to_ids": "word2bert.models.elmo",
     "CoveForTranslation": "word2bert.models.cove",
+    "DistilBertConfig": "word2bert.models.distilbert",
+    "DistilBertModel": "word2bert.models.distilbert",
+    "DistilBertForMaskedLM": "word2bert.models.distilbert",
 }
 
 __all__ = ["Word2BertError", "__version__", *_LAZY]

@@ -39,6 +39,7 @@ EPILOG = """examples:
   word2bert train lsa corpus.txt -o lsa.txt        PPMI + truncated SVD
   word2bert pretrain bert corpus.txt -o bert/ --layers 4 --hidden 256 --heads 4
   word2bert finetune bert/ --train train.tsv --dev dev.tsv --task classification -o clf/
+  word2bert distill --teacher bert/ --corpus corpus.txt -o distilbert/    DistilBERT: half the layers
 
 Options also take fastText's and word2vec.c's spellings (-dim, -epoch, -size, -iter, -threads).
 """
