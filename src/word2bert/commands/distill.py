@@ -545,8 +545,9 @@ def _run_task(args, output: Path) -> int:
         teacher_metrics = evaluate_task(teacher, dev_items, args.task, pad_id=tokenizer.pad_id)
         evaluation = {"accuracy": student_metrics["accuracy"], "teacher_accuracy": teacher_metrics["accuracy"],
                       "examples": student_metrics["examples"]}
+    layers_key = "teacher_layers" if source is teacher else "init_layers"  # the layers of --init-from's model
     summary = {"student": type(student.encoder).__name__, "layers": student.encoder.config.num_hidden_layers,
-               "teacher_layers": args.chosen_layers, "steps": state.global_step,
+               layers_key: args.chosen_layers, "steps": state.global_step,
                "final_loss": state.history[-1]["loss"] if state.history else None, "evaluation": evaluation,
                "seconds": round(seconds, 2), "output": str(output)}
     return _report(args, args.task, summary, "dev")
