@@ -124,4 +124,7 @@ def test_teachers_and_flags_it_cannot_use(files, tmp_path, capsys):
     code, _, err = run(capsys, "distill", "--teacher", files / "teacher", "--corpus", files / "corpus.txt", "-o",
                        tmp_path / "e", "--teacher-layers", "0,9")
     assert code == 2 and "layer 9 does not exist" in err
-    assert not any((tmp_path / name).exists() for name in "abcde")
+    code, _, err = run(capsys, "distill", "--teacher", files / "clf", "--task", "classification", "--train",
+                       files / "train.tsv", "-o", tmp_path / "f", "--mlm-smoothing", "0")
+    assert code == 2 and "--mlm-smoothing applies to masked-LM distillation only" in err
+    assert not any((tmp_path / name).exists() for name in "abcdef")

@@ -64,6 +64,10 @@ MLM_DEFAULTS = {"alpha_ce": 5.0, "alpha_mlm": 2.0, "alpha_cos": 1.0, "epochs": 3
 TASK_DEFAULTS = {"alpha_ce": 0.5, "alpha_task": 0.5, "epochs": 3.0, "lr": 5e-5, "warmup": 0.1, "weight_decay": 0.01,
                  "clip": 1.0}
 
+#: Flags of one mode only (given in the other, they are refused rather than ignored).
+CORPUS_ONLY = ("ce_rows", "min_seq_length", "masked_lm_prob", "max_predictions", "mlm_smoothing", "eval_fraction")
+TASK_ONLY = ("init_from", "pooling", "dev", "max_train_examples", "max_dev_examples")
+
 #: Flags that may change when a run is resumed; every other flag must match training_args.json.
 RESUMABLE = {"max_steps", "epochs", "save_steps", "threads", "quiet", "json", "resume", "overwrite", "output",
              "corpus", "train", "dev", "teacher", "init_from"}
@@ -175,12 +179,12 @@ def _fill_defaults(args, mode: str) -> None:
         if getattr(args, name) is not None:
             raise Word2BertError(f"--{name.replace('_', '-')} applies to "
                                  f"{'task' if mode == 'mlm' else 'masked-LM'} distillation only")
-    if mode == "task":
-        for name, flag in (("corpus", "--corpus"), ("ce_rows", "--ce-rows")):
-            if name in getattr(args, "_given", set()):
-                raise Word2BertError(f"{flag} applies to masked-LM distillation only")
-    elif args.init_from is not None or args.pooling is not None or args.dev is not None:
-        raise Word2BertError("--init-from, --pooling and --dev apply to task distillation only")
+    given = getattr(args, "_given", set())
+    only = CORPUS_ONLY if mode == "task" else TASK_ONLY
+    misplaced = [dest for dest in only if dest in given or (dest in TASK_ONLY and getattr(args, dest) is not None)]
+    if misplaced:
+        flag = "--" + misplaced[0].replace("_", "-")
+        raise Word2BertError(f"{flag} applies to {'masked-LM' if mode == 'task' else 'task'} distillation only")
     for name, value in defaults.items():
         if getattr(args, name, None) is None:
             setattr(args, name, value)

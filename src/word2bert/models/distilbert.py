@@ -346,6 +346,8 @@ def student_from_teacher(teacher: nn.Module, num_layers: int | None = None, laye
         module.__dict__.pop(FROZEN_FLAG, None)  # a frozen teacher gives a trainable student
     student.requires_grad_(True)
     _restore_fixed_tables(student)
+    if hasattr(student, "freeze_unused_pooler"):  # a pre-training model leaves a pooler it never reads untrained
+        student.freeze_unused_pooler()
     student.train()
     return student
 

@@ -305,7 +305,7 @@ class MaskedLMDistillation(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, *, masked_positions: torch.Tensor,
-                masked_labels: torch.Tensor | None = None, **_ignored) -> DistillationOutput:
+                masked_labels: torch.Tensor | None = None) -> DistillationOutput:
         positions = masked_positions.long()
         all_rows = self.alpha_cos > 0 or self.ce_rows == "all"
         with torch.no_grad():
