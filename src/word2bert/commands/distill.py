@@ -405,6 +405,7 @@ def _run_mlm(args, output: Path) -> int:
     from word2bert.objectives import MaskedLM
     from word2bert.objectives.distillation import FrequencySmoothedTokens, MaskedLMDistillation, SequenceDataset
     from word2bert.tasks.finetune import load_tokenizer
+    from word2bert.train.samplers import LengthGroupedSampler
 
     teacher_dir = Path(args.teacher)
     tokenizer = load_tokenizer(teacher_dir)
@@ -432,10 +433,12 @@ def _run_mlm(args, output: Path) -> int:
     distillation = MaskedLMDistillation(student, teacher, masking=masking, temperature=args.temperature,
                                         alpha_ce=args.alpha_ce, alpha_mlm=args.alpha_mlm, alpha_cos=args.alpha_cos,
                                         ce_rows=args.ce_rows)
+    # batches of similar lengths, as DistilBERT's GroupedBatchSampler makes them
+    sampler = LengthGroupedSampler(train.lengths, args.batch_size, args.seed)
     started = time.perf_counter()
     try:
         trainer = _train(args, output, distillation, train, distillation.collator(tokenizer.pad_id),
-                         eval_data=held_out, adam_beta2=0.98)
+                         eval_data=held_out, sampler=sampler, adam_beta2=0.98)
     except KeyboardInterrupt:
         say(f"word2bert: interrupted; checkpoint saved in {output} (continue with --resume)")
         return 130
