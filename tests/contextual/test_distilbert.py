@@ -163,3 +163,23 @@ def test_student_of_the_teachers_own_class_keeps_heads_and_chosen_layers():
     assert pretraining.config.num_hidden_layers == 1 and pretraining.bert.config is pretraining.config
     ids, mask = batch(3, vocab=40)
     assert pretraining(ids, mask, masked_positions=all_positions(ids)).mlm_logits.shape == (3, 12, 40)
+
+
+def test_students_of_other_bert_like_teachers():
+    from word2bert.models.albert import AlbertConfig, AlbertModel
+    from word2bert.models.roberta import RobertaConfig, RobertaForMaskedLM
+
+    torch.manual_seed(0)
+    teacher = RobertaForMaskedLM(RobertaConfig(vocab_size=50, hidden_size=16, num_hidden_layers=3,
+                                               num_attention_heads=2, intermediate_size=32, max_position_embeddings=20))
+    student = student_from_teacher(teacher, 2)
+    assert type(student) is RobertaForMaskedLM and student.roberta.config is student.config
+    assert torch.equal(student.roberta.encoder.layers[1].feed_forward.dense_in.weight,
+                       teacher.roberta.encoder.layers[2].feed_forward.dense_in.weight)
+    assert torch.equal(student.objectives["mlm"].head.dense.weight, teacher.objectives["mlm"].head.dense.weight)
+    with pytest.raises(Word2BertError, match="DistilBERT student is made from a BERT teacher"):
+        distilbert_from_bert(teacher, 2)
+    albert = AlbertModel(AlbertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
+                                      intermediate_size=32, embedding_size=8))
+    with pytest.raises(Word2BertError, match="shares its layers"):
+        student_from_teacher(albert, 2)
