@@ -10,7 +10,7 @@ import pytest
 
 from word2bert.cli import main
 from word2bert.errors import Word2BertError
-from word2bert.static import bag_kernels
+from word2bert.static import kernels as bag_kernels
 from word2bert.static.classifier import FastTextClassifier
 from word2bert.static.doc2vec import Doc2Vec
 
@@ -75,7 +75,7 @@ def test_fasttext_resumes_to_the_uninterrupted_model(tmp_path, monkeypatch):
 
     with pytest.raises(Word2BertError, match="another corpus"):
         FastText.load_checkpoint(checkpoint).train(corpus[:150])
-    with pytest.raises(Word2BertError, match="not a word2bert checkpoint"):
+    with pytest.raises(Word2BertError, match="not a word2bert FastText checkpoint"):
         (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not a zip")
         FastText.load_checkpoint(tmp_path / "junk.npz")
     with pytest.raises(Word2BertError, match="not of FastTextClassifier"):

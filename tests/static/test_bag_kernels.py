@@ -9,7 +9,7 @@ loss's gradient is accumulated, and every row of the bag takes it before the nex
 import numpy as np
 import pytest
 
-from word2bert.static import bag_kernels
+from word2bert.static import kernels as bag_kernels
 from word2bert.static.huffman import build_huffman_tree
 from word2bert.static.sampling import negative_sampling_table
 

@@ -5,7 +5,7 @@ import pytest
 from fasttext_reference import facebook_train
 
 from word2bert.errors import Word2BertError
-from word2bert.static import bag_kernels
+from word2bert.static import kernels as bag_kernels
 from word2bert.static.classifier import FastTextClassifier
 
 

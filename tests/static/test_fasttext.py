@@ -47,7 +47,7 @@ def test_subsampling_uses_fasttexts_token_count(monkeypatch):
     """fastText keeps word w with probability sqrt(t / f) + t / f (Dictionary::initTableDiscard), where
     f = count / ntokens and ntokens counts every token read: rare words below min_count and one
     "</s>" per line included."""
-    from word2bert.static import bag_kernels
+    from word2bert.static import kernels as bag_kernels
 
     seen = {}
     real = bag_kernels.subword_chunk

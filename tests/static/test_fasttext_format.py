@@ -5,15 +5,8 @@ import pytest
 from fasttext_reference import facebook_train
 
 from word2bert.errors import Word2BertError
-from word2bert.interop.fasttext_format import (
-    load_facebook_model,
-    load_facebook_vectors,
-    load_vec,
-    read_fasttext_bin,
-    save_facebook_model,
-    save_vec,
-)
-from word2bert.static.fasttext import FastText
+from word2bert.interop.fasttext_format import load_vec, read_fasttext_bin, save_vec
+from word2bert.static.fasttext import FastText, load_facebook_model, load_facebook_vectors, save_facebook_model
 
 fasttext = pytest.importorskip("fasttext")
 
@@ -115,12 +108,15 @@ def test_corrupt_files_get_clear_errors(tmp_path, facebook_model):
         read_fasttext_bin(tmp_path / "missing.bin")
 
 
-def test_quantized_model_is_refused(tmp_path):
+def test_quantized_model_is_read(tmp_path):
+    """A fastText .ftz: the product-quantized input matrix is read as codes and codebooks (its
+    predictions are checked in test_fasttext_api.py)."""
     train = tmp_path / "train.txt"
     rng = np.random.default_rng(1)
     lines = [f"__label__{c} " + " ".join(f"w{c}{rng.integers(5)}" for _ in range(5)) for c in rng.integers(3, size=2000)]
     train.write_text("\n".join(lines) + "\n")
     ftz = facebook_train(tmp_path, "train_supervised", train, after=f"m.quantize(input={str(train)!r}, dsub=2)",
                          dim=4, epoch=5, thread=1, lr=0.05, wordNgrams=2, bucket=1000)
-    with pytest.raises(Word2BertError, match="quantized"):
-        read_fasttext_bin(ftz)
+    data = read_fasttext_bin(ftz)
+    assert data.quantized and data.input_matrix.codes.shape == (data.input_matrix.rows, 2)
+    assert data.input_matrix.pq.centroids.shape == (4 * 256,) and data.pruneidx is None

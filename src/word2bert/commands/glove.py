@@ -159,6 +159,7 @@ def run_glove(args) -> int:
     else:
         model = GloVe(vector_size=args.vector_size, x_max=args.x_max, alpha=args.alpha, epochs=args.epochs,
                       eta=args.eta, workers=args.workers, seed=args.seed, output_vectors=args.output_vectors)
+    model.prepare()  # the training kernel compiles (first run only) while the co-occurrences are counted
     cooccurrence = _cooccurrence(args)
     start = time.perf_counter()
 
@@ -166,7 +167,7 @@ def run_glove(args) -> int:
         print(f"iter: {iteration:03d}, cost: {cost:.6f}", file=sys.stderr)
 
     try:
-        model.fit(cooccurrence, show_progress=False if args.no_progress else None, log=log)
+        model.fit(cooccurrence, show_progress=False if args.no_progress else None, log=log, checkpoint=checkpoint)
     except KeyboardInterrupt:
         if model.words is not None and hasattr(model, "word_parameters"):
             with interrupts_deferred(raise_after=False):

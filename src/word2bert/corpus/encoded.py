@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from word2bert.corpus.vocab import Vocabulary
+from word2bert.corpus.vocab import Vocabulary, sentence_is_a_string
 from word2bert.errors import Word2BertError
 
 
@@ -83,7 +83,9 @@ class EncodedCorpus:
             tmp_dir.mkdir(parents=True)
             out = open(tmp_dir / "tokens.int32", "wb")
         try:
-            for sentence in sentences:
+            for number, sentence in enumerate(sentences):
+                if isinstance(sentence, (str, bytes)):
+                    raise Word2BertError(sentence_is_a_string(number, sentence))
                 raw += len(sentence)
                 if progress is not None:
                     progress.update(len(sentence))

@@ -1,19 +1,74 @@
 """Streaming text readers: one sentence or document per line, whitespace tokens.
 
-Plain, .gz, .bz2 and .xz files are read the same way; undecodable bytes become U+FFFD
-(never fatal); lines longer than ``max_sentence_length`` tokens are split into chunks of
-that many tokens, as word2vec.c does with its 1000-word sentences.
+Plain, .gz, .bz2 and .xz files are read the same way; lines longer than ``max_sentence_length``
+tokens are split into chunks of that many tokens, as word2vec.c does with its 1000-word sentences.
+:func:`read_text` checks what it reads: a file that is mostly not text (a binary given by mistake,
+UTF-16) is refused before it is read, and undecodable bytes in a text file become U+FFFD and are
+counted in a warning (:mod:`word2bert.corpus.scan`, whose compiled reader does the same).
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
+import io
+import threading
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from word2bert.errors import Word2BertError
-from word2bert.fileio import open_text
+from word2bert.fileio import open_binary
 
 MAX_SENTENCE_LENGTH = 10000  # gensim's MAX_WORDS_IN_BATCH; word2vec.c uses 1000
+
+
+_counts = threading.local()
+
+
+def _count_undecodable(error: UnicodeDecodeError):
+    """A codecs error handler: U+FFFD like ``errors="replace"``, counting the bytes it replaces."""
+    _counts.value = getattr(_counts, "value", 0) + (error.end - error.start)
+    return "\ufffd", error.end
+
+
+codecs.register_error("word2bert.count", _count_undecodable)
+
+
+def sniff_text(path, size: int = 1 << 16):
+    """Refuse a file whose first ``size`` bytes are mostly not text (:func:`word2bert.corpus.scan.check_text`)."""
+    import numpy as np
+
+    from word2bert.corpus.scan import TextStats, check_text
+
+    with open_binary(path) as handle:
+        head = handle.read(size)
+    data = np.frombuffer(head, np.uint8)
+    control = int(np.count_nonzero(((data < 0x20) & ~np.isin(data, (9, 10, 11, 12, 13, 28, 29, 30, 31)))
+                                   | (data == 0x7F)))
+    sample = head if len(head) < size else head[:-3]  # a character cut at the end of the sample is no error
+    undecodable = len(sample) - len(sample.decode("utf-8", "ignore").encode("utf-8"))
+    stats = TextStats(head.count(b"\n"), len(head), undecodable, 0, control)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the whole file is counted while it is read
+        check_text(path, stats, head[:4])
+
+
+@contextlib.contextmanager
+def read_text(path):
+    """Open ``path`` as text (plain, .gz, .bz2, .xz; universal newlines) after :func:`sniff_text`; on
+    closing, a warning counts the bytes that were not UTF-8 (read as U+FFFD)."""
+    sniff_text(path)
+    before = getattr(_counts, "value", 0)
+    handle = io.TextIOWrapper(open_binary(path), encoding="utf-8", errors="word2bert.count", newline=None)
+    try:
+        with handle:
+            yield handle
+    finally:
+        replaced = getattr(_counts, "value", 0) - before
+        if replaced:
+            warnings.warn(f"{path}: {replaced:,} bytes are not UTF-8 (read as U+FFFD; a Latin-1 file?)",
+                          UnicodeWarning, stacklevel=3)
 
 
 def split_long(tokens: list[str], max_sentence_length: int) -> Iterator[list[str]]:
@@ -31,7 +86,7 @@ def iter_sentences(
     """Yield the whitespace tokens of each non-empty line of ``path`` (chunked if long)."""
     if max_sentence_length < 1:
         raise Word2BertError(f"parameter max_sentence_length={max_sentence_length} must be >= 1")
-    with open_text(path) as handle:
+    with read_text(path) as handle:
         for line in handle:
             if lowercase:
                 line = line.lower()

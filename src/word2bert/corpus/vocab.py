@@ -17,6 +17,13 @@ from word2bert.errors import Word2BertError
 from word2bert.fileio import atomic_write, open_text
 
 
+def sentence_is_a_string(number: int, sentence) -> str:
+    """The message for a corpus whose sentences are strings (iterating one would give characters)."""
+    return (f"sentence {number} of the corpus is a string ({str(sentence)[:40]!r}), not a list of tokens: "
+            "a string would be read character by character; split the texts first "
+            "([text.split() for text in texts]) or give corpus_file= for a text file")
+
+
 class Vocabulary:
     """Words sorted by decreasing count, with ``counts[i]`` the corpus count of ``words[i]``."""
 
@@ -60,7 +67,9 @@ class Vocabulary:
         counter: Counter = Counter()
         min_reduce = 1
         total = 0
-        for sentence in sentences:
+        for number, sentence in enumerate(sentences):
+            if isinstance(sentence, (str, bytes)):
+                raise Word2BertError(sentence_is_a_string(number, sentence))
             counter.update(sentence)
             total += len(sentence)
             if progress is not None:

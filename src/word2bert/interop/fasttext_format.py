@@ -11,15 +11,22 @@
 * ``bool`` quant_input, the input matrix (dense: ``int64`` rows, ``int64`` cols, float32
   data, rows = nwords + bucket); ``bool`` qout, the output matrix the same way.
 
-Quantized models (``.ftz``, quant_input true) are refused with a clear message.
-``.vec`` is the word2vec text format (header ``n dim``), read and written through
-:class:`word2bert.vectors.KeyedVectors`.
+A quantized matrix (``.ftz``; ``QuantMatrix::save``) is ``bool`` qnorm, ``int64`` rows, cols,
+``int32`` codesize, ``codesize`` uint8 codes, the product quantizer (``int32`` dim, nsubq, dsub,
+lastdsub, then ``dim * 256`` float32 centroids), and with qnorm ``rows`` uint8 norm codes and the
+norms' own quantizer. Pruned models (``quantize(cutoff=...)``) keep ``pruneidx``: n-gram bucket ->
+row among the kept n-grams.
+
+This module only reads and writes the data (:class:`FastTextFile`); the models build themselves
+from it (``FastText.from_fasttext_file``, ``FastTextClassifier.from_fasttext_file``), and
+:mod:`word2bert.static.quantize` computes quantized matrices. ``.vec`` is the word2vec text format
+(header ``n dim``), read and written by :class:`word2bert.vectors.KeyedVectors`.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,12 +42,40 @@ _ARG_NAMES = ("dim", "ws", "epoch", "minCount", "neg", "wordNgrams", "loss", "mo
 
 
 @dataclass
+class ProductQuantizerData:
+    """fastText's ``ProductQuantizer``: ``nsubq`` blocks of ``dsub`` columns (the last ``lastdsub``), 256
+    centroids each, in one flat float32 array of ``dim * 256`` values (block ``m``'s codebook starts at
+    ``m * 256 * dsub``)."""
+
+    dim: int
+    nsubq: int
+    dsub: int
+    lastdsub: int
+    centroids: np.ndarray
+
+
+@dataclass
+class QuantizedMatrixData:
+    """fastText's ``QuantMatrix``: ``codes`` (rows, nsubq) uint8 of ``pq``; with qnorm, ``norm_codes`` (rows,)
+    of the one-dimensional ``norm_pq``."""
+
+    rows: int
+    cols: int
+    codes: np.ndarray
+    pq: ProductQuantizerData
+    norm_codes: np.ndarray | None = None
+    norm_pq: ProductQuantizerData | None = None
+
+
+@dataclass
 class FastTextFile:
     """Everything a fastText ``.bin`` holds, in fastText's own names.
 
     ``words``/``counts`` are the word entries (ids ``0..nwords-1``), ``labels``/``label_counts``
     the label entries; ``input_matrix`` has ``nwords + bucket`` rows (words, then n-gram
-    buckets), ``output_matrix`` one row per word (unsupervised) or per label (supervised).
+    buckets; fewer when ``pruneidx`` maps buckets to rows), ``output_matrix`` one row per word
+    (unsupervised) or per label (supervised). Either matrix is a float32 array or, in an ``.ftz``,
+    a :class:`QuantizedMatrixData`.
     """
 
     args: dict
@@ -51,7 +86,7 @@ class FastTextFile:
     ntokens: int
     input_matrix: np.ndarray
     output_matrix: np.ndarray
-    pruneidx: dict = field(default_factory=dict)
+    pruneidx: dict | None = None
 
     @property
     def loss(self) -> str:
@@ -60,6 +95,10 @@ class FastTextFile:
     @property
     def model(self) -> str:
         return {v: k for k, v in MODEL_CODES.items()}.get(self.args["model"], "sg")
+
+    @property
+    def quantized(self) -> bool:
+        return isinstance(self.input_matrix, QuantizedMatrixData)
 
 
 class _Reader:
@@ -102,6 +141,29 @@ class _Reader:
             got += n
         return out.astype(np.float32, copy=False)
 
+    def quantizer(self, what: str) -> ProductQuantizerData:
+        dim, nsubq, dsub, lastdsub = self.unpack("4i")
+        if dim <= 0 or dsub <= 0 or nsubq != -(-dim // dsub) or not 0 < lastdsub <= dsub:
+            raise Word2BertError(f"{self.path}: corrupt .ftz ({what} quantizer: dim {dim}, nsubq {nsubq}, dsub {dsub})")
+        centroids = np.frombuffer(self.take(4 * dim * 256), dtype="<f4").astype(np.float32)
+        return ProductQuantizerData(dim, nsubq, dsub, lastdsub, centroids)
+
+    def quantized_matrix(self, what: str) -> QuantizedMatrixData:
+        (qnorm,) = self.unpack("?")
+        rows, cols = self.unpack("qq")
+        (codesize,) = self.unpack("i")
+        if rows < 0 or cols <= 0 or codesize < 0 or codesize > rows * cols:
+            raise Word2BertError(f"{self.path}: corrupt .ftz ({what} matrix of {rows} x {cols}, {codesize} codes)")
+        codes = np.frombuffer(self.take(codesize), dtype=np.uint8)
+        pq = self.quantizer(what)
+        if codesize != rows * pq.nsubq or pq.dim != cols:
+            raise Word2BertError(f"{self.path}: corrupt .ftz ({what} codes do not match the quantizer)")
+        norm_codes = norm_pq = None
+        if qnorm:
+            norm_codes = np.frombuffer(self.take(rows), dtype=np.uint8).copy()
+            norm_pq = self.quantizer(what + " norm")
+        return QuantizedMatrixData(int(rows), int(cols), codes.reshape(rows, pq.nsubq).copy(), pq, norm_codes, norm_pq)
+
 
 def read_fasttext_bin(path) -> FastTextFile:
     """Read a Facebook fastText ``.bin`` model (see the module docstring for the layout)."""
@@ -142,26 +204,23 @@ def read_fasttext_bin(path) -> FastTextFile:
                 label_counts.append(count)
         if len(words) != nwords:
             raise Word2BertError(f"{path}: corrupt fastText .bin dictionary ({len(words)} words, header says {nwords})")
-        pruneidx = {}
+        pruneidx = {}  # (pruneidx_size -1: not pruned; 0: every n-gram pruned away)
         if pruneidx_size > 0:
             pairs = np.frombuffer(reader.take(8 * pruneidx_size), dtype="<i4").reshape(-1, 2)
             pruneidx = {int(a): int(b) for a, b in pairs}
         (quant_input,) = reader.unpack("?")
-        if quant_input:
-            raise Word2BertError(f"{path}: quantized fastText models (.ftz) are not supported; "
-                                 "use the full .bin model")
-        input_matrix = reader.matrix("input")
+        input_matrix = reader.quantized_matrix("input") if quant_input else reader.matrix("input")
         (quant_output,) = reader.unpack("?")
-        if quant_output:
-            raise Word2BertError(f"{path}: quantized fastText models (.ftz) are not supported")
-        output_matrix = reader.matrix("output")
-        if input_matrix.shape[1] != args["dim"] or output_matrix.shape[1] != args["dim"]:
+        output_matrix = reader.quantized_matrix("output") if quant_output else reader.matrix("output")
+        widths = [m.cols if isinstance(m, QuantizedMatrixData) else m.shape[1] for m in (input_matrix, output_matrix)]
+        if widths != [args["dim"], args["dim"]]:
             raise Word2BertError(f"{path}: corrupt fastText .bin (matrix width does not match dim {args['dim']})")
-        if not pruneidx and input_matrix.shape[0] != nwords + args["bucket"]:
-            raise Word2BertError(f"{path}: corrupt fastText .bin (input matrix has {input_matrix.shape[0]} rows, "
+        n_input = input_matrix.rows if isinstance(input_matrix, QuantizedMatrixData) else input_matrix.shape[0]
+        if pruneidx_size < 0 and n_input != nwords + args["bucket"]:
+            raise Word2BertError(f"{path}: corrupt fastText .bin (input matrix has {n_input} rows, "
                                  f"expected nwords + bucket = {nwords + args['bucket']})")
     return FastTextFile(args, words, np.asarray(counts, np.int64), labels, np.asarray(label_counts, np.int64),
-                        int(ntokens), input_matrix, output_matrix, pruneidx)
+                        int(ntokens), input_matrix, output_matrix, pruneidx if pruneidx_size >= 0 else None)
 
 
 def write_fasttext_bin(path, model: FastTextFile) -> None:
@@ -177,47 +236,39 @@ def write_fasttext_bin(path, model: FastTextFile) -> None:
         nwords, nlabels = len(model.words), len(model.labels)
         out.write(struct.pack("<3i", nwords + nlabels, nwords, nlabels))
         # pruneidx_size -1 means "not pruned" (0 would mean every n-gram was pruned away)
-        out.write(struct.pack("<2q", int(model.ntokens), len(model.pruneidx) if model.pruneidx else -1))
+        out.write(struct.pack("<2q", int(model.ntokens), len(model.pruneidx) if model.pruneidx is not None else -1))
         entries = bytearray()
         for word, count in zip(model.words, np.asarray(model.counts).tolist()):
             entries += word.encode("utf-8", "surrogatepass") + b"\0" + struct.pack("<qb", int(count), 0)
         for label, count in zip(model.labels, np.asarray(model.label_counts).tolist()):
             entries += label.encode("utf-8", "surrogatepass") + b"\0" + struct.pack("<qb", int(count), 1)
         out.write(bytes(entries))
-        for a, b in model.pruneidx.items():
+        for a, b in (model.pruneidx or {}).items():
             out.write(struct.pack("<ii", a, b))
         for matrix in (model.input_matrix, model.output_matrix):
+            if isinstance(matrix, QuantizedMatrixData):
+                out.write(struct.pack("<?", True))
+                _write_quantized(out, matrix)
+                continue
             matrix = np.ascontiguousarray(matrix, dtype="<f4")
             out.write(struct.pack("<?", False))
             out.write(struct.pack("<qq", *matrix.shape))
             out.write(memoryview(matrix).cast("B"))
 
 
-def load_facebook_model(path):
-    """Load a fastText ``.bin``: a :class:`FastText` (cbow/sg) or a :class:`FastTextClassifier` (supervised)."""
-    data = read_fasttext_bin(path)
-    if data.model == "sup":
-        from word2bert.static.classifier import FastTextClassifier
-
-        return FastTextClassifier.from_fasttext_file(data)
-    from word2bert.static.fasttext import FastText
-
-    return FastText.from_fasttext_file(data)
+def _write_quantizer(out, pq: ProductQuantizerData) -> None:
+    out.write(struct.pack("<4i", pq.dim, pq.nsubq, pq.dsub, pq.lastdsub))
+    out.write(np.ascontiguousarray(pq.centroids, dtype="<f4").tobytes())
 
 
-def load_facebook_vectors(path):
-    """The :class:`FastTextKeyedVectors` of a fastText ``.bin`` (in-vocabulary and OOV vectors)."""
-    data = read_fasttext_bin(path)
-    if data.model == "sup":
-        raise Word2BertError(f"{path} is a supervised (classifier) model; load it with load_facebook_model")
-    from word2bert.static.fasttext import FastText
-
-    return FastText.from_fasttext_file(data).wv
-
-
-def save_facebook_model(model, path) -> None:
-    """Write a :class:`FastText` or :class:`FastTextClassifier` as a Facebook ``.bin``."""
-    write_fasttext_bin(path, model.to_fasttext_file())
+def _write_quantized(out, matrix: QuantizedMatrixData) -> None:
+    codes = np.ascontiguousarray(matrix.codes, dtype=np.uint8)
+    out.write(struct.pack("<?qqi", matrix.norm_pq is not None, matrix.rows, matrix.cols, codes.size))
+    out.write(codes.tobytes())
+    _write_quantizer(out, matrix.pq)
+    if matrix.norm_pq is not None:
+        out.write(np.ascontiguousarray(matrix.norm_codes, dtype=np.uint8).tobytes())
+        _write_quantizer(out, matrix.norm_pq)
 
 
 def save_vec(vectors, path) -> None:

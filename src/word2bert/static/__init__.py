@@ -1,8 +1,17 @@
-"""The static models: one engine (bag of input rows -> hidden vector -> loss over output rows).
+"""The static models: one engine (a bag of input rows -> a hidden vector -> a loss over output rows)
+and the thin models that configure it.
 
-``huffman`` (word2vec.c's tree), ``sampling`` (LCG, unigram^0.75 table, subsampling),
-``losses`` (NS / HS / softmax steps), ``kernels`` (word2vec's fast skip-gram and CBOW blocks),
-``bag_kernels`` (the generic bag-of-rows kernels for fastText, the classifier and doc2vec),
-then one file per model: ``word2vec``, ``fasttext``, ``classifier``, ``doc2vec``,
+The engine:
+
+* ``huffman`` (word2vec.c's tree) and ``sampling`` (the LCG, the alias table of negative sampling,
+  subsampling);
+* ``losses``: the sigmoid tables and the output losses (negative sampling, hierarchical softmax,
+  softmax, one-vs-all), written once for every model;
+* ``kernels``: the example kernels and the chunk drivers of every model (numba, ``nogil``), compiled
+  per vector size and loss (``native``);
+* ``jobs``: threads, the learning-rate schedule, progress, Ctrl-C checkpoints and resume;
+* ``init`` (initial weights) and ``storage`` (one file format for every model).
+
+The models: ``word2vec``, ``fasttext`` (+ ``subwords``), ``classifier``, ``doc2vec``,
 ``cooccurrence`` + ``glove``, ``lsa``.
 """

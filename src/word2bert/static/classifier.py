@@ -14,13 +14,15 @@ has the row ``nwords + H % bucket`` with ``H = H * 116049371 + hash(w_k)`` over 
 int32 hashes, a line with several labels trains on one of them chosen uniformly (all of them
 with one-vs-all), and the gradient is divided by the bag size (the exact gradient of the mean).
 
-Training is :func:`word2bert.static.bag_kernels.supervised_chunk` on worker threads.
+Training is :func:`word2bert.static.kernels.supervised_chunk` run by :func:`word2bert.static.jobs.run_jobs`.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -28,10 +30,14 @@ import numba
 import numpy as np
 
 from word2bert.errors import Word2BertError, check_positive
-from word2bert.fileio import open_text
+from word2bert.corpus.reader import read_text
+from word2bert.interop.fasttext_format import QuantizedMatrixData
 from word2bert.progress import progress_bar
-from word2bert.static import bag_kernels
-from word2bert.static.checkpoint import check_shape, load_checkpoint, save_checkpoint
+from word2bert.static import jobs as training, kernels, storage
+from word2bert.static.init import uniform_rows
+from word2bert.static.losses import LOSS_HS, LOSS_NAMES, LOSS_SOFTMAX
+from word2bert.static.native import prepare
+from word2bert.static.quantize import dequantize, quantize_matrix
 from word2bert.static.huffman import build_huffman_tree
 from word2bert.static.sampling import negative_sampling_table
 from word2bert.static.subwords import EOS, hash_tokens, subword_rows
@@ -112,7 +118,7 @@ def _label_probabilities(input_vectors, output_vectors, offsets, rows, kind, cod
     """``P[e, l]`` for every example: softmax(W h) (softmax), sigma(w_l . h) (NS, one-vs-all), or the
     product of the path decisions ``prod_k sigma((1 - 2 c_k) u_{p_k} . h)`` (HS)."""
     n = offsets.shape[0] - 1
-    n_labels = output_vectors.shape[0] if kind != bag_kernels.LOSS_HS else code_lengths.shape[0]
+    n_labels = output_vectors.shape[0] if kind != LOSS_HS else code_lengths.shape[0]
     dim = input_vectors.shape[1]
     out = np.zeros((n, n_labels), np.float32)
     hidden = np.empty(dim, np.float32)
@@ -126,7 +132,7 @@ def _label_probabilities(input_vectors, output_vectors, offsets, rows, kind, cod
             for i in range(dim):
                 hidden[i] += row[i]
         hidden /= np.float32(count)
-        if kind == bag_kernels.LOSS_HS:
+        if kind == LOSS_HS:
             for label in range(n_labels):
                 logp = 0.0
                 for k in range(code_lengths[label]):
@@ -137,13 +143,28 @@ def _label_probabilities(input_vectors, output_vectors, offsets, rows, kind, cod
                 out[e, label] = np.exp(logp)
         else:
             scores = output_vectors @ hidden
-            if kind == bag_kernels.LOSS_SOFTMAX:
+            if kind == LOSS_SOFTMAX:
                 scores = np.exp(scores - scores.max())
                 scores /= scores.sum()
                 out[e] = scores
             else:
                 out[e] = 1.0 / (1.0 + np.exp(-scores))
     return out
+
+
+def _pruned_rows(offsets, rows, nwords: int, bucket: int, pruneidx: dict):
+    """Input rows of a pruned model (fastText's ``Dictionary::pushHash``): n-gram bucket ``b`` (row
+    ``nwords + b``) becomes row ``nwords + pruneidx[b]``, or is dropped when not kept."""
+    lookup = np.full(max(bucket, 1), -1, np.int64)
+    if pruneidx:
+        lookup[np.fromiter(pruneidx.keys(), np.int64)] = np.fromiter(pruneidx.values(), np.int64)
+    rows = rows.astype(np.int64)
+    is_ngram = rows >= nwords
+    rows[is_ngram] = np.where(lookup[rows[is_ngram] - nwords] >= 0, nwords + lookup[rows[is_ngram] - nwords], -1)
+    kept = rows >= 0
+    running = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(kept, out=running[1:])
+    return running[offsets], rows[kept].astype(np.int32)
 
 
 def fasttext_line_order(n: int, threads: int, epoch: int) -> np.ndarray:
@@ -187,8 +208,8 @@ class FastTextClassifier:
         check_positive("bucket", bucket, allow_zero=True)
         check_positive("neg", neg)
         check_positive("workers", workers)
-        if loss not in bag_kernels.LOSS_NAMES:
-            raise Word2BertError(f"parameter loss={loss!r} must be one of {', '.join(bag_kernels.LOSS_NAMES)}")
+        if loss not in LOSS_NAMES:
+            raise Word2BertError(f"parameter loss={loss!r} must be one of {', '.join(LOSS_NAMES)}")
         if maxn and (minn < 1 or minn > maxn):
             raise Word2BertError(f"parameters minn={minn}, maxn={maxn}: need 1 <= minn <= maxn")
         if not label:
@@ -216,7 +237,11 @@ class FastTextClassifier:
         self.ntokens = 0
         self.input_vectors = None
         self.output_vectors = None
+        self.quantized_input = None  # a QuantizedMatrixData once quantized (then input_vectors is None)
+        self.quantized_output = None
+        self.pruneidx: dict | None = None  # n-gram bucket -> row, in a pruned (quantized) fastText model
         self._resume_state: dict | None = None  # where an interrupted train() stopped (see save_checkpoint)
+        self.timings: dict = {}
         if input is not None:
             self.train(input)
 
@@ -224,7 +249,7 @@ class FastTextClassifier:
     def _read_lines(self, source):
         """Token lists of every line (``</s>`` appended) from a path or an iterable of strings."""
         if isinstance(source, (str, Path)):
-            with open_text(source) as handle:
+            with read_text(source) as handle:
                 return [line.split() + [EOS] for line in handle]
         return [(line.split() if isinstance(line, str) else list(line)) + [EOS] for line in source]
 
@@ -252,6 +277,18 @@ class FastTextClassifier:
             first = " ".join(unique[i] for i in local[:min(len(local), 10)] if unique[i] != EOS)
             raise Word2BertError(f"{where}: no label found; a supervised file needs lines like "
                                  f"'{prefix}<label> word word ...' (first line starts: {first[:60]!r})")
+        if prefix in unique:  # the prefix alone: a label without a name
+            line = int(np.searchsorted(line_offsets, int(np.flatnonzero(local == unique.index(prefix))[0]),
+                                       side="right"))
+            raise Word2BertError(f"{where}:{line}: an empty label ({prefix!r} with no name after it); "
+                                 f"labels are written {prefix}<name>")
+        line_has_label = np.add.reduceat(is_label[local].astype(np.int64), line_offsets[:-1]) > 0 \
+            if len(local) else np.zeros(0, bool)
+        unlabelled = np.flatnonzero(~line_has_label)
+        if len(unlabelled):
+            warnings.warn(f"{where}: {len(unlabelled):,} of {len(line_has_label):,} lines have no label "
+                          f"(no token starting with {prefix!r}; the first is line {unlabelled[0] + 1}); they are "
+                          "not trained on", UserWarning, stacklevel=3)
         if not words:
             raise Word2BertError(f"{where}: no word occurs at least min_count={self.min_count} times")
         self.words = [unique[i] for i in words]
@@ -297,6 +334,8 @@ class FastTextClassifier:
         offsets, rows = _encode_examples(token_ids, hashes, line_offsets, self.nwords, self.bucket,
                                          self.word_ngrams if self.bucket > 0 else 1, self._sub_offsets,
                                          self._sub_rows, oov_index, oov_offsets, oov_rows)
+        if self.pruneidx is not None:  # a pruned model keeps some n-gram buckets, in rows of their own
+            offsets, rows = _pruned_rows(offsets, rows, self.nwords, self.bucket, self.pruneidx)
         token_labels = unique_labels[local] if len(unique) else np.zeros(0, np.int64)
         is_label = token_labels >= 0
         line_of_token = np.repeat(np.arange(len(line_offsets) - 1), np.diff(line_offsets))
@@ -310,9 +349,9 @@ class FastTextClassifier:
             tree = build_huffman_tree(self.label_counts)
             codes, points, lengths = tree.codes, tree.points, tree.code_lengths
         else:
-            codes, points, lengths = bag_kernels.dummy_tree()
+            codes, points, lengths = kernels.dummy_tree()
         # fastText draws negative labels from count^0.5
-        table = negative_sampling_table(self.label_counts, 0.5) if self.loss == "ns" else bag_kernels.dummy_table()
+        table = negative_sampling_table(self.label_counts, 0.5) if self.loss == "ns" else kernels.dummy_table()
         return table, codes, points, lengths
 
     def train(self, input, checkpoint=None):
@@ -322,7 +361,11 @@ class FastTextClassifier:
         ``checkpoint`` path the model is saved there (:meth:`save_checkpoint`);
         ``FastTextClassifier.load_checkpoint(path).train(same input)`` continues where it stopped.
         """
+        started = time.perf_counter()
         where = str(input) if isinstance(input, (str, Path)) else "training data"
+        if self.is_quantized or self.pruneidx is not None:
+            raise Word2BertError("a quantized or pruned model cannot be trained further")
+        preparation = self._prepare_kernel()
         resume = self._resume_state
         trained = (self.words, self.labels)
         lines = self._read_lines(input)
@@ -336,11 +379,11 @@ class FastTextClassifier:
         if len(labels) == 0:
             raise Word2BertError(f"{where}: no line has a label")
         if resume is None:
-            self.input_vectors = bag_kernels.uniform_rows(self.nwords + self.bucket, self.dim, 1.0 / self.dim,
-                                                          self.seed, rows, self.workers)
+            self.input_vectors = uniform_rows(self.nwords + self.bucket, self.dim, 1.0 / self.dim, self.seed, rows,
+                                              self.workers)
             self.output_vectors = np.zeros((len(self.labels), self.dim), np.float32)
         table, codes, points, lengths = self._output_tables()
-        kind = bag_kernels.LOSS_NAMES[self.loss]
+        kind = LOSS_NAMES[self.loss]
         n = len(offsets) - 1
         rng = np.random.default_rng(self.seed)
         # fastText reads the file in order (its threads from different offsets); a file sorted by
@@ -348,16 +391,16 @@ class FastTextClassifier:
         # order every epoch (shuffle=False: fastText's order).
         orders = [rng.permutation(n) if self.shuffle else fasttext_line_order(n, self.workers, e)
                   for e in range(self.epoch)]
-        jobs = bag_kernels.schedule_jobs(np.arange(n + 1), self.epoch, self.lr, 0.0, self.seed, target_tokens=2_000)
+        jobs = training.schedule(np.arange(n + 1), self.epoch, self.lr, 0.0, self.seed, target_tokens=2_000)
 
         # with several threads the label rows take their steps in batches (see supervised_chunk)
         output_batch = OUTPUT_BATCH if self.workers > 1 else 1
 
         def call(job):
-            epoch, first, last, a0, a1, seed = job
-            return bag_kernels.supervised_chunk(self.input_vectors, self.output_vectors, offsets, rows, label_offsets,
-                                                labels, orders[epoch], first, last, kind, self.neg, table, codes,
-                                                points, lengths, a0, a1, seed, output_batch=output_batch)
+            return kernels.supervised_chunk(self.input_vectors, self.output_vectors, offsets, rows, label_offsets,
+                                            labels, orders[job.epoch], job.first, job.last, kind, self.neg, table,
+                                            codes, points, lengths, job.alpha_start, job.alpha_end, job.seed,
+                                            output_batch=output_batch)
 
         bar = progress_bar(total=n * self.epoch, desc="classifier", unit="line",
                            disable=self.progress is False or None)
@@ -366,17 +409,53 @@ class FastTextClassifier:
             self._resume_state = state
             self.save_checkpoint(path)
 
+        self.timings["compile_wait"] = preparation.wait()
+        start = time.perf_counter()
+        self.timings["first_word"] = start - started
         with bar:
-            loss, examples, _ = bag_kernels.run_resumable(call, jobs, np.arange(n + 1), self.workers, bar, resume,
-                                                          checkpoint, save, "classifier")
+            loss, examples, _, _ = training.run_jobs(
+                call, jobs, self.workers, progress=bar, sizes=[job.last - job.first for job in jobs], resume=resume,
+                corpus_size=n, checkpoint=checkpoint, save=save, what="classifier")
+        self.timings["training"] = time.perf_counter() - start
         self._resume_state = None
         self.training_loss = loss / max(examples, 1)
         return self.training_loss
+
+    def _prepare_kernel(self):
+        """Start compiling the training kernel (a no-op when it is cached)."""
+        return prepare([("word2bert.static.kernels", "warm_supervised",
+                         dict(dim=self.dim, kind=LOSS_NAMES[self.loss], negative=self.neg,
+                              output_batch=OUTPUT_BATCH if self.workers > 1 else 1))],
+                       "classifier", f"dim {self.dim}")
 
     # -- prediction --------------------------------------------------------------------
     def _check_trained(self):
         if self.output_vectors is None:
             raise Word2BertError("the classifier is not trained (call train or load a model)")
+
+    @property
+    def is_quantized(self) -> bool:
+        """Whether the input matrix is product-quantized (:meth:`quantize`, or an ``.ftz`` file)."""
+        return self.quantized_input is not None
+
+    def quantize(self, dsub: int = 2, qnorm: bool = False, qout: bool = False, cutoff: int = 0) -> None:
+        """Product-quantize the input matrix (and the output matrix with ``qout``), as fastText's
+        ``quantize`` (:mod:`word2bert.static.quantize`): each row becomes one byte per ``dsub`` columns
+        (an 8x smaller matrix at ``dsub=2``), and :meth:`save` writes an ``.ftz``. Predictions then use
+        the quantized rows; the model can no longer be trained. ``cutoff`` (keeping only the
+        ``cutoff`` rows of largest norm before quantizing) is not supported.
+        """
+        self._check_trained()
+        if cutoff:
+            raise Word2BertError("quantize(cutoff=...) (pruning the rows before quantizing) is not supported; "
+                                 "quantize without cutoff")
+        if self.is_quantized:
+            raise Word2BertError("the model is already quantized")
+        self.quantized_input = quantize_matrix(self.input_vectors, dsub=dsub, qnorm=qnorm, seed=self.seed)
+        self.input_vectors = None
+        if qout:
+            self.quantized_output = quantize_matrix(self.output_vectors, dsub=2, qnorm=qnorm, seed=self.seed)
+            self.output_vectors = dequantize(self.quantized_output)
 
     def label_probabilities(self, lines) -> np.ndarray:
         """``(n_lines, n_labels)`` probabilities of every label for token lists ``lines``."""
@@ -385,9 +464,14 @@ class FastTextClassifier:
         if self.loss == "hs":
             _, codes, points, lengths = self._output_tables()
         else:
-            codes, points, lengths = bag_kernels.dummy_tree()
-        return _label_probabilities(self.input_vectors, self.output_vectors, offsets, rows,
-                                    bag_kernels.LOSS_NAMES[self.loss], codes, points, lengths)
+            codes, points, lengths = kernels.dummy_tree()
+        input_vectors = self.input_vectors
+        if self.quantized_input is not None:  # only the rows these lines use, decoded from their codes
+            used, rows = np.unique(rows, return_inverse=True)
+            input_vectors = dequantize(self.quantized_input, used)
+            rows = rows.astype(np.int32)
+        return _label_probabilities(input_vectors, self.output_vectors, offsets, rows, LOSS_NAMES[self.loss], codes,
+                                    points, lengths)
 
     @staticmethod
     def _top_k(probabilities, k, threshold):
@@ -403,7 +487,8 @@ class FastTextClassifier:
         """The ``k`` most probable labels with probability ``>= threshold``, as fastText's ``predict``.
 
         ``text`` is one string (returns ``(labels tuple, probabilities array)``) or a list of
-        strings (returns ``(list of tuples, list of arrays)``); labels keep the prefix.
+        strings (returns ``(list of tuples, list of arrays)``); labels keep the prefix. A text
+        without any word gets no label (an empty tuple).
         """
         single = isinstance(text, str)
         texts = [text] if single else list(text)
@@ -413,6 +498,8 @@ class FastTextClassifier:
         probabilities = self.label_probabilities(lines)
         labels, probs = [], []
         for e, chosen in enumerate(self._top_k(probabilities, int(k), float(threshold))):
+            if len(lines[e]) == 1:  # no word at all: no prediction (fastText would answer from "</s>" alone)
+                chosen = []
             labels.append(tuple(self.labels[i] for i in chosen))
             probs.append(probabilities[e, chosen].astype(np.float64))
         return (labels[0], probs[0]) if single else (labels, probs)
@@ -441,6 +528,31 @@ class FastTextClassifier:
         precision = correct / predicted if predicted else float("nan")
         return len(kept), precision, correct / gold
 
+    def test_label(self, path, k: int = 1, threshold: float = 0.0) -> dict:
+        """Per-label ``{"precision", "recall", "f1score"}`` on a labelled file, as fastText's ``test_label``
+        (precision ``nan`` for a label never predicted)."""
+        self._check_trained()
+        lines = self._read_lines(path)
+        _, _, label_offsets, labels = self.encode(lines)
+        has_label = np.flatnonzero(np.diff(label_offsets) > 0)
+        predictions = self._top_k(self.label_probabilities([lines[i] for i in has_label]), int(k), float(threshold))
+        n = len(self.labels)
+        predicted, gold, correct = np.zeros(n), np.zeros(n), np.zeros(n)
+        for row, e in zip(predictions, has_label):
+            truth = set(labels[label_offsets[e]:label_offsets[e + 1]].tolist())
+            for p in row:
+                predicted[p] += 1
+                correct[p] += p in truth
+            for t in truth:
+                gold[t] += 1
+        result = {}
+        for i, name in enumerate(self.labels):
+            precision = correct[i] / predicted[i] if predicted[i] else float("nan")
+            recall = correct[i] / gold[i] if gold[i] else float("nan")
+            f1 = 2 * correct[i] / (predicted[i] + gold[i]) if predicted[i] + gold[i] else float("nan")
+            result[name] = {"precision": precision, "recall": recall, "f1score": f1}
+        return result
+
     # -- files -------------------------------------------------------------------------
     def to_fasttext_file(self):
         from word2bert.interop.fasttext_format import LOSS_CODES, MODEL_CODES, FastTextFile
@@ -450,7 +562,9 @@ class FastTextClassifier:
                     wordNgrams=self.word_ngrams, loss=LOSS_CODES[self.loss], model=MODEL_CODES["sup"],
                     bucket=self.bucket, minn=self.minn, maxn=self.maxn, lrUpdateRate=100, t=1e-4)
         return FastTextFile(args, self.words, self.word_counts, self.labels, self.label_counts, self.ntokens,
-                            self.input_vectors, self.output_vectors)
+                            self.quantized_input if self.is_quantized else self.input_vectors,
+                            self.quantized_output if self.quantized_output is not None else self.output_vectors,
+                            self.pruneidx)
 
     @classmethod
     def from_fasttext_file(cls, data):
@@ -471,21 +585,30 @@ class FastTextClassifier:
         model.labels = list(data.labels)
         model.label_counts = np.asarray(data.label_counts, np.int64)
         model.ntokens = data.ntokens
-        model.input_vectors = np.ascontiguousarray(data.input_matrix, np.float32)
-        model.output_vectors = np.ascontiguousarray(data.output_matrix, np.float32)
+        model.pruneidx = data.pruneidx
+        if isinstance(data.input_matrix, QuantizedMatrixData):
+            model.quantized_input = data.input_matrix
+        else:
+            model.input_vectors = np.ascontiguousarray(data.input_matrix, np.float32)
+        if isinstance(data.output_matrix, QuantizedMatrixData):
+            model.quantized_output = data.output_matrix
+            model.output_vectors = dequantize(data.output_matrix)
+        else:
+            model.output_vectors = np.ascontiguousarray(data.output_matrix, np.float32)
         model._index = None
         return model
 
     def save(self, path) -> None:
-        """Write Facebook's supervised ``.bin`` (``fasttext.load_model`` reads it; for ``loss='hs'``
-        fastText rebuilds its own label tree, so only softmax/ns/ova predictions carry over)."""
+        """Write Facebook's supervised ``.bin``, or ``.ftz`` once quantized (``fasttext.load_model`` reads
+        both; for ``loss='hs'`` fastText rebuilds its own label tree, so only softmax/ns/ova predictions
+        carry over)."""
         from word2bert.interop.fasttext_format import write_fasttext_bin
 
         write_fasttext_bin(path, self.to_fasttext_file())
 
     @classmethod
     def load(cls, path) -> "FastTextClassifier":
-        """Read a supervised ``.bin`` (ours or Facebook's, not quantized ``.ftz``)."""
+        """Read a supervised ``.bin`` or quantized ``.ftz`` (ours or Facebook's)."""
         from word2bert.interop.fasttext_format import read_fasttext_bin
 
         return cls.from_fasttext_file(read_fasttext_bin(path))
@@ -495,28 +618,29 @@ class FastTextClassifier:
 
     def save_checkpoint(self, path) -> None:
         """Write everything :meth:`train` needs to continue (parameters, dictionary, both matrices and
-        where an interrupted run stopped) as one ``.npz``, atomically."""
+        where an interrupted run stopped) in word2bert's format (:mod:`word2bert.static.storage`)."""
         self._check_trained()
         params = {name: getattr(self, name) for name in self._PARAMS}
-        save_checkpoint(path, "FastTextClassifier", params,
-                        {"words": self.words, "labels": self.labels, "ntokens": self.ntokens},
-                        {"word_counts": self.word_counts, "label_counts": self.label_counts,
-                         "input_vectors": self.input_vectors, "output_vectors": self.output_vectors},
-                        self._resume_state)
+        storage.save(path, "FastTextClassifier", params,
+                     {"words": self.words, "labels": self.labels, "ntokens": self.ntokens},
+                     {"word_counts": self.word_counts, "label_counts": self.label_counts,
+                      "input_vectors": self.input_vectors, "output_vectors": self.output_vectors},
+                     self._resume_state)
 
     @classmethod
     def load_checkpoint(cls, path) -> "FastTextClassifier":
         """Read a :meth:`save_checkpoint` file; ``train`` on the same data then continues the run."""
-        params, meta, arrays, resume = load_checkpoint(
-            path, "FastTextClassifier", ("word_counts", "label_counts", "input_vectors", "output_vectors"))
-        model = cls(**params)
-        model.words, model.labels, model.ntokens = list(meta["words"]), list(meta["labels"]), meta["ntokens"]
+        stored = storage.load(path, "FastTextClassifier",
+                              ("word_counts", "label_counts", "input_vectors", "output_vectors"))
+        state, arrays = stored.state, stored.arrays
+        model = cls(**stored.params)
+        model.words, model.labels, model.ntokens = list(state["words"]), list(state["labels"]), state["ntokens"]
         model.word_counts, model.label_counts = arrays["word_counts"], arrays["label_counts"]
         model.input_vectors, model.output_vectors = arrays["input_vectors"], arrays["output_vectors"]
-        check_shape(path, "input_vectors", model.input_vectors, (len(model.words) + model.bucket, model.dim))
-        check_shape(path, "output_vectors", model.output_vectors, (len(model.labels), model.dim))
+        storage.check_shape(path, "input_vectors", model.input_vectors, (len(model.words) + model.bucket, model.dim))
+        storage.check_shape(path, "output_vectors", model.output_vectors, (len(model.labels), model.dim))
         model._index = None
-        model._resume_state = resume
+        model._resume_state = stored.resume
         return model
 
 

@@ -37,6 +37,7 @@ from numba import njit
 
 from word2bert.errors import Word2BertError, check_positive
 from word2bert.fileio import atomic_save
+from word2bert.static.native import prepare
 
 EMPTY = -1
 SLOT_BYTES = 16  # int64 key + float64 value
@@ -439,6 +440,31 @@ def is_cooccurrence_file(path) -> bool:
     return False
 
 
+def warm_count():
+    """(kernel, arguments) of a tiny count with the types counting uses (see native.prepare)."""
+    keys, values = np.full(16, EMPTY, np.int64), np.zeros(16, np.float64)
+    return _count_kernel, (np.zeros(2, np.int32), np.array([0, 2], np.int64), 0, 0, 1, 1, True, True, 1, keys, values,
+                           0, 8)
+
+
+def warm_rehash():
+    keys, values = np.full(16, EMPTY, np.int64), np.zeros(16, np.float64)
+    return _rehash, (keys, values, keys.copy(), values.copy())
+
+
+def warm_sorted_run():
+    return _sorted_run, (np.full(16, EMPTY, np.int64), np.zeros(16, np.float64), 0, 1)
+
+
+def warm_merge():
+    keys, values = np.zeros(1, np.int64), np.zeros(1, np.float64)
+    return _merge_two, (keys, values, keys.copy(), values.copy())
+
+
+COUNTING_KERNELS = [("word2bert.static.cooccurrence", name, {})
+                    for name in ("warm_count", "warm_rehash", "warm_sorted_run", "warm_merge")]
+
+
 def build_cooccurrence(corpus_file, window: int = 10, min_count: int = 5, max_vocab_size=None,
                        symmetric: bool = True, distance_weighting: bool = True, workers: int = 2,
                        memory_limit_mb: float = 4096, lowercase: bool = False, temp_dir=None,
@@ -450,6 +476,7 @@ def build_cooccurrence(corpus_file, window: int = 10, min_count: int = 5, max_vo
     import time
 
     from word2bert.corpus import EncodedCorpus, Vocabulary, iter_sentences
+    from word2bert.corpus.scan import encode_scan, merge_duplicates, scan_file, vocabulary_of
     from word2bert.progress import progress_bar
 
     whole_lines = 1 << 62  # GloVe never splits a line: windows stop only at line breaks
@@ -460,12 +487,21 @@ def build_cooccurrence(corpus_file, window: int = 10, min_count: int = 5, max_vo
 
     disable = None if show_progress is None else not show_progress
     start = time.perf_counter()
-    with progress_bar(None, desc="vocabulary", unit="word", disable=disable) as bar:
-        vocab = Vocabulary.build(_Lines(), min_count=min_count, max_vocab_size=max_vocab_size, progress=bar)
-    with progress_bar(getattr(vocab, "raw_total_words", None), desc="encoding", unit="word",
-                      disable=disable) as bar:
-        corpus = EncodedCorpus.encode(_Lines(), vocab, progress=bar)
+    kernels = prepare(COUNTING_KERNELS, "co-occurrence", "counting")  # compiled (first run) while the file is read
+    if max_vocab_size is None:  # one compiled read of the file: vocabulary and ids at once
+        with progress_bar(None, desc="vocabulary", unit="word", disable=disable) as bar:
+            scanned = merge_duplicates(scan_file(corpus_file, lowercase, whole_lines, progress=bar))
+        vocab = vocabulary_of(scanned, min_count)
+        corpus = encode_scan(scanned, vocab)
+        del scanned
+    else:  # word2vec.c's pruning of the running counts (ReduceVocab) bounds the counting's memory
+        with progress_bar(None, desc="vocabulary", unit="word", disable=disable) as bar:
+            vocab = Vocabulary.build(_Lines(), min_count=min_count, max_vocab_size=max_vocab_size, progress=bar)
+        with progress_bar(getattr(vocab, "raw_total_words", None), desc="encoding", unit="word",
+                          disable=disable) as bar:
+            corpus = EncodedCorpus.encode(_Lines(), vocab, progress=bar)
     middle = time.perf_counter()
+    kernels.wait()
     with progress_bar(len(corpus.tokens), desc="co-occurrence", unit="word", disable=disable) as bar:
         matrix = count_cooccurrences(corpus, len(vocab), window=window, symmetric=symmetric,
                                      distance_weighting=distance_weighting, workers=workers,

@@ -9,7 +9,7 @@ Every document has one or more tags, and every tag a vector ``d`` learned alongs
   ``h = d_tag``, for each of the document's tags in turn (as gensim); ``dbow_words=1``
   interleaves skip-gram training of word vectors.
 
-Both are configurations of the engine in :mod:`word2bert.static.bag_kernels`: one input
+Both are configurations of the engine (:mod:`word2bert.static.kernels`): one input
 matrix holds the word rows then the tag rows, and the output rows and losses (NS/HS) are
 word2vec's. ``infer_vector`` learns a new tag row for an unseen document with everything else
 frozen. Names follow gensim (``TaggedDocument``, ``dm``, ``dbow_words``, ``dv``, ``wv``).
@@ -18,19 +18,23 @@ frozen. Names follow gensim (``TaggedDocument``, ``dm``, ``dbow_words``, ``dv``,
 from __future__ import annotations
 
 import itertools
-import json
+import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from word2bert.corpus.reader import LineSentence
+from word2bert.corpus.reader import LineSentence, read_text
 from word2bert.corpus.vocab import Vocabulary
 from word2bert.errors import Word2BertError, check_positive
-from word2bert.fileio import atomic_save, open_binary
 from word2bert.progress import progress_bar
-from word2bert.static import bag_kernels
+from word2bert.static import jobs as training, kernels, storage
+from word2bert.static.init import uniform_matrix
+from word2bert.static.losses import LOSS_HS, LOSS_NS
+from word2bert.static.native import prepare
+from word2bert.static.word2vec import check_gensim_options, one_of
 from word2bert.static.huffman import build_huffman_tree
 from word2bert.static.sampling import keep_probabilities, negative_sampling_table
 from word2bert.vectors import KeyedVectors
@@ -52,9 +56,7 @@ class TaggedLineDocument:
             raise Word2BertError(f"file not found: {self.path}")
 
     def __iter__(self):
-        from word2bert.fileio import open_text
-
-        with open_text(self.path) as handle:
+        with read_text(self.path) as handle:
             for number, line in enumerate(handle):
                 yield TaggedDocument(line.split(), [number])
 
@@ -78,7 +80,9 @@ class Doc2Vec:
 
     def __init__(self, documents=None, corpus_file=None, vector_size=100, dm=1, dm_mean=1, dbow_words=0, window=5,
                  min_count=5, hs=0, negative=5, ns_exponent=0.75, sample=1e-3, alpha=0.025, min_alpha=0.0001,
-                 epochs=10, workers=3, seed=1, max_vocab_size=None, dm_concat=0, progress=None):
+                 epochs=10, workers=3, seed=1, max_vocab_size=None, dm_concat=0, progress=None, corpus_iterable=None):
+        started = time.perf_counter()
+        documents = one_of(documents, corpus_iterable)
         check_positive("vector_size", vector_size)
         check_positive("window", window)
         check_positive("min_count", min_count)
@@ -114,7 +118,11 @@ class Doc2Vec:
         self.input_vectors = None
         self.output_vectors = None
         self._resume_state: dict | None = None  # where an interrupted train() stopped (saved by save())
+        self._kernels = None  # the training kernel, compiled ahead (see word2bert.static.native.prepare)
+        self._started = None
+        self.timings: dict = {}
         if documents is not None or corpus_file is not None:
+            self._started = started
             self.build_vocab(documents, corpus_file)
             self.train(documents, corpus_file)
 
@@ -129,11 +137,16 @@ class Doc2Vec:
             raise Word2BertError("documents is a one-shot iterator; give a list or a re-iterable corpus")
         return documents
 
-    def build_vocab(self, documents=None, corpus_file=None):
-        """Count words (``min_count``), collect the tags and initialise the weights.
+    def build_vocab(self, documents=None, corpus_file=None, corpus_iterable=None, **gensim_options):
+        """Count words (``min_count``), collect the tags and initialise the weights (``corpus_iterable`` is
+        gensim 4's name for ``documents``); the training kernel compiles meanwhile on a first run.
 
         Integer tags ``t`` get row ``t`` (as gensim), string tags the rows after the largest integer.
         """
+        check_gensim_options("build_vocab", gensim_options, ("progress_per", "keep_raw_vocab", "trim_rule", "update"))
+        documents = one_of(documents, corpus_iterable)
+        if self._kernels is None:
+            self._kernels = self._prepare_kernel()
         documents = self._documents(documents, corpus_file)
         int_tags, str_tags = set(), {}
         words_iter = []
@@ -154,7 +167,7 @@ class Doc2Vec:
         self.vocab = Vocabulary.build(words_iter, min_count=self.min_count, max_vocab_size=self.max_vocab_size)
         rows = len(self.vocab) + len(self.tag_keys)
         # gensim 4's initialisation: word and tag rows uniform in [-1, 1)/dim (inferred rows: [-0.5, 0.5)/dim)
-        self.input_vectors = bag_kernels.uniform_matrix(rows, self.vector_size, 1.0 / self.vector_size, self.seed)
+        self.input_vectors = uniform_matrix(rows, self.vector_size, 1.0 / self.vector_size, self.seed)
         output_rows = max(len(self.vocab) - 1, 1) if self.hs else len(self.vocab)
         self.output_vectors = np.zeros((output_rows, self.vector_size), np.float32)
         self._tag_index = {key: i for i, key in enumerate(self.tag_keys)}
@@ -172,29 +185,35 @@ class Doc2Vec:
         np.cumsum(np.bincount(document_of[kept], minlength=len(word_lists)), out=offsets[1:])
         return flat[kept].astype(np.int32), offsets
 
+    def _prepare_kernel(self):
+        """Start compiling the training kernel (a no-op when it is cached)."""
+        return prepare([("word2bert.static.kernels", "warm_document",
+                         dict(dim=self.vector_size, kind=LOSS_HS if self.hs else LOSS_NS, negative=self.negative))],
+                       "doc2vec", f"vector size {self.vector_size}")
+
     def _output_tables(self):
         if self.hs:
             tree = build_huffman_tree(self.vocab.counts)
             codes, points, lengths = tree.codes, tree.points, tree.code_lengths
         else:
-            codes, points, lengths = bag_kernels.dummy_tree()
+            codes, points, lengths = kernels.dummy_tree()
         table = negative_sampling_table(self.vocab.counts, self.ns_exponent) if not self.hs else \
-            bag_kernels.dummy_table()
+            kernels.dummy_table()
         return table, codes, points, lengths
 
     def _run(self, input_vectors, tokens, offsets, tag_offsets, tag_rows, epochs, alpha, min_alpha, train_words,
              update_output, first_trainable_row, desc, seed, checkpoint=None):
+        started = time.perf_counter()
         keep = keep_probabilities(self.vocab.counts, self.sample)
         table, codes, points, lengths = self._output_tables()
-        kind = bag_kernels.LOSS_HS if self.hs else bag_kernels.LOSS_NS
-        jobs = bag_kernels.schedule_jobs(offsets, epochs, alpha, min_alpha, seed, target_tokens=20_000)
+        kind = LOSS_HS if self.hs else LOSS_NS
+        jobs = training.schedule(offsets, epochs, alpha, min_alpha, seed, target_tokens=20_000)
 
         def call(job):
-            _, first, last, a0, a1, job_seed = job
-            return bag_kernels.document_chunk(
-                input_vectors, self.output_vectors, tokens, offsets, first, last, tag_offsets, tag_rows, keep,
+            return kernels.document_chunk(
+                input_vectors, self.output_vectors, tokens, offsets, job.first, job.last, tag_offsets, tag_rows, keep,
                 self.window, bool(self.dm), bool(self.dm_mean), train_words, kind, self.negative, table, codes,
-                points, lengths, a0, a1, job_seed, update_output, first_trainable_row)
+                points, lengths, job.alpha_start, job.alpha_end, job.seed, update_output, first_trainable_row)
 
         bar = progress_bar(total=int(offsets[-1]) * epochs, desc=desc, unit="word",
                            disable=self.progress is False or None)
@@ -204,15 +223,26 @@ class Doc2Vec:
             self.save(path)
 
         resume = self._resume_state if update_output else None  # inference never resumes
+        sizes = [offsets[job.last] - offsets[job.first] for job in jobs]
+        self.timings["compile_wait"] = (self._kernels or self._prepare_kernel()).wait()
+        self._kernels = None
+        if update_output:
+            self.timings["first_word"] = time.perf_counter() - (self._started or started)
+            self._started = None
         with bar:
-            return bag_kernels.run_resumable(call, jobs, offsets, self.workers, bar, resume, checkpoint, save, desc)
+            return training.run_jobs(call, jobs, self.workers, progress=bar, sizes=sizes, resume=resume,
+                                     corpus_size=int(offsets[-1]), checkpoint=checkpoint, save=save, what=desc)
 
-    def train(self, documents=None, corpus_file=None, epochs=None, checkpoint=None):
+    def train(self, documents=None, corpus_file=None, epochs=None, checkpoint=None, corpus_iterable=None,
+              total_examples=None, total_words=None, **gensim_options):
         """Train ``epochs`` passes; ``alpha`` decays linearly to ``min_alpha``. Returns ``(loss, examples)``.
 
         On Ctrl-C with a ``checkpoint`` path the model is saved there with the position it stopped
         at; ``Doc2Vec.load(path).train(same documents)`` continues the run.
         """
+        check_gensim_options("train", gensim_options, ("start_alpha", "end_alpha", "queue_factor", "report_delay",
+                                                        "compute_loss", "callbacks"))
+        documents = one_of(documents, corpus_iterable)
         if self.vocab is None:
             raise Word2BertError("call build_vocab before train (or pass the documents to Doc2Vec(...))")
         if self._resume_state is not None:
@@ -233,7 +263,7 @@ class Doc2Vec:
         np.cumsum([len(t) for t in tag_lists], out=tag_offsets[1:])
         tag_rows = (np.array([r for rows in tag_lists for r in rows], np.int64) + len(self.vocab)).astype(np.int32)
         train_words = bool(self.dbow_words) and not self.dm
-        loss, examples, _ = self._run(self.input_vectors, tokens, offsets, tag_offsets, tag_rows,
+        loss, examples, _, _ = self._run(self.input_vectors, tokens, offsets, tag_offsets, tag_rows,
                                       int(epochs or self.epochs), self.alpha, self.min_alpha, train_words, True, 0,
                                       "doc2vec", self.seed, checkpoint)
         self._resume_state = None
@@ -274,9 +304,14 @@ class Doc2Vec:
         if n == 0:
             return np.zeros((0, self.vector_size), np.float32)
         tokens, offsets = self._encode_words(word_lists)
+        unknown = np.flatnonzero(np.diff(offsets) == 0)
+        if len(unknown):
+            warnings.warn(f"{len(unknown)} of {n} documents have no word in the vocabulary (the first: document "
+                          f"{unknown[0]}, {word_lists[unknown[0]][:5]!r}): their vectors are the random initial "
+                          "ones, as in gensim", UserWarning, stacklevel=2)
         nwords = len(self.vocab)
         seed = self.seed if seed is None else int(seed)
-        fresh = bag_kernels.uniform_matrix(n, self.vector_size, 0.5 / self.vector_size, seed + 7919)
+        fresh = uniform_matrix(n, self.vector_size, 0.5 / self.vector_size, seed + 7919)
         if self.dm:
             base = nwords
             input_vectors = np.concatenate([self.input_vectors[:nwords], fresh])
@@ -304,43 +339,28 @@ class Doc2Vec:
 
     def save(self, path) -> None:
         """Write the whole model (parameters, vocabulary, tags, both matrices and, for a checkpoint, where
-        an interrupted ``train`` stopped) as one ``.npz``, atomically."""
+        an interrupted ``train`` stopped) in word2bert's format (:mod:`word2bert.static.storage`), atomically."""
         self._check()
         params = {name: getattr(self, name) for name in self._PARAMS}
         tags = [[isinstance(t, int), str(t)] for t in self.tag_keys]
-
-        def writer(target):
-            np.savez(target, params=np.array(json.dumps(params)), words=np.array(json.dumps(self.vocab.words)),
-                     counts=self.vocab.counts, tags=np.array(json.dumps(tags)), input_vectors=self.input_vectors,
-                     output_vectors=self.output_vectors, resume=np.array(json.dumps(self._resume_state)))
-
-        atomic_save(path, writer)
+        storage.save(path, "Doc2Vec", params, {"words": self.vocab.words, "tags": tags},
+                     {"counts": self.vocab.counts, "input_vectors": self.input_vectors,
+                      "output_vectors": self.output_vectors}, self._resume_state)
 
     @classmethod
     def load(cls, path) -> "Doc2Vec":
-        """Read a model written by :meth:`save`."""
-        try:
-            with open_binary(path) as handle, np.load(handle, allow_pickle=False) as archive:
-                params = json.loads(str(archive["params"]))
-                words = json.loads(str(archive["words"]))
-                counts = archive["counts"]
-                tags = json.loads(str(archive["tags"]))
-                input_vectors = archive["input_vectors"]
-                output_vectors = archive["output_vectors"]
-                resume = json.loads(str(archive["resume"])) if "resume" in archive.files else None
-        except Word2BertError:
-            raise
-        except Exception as exc:  # zipfile/json/key errors: all mean "not our file"
-            raise Word2BertError(f"{path}: not a word2bert Doc2Vec model or corrupt ({exc})") from None
-        model = cls(**params)
-        model.vocab = Vocabulary(words, counts)
+        """Read a model written by :meth:`save` (by this release or word2bert 0.1.0)."""
+        stored = storage.load(path, "Doc2Vec", ("counts", "input_vectors", "output_vectors"))
+        words, tags = stored.state["words"], stored.state["tags"]
+        model = cls(**stored.params)
+        model.vocab = Vocabulary(words, stored.arrays["counts"])
         model.tag_keys = [int(v) if is_int else v for is_int, v in tags]
         model._tag_index = {key: i for i, key in enumerate(model.tag_keys)}
-        model.input_vectors = np.ascontiguousarray(input_vectors, np.float32)
-        model.output_vectors = np.ascontiguousarray(output_vectors, np.float32)
+        model.input_vectors = np.ascontiguousarray(stored.arrays["input_vectors"], np.float32)
+        model.output_vectors = np.ascontiguousarray(stored.arrays["output_vectors"], np.float32)
         if model.input_vectors.shape[0] != len(words) + len(model.tag_keys):
             raise Word2BertError(f"{path}: corrupt Doc2Vec model (matrix rows do not match words + tags)")
-        model._resume_state = resume
+        model._resume_state = stored.resume
         return model
 
 

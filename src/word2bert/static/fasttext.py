@@ -11,8 +11,7 @@ and ``u_w`` replaces the plain input vector of word2vec. Skip-gram predicts each
 word from ``u_centre``; CBOW predicts the centre word from the mean of the context words'
 rows. A word never seen in training still gets ``u_w`` from its n-grams.
 
-This is a configuration of the engine in :mod:`word2bert.static.bag_kernels` (bag =
-subword rows). Defaults follow fastText where they matter for its quality: learning rate
+This is a configuration of the engine (:mod:`word2bert.static.kernels`: bag = subword rows). Defaults follow fastText where they matter for its quality: learning rate
 0.05 (gensim uses 0.025), negative-sampling table over ``count^0.5`` (``ns_exponent``,
 fastText's choice; word2vec uses 0.75), window radius uniform in ``1..window``, subsampling
 with fastText's word frequency (count over every token read, not only the vocabulary's);
@@ -24,18 +23,23 @@ package and a Facebook model (e.g. ``cc.en.300.bin``) opens here, OOV vectors in
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from word2bert.corpus.encoded import EncodedCorpus
-from word2bert.corpus.reader import as_sentences
+from word2bert.corpus.reader import MAX_SENTENCE_LENGTH, as_sentences
+from word2bert.corpus.scan import encode_scan, file_key, file_source, merge_duplicates, scan_file, vocabulary_of
 from word2bert.corpus.vocab import Vocabulary
 from word2bert.errors import Word2BertError, check_positive
 from word2bert.progress import progress_bar
-from word2bert.static import bag_kernels
-from word2bert.static.checkpoint import check_shape, load_checkpoint, save_checkpoint
+from word2bert.static import jobs as training, kernels, storage
 from word2bert.static.huffman import build_huffman_tree
+from word2bert.static.init import uniform_rows
+from word2bert.static.native import prepare
 from word2bert.static.sampling import keep_probabilities, negative_sampling_table
 from word2bert.static.subwords import subword_rows, word_ngrams
+from word2bert.static.word2vec import check_gensim_options, one_of
 from word2bert.vectors import KeyedVectors
 
 
@@ -120,7 +124,9 @@ class FastText:
     def __init__(self, sentences=None, corpus_file=None, vector_size=100, window=5, min_count=5, sg=0, hs=0,
                  negative=5, sample=1e-3, min_n=3, max_n=6, bucket=2_000_000, alpha=0.05, min_alpha=0.0,
                  epochs=5, workers=3, seed=1, ns_exponent=0.5, max_vocab_size=None, lowercase=False,
-                 cache_dir=None, progress=None):
+                 cache_dir=None, progress=None, corpus_iterable=None):
+        started = time.perf_counter()
+        sentences = one_of(sentences, corpus_iterable)
         check_positive("vector_size", vector_size)
         check_positive("window", window)
         check_positive("min_count", min_count)
@@ -164,7 +170,12 @@ class FastText:
         self.training_loss = 0.0
         self._wv: FastTextKeyedVectors | None = None
         self._resume_state: dict | None = None  # where an interrupted train() stopped (see save_checkpoint)
+        self._scanned = None  # (file key, vocabulary, scan) of the file build_vocab read, for train
+        self._kernels = None  # the training kernel, compiled ahead (see word2bert.static.native.prepare)
+        self._started = None
+        self.timings: dict = {}
         if sentences is not None or corpus_file is not None:
+            self._started = started
             self.build_vocab(sentences, corpus_file)
             self.train(sentences, corpus_file)
 
@@ -177,24 +188,69 @@ class FastText:
         return "ns" if self.negative > 0 else "softmax"
 
     # -- vocabulary and weights --------------------------------------------------------
-    def build_vocab(self, sentences=None, corpus_file=None):
+    def build_vocab(self, sentences=None, corpus_file=None, corpus_iterable=None, **gensim_options):
         """Count words (``min_count``, ``max_vocab_size``), build n-gram tables and initialise weights.
 
-        Input rows are uniform in ``[-1/dim, 1/dim]`` (fastText), output rows zero; n-gram buckets
-        that no vocabulary word uses stay zero (they can never be trained).
+        A text file (``corpus_file``, or a :class:`LineSentence`) is read once by a compiled scanner
+        that also encodes it for :meth:`train`, while the training kernel compiles in a helper process
+        on a first run. Input rows are uniform in ``[-1/dim, 1/dim]`` (fastText), output rows zero;
+        n-gram buckets that no vocabulary word uses stay zero (they can never be trained).
         """
-        corpus = as_sentences(sentences, corpus_file, lowercase=self.lowercase)
+        check_gensim_options("build_vocab", gensim_options, ("progress_per", "keep_raw_vocab", "trim_rule", "update"))
+        sentences = one_of(sentences, corpus_iterable)
+        if self._started is None:
+            self._started = time.perf_counter()
+        self._prepare_kernel()
+        self._scanned = None
+        start = time.perf_counter()
         progress = progress_bar(desc="vocabulary", unit="word", disable=self.progress is False or None)
         with progress:
-            vocab = Vocabulary.build(corpus, min_count=self.min_count, max_vocab_size=self.max_vocab_size,
-                                     progress=progress)
+            source = file_source(sentences, corpus_file)
+            if source is not None and self.max_vocab_size is None and self.cache_dir is None:
+                key, path, lowercase, max_length = self._file_settings(source)
+                scanned = merge_duplicates(scan_file(path, lowercase, max_length, progress=progress))
+                vocab = vocabulary_of(scanned, self.min_count)
+                self._scanned = (key, vocab, scanned)
+            else:
+                corpus = as_sentences(sentences, corpus_file, lowercase=self.lowercase)
+                vocab = Vocabulary.build(corpus, min_count=self.min_count, max_vocab_size=self.max_vocab_size,
+                                         progress=progress)
+        self.timings["vocabulary"] = time.perf_counter() - start
         self._set_vocabulary(vocab)
         rows = len(vocab) + (self.bucket if self.max_n > 0 else 0)
-        self.input_vectors = bag_kernels.uniform_rows(rows, self.vector_size, 1.0 / self.vector_size, self.seed,
-                                                      self.subword_rows, self.workers)
+        self.input_vectors = uniform_rows(rows, self.vector_size, 1.0 / self.vector_size, self.seed,
+                                          self.subword_rows, self.workers)
         self.output_vectors = np.zeros((len(vocab), self.vector_size), np.float32)
         self._wv = None
         return self
+
+    def _file_settings(self, source):
+        path, lowercase, max_length = source
+        lowercase = self.lowercase if lowercase is None else lowercase
+        max_length = MAX_SENTENCE_LENGTH if max_length is None else max_length
+        return file_key(path, lowercase, max_length), path, lowercase, max_length
+
+    def _prepare_kernel(self):
+        """Start compiling the training kernel (a no-op when it is cached or already prepared)."""
+        if self._kernels is None:
+            self._kernels = prepare([("word2bert.static.kernels", "warm_subword",
+                                      dict(dim=self.vector_size, kind=kernels.LOSS_NAMES[self.loss],
+                                           negative=self.negative))],
+                                    "fasttext", f"vector size {self.vector_size}")
+        return self._kernels
+
+    def _encode(self, sentences, corpus_file) -> EncodedCorpus:
+        source = file_source(sentences, corpus_file)
+        if source is not None and self.cache_dir is None:
+            key, path, lowercase, max_length = self._file_settings(source)
+            if self._scanned is not None and self._scanned[0] == key and self._scanned[1] is self.vocab:
+                scanned = self._scanned[2]
+            else:
+                scanned = merge_duplicates(scan_file(path, lowercase, max_length))
+            self._scanned = None
+            return encode_scan(scanned, self.vocab)
+        corpus = as_sentences(sentences, corpus_file, lowercase=self.lowercase)
+        return EncodedCorpus.encode(corpus, self.vocab, cache_dir=self.cache_dir)
 
     def _set_vocabulary(self, vocab: Vocabulary):
         self.vocab = vocab
@@ -207,13 +263,13 @@ class FastText:
             tree = build_huffman_tree(counts)
             codes, points, lengths = tree.codes, tree.points, tree.code_lengths
         else:
-            codes, points, lengths = bag_kernels.dummy_tree()
-        table = negative_sampling_table(counts, self.ns_exponent) if self.loss == "ns" else bag_kernels.dummy_table()
+            codes, points, lengths = kernels.dummy_tree()
+        table = negative_sampling_table(counts, self.ns_exponent) if self.loss == "ns" else kernels.dummy_table()
         return table, codes, points, lengths
 
     # -- training ----------------------------------------------------------------------
     def train(self, sentences=None, corpus_file=None, epochs=None, encoded: EncodedCorpus | None = None,
-              checkpoint=None):
+              checkpoint=None, corpus_iterable=None, total_examples=None, total_words=None, **gensim_options):
         """Train on the corpus (encoded once to int32 ids; every epoch reads the ids).
 
         ``encoded`` is a corpus already encoded with this model's vocabulary (then the text is not read).
@@ -222,15 +278,23 @@ class FastText:
         Returns ``(total loss, examples)``; ``training_loss`` keeps the mean loss per target.
         On Ctrl-C with a ``checkpoint`` path the model is saved there (:meth:`save_checkpoint`);
         ``FastText.load_checkpoint(path).train(same corpus)`` continues where it stopped.
+        ``corpus_iterable``, ``total_examples`` and ``total_words`` are gensim 4's names (the counts
+        are known exactly here); ``timings`` then holds where the time went.
         """
+        check_gensim_options("train", gensim_options, ("start_alpha", "end_alpha", "queue_factor", "report_delay",
+                                                        "compute_loss", "callbacks"))
+        sentences = one_of(sentences, corpus_iterable)
         if self.vocab is None:
             raise Word2BertError("call build_vocab before train (or pass the corpus to FastText(...))")
+        started = self._started if self._started is not None else time.perf_counter()
+        self._started = None
         if self._resume_state is not None:
             epochs = self._resume_state["epochs"]
         epochs = int(epochs or self.epochs)
         if encoded is None:
-            corpus = as_sentences(sentences, corpus_file, lowercase=self.lowercase)
-            encoded = EncodedCorpus.encode(corpus, self.vocab, cache_dir=self.cache_dir)
+            start = time.perf_counter()
+            encoded = self._encode(sentences, corpus_file)
+            self.timings["encode"] = time.perf_counter() - start
         self.ntokens = encoded.raw_word_count
         # fastText's word frequency f = count / ntokens counts every token read (out-of-vocabulary ones
         # and one "</s>" per line too), not only the vocabulary's: the same keep-probability formula
@@ -238,16 +302,15 @@ class FastText:
         ntokens = encoded.raw_word_count + encoded.n_sentences
         keep = keep_probabilities(self.vocab.counts, self.sample * ntokens / max(int(self.vocab.counts.sum()), 1))
         table, codes, points, lengths = self._output_tables()
-        kind = bag_kernels.LOSS_NAMES[self.loss]
+        kind = kernels.LOSS_NAMES[self.loss]
         tokens, offsets = encoded.tokens, encoded.offsets
-        jobs = bag_kernels.schedule_jobs(offsets, epochs, self.alpha, self.min_alpha, self.seed)
+        jobs = training.schedule(offsets, epochs, self.alpha, self.min_alpha, self.seed)
 
         def call(job):
-            _, first, last, a0, a1, seed = job
-            return bag_kernels.subword_chunk(
-                self.input_vectors, self.output_vectors, tokens, offsets, first, last, self.subword_offsets,
+            return kernels.subword_chunk(
+                self.input_vectors, self.output_vectors, tokens, offsets, job.first, job.last, self.subword_offsets,
                 self.subword_rows, keep, self.window, bool(self.sg), kind, self.negative, table, codes, points,
-                lengths, a0, a1, seed)
+                lengths, job.alpha_start, job.alpha_end, job.seed)
 
         bar = progress_bar(total=int(offsets[-1]) * epochs, desc="fasttext", unit="word",
                            disable=self.progress is False or None)
@@ -257,9 +320,15 @@ class FastText:
             self.save_checkpoint(path)
 
         self._wv = None
+        self.timings["compile_wait"] = self._prepare_kernel().wait()
+        self._kernels = None
+        start = time.perf_counter()
+        self.timings["first_word"] = start - started
         with bar:
-            loss, examples, _ = bag_kernels.run_resumable(call, jobs, offsets, self.workers, bar, self._resume_state,
-                                                          checkpoint, save, "fasttext")
+            loss, examples, _, _ = training.run_jobs(
+                call, jobs, self.workers, progress=bar, sizes=_job_sizes(jobs, offsets), resume=self._resume_state,
+                corpus_size=int(offsets[-1]), checkpoint=checkpoint, save=save, what="fasttext")
+        self.timings["training"] = time.perf_counter() - start
         self._resume_state = None
         self.training_loss = loss / max(examples, 1)
         return loss, examples
@@ -271,7 +340,7 @@ class FastText:
         if self.vocab is None:
             raise Word2BertError("the model has no vocabulary yet (call build_vocab/train)")
         if self._wv is None:
-            vectors = bag_kernels.bag_means(self.input_vectors, self.subword_offsets, self.subword_rows)
+            vectors = kernels.bag_means(self.input_vectors, self.subword_offsets, self.subword_rows)
             self._wv = FastTextKeyedVectors(vectors, self.vocab.words, self.vocab.counts, self.input_vectors,
                                             self.min_n, self.max_n, self.bucket if self.max_n > 0 else 0)
         return self._wv
@@ -302,6 +371,9 @@ class FastText:
         loss = data.loss
         if data.model == "sup":
             raise Word2BertError("this .bin is a supervised classifier; use FastTextClassifier.load")
+        if data.quantized or data.pruneidx is not None:
+            raise Word2BertError("a quantized or pruned word-vector model cannot be read (fastText quantizes "
+                                 "only classifiers)")
         model = cls(vector_size=args["dim"], window=max(args["ws"], 1), min_count=max(args["minCount"], 1),
                     sg=int(data.model == "sg"), hs=int(loss == "hs"), negative=args["neg"] if loss == "ns" else 0,
                     sample=args["t"], min_n=args["minn"], max_n=args["maxn"], bucket=args["bucket"],
@@ -334,24 +406,56 @@ class FastText:
 
     def save_checkpoint(self, path) -> None:
         """Write everything :meth:`train` needs to continue (parameters, vocabulary, both matrices and
-        where an interrupted run stopped) as one ``.npz``, atomically."""
+        where an interrupted run stopped) in word2bert's format (:mod:`word2bert.static.storage`)."""
         params = {name: getattr(self, name) for name in self._PARAMS}
-        save_checkpoint(path, "FastText", params, {"words": self.vocab.words, "ntokens": self.ntokens},
-                        {"counts": self.vocab.counts, "input_vectors": self.input_vectors,
-                         "output_vectors": self.output_vectors}, self._resume_state)
+        storage.save(path, "FastText", params, {"words": self.vocab.words, "ntokens": self.ntokens},
+                     {"counts": self.vocab.counts, "input_vectors": self.input_vectors,
+                      "output_vectors": self.output_vectors}, self._resume_state)
 
     @classmethod
     def load_checkpoint(cls, path) -> "FastText":
         """Read a :meth:`save_checkpoint` file; ``train`` on the same corpus then continues the run."""
-        params, meta, arrays, resume = load_checkpoint(path, "FastText",
-                                                       ("counts", "input_vectors", "output_vectors"))
-        model = cls(**params)
-        model._set_vocabulary(Vocabulary(meta["words"], arrays["counts"]))
-        model.ntokens = meta["ntokens"]
-        model.input_vectors = arrays["input_vectors"]
-        model.output_vectors = arrays["output_vectors"]
+        stored = storage.load(path, "FastText", ("counts", "input_vectors", "output_vectors"))
+        model = cls(**stored.params)
+        model._set_vocabulary(Vocabulary(stored.state["words"], stored.arrays["counts"]))
+        model.ntokens = stored.state["ntokens"]
+        model.input_vectors = stored.arrays["input_vectors"]
+        model.output_vectors = stored.arrays["output_vectors"]
         rows = len(model.vocab) + (model.bucket if model.max_n > 0 else 0)
-        check_shape(path, "input_vectors", model.input_vectors, (rows, model.vector_size))
-        check_shape(path, "output_vectors", model.output_vectors, (len(model.vocab), model.vector_size))
-        model._resume_state = resume
+        storage.check_shape(path, "input_vectors", model.input_vectors, (rows, model.vector_size))
+        storage.check_shape(path, "output_vectors", model.output_vectors, (len(model.vocab), model.vector_size))
+        model._resume_state = stored.resume
         return model
+
+
+def _job_sizes(jobs, offsets) -> np.ndarray:
+    """The tokens of every job (to move a resumed run's progress bar past the jobs done)."""
+    return np.array([offsets[job.last] - offsets[job.first] for job in jobs], np.int64)
+
+
+def load_facebook_model(path):
+    """Load a fastText ``.bin``/``.ftz`` (Facebook's or ours): a :class:`FastText` (cbow/sg) or a
+    :class:`~word2bert.static.classifier.FastTextClassifier` (supervised); gensim's name."""
+    from word2bert.interop.fasttext_format import read_fasttext_bin
+
+    data = read_fasttext_bin(path)
+    if data.model == "sup":
+        from word2bert.static.classifier import FastTextClassifier
+
+        return FastTextClassifier.from_fasttext_file(data)
+    return FastText.from_fasttext_file(data)
+
+
+def load_facebook_vectors(path) -> FastTextKeyedVectors:
+    """The :class:`FastTextKeyedVectors` of a fastText ``.bin`` (in-vocabulary and OOV vectors); gensim's name."""
+    from word2bert.interop.fasttext_format import read_fasttext_bin
+
+    data = read_fasttext_bin(path)
+    if data.model == "sup":
+        raise Word2BertError(f"{path} is a supervised (classifier) model; load it with load_facebook_model")
+    return FastText.from_fasttext_file(data).wv
+
+
+def save_facebook_model(model, path) -> None:
+    """Write a :class:`FastText` or a classifier as a Facebook ``.bin``; gensim's name."""
+    model.save(path)

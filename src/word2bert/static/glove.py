@@ -33,9 +33,12 @@ import numpy as np
 from numba import njit
 
 from word2bert.errors import Word2BertError, check_positive
-from word2bert.static.native import prefetch
+from word2bert.static import jobs as training, storage
+from word2bert.static.init import glove_uniform
+from word2bert.static.native import prefetch, prepare
 
 BLOCK_SIZE = 4096  # entries per shuffle block (a power of two)
+BLOCKS_PER_JOB = 32  # blocks per kernel call, so the bar moves (and Ctrl-C is honoured soon)
 PREFETCH_AHEAD = 6  # entries between a prefetch and the update that uses it
 _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}  # fastmath without nnan/ninf: isfinite stays meaningful
 
@@ -147,37 +150,36 @@ class GloVe:
         self.output_vectors = output_vectors
         self.loss_history: list[float] = []
         self.iterations_done = 0
+        self._resume_state: dict | None = None  # where an interrupted fit() stopped (see save_checkpoint)
         self._resuming = False
         self.words: list[str] | None = None
         self.counts = None
+        self._wv = None
+        self._kernels = None
 
     # -- parameters ---------------------------------------------------------------------
     def _initialise(self, vocab_size: int, rng: np.random.Generator):
         """GloVe.c's initialisation: uniform in [-0.5, 0.5) / dim for vectors and biases; gradsq = 1."""
         dim = self.vector_size
-
-        def uniform(*shape):
-            return ((rng.random(shape, dtype=np.float32) - np.float32(0.5)) / np.float32(dim)).astype(np.float32)
-
         # [:, 0] the vectors, [:, 1] their AdaGrad sums (GloVe.c's W and gradsq, interleaved by row)
         self.word_parameters = np.ones((vocab_size, 2, dim), np.float32)
         self.context_parameters = np.ones((vocab_size, 2, dim), np.float32)
-        self.word_parameters[:, 0] = uniform(vocab_size, dim)
-        self.context_parameters[:, 0] = uniform(vocab_size, dim)
-        self.word_biases = uniform(vocab_size)
-        self.context_biases = uniform(vocab_size)
+        self.word_parameters[:, 0] = glove_uniform((vocab_size, dim), dim, rng)
+        self.context_parameters[:, 0] = glove_uniform((vocab_size, dim), dim, rng)
+        self.word_biases = glove_uniform(vocab_size, dim, rng)
+        self.context_biases = glove_uniform(vocab_size, dim, rng)
         self.word_bias_gradsq = np.ones(vocab_size, np.float32)
         self.context_bias_gradsq = np.ones(vocab_size, np.float32)
 
     # -- training -----------------------------------------------------------------------
-    def fit(self, cooccurrence, words=None, counts=None, show_progress=None, log=None):
+    def fit(self, cooccurrence, words=None, counts=None, show_progress=None, log=None, checkpoint=None):
         """Train on a :class:`CooccurrenceMatrix` (or any square scipy sparse matrix with ``words``).
 
         ``log(iteration, cost)`` is called after each iteration; ``loss_history`` keeps the
         costs (GloVe.c's ``iter: NNN, cost: ...`` values). A model read by
-        :meth:`load_checkpoint` continues after its last completed iteration. On Ctrl-C the
-        threads stop, ``KeyboardInterrupt`` propagates and the model holds the parameters so
-        far (``iterations_done`` counts the completed iterations): :meth:`save_checkpoint`.
+        :meth:`load_checkpoint` continues where it stopped. On Ctrl-C the threads finish their
+        blocks, the model is saved to ``checkpoint`` (if given) with the position it stopped at, and
+        ``KeyboardInterrupt`` propagates (``iterations_done`` counts the completed iterations).
         """
         import scipy.sparse as sp
 
@@ -203,13 +205,14 @@ class GloVe:
         if nnz == 0:
             raise Word2BertError("the co-occurrence matrix is empty: nothing to train on")
         if not self._resuming:
-            self.iterations_done, self.loss_history = 0, []
+            self.iterations_done, self.loss_history, self._resume_state = 0, [], None
         elif words is not None and list(words) != self.words:
             raise Word2BertError("the checkpoint was trained on other words than this co-occurrence matrix: "
                                  "resume with the same corpus and counting options")
         self.words = list(words) if words is not None else [str(i) for i in range(vocab_size)]
         self.counts = counts
-        if self.iterations_done == 0:
+        self._wv = None
+        if self.iterations_done == 0 and self._resume_state is None:
             self._initialise(vocab_size, np.random.default_rng([self.seed, 0]))
         elif self.word_parameters.shape[0] != vocab_size:
             raise Word2BertError(f"the checkpoint has {self.word_parameters.shape[0]} words but the "
@@ -224,124 +227,102 @@ class GloVe:
         weights = glove_weighting(values, self.x_max, self.alpha).astype(np.float32)
         del values
         n_blocks = (nnz + BLOCK_SIZE - 1) // BLOCK_SIZE
-        disable = None if show_progress is None else not show_progress
+        block_offsets = np.minimum(np.arange(n_blocks + 1, dtype=np.int64) * BLOCK_SIZE, nnz)
+        jobs = training.schedule(block_offsets, self.epochs, self.eta, self.eta, self.seed,
+                                 target_tokens=BLOCKS_PER_JOB * BLOCK_SIZE)
         parameters = (self.word_parameters, self.context_parameters, self.word_biases, self.context_biases,
                       self.word_bias_gradsq, self.context_bias_gradsq)
-        with progress_bar(self.epochs * nnz, desc="glove", unit="pair", disable=disable,
-                          initial=self.iterations_done * nnz) as bar:
-            for iteration in range(self.iterations_done, self.epochs):
-                rng = np.random.default_rng([self.seed, 2, iteration])  # reproducible after a resume
-                block_order = rng.permutation(n_blocks).astype(np.int64)
-                multipliers = (rng.integers(0, BLOCK_SIZE // 2, n_blocks) * 2 + 1).astype(np.int64)
-                offsets = rng.integers(0, BLOCK_SIZE, n_blocks).astype(np.int64)
-                costs = self._run_threads(rows, cols, log_values, weights, block_order, multipliers, offsets,
-                                          parameters, bar, nnz)
-                cost = float(sum(costs)) / nnz
-                if not math.isfinite(cost):
-                    raise Word2BertError(f"GloVe diverged at iteration {iteration + 1} (cost {cost}); "
-                                         "lower eta or x_max")
-                self.loss_history.append(cost)
-                self.iterations_done = iteration + 1
-                bar.set_postfix(iteration=iteration + 1, loss=f"{cost:.5f}")
-                if log is not None:
-                    log(iteration + 1, cost)
+        orders: dict = {}
+        lock = threading.Lock()
+
+        def iteration_order(iteration):
+            """The block order and in-block permutations of an iteration (reproducible after a resume)."""
+            with lock:
+                if iteration not in orders:
+                    rng = np.random.default_rng([self.seed, 2, iteration])
+                    orders.clear()  # jobs of one iteration at a time (epochs are run one after the other)
+                    orders[iteration] = (rng.permutation(n_blocks).astype(np.int64),
+                                         (rng.integers(0, BLOCK_SIZE // 2, n_blocks) * 2 + 1).astype(np.int64),
+                                         rng.integers(0, BLOCK_SIZE, n_blocks).astype(np.int64))
+                return orders[iteration]
+
+        def call(job):
+            block_order, multipliers, offsets = iteration_order(job.epoch)
+            part = slice(job.first, job.last)
+            cost = _adagrad_blocks(rows, cols, log_values, weights, block_order[part], multipliers[part],
+                                   offsets[part], *parameters, np.float32(self.eta))
+            entries = _entries(block_order[part], nnz)
+            return cost, entries, entries
+
+        def iteration_end(iteration, cost_sum, entries, _):
+            cost = float(cost_sum) / nnz
+            if not math.isfinite(cost):
+                raise Word2BertError(f"GloVe diverged at iteration {iteration + 1} (cost {cost}); lower eta or x_max")
+            self.loss_history.append(cost)
+            self.iterations_done = iteration + 1
+            bar.set_postfix(iteration=iteration + 1, loss=f"{cost:.5f}")
+            if log is not None:
+                log(iteration + 1, cost)
+
+        def save(path, state):
+            self._resume_state = state
+            self.save_checkpoint(path)
+
+        resume = self._resume_state
+        if resume is None and self.iterations_done > 0:  # a 0.1.0 checkpoint: whole iterations done
+            done = sum(1 for job in jobs if job.epoch < self.iterations_done)
+            resume = training.resume_state(jobs, nnz, done, 0.0, 0, 0)
+        disable = None if show_progress is None else not show_progress
+        self.prepare().wait()
+        self._kernels = None
+        with progress_bar(self.epochs * nnz, desc="glove", unit="pair", disable=disable) as bar:
+            training.run_jobs(call, jobs, self.workers, progress=bar, sizes=[BLOCK_SIZE * (j.last - j.first)
+                                                                             for j in jobs],
+                              resume=resume, corpus_size=nnz, checkpoint=checkpoint, save=save, what="glove",
+                              on_epoch_end=iteration_end)
         self._resuming = False
+        self._resume_state = None
+        self._wv = None
         return self
 
-    def _run_threads(self, rows, cols, log_values, weights, block_order, multipliers, offsets, parameters,
-                     bar, nnz):
-        n_blocks = len(block_order)
-        parts = np.array_split(np.arange(n_blocks), min(self.workers, n_blocks))
-        costs = [0.0] * len(parts)
-        errors: list[BaseException] = []
-        chunk = 32  # blocks per kernel call, so the bar moves (and Ctrl-C is honoured soon)
-        lock = threading.Lock()
-        stop = threading.Event()
-
-        def work(t, part):
-            try:
-                for a in range(part[0], part[-1] + 1, chunk):
-                    if stop.is_set():
-                        return
-                    b = min(a + chunk, part[-1] + 1)
-                    costs[t] += _adagrad_blocks(rows, cols, log_values, weights, block_order[a:b],
-                                                multipliers[a:b], offsets[a:b], *parameters, np.float32(self.eta))
-                    with lock:
-                        bar.update(_entries(block_order[a:b], nnz))
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=work, args=(t, part), daemon=True) for t, part in enumerate(parts)]
-        for thread in threads:
-            thread.start()
-        try:
-            for thread in threads:
-                thread.join()
-        except KeyboardInterrupt:
-            stop.set()
-            for thread in threads:
-                thread.join()
-            raise
-        if errors:
-            raise errors[0]
-        return costs
+    def prepare(self):
+        """Start compiling the training kernel in a helper process (on a first run; a no-op once it is
+        cached), e.g. before counting the co-occurrences; :meth:`fit` waits for it."""
+        if self._kernels is None:
+            self._kernels = prepare([("word2bert.static.glove", "warm_adagrad", {})], "glove", "AdaGrad")
+        return self._kernels
 
     # -- checkpoints --------------------------------------------------------------------
     _SETTINGS = ("vector_size", "x_max", "alpha", "epochs", "eta", "workers", "seed", "output_vectors")
+    _ARRAYS = ("word_parameters", "context_parameters", "word_biases", "context_biases", "word_bias_gradsq",
+               "context_bias_gradsq")
 
     def save_checkpoint(self, path) -> None:
-        """Write parameters, AdaGrad sums, settings, words and progress to an ``.npz`` (atomically)."""
-        from word2bert.fileio import atomic_save
-
+        """Write parameters, AdaGrad sums, settings, words and progress in word2bert's format
+        (:mod:`word2bert.static.storage`), atomically."""
         if self.words is None or not hasattr(self, "word_parameters"):
             raise Word2BertError("nothing to save: the model has not started training")
-        encoded = [word.encode("utf-8", "surrogatepass") for word in self.words]
-        word_offsets = np.zeros(len(encoded) + 1, np.int64)
-        np.cumsum([len(b) for b in encoded], out=word_offsets[1:])
-        arrays = {
-            "format": np.array("word2bert-glove-checkpoint-1"),
-            "settings": np.array([f"{name}={getattr(self, name)}" for name in self._SETTINGS]),
-            "iterations_done": np.array(self.iterations_done), "loss_history": np.array(self.loss_history),
-            "word_parameters": self.word_parameters, "context_parameters": self.context_parameters,
-            "word_biases": self.word_biases, "context_biases": self.context_biases,
-            "word_bias_gradsq": self.word_bias_gradsq, "context_bias_gradsq": self.context_bias_gradsq,
-            "word_bytes": np.frombuffer(b"".join(encoded), np.uint8), "word_offsets": word_offsets,
-        }
+        arrays = {name: getattr(self, name) for name in self._ARRAYS}
         if self.counts is not None:
             arrays["counts"] = np.asarray(self.counts)
-
-        def writer(tmp):
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
-
-        atomic_save(path, writer)
+        state = {"words": self.words, "iterations_done": self.iterations_done, "loss_history": self.loss_history}
+        storage.save(path, "GloVe", {name: getattr(self, name) for name in self._SETTINGS}, state, arrays,
+                     self._resume_state)
 
     @classmethod
     def load_checkpoint(cls, path) -> "GloVe":
-        """Read :meth:`save_checkpoint`'s file; :meth:`fit` then continues where it stopped."""
-        import zipfile
-
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if "format" not in data or str(data["format"]) != "word2bert-glove-checkpoint-1":
-                    raise Word2BertError(f"{path} is not a word2bert GloVe checkpoint")
-                settings = dict(item.split("=", 1) for item in data["settings"].tolist())
-                arrays = {name: data[name] for name in data.files}
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            raise Word2BertError(f"cannot read GloVe checkpoint {path}: {exc}") from None
-        types_ = {"vector_size": int, "x_max": float, "alpha": float, "epochs": int, "eta": float,
-                  "workers": int, "seed": int, "output_vectors": str}
-        model = cls(**{name: types_[name](settings[name]) for name in cls._SETTINGS})
-        for name in ("word_parameters", "context_parameters", "word_biases", "context_biases",
-                     "word_bias_gradsq", "context_bias_gradsq"):
-            setattr(model, name, np.ascontiguousarray(arrays[name], dtype=np.float32))
-        model.iterations_done = int(arrays["iterations_done"])
+        """Read :meth:`save_checkpoint`'s file (this release's or 0.1.0's); :meth:`fit` then continues
+        where it stopped."""
+        stored = storage.load(path, "GloVe", cls._ARRAYS)
+        model = cls(**stored.params)
+        for name in cls._ARRAYS:
+            setattr(model, name, np.ascontiguousarray(stored.arrays[name], dtype=np.float32))
+        model.words = list(stored.state["words"])
+        model.iterations_done = int(stored.state["iterations_done"])
+        model.loss_history = list(stored.state["loss_history"])
+        model.counts = stored.arrays.get("counts")
+        model._resume_state = stored.resume
         model._resuming = True
-        model.loss_history = arrays["loss_history"].tolist()
-        blob, offsets = arrays["word_bytes"].tobytes(), arrays["word_offsets"]
-        model.words = [blob[offsets[i]:offsets[i + 1]].decode("utf-8", "surrogatepass")
-                       for i in range(len(offsets) - 1)]
-        model.counts = arrays.get("counts")
         return model
 
     # -- parameters as GloVe.c names them -----------------------------------------------
@@ -372,16 +353,31 @@ class GloVe:
         return self.word_vectors + self.context_vectors
 
     def keyed_vectors(self):
-        """The output vectors as :class:`word2bert.vectors.KeyedVectors` (every vector format)."""
+        """The output vectors as :class:`word2bert.vectors.KeyedVectors` (every vector format), built once
+        per training run (its norms are computed once however often it is used)."""
         from word2bert.vectors import KeyedVectors
 
         if self.words is None:
             raise Word2BertError("the model is not trained yet")
-        return KeyedVectors(self.vectors, self.words, self.counts)
+        if self._wv is None:
+            self._wv = KeyedVectors(self.vectors, self.words, self.counts)
+        return self._wv
 
     @property
     def wv(self):
+        """The output vectors (:meth:`keyed_vectors`)."""
         return self.keyed_vectors()
+
+
+def warm_adagrad():
+    """(kernel, arguments) of a tiny AdaGrad call with the types training uses (see native.prepare)."""
+    one = np.zeros(1, np.int32)
+    matrix = np.ones((1, 2, 2), np.float32)
+    vector = np.ones(1, np.float32)
+    order = np.zeros(1, np.int64)
+    return _adagrad_blocks, (one, one, np.zeros(1, np.float32), np.zeros(1, np.float32), order, order + 1, order,
+                             matrix, matrix.copy(), vector, vector.copy(), vector.copy(), vector.copy(),
+                             np.float32(0.0))
 
 
 def _entries(blocks, nnz):

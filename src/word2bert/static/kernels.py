@@ -1,20 +1,31 @@
-"""numba kernels of word2vec: one call trains one chunk (~10k words) of an EncodedCorpus.
+"""The example kernels and chunk drivers of every word-vector model: one call trains one chunk of
+sentences (or lines, or documents) and releases the GIL.
 
-Each kernel is ``nogil``; the Python driver (:mod:`word2bert.static.word2vec`) runs one per
-worker thread over different chunks at the same time, all writing the shared
-``input_vectors`` / ``output_vectors`` without locks (Hogwild, as word2vec.c and gensim).
-Each call owns its RNG state (word2vec.c's LCG, see :mod:`word2bert.static.sampling`) and
-returns it, so a thread's stream continues across its chunks.
+Every model is a choice of input rows, output rows and loss (see ../shared/DESIGN.md):
 
-Per sentence a kernel first subsamples (word2vec.c: word ``w`` is kept with probability
-``keep_prob[w]``; dropped words take no window position), then for every kept centre word
-draws the reduced window ``b ~ U{0..window-1}`` and uses the ``window - b`` words on each
-side as context. The direction is word2vec.c's: in skip-gram the *context* word's input
-row is the hidden vector and the *centre* word is predicted; in CBOW the mean (or sum) of
-the context rows predicts the centre word.
+================  ==========================================  ======================
+model             input rows (the hidden vector)                targets
+================  ==========================================  ======================
+word2vec sg       one context word's row (each in turn)          the centre word
+word2vec cbow     the mean (or sum) of the context rows          the centre word
+fastText sg       the centre word + its char n-gram rows          the context words
+fastText cbow     every context word + their n-gram rows          the centre word
+classifier        words + hashed word n-grams of a line           one label (all for OVA)
+PV-DBOW           one tag row of the document (each in turn)      each word of it
+PV-DM             tag rows + context words                        the centre word
+================  ==========================================  ======================
 
-Names: ``input_vectors`` is word2vec.c's ``syn0``; ``output_ns`` its ``syn1neg`` (one row per
-word); ``output_hs`` its ``syn1`` (one row per Huffman inner node).
+The losses are :mod:`word2bert.static.losses` (NS, HS, softmax, one-vs-all); the bag models share
+one example, :func:`bag_example` (fastText's ``Model::update``: ``computeHidden``, ``Loss::forward``,
+the gradient added to every input row); every chunk driver subsamples with
+:func:`~word2bert.static.sampling.subsample` and draws negatives with
+:func:`~word2bert.static.losses.negative_decisions`. Python threads run the drivers
+(:mod:`word2bert.static.jobs`) on shared matrices without locks (Hogwild, as word2vec.c, gensim and
+fastText do); each call owns its random state (word2vec.c's LCG, seeded per job).
+
+The entry points at the bottom are compiled for one vector size and one loss (see
+:mod:`word2bert.static.native`), take their scratch arrays from the Python side (allocated per
+call, so threads never share them) and keep the signatures the kernel tests call.
 """
 
 from __future__ import annotations
@@ -25,56 +36,33 @@ import numba
 import numpy as np
 
 from word2bert.static.huffman import MAX_CODE_LENGTH
-from word2bert.static.losses import full_softmax_step
-from word2bert.static.native import SOURCE_STAMP, SPECIALISED_JIT, prefetch_row
-from word2bert.static.sampling import MAX_EXP, draw_negative, random_int, random_uniform
+from word2bert.static.losses import (
+    LOSS_HS,
+    LOSS_NAMES,
+    LOSS_NS,
+    LOSS_OVA,
+    LOSS_SOFTMAX,
+    MODE_HS,
+    MODE_NS,
+    MODE_NS_HS,
+    MODE_SOFTMAX,
+    bag_targets,
+    bag_work,
+    negative_decisions,
+    word2vec_outputs,
+)
+from word2bert.static.native import ENTRY_JIT, JIT, SOURCE_STAMP, TINY_JIT, prefetch_row, readonly
+from word2bert.static.sampling import random_int, subsample
 
-_JIT = dict(nogil=True, cache=True, fastmath=True)
-
-# word2vec.c's EXP_TABLE: sigma tabulated on [-MAX_EXP, MAX_EXP), saturated outside (gensim does the
-# same). One lookup instead of an expf call per (input, output) pair; error < 12/4096 * max sigma' < 8e-4.
-SIGMOID_TABLE_SIZE = 4096
-_grid = (np.arange(SIGMOID_TABLE_SIZE, dtype=np.float64) + 0.5) / SIGMOID_TABLE_SIZE * 2 * MAX_EXP - MAX_EXP
-SIGMOID_TABLE = (1.0 / (1.0 + np.exp(-_grid))).astype(np.float32)
-LOG_SIGMOID_TABLE = (-np.logaddexp(0.0, -_grid)).astype(np.float32)  # log sigma, for the reported loss
-
-
-@numba.njit(inline="always", **_JIT)
-def _table_index(x):
-    return int((x + MAX_EXP) * (SIGMOID_TABLE_SIZE / (2 * MAX_EXP)))
-
-
-@numba.njit(inline="always", **_JIT)
-def _negative_log_sigmoid(z):
-    """``-log sigma(z)`` from the table; ``-z`` below -MAX_EXP and 0 above (error < 0.0025)."""
-    if z >= MAX_EXP:
-        return 0.0
-    if z <= -MAX_EXP:
-        return -z
-    return -LOG_SIGMOID_TABLE[_table_index(z)]
+__all__ = ["LOSS_NS", "LOSS_HS", "LOSS_SOFTMAX", "LOSS_OVA", "LOSS_NAMES", "train_skipgram_chunk", "train_cbow_chunk",
+           "subword_chunk", "supervised_chunk", "document_chunk", "train_bag", "bag_means", "dummy_tree",
+           "dummy_table"]
 
 
-@numba.njit(inline="always", **_JIT)
-def _subsample(tokens, start, end, keep_prob, kept, state):
-    """Copy the words of ``tokens[start:end]`` kept by subsampling into ``kept``; return (n, state).
-
-    Word ``w`` survives with probability ``keep_prob[w]`` (word2vec.c's
-    ``(sqrt(f/s) + 1) s/f`` clipped to 1): a uniform ``u`` is drawn and ``w`` kept if ``u < p``.
-    """
-    n = 0
-    for p in range(start, end):
-        word = tokens[p]
-        keep = keep_prob[word]
-        if keep < 1.0:
-            u, state = random_uniform(state)
-            if u >= keep:
-                continue
-        kept[n] = word
-        n += 1
-    return n, state
-
-
-@numba.njit(inline="always", **_JIT)
+# ---------------------------------------------------------------------------------------
+# word2vec: skip-gram and CBOW
+# ---------------------------------------------------------------------------------------
+@numba.njit(**TINY_JIT)
 def _context(kept, n, i, window, context, state):
     """Fill ``context`` with the words within the reduced window ``window - b`` of position ``i``.
 
@@ -83,12 +71,8 @@ def _context(kept, n, i, window, context, state):
     """
     b, state = random_int(state, window)
     reach = window - b
-    lo = i - reach
-    if lo < 0:
-        lo = 0
-    hi = i + reach + 1
-    if hi > n:
-        hi = n
+    lo = max(i - reach, 0)
+    hi = min(i + reach + 1, n)
     count = 0
     for j in range(lo, hi):
         if j != i:
@@ -97,40 +81,29 @@ def _context(kept, n, i, window, context, state):
     return count, state
 
 
-@numba.njit(inline="always", **_JIT)
-def _draw_negatives(out_ids, centre, table, negative, state):
-    """``out_ids[0] = centre`` then ``negative`` draws from the unigram table, skipping draws equal
-    to the centre (word2vec.c); returns (number of output rows, state)."""
-    out_ids[0] = centre
-    m = 1
-    for _ in range(negative):
-        word, state = draw_negative(table, state)
-        if word != centre:
-            out_ids[m] = word
-            m += 1
-    return m, state
-
-
-@numba.njit(inline="always", **_JIT)
-def _next_negatives(out_ids, next_ids, m, kept, i, n, table, negative, output_ns, state, dim):
-    """Move the negatives drawn for centre ``i`` into ``out_ids``; draw those of centre ``i + 1``
-    into ``next_ids`` and prefetch their rows, which then load while centre ``i``'s block
-    computes (+10-15%: the noise rows are the random, uncached memory accesses of
-    negative sampling). Returns (rows of centre ``i``, rows of centre ``i + 1``, state)."""
-    for k in range(m):
-        out_ids[k] = next_ids[k]
+@numba.njit(**TINY_JIT)
+def _next_negatives(ns_ids, ns_labels, next_ids, next_labels, next_m, kept, i, n, table, negative, output_ns, state,
+                    dim):
+    """Move the decisions drawn for centre ``i`` into ``ns_ids``; draw those of centre ``i + 1`` into
+    ``next_ids`` and prefetch their rows, which then load while centre ``i``'s block computes
+    (+10-15%: the noise rows are the random, uncached memory accesses of negative sampling).
+    Returns (decisions of centre ``i``, decisions of centre ``i + 1``, state)."""
+    for k in range(next_m):
+        ns_ids[k] = next_ids[k]
+        ns_labels[k] = next_labels[k]
+    m = next_m
     next_m = 0
     if i + 1 < n:
-        next_m, state = _draw_negatives(next_ids, kept[i + 1], table, negative, state)
+        next_m, state = negative_decisions(kept[i + 1], table, negative, next_ids, next_labels, 0, state)
         for k in range(1, next_m):
             prefetch_row(output_ns, np.uint64(next_ids[k]), dim)
     return m, next_m, state
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(**TINY_JIT)
 def _sum_rows(matrix, ids, count, out, dim):
-    """``out[0] = sum_b matrix[ids[b]]`` over ``b < count``, two rows per pass (half the
-    loads and stores of ``out``)."""
+    """``out[0] = sum_b matrix[ids[b]]`` over ``b < count``, two rows per pass (half the loads and
+    stores of ``out``)."""
     b = count & 1
     if b:
         first = np.uint64(ids[0])
@@ -147,242 +120,655 @@ def _sum_rows(matrix, ids, count, out, dim):
         b += 2
 
 
-@numba.njit(inline="always", **_JIT)
-def _huffman_path(centre, codes, points, code_lengths, hs_labels, path):
-    """Fill the centre word's Huffman path (inner-node rows) and labels ``1 - code``; return its length."""
-    length = code_lengths[centre]
-    for k in range(length):
-        hs_labels[k] = 1.0 - codes[centre, k]
-        path[k] = points[centre, k]
-    return length
+@numba.njit(**JIT)
+def _word2vec_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end, keep_prob,
+                    table, codes, points, code_lengths, window, negative, mode, skipgram, cbow_mean, alpha, state,
+                    compute_loss, work, dim):
+    """word2vec over sentences ``[sentence_start, sentence_end)``; returns (loss, examples, words, state).
 
+    Per sentence the words are subsampled (dropped words take no window position), then every
+    kept centre word ``w`` gets a reduced window of context words ``c_1..c_B``.
 
-@numba.njit(inline="always", **_JIT)
-def _block_logistic(input_vectors, in_ids, n_in, output_vectors, out_ids, labels, n_out, alpha,
-                    grad_in, coef, skip_saturated, compute_loss, dim):
-    """Independent logistic decisions for every (input row b, output row k) pair of a block.
+    Skip-gram (word2vec.c's direction): each context row ``u_{c_b}`` is a hidden vector and the
+    target is ``w``. Negative sampling draws one set of ``K = negative`` negatives per centre word,
+    shared by its ``B`` context words, so the step is one ``B x (K+1)`` block (Ji et al. 2016,
+    "Parallelizing Word2Vec in Shared and Distributed Memory"; word2vec.c draws K per pair: sharing
+    keeps the rows of a block in cache); hierarchical softmax shares the centre's Huffman path the
+    same way. ``examples`` counts (context, centre) pairs.
 
-    ``x_bk = u_b . v_k``, ``log L = sum_bk [l_k log sigma(x_bk) + (1 - l_k) log sigma(-x_bk)]``.
-    With ``g_bk = alpha (l_k - sigma(x_bk))`` (0 where ``skip_saturated`` and ``|x_bk| >= 6``,
-    word2vec.c's HS rule) each pair takes word2vec.c's step ``grad_in[b] += g_bk v_k`` (the
-    caller adds ``grad_in[b]`` to ``u_b`` after the block), then ``v_k += g_bk u_b``. Pairs
-    run input row by input row, as word2vec.c runs context word by context word; within a
-    row the ``x_bk`` are computed first (independent dot products overlap in the CPU
-    instead of waiting on each update), which differs from word2vec.c only when a row
-    occurs twice among the ``v_k``. Returns ``-log L`` (0 unless ``compute_loss``).
+    CBOW: ``h = sum_b u_{c_b}`` (divided by ``B`` when ``cbow_mean``) predicts ``w`` (a 1-row
+    block); the accumulated ``alpha d log L / d h`` is added to every context row (undivided with
+    ``cbow_mean``, like word2vec.c and gensim). ``examples`` counts centre words.
 
-    Speed: rows are indexed in 2-D with unsigned indices, never sliced (a slice costs an
-    atomic reference count, a signed index a wraparound test that stops vectorization).
+    ``words`` counts the words kept by subsampling. ``mode`` picks the output layers
+    (:func:`~word2bert.static.losses.word2vec_outputs`); ``dim`` is ``input_vectors.shape[1]``.
     """
-    loss = 0.0
-    for b in range(n_in):
-        row_in = np.uint64(in_ids[b])
-        for k in range(n_out):  # all dot products first: independent, so they overlap in the CPU
-            row_out = np.uint64(out_ids[k])
-            x = np.float32(0.0)
-            for i in range(dim):
-                x += input_vectors[row_in, i] * output_vectors[row_out, i]
-            coef[b, k] = x
-        for k in range(n_out):
-            x = coef[b, k]
-            label = labels[k]
-            if compute_loss:
-                loss += _negative_log_sigmoid(x if label > 0.5 else -x)
-            if x >= MAX_EXP:
-                s = np.float32(1.0)
-                if skip_saturated:
-                    coef[b, k] = 0.0
-                    continue
-            elif x <= -MAX_EXP:
-                s = np.float32(0.0)
-                if skip_saturated:
-                    coef[b, k] = 0.0
-                    continue
-            else:
-                s = SIGMOID_TABLE[_table_index(x)]
-            coef[b, k] = alpha * (label - s)
-        for k in range(n_out):
-            g = coef[b, k]
-            if g != 0.0:
-                row_out = np.uint64(out_ids[k])
-                for i in range(dim):
-                    v = output_vectors[row_out, i]
-                    grad_in[b, i] += g * v
-                    output_vectors[row_out, i] = v + g * input_vectors[row_in, i]
-    return loss
-
-
-@numba.njit(**_JIT)
-def _skipgram_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
-                    keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
-                    use_softmax, alpha, state, compute_loss, dim):
-    """Skip-gram over sentences ``[sentence_start, sentence_end)``; returns (loss, examples, words, state).
-
-    For a centre word ``w`` with context ``c_1..c_B`` the hidden vectors are the rows
-    ``u_{c_b}`` and the target is ``w``. Negative sampling: one set of ``K = negative``
-    negatives is drawn per centre word and shared by its ``B`` context words, so the step is
-    the ``B x (K+1)`` block of :func:`_block_logistic` (Ji et al. 2016, "Parallelizing Word2Vec
-    in Shared and Distributed Memory"; word2vec.c draws K per pair: sharing keeps the rows
-    of a block in cache). Hierarchical softmax: the
-    ``B`` context words share the centre's Huffman path, the same block form. Full softmax:
-    :func:`full_softmax_step` per pair. ``examples`` counts (context, centre) pairs, ``words``
-    the centre words kept by subsampling. ``dim`` is ``input_vectors.shape[1]`` (a compile-time
-    constant through :func:`~word2bert.static.native.specialise`).
-    """
-    longest = 1
-    for s in range(sentence_start, sentence_end):
-        if offsets[s + 1] - offsets[s] > longest:
-            longest = offsets[s + 1] - offsets[s]
-    kept = np.empty(longest, np.int32)
-    context = np.empty(2 * window, np.int32)
-    grad_in = np.zeros((2 * window, dim), np.float32)
-    width = max(negative + 1, MAX_CODE_LENGTH)
-    coef = np.empty((2 * window, width), np.float32)
-    out_ids = np.empty(negative + 1, np.int32)
-    next_ids = np.empty(negative + 1, np.int32)
+    kept, context, grad, coef, ns_ids, ns_labels, next_ids, next_labels, hs_ids, hs_labels, hidden, hidden_id, \
+        scores = work
     next_m = 0
-    ns_labels = np.zeros(negative + 1, np.float32)
-    ns_labels[0] = 1.0
-    hs_labels = np.empty(MAX_CODE_LENGTH, np.float32)
-    path = np.empty(MAX_CODE_LENGTH, np.int32)
     loss = 0.0
     examples = 0
     words = 0
     for s in range(sentence_start, sentence_end):
-        n, state = _subsample(tokens, offsets[s], offsets[s + 1], keep_prob, kept, state)
+        n, state = subsample(tokens, offsets[s], offsets[s + 1], keep_prob, kept, state)
         words += n
         if n < 2:
             continue  # no context
         if negative > 0:
-            next_m, state = _draw_negatives(next_ids, kept[0], table, negative, state)
+            next_m, state = negative_decisions(kept[0], table, negative, next_ids, next_labels, 0, state)
         for i in range(n):
             centre = kept[i]
+            m = 0
             if negative > 0:
-                m, next_m, state = _next_negatives(out_ids, next_ids, next_m, kept, i, n, table, negative,
-                                                   output_ns, state, dim)
+                m, next_m, state = _next_negatives(ns_ids, ns_labels, next_ids, next_labels, next_m, kept, i, n, table,
+                                                   negative, output_ns, state, dim)
             n_ctx, state = _context(kept, n, i, window, context, state)
-            examples += n_ctx
-            if use_softmax:  # small vocabularies only: slices are fine here
+            if skipgram:
+                examples += n_ctx
+                loss += word2vec_outputs(mode, input_vectors, context, n_ctx, output_ns, output_hs, centre, ns_ids,
+                                         ns_labels, m, codes, points, code_lengths, alpha, grad, coef, hs_ids,
+                                         hs_labels, hidden, scores, compute_loss, dim)
                 for b in range(n_ctx):
-                    loss += full_softmax_step(input_vectors[context[b]], output_ns, centre, alpha, grad_in[b])
-            if negative > 0:
-                loss += _block_logistic(input_vectors, context, n_ctx, output_ns, out_ids, ns_labels, m, alpha,
-                                        grad_in, coef, False, compute_loss, dim)
-            if use_hs:
-                length = _huffman_path(centre, codes, points, code_lengths, hs_labels, path)
-                loss += _block_logistic(input_vectors, context, n_ctx, output_hs, path, hs_labels, length,
-                                        alpha, grad_in, coef, True, compute_loss, dim)
-            for b in range(n_ctx):
-                row = np.uint64(context[b])
+                    row = np.uint64(context[b])
+                    for j in range(dim):
+                        input_vectors[row, j] += grad[b, j]
+                        grad[b, j] = 0.0
+            else:
+                examples += 1
+                _sum_rows(input_vectors, context, n_ctx, hidden, dim)
+                if cbow_mean:
+                    scale = np.float32(1.0) / n_ctx
+                    for j in range(dim):
+                        hidden[0, j] *= scale
+                loss += word2vec_outputs(mode, hidden, hidden_id, 1, output_ns, output_hs, centre, ns_ids, ns_labels,
+                                         m, codes, points, code_lengths, alpha, grad, coef, hs_ids, hs_labels, hidden,
+                                         scores, compute_loss, dim)
+                for b in range(n_ctx):
+                    row = np.uint64(context[b])
+                    for j in range(dim):
+                        input_vectors[row, j] += grad[0, j]
                 for j in range(dim):
-                    input_vectors[row, j] += grad_in[b, j]
-                    grad_in[b, j] = 0.0
+                    grad[0, j] = 0.0
     return loss, examples, words, state
 
 
-@numba.njit(**_JIT)
-def _cbow_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
-                keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
-                use_softmax, cbow_mean, alpha, state, compute_loss, dim):
-    """CBOW over sentences ``[sentence_start, sentence_end)``; returns (loss, examples, words, state).
+def _word2vec_work(offsets, sentence_start, sentence_end, window, negative, n_outputs, skipgram, dim):
+    """The scratch arrays of :func:`_word2vec_chunk` for one call."""
+    longest = max(int(np.max(np.diff(offsets[sentence_start:sentence_end + 1]), initial=1)), 1)
+    rows = 2 * window if skipgram else 1
+    width = max(negative + 1, MAX_CODE_LENGTH)
+    return (np.empty(longest, np.int32), np.empty(2 * window, np.int32), np.zeros((rows, dim), np.float32),
+            np.empty((rows, width), np.float32), np.empty(negative + 1, np.int32), np.empty(negative + 1, np.float32),
+            np.empty(negative + 1, np.int32), np.empty(negative + 1, np.float32), np.empty(MAX_CODE_LENGTH, np.int32),
+            np.empty(MAX_CODE_LENGTH, np.float32), np.zeros((1, dim), np.float32), np.zeros(1, np.int32),
+            np.empty((1, max(n_outputs, 1)), np.float32))
 
-    Hidden vector ``h = sum_b u_{c_b}`` (divided by ``B`` when ``cbow_mean``) predicts the
-    centre word: negative sampling (the centre and ``negative`` draws) and hierarchical
-    softmax (the centre's Huffman path) as a 1-row block of :func:`_block_logistic` (the same
-    decisions as word2vec.c's per-word loop, with every output row updated from the values
-    before the step), or :func:`full_softmax_step`. The accumulated ``alpha d log L / d h``
-    is then added to every context row; with ``cbow_mean`` the exact gradient would be
-    divided by ``B``, but like word2vec.c and gensim we add it undivided.
+
+@functools.lru_cache(maxsize=None)
+def _word2vec_for(dim: int, mode: int, skipgram: bool):
+    def word2vec_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end, keep_prob,
+                       table, codes, points, code_lengths, window, negative, cbow_mean, alpha, state, compute_loss,
+                       work):
+        _ = SOURCE_STAMP
+        return _word2vec_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
+                               keep_prob, table, codes, points, code_lengths, window, negative, mode, skipgram,
+                               cbow_mean, alpha, state, compute_loss, work, dim)
+
+    return numba.njit(**ENTRY_JIT)(word2vec_chunk)
+
+
+def word2vec_mode(negative: int, hs: bool, softmax: bool) -> int:
+    """The output layers of word2vec: negative sampling, hierarchical softmax, both, or the full softmax."""
+    if softmax:
+        return MODE_SOFTMAX
+    if negative > 0:
+        return MODE_NS_HS if hs else MODE_NS
+    return MODE_HS
+
+
+def _word2vec_call(skipgram, input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
+                   keep_prob, table, codes, points, code_lengths, window, negative, use_hs, use_softmax, cbow_mean,
+                   alpha, state, compute_loss, dim):
+    """The compiled kernel and its arguments, with the types every call uses (one signature)."""
+    dim = int(dim)
+    kernel = _word2vec_for(dim, word2vec_mode(int(negative), bool(use_hs), bool(use_softmax)), bool(skipgram))
+    work = _word2vec_work(offsets, int(sentence_start), int(sentence_end), int(window), int(negative),
+                          output_ns.shape[0] if use_softmax else 1, skipgram, dim)
+    return kernel, (input_vectors, output_ns, output_hs, readonly(tokens, np.int32), readonly(offsets, np.int64),
+                    np.int64(sentence_start), np.int64(sentence_end), readonly(keep_prob, np.float32),
+                    readonly(table, np.uint64), readonly(codes, np.uint8), readonly(points, np.int32),
+                    readonly(code_lengths, np.int32), np.int64(window), np.int64(negative), bool(cbow_mean),
+                    np.float32(alpha), np.uint64(state), bool(compute_loss), work)
+
+
+def _word2vec(*args):
+    kernel, arguments = _word2vec_call(*args)
+    return kernel(*arguments)
+
+
+def warm_word2vec(dim: int, negative: int, hs: bool, softmax: bool, skipgram: bool):
+    """(kernel, arguments) of a tiny word2vec chunk with the types training uses (see native.prepare)."""
+    inputs = np.zeros((2, dim), np.float32)
+    outputs = np.zeros((2, dim), np.float32)
+    codes, points, lengths = dummy_tree()
+    return _word2vec_call(skipgram, inputs, outputs, outputs, np.zeros(2, np.int32), np.array([0, 2], np.int64), 0, 1,
+                          np.ones(2, np.float32), np.zeros(2, np.uint64), codes, points, lengths, 1, negative, hs,
+                          softmax, True, 0.0, 1, True, dim)
+
+
+def train_skipgram_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end, keep_prob,
+                         table, codes, points, code_lengths, window, negative, use_hs, use_softmax, alpha, state,
+                         compute_loss, dim):
+    """Skip-gram over sentences ``[sentence_start, sentence_end)`` (see :func:`_word2vec_chunk`), compiled
+    for ``dim`` and the output layers in use; returns (loss, examples, words, state)."""
+    return _word2vec(True, input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
+                     keep_prob, table, codes, points, code_lengths, window, negative, use_hs, use_softmax, False, alpha,
+                     state, compute_loss, dim)
+
+
+def train_cbow_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end, keep_prob,
+                     table, codes, points, code_lengths, window, negative, use_hs, use_softmax, cbow_mean, alpha, state,
+                     compute_loss, dim):
+    """CBOW over sentences ``[sentence_start, sentence_end)`` (see :func:`_word2vec_chunk`), compiled for
+    ``dim`` and the output layers in use; returns (loss, examples, words, state)."""
+    return _word2vec(False, input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
+                     keep_prob, table, codes, points, code_lengths, window, negative, use_hs, use_softmax, cbow_mean,
+                     alpha, state, compute_loss, dim)
+
+
+# ---------------------------------------------------------------------------------------
+# the bag example (fastText, the classifier, Doc2Vec)
+# ---------------------------------------------------------------------------------------
+@numba.njit(**JIT)
+def bag_example(kind, input_vectors, output_vectors, bag, bag_start, bag_count, targets, target_start, target_count,
+                negative, table, codes, points, code_lengths, state, alpha, hidden_scale, grad_scale, update_output,
+                skip_saturated, first_trainable_row, hidden, grad, work, dim):
+    """One example of the engine: the bag ``B = bag[bag_start:+bag_count]``, the targets
+    ``T = targets[target_start:+target_count]``.
+
+        h = hidden_scale * sum_{r in B} input_vectors[r]        (hidden_scale = 1/|B|: the mean)
+        the loss ``kind`` of T on h (:func:`~word2bert.static.losses.bag_targets`)
+        input_vectors[r] += grad_scale * alpha * d log L / d h   for every r in B, r >= first_trainable_row
+
+    (once per occurrence of ``r``, as fastText). Between targets ``h`` moves by the step its rows
+    took, ``hidden_scale * |B| * grad_scale`` times the accumulated gradient. ``skip_saturated``:
+    logistic decisions with ``|x| >= MAX_EXP`` take no step (word2vec.c's HS rule). ``hidden`` and
+    ``grad`` are ``(1, dim)`` scratch rows, ``work`` is :func:`~word2bert.static.losses.bag_work`'s.
+    Returns ``(-log L, state)``.
     """
-    longest = 1
-    for s in range(sentence_start, sentence_end):
-        if offsets[s + 1] - offsets[s] > longest:
-            longest = offsets[s + 1] - offsets[s]
-    kept = np.empty(longest, np.int32)
-    context = np.empty(2 * window, np.int32)
-    hidden = np.empty((1, dim), np.float32)
-    hidden_id = np.zeros(1, np.int32)
-    grad = np.zeros((1, dim), np.float32)
-    coef = np.empty((1, max(negative + 1, MAX_CODE_LENGTH)), np.float32)
-    out_ids = np.empty(negative + 1, np.int32)
-    next_ids = np.empty(negative + 1, np.int32)
-    next_m = 0
-    ns_labels = np.zeros(negative + 1, np.float32)
-    ns_labels[0] = 1.0
-    hs_labels = np.empty(MAX_CODE_LENGTH, np.float32)
-    path = np.empty(MAX_CODE_LENGTH, np.int32)
+    for i in range(dim):
+        hidden[0, i] = 0.0
+        grad[0, i] = 0.0
+    for q in range(bag_start, bag_start + bag_count):
+        row = np.uint64(bag[q])
+        for i in range(dim):
+            hidden[0, i] += input_vectors[row, i]
+    for i in range(dim):
+        hidden[0, i] *= hidden_scale
+    step_scale = hidden_scale * np.float32(bag_count) * grad_scale
+    loss, state = bag_targets(kind, hidden, output_vectors, targets, target_start, target_count, negative, table, codes,
+                              points, code_lengths, state, alpha, grad, work, step_scale, update_output, skip_saturated,
+                              dim)
+    for i in range(dim):
+        grad[0, i] *= grad_scale
+    for q in range(bag_start, bag_start + bag_count):
+        r = bag[q]
+        if r >= first_trainable_row:
+            row = np.uint64(r)
+            for i in range(dim):
+                input_vectors[row, i] += grad[0, i]
+    return loss, state
+
+
+@numba.njit(**JIT)
+def _train_bag(input_vectors, output_vectors, bag, targets, kind, negative, table, codes, points, code_lengths, state,
+               alpha, grad_scale, hidden, grad, update_output, first_trainable_row, work):
+    return bag_example(kind, input_vectors, output_vectors, bag, np.int64(0), np.int64(bag.shape[0]), targets,
+                       np.int64(0), np.int64(targets.shape[0]), negative, table, codes, points, code_lengths,
+                       np.uint64(state), alpha, np.float32(1.0) / np.float32(bag.shape[0]), grad_scale, update_output,
+                       kind == LOSS_HS, first_trainable_row, hidden, grad, work, hidden.shape[1])
+
+
+def train_bag(input_vectors, output_vectors, bag, targets, kind, negative, table, codes, points, code_lengths, state,
+              alpha, grad_scale, hidden, grad_hidden, update_output, first_trainable_row):
+    """One example of the engine on its own (the chunk drivers run the same :func:`bag_example`).
+
+    ``h = mean_{r in bag} input_vectors[r]``; the loss of every target in ``targets`` in turn
+    (for one-vs-all, ``targets`` is the set of positive labels) accumulates
+    ``g = alpha * d log L / d h``; then ``input_vectors[r] += grad_scale * g`` for every ``r`` in the
+    bag with ``r >= first_trainable_row``. ``hidden``/``grad_hidden`` (1-D, ``dim``) receive ``h`` and
+    the gradient. Returns ``(-log L, state)``.
+    """
+    dim = hidden.shape[0]
+    work = bag_work(int(kind), int(negative), output_vectors.shape[0], len(targets), dim)
+    return _train_bag(input_vectors, output_vectors, bag, targets, np.int64(kind), np.int64(negative), table, codes,
+                      points, code_lengths, np.uint64(state), np.float32(alpha), np.float32(grad_scale),
+                      hidden.reshape(1, dim), grad_hidden.reshape(1, dim), bool(update_output),
+                      np.int64(first_trainable_row), work)
+
+
+# ---------------------------------------------------------------------------------------
+# chunk drivers of the bag models
+# ---------------------------------------------------------------------------------------
+@numba.njit(**JIT)
+def _subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, subword_offsets,
+                   subword_rows, keep_probability, window, skipgram, kind, negative, table, codes, points,
+                   code_lengths, alpha_start, alpha_end, seed, buffer, targets, bag, hidden, grad, work, dim):
+    """fastText skip-gram or CBOW over sentences ``[first, last)`` with subword bags.
+
+    Each kept word ``w`` has input rows ``subword_rows[subword_offsets[w]:subword_offsets[w+1]]``
+    (itself and its n-grams). The window radius is uniform in ``1..window`` (fastText).
+    Skip-gram: bag = rows of the centre word, targets = the context words. CBOW: bag =
+    rows of every context word, target = the centre word. ``alpha`` decays linearly from
+    ``alpha_start`` to ``alpha_end`` over the chunk's tokens. Returns ``(loss, examples, tokens)``.
+    """
+    state = np.uint64(seed)
+    total = sentence_offsets[last] - sentence_offsets[first]
+    one = np.float32(1.0)
+    saturated = kind == LOSS_HS
     loss = 0.0
     examples = 0
-    words = 0
-    for s in range(sentence_start, sentence_end):
-        n, state = _subsample(tokens, offsets[s], offsets[s + 1], keep_prob, kept, state)
-        words += n
-        if n < 2:
-            continue  # no context
-        if negative > 0:
-            next_m, state = _draw_negatives(next_ids, kept[0], table, negative, state)
+    done = 0
+    for s in range(first, last):
+        start = sentence_offsets[s]
+        end = sentence_offsets[s + 1]
+        alpha = np.float32(alpha_start + (alpha_end - alpha_start) * done / max(total, 1))
+        done += end - start
+        n, state = subsample(tokens, start, end, keep_probability, buffer, state)
         for i in range(n):
-            centre = kept[i]
-            if negative > 0:
-                m, next_m, state = _next_negatives(out_ids, next_ids, next_m, kept, i, n, table, negative,
-                                                   output_ns, state, dim)
-            n_ctx, state = _context(kept, n, i, window, context, state)
-            examples += 1
-            for j in range(dim):
-                grad[0, j] = 0.0
-            _sum_rows(input_vectors, context, n_ctx, hidden, dim)
-            if cbow_mean:
-                scale = np.float32(1.0) / n_ctx
-                for j in range(dim):
-                    hidden[0, j] *= scale
-            if use_softmax:
-                loss += full_softmax_step(hidden[0], output_ns, centre, alpha, grad[0])
-            if negative > 0:
-                loss += _block_logistic(hidden, hidden_id, 1, output_ns, out_ids, ns_labels, m, alpha,
-                                        grad, coef, False, compute_loss, dim)
-            if use_hs:
-                length = _huffman_path(centre, codes, points, code_lengths, hs_labels, path)
-                loss += _block_logistic(hidden, hidden_id, 1, output_hs, path, hs_labels, length,
-                                        alpha, grad, coef, True, compute_loss, dim)
-            for b in range(n_ctx):
-                row = np.uint64(context[b])
-                for j in range(dim):
-                    input_vectors[row, j] += grad[0, j]
-    return loss, examples, words, state
+            b, state = random_int(state, window)
+            b += 1
+            lo = max(0, i - b)
+            hi = min(n, i + b + 1)
+            if hi - lo <= 1:
+                continue
+            if skipgram:
+                if i + 1 < n:  # the next centre's n-gram rows are scattered over a large matrix: fetch them now
+                    following = buffer[i + 1]
+                    for q in range(subword_offsets[following], subword_offsets[following + 1]):
+                        prefetch_row(input_vectors, subword_rows[q], dim)
+                nt = 0
+                for j in range(lo, hi):
+                    if j != i:
+                        targets[nt] = buffer[j]
+                        nt += 1
+                w = buffer[i]
+                r0 = subword_offsets[w]
+                count = subword_offsets[w + 1] - r0
+                step, state = bag_example(kind, input_vectors, output_vectors, subword_rows, r0, count, targets,
+                                          np.int64(0), np.int64(nt), negative, table, codes, points, code_lengths,
+                                          state, alpha, one / np.float32(count), one, True, saturated, np.int64(0),
+                                          hidden, grad, work, dim)
+                examples += nt
+            else:
+                nb = 0
+                for j in range(lo, hi):
+                    if j != i:
+                        w = buffer[j]
+                        for q in range(subword_offsets[w], subword_offsets[w + 1]):
+                            bag[nb] = subword_rows[q]
+                            nb += 1
+                step, state = bag_example(kind, input_vectors, output_vectors, bag, np.int64(0), np.int64(nb), buffer,
+                                          np.int64(i), np.int64(1), negative, table, codes, points, code_lengths,
+                                          state, alpha, one / np.float32(nb), one, True, saturated, np.int64(0),
+                                          hidden, grad, work, dim)
+                examples += 1
+            loss += step
+    return loss, examples, total
 
 
-# -- entry points: the kernels compiled for one vector size (see word2bert.static.native) ----
+@numba.njit(**JIT)
+def _supervised_chunk(input_vectors, output_vectors, example_offsets, example_rows, label_offsets, labels, order,
+                      first, last, kind, negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed,
+                      output_batch, pending, hidden, grad, work, dim):
+    """fastText supervised over the examples ``order[first:last]``.
+
+    Bag = the example's rows (words, hashed word n-grams), gradient normalised by the bag
+    size (``grad_scale = 1/|B|``, fastText's ``normalizeGradient``). Softmax/HS/NS train on
+    one label drawn uniformly from the example's labels, one-vs-all on all of them (as
+    ``FastText::supervised``). Examples without rows or labels are skipped.
+    Returns ``(loss, examples, examples visited)``.
+
+    Deviation for speed with several threads (``output_batch > 1``): softmax and one-vs-all
+    update every label row on every example, so Hogwild threads sharing the small label
+    matrix keep taking its cache lines from each other (2 threads ran 1.2x one thread's
+    speed); here each call adds its label-row steps ``g_v h`` to the shared matrix once
+    per ``output_batch`` examples (a mini-batch for the output layer only: an example reads
+    the label rows without its own call's last ``< output_batch`` steps; the input rows and
+    the gradient reaching them are as before). ``output_batch = 1`` is fastText's update.
+    """
+    n_labels = output_vectors.shape[0]
+    coef = work[4]
+    deferred = output_batch > 1 and (kind == LOSS_SOFTMAX or kind == LOSS_OVA)
+    n_pending = 0
+    state = np.uint64(seed)
+    total = last - first
+    saturated = kind == LOSS_HS
+    loss = 0.0
+    examples = 0
+    done = 0
+    for position in range(first, last):
+        e = order[position]
+        r0 = example_offsets[e]
+        r1 = example_offsets[e + 1]
+        l0 = label_offsets[e]
+        l1 = label_offsets[e + 1]
+        alpha = np.float32(alpha_start + (alpha_end - alpha_start) * done / max(total, 1))
+        done += 1
+        if position + 1 < last:  # the next bag's rows are scattered over a large matrix: fetch them now
+            following = order[position + 1]
+            for q in range(example_offsets[following], example_offsets[following + 1]):
+                prefetch_row(input_vectors, example_rows[q], dim)
+        if r1 == r0 or l1 == l0:
+            continue
+        if kind == LOSS_OVA:
+            chosen = l0
+            n_chosen = l1 - l0
+        else:
+            pick, state = random_int(state, l1 - l0)
+            chosen = l0 + pick
+            n_chosen = np.int64(1)
+        inverse = np.float32(1.0) / np.float32(r1 - r0)
+        step, state = bag_example(kind, input_vectors, output_vectors, example_rows, r0, r1 - r0, labels, chosen,
+                                  n_chosen, negative, table, codes, points, code_lengths, state, alpha, inverse,
+                                  inverse, not deferred, saturated, np.int64(0), hidden, grad, work, dim)
+        loss += step
+        examples += 1
+        if deferred:  # the label rows' steps g_v h (g_v left in coef, h in hidden by the example)
+            for v in range(n_labels):
+                g = coef[0, v]
+                row = np.uint64(v)
+                for i in range(dim):
+                    pending[row, i] += g * hidden[0, i]
+            n_pending += 1
+            if n_pending == output_batch:
+                _flush(output_vectors, pending, dim)
+                n_pending = 0
+    if deferred and n_pending > 0:
+        _flush(output_vectors, pending, dim)
+    return loss, examples, total
+
+
+@numba.njit(**TINY_JIT)
+def _flush(output_vectors, pending, dim):
+    """``output_vectors += pending`` then ``pending = 0``."""
+    for v in range(pending.shape[0]):
+        row = np.uint64(v)
+        for i in range(dim):
+            output_vectors[row, i] += pending[row, i]
+            pending[row, i] = 0.0
+
+
+@numba.njit(**JIT)
+def _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, tag_offsets, tag_rows,
+                    keep_probability, window, dm, dm_mean, train_words, kind, negative, table, codes, points,
+                    code_lengths, alpha_start, alpha_end, seed, update_output, first_trainable_row, buffer, targets,
+                    bag, hidden, grad, work, dim):
+    """Doc2Vec (Le & Mikolov 2014) over documents ``[first, last)``; input rows are words then tags.
+
+    PV-DBOW (``dm=0``): for every tag of the document, bag = that tag's row, targets = the
+    kept words in turn (the row moves after each word: gensim's per-word update; gensim
+    takes the tags inside the word loop, the same updates in another order). With
+    ``train_words`` also skip-gram on the words (bag = a word row, targets = its context).
+    PV-DM (``dm=1``): for every kept word, bag = tag rows + context word rows (window radius
+    uniform in ``1..window``), target = the word; hidden is their mean (``dm_mean``; the full
+    error goes to every row) or, without ``dm_mean``, their sum with the error divided by the
+    bag size (gensim). ``update_output=False`` and ``first_trainable_row`` freeze everything
+    but new tag rows (``infer_vector``). Returns ``(loss, examples, tokens)``.
+    """
+    state = np.uint64(seed)
+    total = sentence_offsets[last] - sentence_offsets[first]
+    loss = 0.0
+    examples = 0
+    done = 0
+    one = np.float32(1.0)
+    saturated = True
+    for s in range(first, last):
+        start = sentence_offsets[s]
+        end = sentence_offsets[s + 1]
+        alpha = np.float32(alpha_start + (alpha_end - alpha_start) * done / max(total, 1))
+        done += end - start
+        n, state = subsample(tokens, start, end, keep_probability, buffer, state)
+        t0 = tag_offsets[s]
+        n_tags = tag_offsets[s + 1] - t0
+        if n_tags == 0:
+            continue
+        if dm:  # PV-DM: one example per word, bag = tags + context words
+            for i in range(n):
+                b, state = random_int(state, window)
+                b += 1
+                for k in range(n_tags):
+                    bag[k] = tag_rows[t0 + k]
+                nb = n_tags
+                for j in range(max(0, i - b), min(n, i + b + 1)):
+                    if j != i:
+                        bag[nb] = buffer[j]
+                        nb += 1
+                inverse = one / np.float32(nb)
+                step, state = bag_example(kind, input_vectors, output_vectors, bag, np.int64(0), np.int64(nb), buffer,
+                                          np.int64(i), np.int64(1), negative, table, codes, points, code_lengths,
+                                          state, alpha, inverse if dm_mean else one, one if dm_mean else inverse,
+                                          update_output, saturated, first_trainable_row, hidden, grad, work, dim)
+                loss += step
+                examples += 1
+        elif n > 0:
+            # each tag predicts every word in turn, its row moving after each word (gensim's PV-DBOW)
+            for k in range(n_tags):
+                step, state = bag_example(kind, input_vectors, output_vectors, tag_rows, np.int64(t0 + k),
+                                          np.int64(1), buffer, np.int64(0), np.int64(n), negative, table, codes,
+                                          points, code_lengths, state, alpha, one, one, update_output, saturated,
+                                          first_trainable_row, hidden, grad, work, dim)
+                loss += step
+                examples += n
+            if train_words:  # skip-gram on the words: bag = a word's row, targets = its context
+                for i in range(n):
+                    b, state = random_int(state, window)
+                    b += 1
+                    nt = 0
+                    for j in range(max(0, i - b), min(n, i + b + 1)):
+                        if j != i:
+                            targets[nt] = buffer[j]
+                            nt += 1
+                    if nt > 0:
+                        step, state = bag_example(kind, input_vectors, output_vectors, buffer, np.int64(i),
+                                                  np.int64(1), targets, np.int64(0), np.int64(nt), negative, table,
+                                                  codes, points, code_lengths, state, alpha, one, one, update_output,
+                                                  saturated, first_trainable_row, hidden, grad, work, dim)
+                        loss += step
+                        examples += nt
+    return loss, examples, total
+
+
+# -- entry points: the chunk drivers compiled for one vector size and loss (see word2bert.static.native) --
 @functools.lru_cache(maxsize=None)
-def _skipgram_for(dim: int):
-    def skipgram_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
-                       keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
-                       use_softmax, alpha, state, compute_loss):
+def _subword_for(dim: int, kind: int):
+    def chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, subword_offsets, subword_rows,
+              keep_probability, window, skipgram, negative, table, codes, points, code_lengths, alpha_start,
+              alpha_end, seed, buffer, targets, bag, hidden, grad, work):
         _ = SOURCE_STAMP
-        return _skipgram_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
-                               keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
-                               use_softmax, alpha, state, compute_loss, dim)
+        return _subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, subword_offsets,
+                              subword_rows, keep_probability, window, skipgram, kind, negative, table, codes, points,
+                              code_lengths, alpha_start, alpha_end, seed, buffer, targets, bag, hidden, grad, work,
+                              dim)
 
-    return numba.njit(**SPECIALISED_JIT)(skipgram_chunk)
+    return numba.njit(**ENTRY_JIT)(chunk)
 
 
 @functools.lru_cache(maxsize=None)
-def _cbow_for(dim: int):
-    def cbow_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
-                   keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
-                   use_softmax, cbow_mean, alpha, state, compute_loss):
+def _supervised_for(dim: int, kind: int):
+    def chunk(input_vectors, output_vectors, example_offsets, example_rows, label_offsets, labels, order, first, last,
+              negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed, output_batch, pending,
+              hidden, grad, work):
         _ = SOURCE_STAMP
-        return _cbow_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
-                           keep_prob, table, codes, points, code_lengths, window, negative, use_hs,
-                           use_softmax, cbow_mean, alpha, state, compute_loss, dim)
+        return _supervised_chunk(input_vectors, output_vectors, example_offsets, example_rows, label_offsets, labels,
+                                 order, first, last, kind, negative, table, codes, points, code_lengths, alpha_start,
+                                 alpha_end, seed, output_batch, pending, hidden, grad, work, dim)
 
-    return numba.njit(**SPECIALISED_JIT)(cbow_chunk)
-
-
-def train_skipgram_chunk(*args):
-    """:func:`_skipgram_chunk` with its last argument ``dim`` compiled in as a constant."""
-    return _skipgram_for(int(args[-1]))(*args[:-1])
+    return numba.njit(**ENTRY_JIT)(chunk)
 
 
-def train_cbow_chunk(*args):
-    """:func:`_cbow_chunk` with its last argument ``dim`` compiled in as a constant."""
-    return _cbow_for(int(args[-1]))(*args[:-1])
+@functools.lru_cache(maxsize=None)
+def _document_for(dim: int, kind: int):
+    def chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, tag_offsets, tag_rows,
+              keep_probability, window, dm, dm_mean, train_words, negative, table, codes, points, code_lengths,
+              alpha_start, alpha_end, seed, update_output, first_trainable_row, buffer, targets, bag, hidden, grad,
+              work):
+        _ = SOURCE_STAMP
+        return _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, tag_offsets,
+                               tag_rows, keep_probability, window, dm, dm_mean, train_words, kind, negative, table,
+                               codes, points, code_lengths, alpha_start, alpha_end, seed, update_output,
+                               first_trainable_row, buffer, targets, bag, hidden, grad, work, dim)
+
+    return numba.njit(**ENTRY_JIT)(chunk)
+
+
+def _longest(offsets, first, last) -> int:
+    return max(int(np.max(np.diff(offsets[first:last + 1]), initial=1)), 1)
+
+
+def _rows(dim):
+    return np.zeros((1, dim), np.float32), np.zeros((1, dim), np.float32)
+
+
+def _subword_call(input_vectors, output_vectors, tokens, sentence_offsets, first, last, subword_offsets, subword_rows,
+                  keep_probability, window, skipgram, kind, negative, table, codes, points, code_lengths, alpha_start,
+                  alpha_end, seed):
+    dim, first, last, window, kind, negative = (int(input_vectors.shape[1]), int(first), int(last), int(window),
+                                                int(kind), int(negative))
+    max_rows = max(int(np.max(np.diff(subword_offsets), initial=1)), 1)
+    hidden, grad = _rows(dim)
+    return _subword_for(dim, kind), (
+        input_vectors, output_vectors, readonly(tokens, np.int32), readonly(sentence_offsets, np.int64),
+        np.int64(first), np.int64(last), readonly(subword_offsets, np.int64), readonly(subword_rows, np.int32),
+        readonly(keep_probability, np.float32), np.int64(window), bool(skipgram), np.int64(negative),
+        readonly(table, np.uint64), readonly(codes, np.uint8), readonly(points, np.int32),
+        readonly(code_lengths, np.int32), np.float64(alpha_start), np.float64(alpha_end), np.int64(seed),
+        np.empty(_longest(sentence_offsets, first, last), np.int32), np.empty(2 * window + 1, np.int32),
+        np.empty(2 * window * max_rows, np.int32), hidden, grad,
+        bag_work(kind, negative, output_vectors.shape[0], 2 * window, dim))
+
+
+def subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, subword_offsets, subword_rows,
+                  keep_probability, window, skipgram, kind, negative, table, codes, points, code_lengths, alpha_start,
+                  alpha_end, seed):
+    """:func:`_subword_chunk` compiled for ``dim = input_vectors.shape[1]`` and the loss ``kind``."""
+    kernel, arguments = _subword_call(input_vectors, output_vectors, tokens, sentence_offsets, first, last,
+                                      subword_offsets, subword_rows, keep_probability, window, skipgram, kind,
+                                      negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed)
+    return kernel(*arguments)
+
+
+def warm_subword(dim: int, kind: int, negative: int):
+    """(kernel, arguments) of a tiny fastText chunk with the types training uses (see native.prepare)."""
+    codes, points, lengths = dummy_tree()
+    return _subword_call(np.zeros((2, dim), np.float32), np.zeros((2, dim), np.float32), np.zeros(2, np.int32),
+                         np.array([0, 2], np.int64), 0, 1, np.array([0, 1, 2], np.int64), np.array([0, 1], np.int32),
+                         np.ones(2, np.float32), 1, True, kind, negative, np.zeros(2, np.uint64), codes, points, lengths,
+                         0.0, 0.0, 1)
+
+
+def _supervised_call(input_vectors, output_vectors, example_offsets, example_rows, label_offsets, labels, order, first,
+                     last, kind, negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed,
+                     output_batch=1):
+    dim, kind, negative = int(input_vectors.shape[1]), int(kind), int(negative)
+    deferred = output_batch > 1 and kind in (LOSS_SOFTMAX, LOSS_OVA)
+    pending = np.zeros((output_vectors.shape[0] if deferred else 1, dim), np.float32)
+    hidden, grad = _rows(dim)
+    return _supervised_for(dim, kind), (
+        input_vectors, output_vectors, readonly(example_offsets, np.int64), readonly(example_rows, np.int32),
+        readonly(label_offsets, np.int64), readonly(labels, np.int32), readonly(order, np.int64), np.int64(first),
+        np.int64(last), np.int64(negative), readonly(table, np.uint64), readonly(codes, np.uint8),
+        readonly(points, np.int32), readonly(code_lengths, np.int32), np.float64(alpha_start), np.float64(alpha_end),
+        np.int64(seed), np.int64(output_batch), pending, hidden, grad,
+        bag_work(kind, negative, output_vectors.shape[0], 1, dim))
+
+
+def supervised_chunk(input_vectors, output_vectors, example_offsets, example_rows, label_offsets, labels, order, first,
+                     last, kind, negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed,
+                     output_batch=1):
+    """:func:`_supervised_chunk` compiled for ``dim = input_vectors.shape[1]`` and the loss ``kind``."""
+    kernel, arguments = _supervised_call(input_vectors, output_vectors, example_offsets, example_rows, label_offsets,
+                                         labels, order, first, last, kind, negative, table, codes, points,
+                                         code_lengths, alpha_start, alpha_end, seed, output_batch)
+    return kernel(*arguments)
+
+
+def warm_supervised(dim: int, kind: int, negative: int, output_batch: int):
+    """(kernel, arguments) of a tiny classifier chunk with the types training uses (see native.prepare)."""
+    codes, points, lengths = dummy_tree()
+    return _supervised_call(np.zeros((2, dim), np.float32), np.zeros((2, dim), np.float32), np.array([0, 1], np.int64),
+                            np.zeros(1, np.int32), np.array([0, 1], np.int64), np.zeros(1, np.int32),
+                            np.zeros(1, np.int64), 0, 1, kind, negative, np.zeros(2, np.uint64), codes, points, lengths,
+                            0.0, 0.0, 1, output_batch)
+
+
+def _document_call(input_vectors, output_vectors, tokens, sentence_offsets, first, last, tag_offsets, tag_rows,
+                   keep_probability, window, dm, dm_mean, train_words, kind, negative, table, codes, points,
+                   code_lengths, alpha_start, alpha_end, seed, update_output, first_trainable_row):
+    dim, first, last, window, kind, negative = (int(input_vectors.shape[1]), int(first), int(last), int(window),
+                                                int(kind), int(negative))
+    longest = _longest(sentence_offsets, first, last)
+    max_tags = max(int(np.max(np.diff(tag_offsets[first:last + 1]), initial=1)), 1)
+    hidden, grad = _rows(dim)
+    return _document_for(dim, kind), (
+        input_vectors, output_vectors, readonly(tokens, np.int32), readonly(sentence_offsets, np.int64),
+        np.int64(first), np.int64(last), readonly(tag_offsets, np.int64), readonly(tag_rows, np.int32),
+        readonly(keep_probability, np.float32), np.int64(window), bool(dm), bool(dm_mean), bool(train_words),
+        np.int64(negative), readonly(table, np.uint64), readonly(codes, np.uint8), readonly(points, np.int32),
+        readonly(code_lengths, np.int32), np.float64(alpha_start), np.float64(alpha_end), np.int64(seed),
+        bool(update_output), np.int64(first_trainable_row), np.empty(longest, np.int32),
+        np.empty(2 * window + 1, np.int32), np.empty(2 * window + max_tags, np.int32), hidden, grad,
+        bag_work(kind, negative, output_vectors.shape[0], max(2 * window, longest), dim))
+
+
+def document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, tag_offsets, tag_rows,
+                   keep_probability, window, dm, dm_mean, train_words, kind, negative, table, codes, points,
+                   code_lengths, alpha_start, alpha_end, seed, update_output, first_trainable_row):
+    """:func:`_document_chunk` compiled for ``dim = input_vectors.shape[1]`` and the loss ``kind``."""
+    kernel, arguments = _document_call(input_vectors, output_vectors, tokens, sentence_offsets, first, last,
+                                       tag_offsets, tag_rows, keep_probability, window, dm, dm_mean, train_words, kind,
+                                       negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed,
+                                       update_output, first_trainable_row)
+    return kernel(*arguments)
+
+
+def warm_document(dim: int, kind: int, negative: int):
+    """(kernel, arguments) of a tiny Doc2Vec chunk with the types training uses (see native.prepare)."""
+    codes, points, lengths = dummy_tree()
+    return _document_call(np.zeros((3, dim), np.float32), np.zeros((2, dim), np.float32), np.zeros(2, np.int32),
+                          np.array([0, 2], np.int64), 0, 1, np.array([0, 1], np.int64), np.array([2], np.int32),
+                          np.ones(2, np.float32), 1, True, True, False, kind, negative, np.zeros(2, np.uint64), codes,
+                          points, lengths, 0.0, 0.0, 1, True, 0)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def bag_means(input_vectors, offsets, rows):
+    """``out[i] = mean_{r in rows[offsets[i]:offsets[i+1]]} input_vectors[r]`` (zero for an empty bag).
+
+    fastText's ``getWordVector``: a word's vector is the mean of its own row and its n-gram rows.
+    """
+    n = offsets.shape[0] - 1
+    dim = input_vectors.shape[1]
+    out = np.zeros((n, dim), np.float32)
+    for w in range(n):
+        count = offsets[w + 1] - offsets[w]
+        if count == 0:
+            continue
+        for q in range(offsets[w], offsets[w + 1]):
+            row = np.uint64(rows[q])
+            for i in range(dim):
+                out[w, i] += input_vectors[row, i]
+        inv = np.float32(1.0) / np.float32(count)
+        for i in range(dim):
+            out[w, i] *= inv
+    return out
+
+
+def dummy_tree():
+    """Empty Huffman arrays, passed to the kernels when the loss is not HS (numba needs the types)."""
+    return (np.zeros((1, MAX_CODE_LENGTH), np.uint8), np.zeros((1, MAX_CODE_LENGTH), np.int32), np.zeros(1, np.int32))
+
+
+def dummy_table():
+    """A one-entry negative table, passed when the loss is not NS."""
+    return np.zeros(1, np.uint64)

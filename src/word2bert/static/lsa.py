@@ -100,6 +100,7 @@ class LSA:
         self.svd, self.seed = svd, int(seed)
         self.words: list[str] | None = None
         self.counts = None
+        self._wv = None
 
     def fit(self, cooccurrence, words=None, counts=None):
         if hasattr(cooccurrence, "matrix"):
@@ -116,16 +117,21 @@ class LSA:
         n = cooccurrence.shape[0]
         self.words = list(words) if words is not None else [str(i) for i in range(n)]
         self.counts = counts
+        self._wv = None
         return self
 
     def keyed_vectors(self):
-        """The vectors as :class:`word2bert.vectors.KeyedVectors`."""
+        """The vectors as :class:`word2bert.vectors.KeyedVectors` (built once per fit: its norms are
+        computed once however often it is used)."""
         from word2bert.vectors import KeyedVectors
 
         if self.words is None:
             raise Word2BertError("the model is not trained yet")
-        return KeyedVectors(self.vectors, self.words, self.counts)
+        if self._wv is None or self._wv.vectors is not self.vectors:
+            self._wv = KeyedVectors(self.vectors, self.words, self.counts)
+        return self._wv
 
     @property
     def wv(self):
+        """The vectors (:meth:`keyed_vectors`)."""
         return self.keyed_vectors()

@@ -1,11 +1,12 @@
-"""Compiled helpers shared by the numba kernels: cache prefetch and compile-time vector sizes.
+"""How the engine's numba code is compiled: the jit options, cache prefetch, and the entry points
+compiled for one vector size.
 
+* ``JIT`` (internal kernels), ``TINY_JIT`` (one-line helpers, inlined by numba) and ``ENTRY_JIT``
+  (the entry points, cached on disk): see the note above ``SOURCE_STAMP``.
 * :func:`prefetch_row` asks the CPU to bring a matrix row into cache ahead of its use
   (LLVM's ``llvm.prefetch``). The kernels draw the random rows of the *next* example
   (negative samples, Huffman-path nodes) and prefetch them while the current example is
   computed, so the memory latency of a row that is not in cache overlaps useful work.
-* ``SOURCE_STAMP`` and ``SPECIALISED_JIT`` serve the kernels compiled for one vector size
-  (see the note above ``SOURCE_STAMP``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def prefetch(typingctx, array, row, column, for_writing):
     return signature, codegen
 
 
-@numba.njit(inline="always", nogil=True, cache=True)
+@numba.njit(inline="always", nogil=True)
 def prefetch_row(matrix, row, dim):
     """Prefetch every cache line of ``matrix[row, :dim]`` for writing (the kernels update what they read)."""
     for column in range(0, dim, CACHE_LINE_FLOATS):
@@ -69,10 +70,144 @@ def _package_source_stamp() -> str:
 # A kernel specialised for one vector size is a closure ``lambda ...: kernel(..., dim)`` over
 # ``dim`` (numba types a captured int as a literal, so ``dim`` is a constant in the kernel's
 # code: the row loops get a known trip count and are unrolled and vectorised without
-# remainder handling, 20-40% faster at dim 100). The parameters must be spelled out
-# (``*args`` would pass ``dim`` through a tuple and lose the constant). numba caches a
-# closure keyed by its captured values but checks only the closure's own source file for
-# changes, so the closure also captures SOURCE_STAMP: an edited kernel is recompiled,
-# never loaded stale from the cache.
+# remainder handling, 20-40% faster at dim 100). The loss (``kind``/``mode``) is captured the
+# same way, so only its code is compiled (see word2bert.static.losses). The parameters must be
+# spelled out (``*args`` would pass ``dim`` through a tuple and lose the constant).
+#
+# Compilation time: only these entry points are cached on disk (ENTRY_JIT). numba caches a closure
+# keyed by its captured values but checks only the closure's own source file for changes, so the
+# closure also captures SOURCE_STAMP: an edited kernel anywhere in the package is recompiled, never
+# loaded stale from the cache. The kernels they call (JIT) are compiled once per process, each
+# with one signature (callers pass the same types: a literal argument would compile another
+# copy), and are not inlined by numba (its inliner copies and re-types a function at every call
+# site, which made a chunk kernel cost 15-30 s to compile): LLVM still inlines what is small.
 SOURCE_STAMP = _package_source_stamp()
-SPECIALISED_JIT = dict(nogil=True, cache=True, fastmath=True)
+JIT = dict(nogil=True, fastmath=True)
+TINY_JIT = dict(inline="always", nogil=True, fastmath=True)
+ENTRY_JIT = dict(nogil=True, cache=True, fastmath=True)
+
+
+# ---------------------------------------------------------------------------------------
+# compiling ahead: the kernels of a run are compiled in a helper process while the data is read
+# ---------------------------------------------------------------------------------------
+def readonly(array, dtype) -> "np.ndarray":
+    """``array`` as a C-contiguous read-only view of ``dtype`` (no copy when it already is one): the
+    kernels take their input-only arrays this way, so one compiled signature serves every call."""
+    import numpy as np
+
+    view = np.ascontiguousarray(array, dtype=dtype).view()
+    view.flags.writeable = False
+    return view
+
+
+def load_cached(dispatcher, args) -> bool:
+    """Whether ``dispatcher`` has (now) a compiled version for ``args``: already in this process, or
+    loaded from numba's on-disk cache. Never compiles."""
+    from numba import typeof
+    from numba.core.typing.typeof import Purpose
+
+    try:
+        signature = tuple(typeof(a, Purpose.argument) for a in args)
+        if signature in dispatcher.overloads:
+            return True
+        cache = getattr(dispatcher, "_cache", None)
+        if cache is None:
+            return False
+        compiled = cache.load_overload(signature, dispatcher.targetctx)
+        if compiled is None:
+            return False
+        dispatcher.targetctx.insert_user_function(compiled.entry_point, compiled.fndesc, [compiled.library])
+        dispatcher.add_overload(compiled)
+        return True
+    except Exception:  # a numba without these internals: compile as usual
+        return False
+
+
+class Preparation:
+    """Kernels being compiled ahead of their first use (:func:`prepare`); :meth:`wait` before using them."""
+
+    def __init__(self, what: str, detail: str, process=None, pending=()):
+        self.what = what
+        self.detail = detail
+        self.process = process
+        self.pending = list(pending)  # (dispatcher, args) not compiled yet
+        self.waited = 0.0
+
+    def wait(self) -> float:
+        """Block until the kernels are ready (compiling them here if the helper failed); on a terminal
+        a spinner says what is compiled and that this is the first run only. Returns the seconds waited."""
+        import time
+
+        from word2bert.progress import spinner
+
+        if not self.pending:
+            return 0.0
+        start = time.perf_counter()
+        with spinner(f"{self.what}: compiling the numba kernels for {self.detail} (first run only; cached "
+                     "afterwards)"):
+            if self.process is not None:
+                self.process.wait()
+                self.process = None
+            for dispatcher, args in self.pending:
+                if not load_cached(dispatcher, args):
+                    dispatcher(*args)  # the helper could not compile or cache it: compile here
+        self.pending = []
+        self.waited = time.perf_counter() - start
+        return self.waited
+
+
+def prepare(warmups, what: str, detail: str) -> Preparation:
+    """Start compiling the kernels that the ``warmups`` name, while the caller reads its data.
+
+    ``warmups`` are ``(module, function, kwargs)``: ``module.function(**kwargs)`` returns
+    ``(dispatcher, args)``, a kernel and arguments of the types training will call it with (tiny
+    data: calling it trains nothing that matters). Kernels found in numba's cache are loaded now;
+    the others are compiled by a helper process (``python -m word2bert.static.native``) into that
+    cache, on another core while this process reads and counts the corpus, and :meth:`wait` then
+    loads them. ``WORD2BERT_COMPILE=here`` compiles in this process instead (at :meth:`wait`).
+    """
+    import importlib
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pending, specs = [], []
+    for module, function, kwargs in warmups:
+        dispatcher, args = getattr(importlib.import_module(module), function)(**kwargs)
+        if not load_cached(dispatcher, args):
+            pending.append((dispatcher, args))
+            specs.append([module, function, kwargs])
+    process = None
+    if specs and os.environ.get("WORD2BERT_COMPILE", "process") != "here":
+        key = json.dumps(specs)
+        process = _HELPERS.get(key)
+        if process is None or process.poll() is not None:  # (a model built right after another shares its helper)
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+            try:
+                process = subprocess.Popen([sys.executable, "-m", "word2bert.static.native", key], env=env,
+                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL)
+                _HELPERS[key] = process
+            except OSError:
+                process = None
+    return Preparation(what, detail, process, pending)
+
+
+_HELPERS: dict = {}  # the helper process compiling each set of kernels
+
+
+def _compile_main(specs_json: str) -> None:
+    """The helper process: compile (and so cache) the kernels of ``specs_json``."""
+    import importlib
+    import json
+
+    for module, function, kwargs in json.loads(specs_json):
+        dispatcher, args = getattr(importlib.import_module(module), function)(**kwargs)
+        dispatcher(*args)
+
+
+if __name__ == "__main__":
+    import sys
+
+    _compile_main(sys.argv[1])

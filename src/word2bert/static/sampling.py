@@ -13,8 +13,8 @@ Everything here is shared by every bag-of-rows model (word2vec, fastText, doc2ve
   CBOW with negative sampling.
 * Subsampling (word2vec.c): word ``w`` with corpus frequency ``f = c_w / T`` is kept with
   probability ``min(1, (sqrt(f / s) + 1) * s / f)`` for threshold ``s = sample``.
-* Sigmoid: exact ``1 / (1 + exp(-x))`` here, for the reference losses; the word2vec kernels
-  tabulate it as word2vec.c does.
+* Sigmoid: exact ``1 / (1 + exp(-x))`` here, for the reference losses; the kernels tabulate it
+  as word2vec.c does (:mod:`word2bert.static.losses`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numba
 import numpy as np
 
 from word2bert.errors import Word2BertError
+from word2bert.static.native import JIT
 
 LCG_MULTIPLIER = np.uint64(25214903917)
 LCG_INCREMENT = np.uint64(11)
@@ -74,6 +75,27 @@ def draw_negative(table, state):
     if (product & np.uint64(0xFFFFFFFF)) < (entry & np.uint64(0xFFFFFFFF)):
         return np.int32(slot), state
     return np.int32(entry >> np.uint64(32)), state
+
+
+@numba.njit(**JIT)
+def subsample(tokens, start, end, keep_probability, kept, state):
+    """Copy the words of ``tokens[start:end]`` kept by subsampling into ``kept``; returns ``(n, state)``.
+
+    Word ``w`` survives with probability ``keep_probability[w]`` (:func:`keep_probabilities`): a
+    uniform ``u`` is drawn and ``w`` kept if ``u < p`` (no draw when ``p = 1``). Dropped words take
+    no window position, as in word2vec.c, fastText and gensim.
+    """
+    n = 0
+    for p in range(start, end):
+        word = tokens[p]
+        keep = keep_probability[word]
+        if keep < 1.0:
+            u, state = random_uniform(state)
+            if u >= keep:
+                continue
+        kept[n] = word
+        n += 1
+    return n, state
 
 
 @numba.njit(inline="always", **_JIT)

@@ -1,0 +1,84 @@
+"""Initial weights of the static models.
+
+Input rows start uniform in ``[-bound, bound)`` with ``bound = 1 / dim`` (fastText, gensim 4 and
+Doc2Vec; word2vec.c's range is half as wide, which leaves CBOW's averaged hidden vectors smaller and
+its vectors measurably worse after 5 epochs), output rows at zero (every model), GloVe's vectors
+and biases uniform in ``[-0.5, 0.5) / dim`` (GloVe.c).
+
+:func:`uniform_matrix` and :func:`uniform_rows` draw from SplitMix64 (Steele et al. 2014) keyed by
+``(seed, row)`` in a compiled loop straight into the matrix: a row's values do not depend on which
+other rows are drawn or how many threads draw them. :func:`numpy_uniform` is numpy's generator, as
+Word2Vec and GloVe have always drawn.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+
+import numba
+import numpy as np
+
+
+@numba.njit(nogil=True, cache=True)
+def _fill_uniform(out, rows, bound, seed):
+    """``out[r, :] ~ U[-bound, bound)`` for every ``r`` in ``rows``, from SplitMix64 keyed by ``(seed, r)``."""
+    cols = out.shape[1]
+    scale = np.float32(2.0 * bound / 16777216.0)
+    shift = np.float32(bound)
+    for q in range(rows.shape[0]):
+        r = rows[q]
+        x = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(r) * np.uint64(0xD1B54A32D192ED03)
+        for i in range(cols):
+            x += np.uint64(0x9E3779B97F4A7C15)
+            z = x
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            z = z ^ (z >> np.uint64(31))
+            out[np.uint64(r), i] = np.float32(z >> np.uint64(40)) * scale - shift
+
+
+def _fill(out, rows, bound, seed):
+    _fill_uniform(out, np.asarray(rows, np.int64), np.float64(bound), np.int64(seed))
+
+
+def uniform_matrix(rows: int, cols: int, bound: float, seed: int) -> np.ndarray:
+    """A float32 ``(rows, cols)`` matrix uniform in ``[-bound, bound)`` (fastText's input initialisation)."""
+    out = np.empty((rows, cols), np.float32)
+    _fill(out, np.arange(rows, dtype=np.int64), bound, seed)
+    return out
+
+
+def uniform_rows(rows: int, cols: int, bound: float, seed: int, used, workers: int = 1) -> np.ndarray:
+    """Like :func:`uniform_matrix` but only the rows in ``used`` are drawn (``used`` may repeat rows,
+    e.g. every bag's rows); the others stay zero. Row ``r`` gets the same values as in
+    ``uniform_matrix``, whatever ``workers`` (threads sharing the work, as fastText's ``uniform``).
+
+    A row that no training example touches never changes, so in fastText it only adds noise
+    to the vector of an unseen test n-gram; zero is the neutral value, and ``np.zeros`` of a
+    2M x 100 matrix costs nothing until written (the first writes cost page faults, which
+    threads take in parallel).
+    """
+    mask = np.zeros(rows, bool)
+    mask[np.asarray(used)] = True  # a mask, not np.unique: 50x faster on millions of rows
+    used = np.flatnonzero(mask)
+    out = np.zeros((rows, cols), np.float32)
+    parts = np.array_split(used, max(1, int(workers)))
+    if len(parts) == 1:
+        _fill(out, used, bound, seed)
+    else:
+        with futures.ThreadPoolExecutor(max_workers=len(parts)) as pool:
+            list(pool.map(lambda part: _fill(out, part, bound, seed), parts))
+    return out
+
+
+def numpy_uniform(shape, low: float, high: float, rng: np.random.Generator) -> np.ndarray:
+    """float32 uniform in ``[low, high)`` from numpy's generator, drawn in float32 (Word2Vec, GloVe)."""
+    out = rng.random(shape, dtype=np.float32)
+    out *= np.float32(high - low)
+    out += np.float32(low)
+    return out
+
+
+def glove_uniform(shape, dim: int, rng: np.random.Generator) -> np.ndarray:
+    """GloVe.c's initialisation: ``(u - 0.5) / dim`` with ``u ~ U[0, 1)``, float32."""
+    return ((rng.random(shape, dtype=np.float32) - np.float32(0.5)) / np.float32(dim)).astype(np.float32)

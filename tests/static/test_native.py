@@ -1,0 +1,57 @@
+"""Compiling ahead: a helper process compiles a run's kernels into numba's cache while the run reads its
+data, and the run then loads them instead of compiling them itself."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+KERNEL = textwrap.dedent("""
+    import numba
+    import numpy as np
+
+    @numba.njit(cache=True)
+    def total(values, scale):
+        out = 0.0
+        for v in values:
+            out += v * scale
+        return out
+
+    def warm():
+        return total, (np.arange(3, dtype=np.float64), 2.0)
+""")
+
+PARENT = textwrap.dedent("""
+    import json
+    from word2bert.static.native import prepare
+    import kernel_for_test as k
+
+    first = prepare([("kernel_for_test", "warm", {})], "test", "a kernel")
+    helper = first.process is not None
+    waited = first.wait()
+    assert k.total(*k.warm()[1]) == 6.0
+    again = prepare([("kernel_for_test", "warm", {})], "test", "a kernel")
+    print(json.dumps({"helper": helper, "compiled_here": len(k.total._cache_misses),
+                      "second_needs_nothing": not again.pending and again.process is None}))
+""")
+
+
+def run_parent(tmp_path, **env):
+    (tmp_path / "kernel_for_test.py").write_text(KERNEL)
+    environment = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), **env,
+                       PYTHONPATH=os.pathsep.join([str(tmp_path)] + sys.path))
+    done = subprocess.run([sys.executable, "-c", PARENT], env=environment, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_helper_process_compiles_and_the_run_loads_from_the_cache(tmp_path):
+    result = run_parent(tmp_path)
+    assert result == {"helper": True, "compiled_here": 0, "second_needs_nothing": True}
+
+
+def test_compiling_here_when_asked(tmp_path):
+    result = run_parent(tmp_path, WORD2BERT_COMPILE="here")
+    assert result == {"helper": False, "compiled_here": 1, "second_needs_nothing": True}
