@@ -1,0 +1,396 @@
+"""End to end: a text file in, vectors (or a scored classifier) out, wall clock, against the peers.
+
+    python bench/end_to_end.py [--rows sg-ns,cbow-ns,sg-hs,cbow-hs,fasttext,classifier] [--repeats 3]
+                               [--workers 2] [--epochs 5] [--word2vec-c SRC] [--glove SRC] [--first-word]
+
+Every run is a fresh Python process, timed from its start to its exit (imports, reading, vocabulary,
+compiling, training, writing the vectors): what a user waits for. Two columns for word2bert:
+
+* **first run**: numba's cache is empty (``NUMBA_CACHE_DIR`` points at a new directory), as after a
+  fresh install: the kernels are compiled during the run;
+* **warm**: the cache holds the kernels (one untimed run on a small file fills it).
+
+The peers have no compilation step; their runs give both columns. Rows (enmix, 2 threads, the
+README's settings):
+
+* ``sg-ns``, ``cbow-ns``, ``sg-hs``, ``cbow-hs``: word2vec vs gensim's ``Word2Vec(corpus_file=...)``: dim 100,
+  window 5, negative 5 or HS, sample 1e-3, min_count 5, 5 epochs, vectors written in word2vec's
+  binary format; word2vec.c too when ``--word2vec-c`` names its source (``word2vec.c`` or a directory
+  holding it) and a C compiler is found: it is built in the temporary directory with the flags of its
+  makefile.
+* ``fasttext``: skip-gram with subwords (minn 3, maxn 6, bucket 2M, lr 0.05, t 1e-4) vs the
+  ``fasttext`` package: the *same script* for both, ``import fasttext`` or
+  ``import word2bert.fasttext as fasttext`` (``train_unsupervised``, then the vocabulary's vectors
+  written in word2vec's binary format).
+* ``classifier``: wn_lexname, ``train_supervised(lr=0.5, epoch=25, wordNgrams=2, dim=100)`` then
+  ``test`` on the test file: file in, P@1 out; the same script for both again.
+* ``glove`` (only with ``--glove`` naming Stanford GloVe's source directory): its ``demo.sh`` pipeline
+  (vocab_count, cooccur, shuffle, glove; window 10, 15 iterations, x_max 10) vs word2bert's
+  ``build_cooccurrence`` + ``GloVe``.
+
+Quality: WordSim353 Spearman rho and analogy accuracy (top 30,000 words) by gensim's evaluator for
+every tool's vectors, P@1 for the classifiers; each repeat uses another seed (1, 2, 3, ...) on both
+sides and the table gives the mean. Times are medians of ``--repeats`` runs; the ratio is peer time /
+word2bert time. ``--first-word`` also measures, per model and vector size, the seconds from the call
+to the first trained word (``model.timings['first_word']``) on a first run and on the second.
+
+The load average is written with the results (``bench/results/end_to_end.md``); numbers taken while
+other jobs load the machine are not comparable with a quiet machine's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import lzma
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DATA = REPO.parent / "shared" / "data"
+ROWS = ["sg-ns", "cbow-ns", "sg-hs", "cbow-hs", "fasttext", "classifier"]
+W2V_MODES = {"sg-ns": dict(sg=1, hs=0, negative=5), "cbow-ns": dict(sg=0, hs=0, negative=5),
+             "sg-hs": dict(sg=1, hs=1, negative=0), "cbow-hs": dict(sg=0, hs=1, negative=0)}
+W2V = dict(vector_size=100, window=5, min_count=5, sample=1e-3)
+
+WRITE_BINARY = '''
+def write_binary(path, words, vectors):
+    import numpy as np
+    vectors = np.asarray(vectors, dtype="<f4")
+    with open(path, "wb") as out:
+        out.write(f"{len(words)} {vectors.shape[1]}\\n".encode())
+        for word, row in zip(words, vectors):
+            out.write(word.encode("utf-8") + b" " + row.tobytes())
+'''
+
+
+def word2vec_script(tool: str, corpus: Path, out: Path, mode: dict, epochs: int, workers: int, seed: int) -> str:
+    options = dict(W2V, **mode, epochs=epochs, workers=workers, seed=seed)
+    if tool == "gensim":
+        return (f"from gensim.models import Word2Vec\n"
+                f"m = Word2Vec(corpus_file={str(corpus)!r}, **{options!r})\n"
+                f"m.wv.save_word2vec_format({str(out)!r}, binary=True)\n")
+    return (f"import json\nfrom word2bert import Word2Vec\n"
+            f"m = Word2Vec(corpus_file={str(corpus)!r}, progress=False, **{options!r})\n"
+            f"m.wv.save_word2vec_format({str(out)!r}, binary=True)\n"
+            f"print('TIMINGS ' + json.dumps(m.timings))\n")
+
+
+def fasttext_script(tool: str, corpus: Path, out: Path, epochs: int, workers: int, seed: int) -> str:
+    module = "import fasttext" if tool == "fasttext" else "import word2bert.fasttext as fasttext"
+    return (f"{module}\nimport json\n{WRITE_BINARY}\n"
+            f"m = fasttext.train_unsupervised({str(corpus)!r}, model='skipgram', dim=100, ws=5, epoch={epochs}, "
+            f"minCount=5, minn=3, maxn=6, neg=5, bucket=2000000, lr=0.05, t=1e-4, thread={workers}, seed={seed}, "
+            f"verbose=0)\n"
+            f"words = m.words\n"
+            f"write_binary({str(out)!r}, words, [m.get_word_vector(w) for w in words])\n"
+            f"if hasattr(m, 'model'): print('TIMINGS ' + json.dumps(m.model.timings))\n")
+
+
+def classifier_script(tool: str, train: Path, test: Path, epochs: int, workers: int, seed: int) -> str:
+    module = "import fasttext" if tool == "fasttext" else "import word2bert.fasttext as fasttext"
+    return (f"{module}\nimport json\n"
+            f"m = fasttext.train_supervised({str(train)!r}, lr=0.5, epoch={epochs}, wordNgrams=2, dim=100, "
+            f"thread={workers}, seed={seed}, verbose=0)\n"
+            f"n, p, r = m.test({str(test)!r})\n"
+            f"print('P@1', p)\n"
+            f"if hasattr(m, 'model'): print('TIMINGS ' + json.dumps(m.model.timings))\n")
+
+
+def run(script: str, env: dict, cwd: Path) -> tuple[float, str]:
+    """Wall seconds of ``python -c script`` from start to exit, and its output."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"a benchmark run failed:\n{script}\n{done.stderr[-3000:]}")
+    return wall, done.stdout
+
+
+def parse(output: str) -> dict:
+    found = {}
+    for line in output.splitlines():
+        if line.startswith("TIMINGS "):
+            found["timings"] = json.loads(line[8:])
+        elif line.startswith("P@1 "):
+            found["p1"] = float(line[4:])
+    return found
+
+
+def quality(path: Path, pairs: Path, questions: Path) -> tuple[float, float]:
+    import logging
+
+    from gensim.models import KeyedVectors
+
+    logging.getLogger("gensim").setLevel(logging.WARNING)
+    kv = KeyedVectors.load_word2vec_format(str(path), binary=True)
+    rho = kv.evaluate_word_pairs(str(pairs))[1][0]
+    accuracy = kv.evaluate_word_analogies(str(questions), restrict_vocab=30000)[0]
+    return float(rho), float(accuracy)
+
+
+def decompress(source: Path, target: Path) -> Path:
+    opener = lzma.open if source.suffix == ".xz" else open
+    with opener(source, "rb") as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 22)
+    return target
+
+
+def build_word2vec_c(source: Path, tmp: Path) -> Path | None:
+    """word2vec.c compiled with its makefile's flags, or None without a source or a compiler."""
+    source = source / "word2vec.c" if source.is_dir() else source
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    if not source.is_file() or compiler is None:
+        return None
+    binary = tmp / "word2vec"
+    subprocess.run([compiler, str(source), "-o", str(binary), "-lm", "-pthread", "-O3", "-march=native", "-Wall",
+                    "-funroll-loops", "-Wno-unused-result"], check=True, capture_output=True)
+    return binary
+
+
+def word2vec_c_command(binary: Path, corpus: Path, out: Path, mode: dict, epochs: int, workers: int, seed: int):
+    del seed  # word2vec.c seeds its threads with their ids
+    return [str(binary), "-train", str(corpus), "-output", str(out), "-size", "100", "-window", "5", "-sample", "1e-3",
+            "-negative", str(mode["negative"]), "-hs", str(mode["hs"]), "-cbow", str(1 - mode["sg"]),
+            "-min-count", "5", "-iter", str(epochs), "-threads", str(workers), "-binary", "1",
+            "-alpha", "0.025" if mode["sg"] else "0.05"]
+
+
+def glove_commands(source: Path, tmp: Path, corpus: Path, workers: int):
+    """Stanford GloVe's demo pipeline (built from ``source``), or None."""
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    src = source / "src"
+    if compiler is None or not src.is_dir():
+        return None
+    build = tmp / "glove-build"
+    build.mkdir(exist_ok=True)
+    for name in ("vocab_count", "cooccur", "shuffle", "glove"):
+        extra = [str(src / "common.c")] if (src / "common.c").exists() else []
+        subprocess.run([compiler, str(src / f"{name}.c"), *extra, "-o", str(build / name), "-lm", "-pthread", "-O3",
+                        "-march=native", "-funroll-loops", "-Wno-unused-result"], check=True, capture_output=True)
+    work = tmp / "glove-run"
+    return (f"cd {work} && {build}/vocab_count -min-count 5 -verbose 0 < {corpus} > vocab.txt && "
+            f"{build}/cooccur -memory 4.0 -vocab-file vocab.txt -verbose 0 -window-size 10 < {corpus} > cooc.bin && "
+            f"{build}/shuffle -memory 4.0 -verbose 0 < cooc.bin > cooc.shuf.bin && "
+            f"{build}/glove -save-file vectors -threads {workers} -input-file cooc.shuf.bin -x-max 10 -iter 15 "
+            f"-vector-size 100 -binary 0 -vocab-file vocab.txt -verbose 0"), work
+
+
+def glove_script(corpus: Path, out: Path, workers: int, seed: int) -> str:
+    return (f"from word2bert.static.cooccurrence import build_cooccurrence\nfrom word2bert.static.glove import GloVe\n"
+            f"m = GloVe(vector_size=100, x_max=10, epochs=15, workers={workers}, seed={seed})\n"
+            f"m.fit(build_cooccurrence({str(corpus)!r}, window=10, min_count=5, workers={workers}, "
+            f"show_progress=False), show_progress=False)\n"
+            f"m.wv.save_word2vec_format({str(out)!r}, binary=True)\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {','.join(ROWS)}")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=5, help="word vectors (the classifier trains 25)")
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--word2vec-c", type=Path, help="word2vec.c (or its directory): adds word2vec.c rows")
+    parser.add_argument("--glove", type=Path, help="Stanford GloVe's source directory: adds the GloVe row")
+    parser.add_argument("--first-word", action="store_true",
+                        help="only measure the seconds to the first trained word per model and vector size")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "end_to_end.md")
+    args = parser.parse_args()
+    rows = [r for r in args.rows.split(",") if r]
+    unknown = set(rows) - set(ROWS)
+    if unknown:
+        parser.error(f"unknown rows {sorted(unknown)}; choose from {ROWS}")
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        corpus = decompress(args.data / "enmix.txt.xz", tmp / "enmix.txt")
+        train = decompress(args.data / "wn_lexname.train.txt.xz", tmp / "train.txt")
+        test = decompress(args.data / "wn_lexname.test.txt.xz", tmp / "test.txt")
+        small = tmp / "small.txt"
+        small.write_text("".join(corpus.open().readlines()[:3000]))
+        small_train = tmp / "small_train.txt"
+        small_train.write_text("".join(train.open().readlines()[:3000]))
+        env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        if args.first_word:
+            lines = first_word(args, tmp, env, corpus, train)
+        else:
+            lines = end_to_end(args, rows, tmp, env, corpus, train, test, small, small_train)
+    load_after = os.getloadavg()
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    header = [f"# End to end: {'first trained word' if args.first_word else 'file in, vectors out'}", "",
+              f"Command: `python bench/end_to_end.py {' '.join(sys.argv[1:])}`", "",
+              f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; load average "
+              f"{load_before[0]:.2f} before, {load_after[0]:.2f} after (`uptime`: {uptime}); "
+              f"{time.strftime('%Y-%m-%d %H:%M')}.", ""]
+    text = "\n".join(header + lines) + "\n"
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+
+
+def end_to_end(args, rows, tmp, env, corpus, train, test, small, small_train) -> list[str]:
+    warm_cache = tmp / "numba-warm"
+    seeds = list(range(1, args.repeats + 1))
+    table = ["| job | peer | peer (s) | word2bert first run (s) | word2bert warm (s) | ratio first / warm | "
+             "word2bert training only (s) | quality peer / word2bert |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    log = []
+    w2v_c = build_word2vec_c(args.word2vec_c, tmp) if args.word2vec_c else None
+    if args.word2vec_c and w2v_c is None:
+        log.append(f"word2vec.c rows skipped: no source at {args.word2vec_c} or no C compiler")
+    jobs = []
+    for row in rows:
+        if row in W2V_MODES:
+            mode = W2V_MODES[row]
+            peers = {"gensim": lambda seed, out, mode=mode: (word2vec_script("gensim", corpus, out, mode, args.epochs,
+                                                                             args.workers, seed), None)}
+            if w2v_c is not None:
+                peers["word2vec.c"] = lambda seed, out, mode=mode: (None, word2vec_c_command(
+                    w2v_c, corpus, out, mode, args.epochs, args.workers, seed))
+            jobs.append((row, peers, lambda seed, out, mode=mode: word2vec_script("word2bert", corpus, out, mode,
+                                                                                  args.epochs, args.workers, seed),
+                         "vectors"))
+        elif row == "fasttext":
+            jobs.append((row, {"fasttext": lambda seed, out: (fasttext_script("fasttext", corpus, out, args.epochs,
+                                                                              args.workers, seed), None)},
+                         lambda seed, out: fasttext_script("word2bert", corpus, out, args.epochs, args.workers,
+                                                           seed), "vectors"))
+        elif row == "classifier":
+            jobs.append((row, {"fasttext": lambda seed, out: (classifier_script("fasttext", train, test, 25,
+                                                                                args.workers, seed), None)},
+                         lambda seed, out: classifier_script("word2bert", train, test, 25, args.workers, seed),
+                         "p1"))
+    if args.glove:
+        made = glove_commands(args.glove, tmp, corpus, args.workers)
+        if made is None:
+            log.append(f"GloVe row skipped: no source at {args.glove} or no C compiler")
+        else:
+            command, work = made
+            jobs.append(("glove", {"Stanford GloVe": lambda seed, out: (None, ["bash", "-c", command])},
+                         lambda seed, out: glove_script(corpus, out, args.workers, seed), "glove"))
+    for row, peers, ours, kind in jobs:
+        # fill the warm cache with the row's kernels on a small file (untimed)
+        small_input = small_train if row == "classifier" else small
+        warm_env = dict(env, NUMBA_CACHE_DIR=str(warm_cache))
+        script = ours(1, tmp / "warm.bin")
+        run(script.replace(str(corpus), str(small_input)).replace(str(train), str(small_input)), warm_env, tmp)
+        results = {}
+        for name, make in peers.items():
+            results[name] = measure_peer(make, seeds, tmp, env, args, kind, row)
+        first, warm = [], []
+        for seed in seeds:
+            out = tmp / f"ours-{row}-{seed}.bin"
+            fresh = tmp / f"numba-fresh-{row}-{seed}"
+            wall_first, output_first = run(ours(seed, out), dict(env, NUMBA_CACHE_DIR=str(fresh)), tmp)
+            shutil.rmtree(fresh, ignore_errors=True)
+            wall_warm, output = run(ours(seed, out), warm_env, tmp)
+            first.append((wall_first, parse(output_first)))
+            warm.append((wall_warm, parse(output), score(kind, out, parse(output), args)))
+        ours_first = statistics.median(w for w, _ in first)
+        ours_warm = statistics.median(w for w, _, _ in warm)
+        training = statistics.median(p.get("timings", {}).get("training", float("nan")) for _, p, _ in warm)
+        ours_quality = mean_quality([q for _, _, q in warm])
+        for name, (times, qualities) in results.items():
+            peer = statistics.median(times)
+            table.append(f"| {row} | {name} | {peer:.1f} | {ours_first:.1f} | {ours_warm:.1f} | "
+                         f"**{peer / ours_first:.2f}x** / **{peer / ours_warm:.2f}x** | {training:.1f} | "
+                         f"{mean_quality(qualities)} / {ours_quality} |")
+        log.append(f"{row}: word2bert first runs {[round(w, 1) for w, _ in first]} s (compile waits "
+                   f"{[round(p.get('timings', {}).get('compile_wait', float('nan')), 1) for _, p in first]} s, "
+                   f"first word at {[round(p.get('timings', {}).get('first_word', float('nan')), 1) for _, p in first]}"
+                   f" s); warm runs {[round(w, 1) for w, _, _ in warm]} s; "
+                   + "; ".join(f"{name} runs {[round(t, 1) for t in times]} s" for name, (times, _) in results.items()))
+    return table + [""] + [f"- {line}" for line in log]
+
+
+def measure_peer(make, seeds, tmp, env, args, kind, row):
+    times, qualities = [], []
+    for seed in seeds:
+        out = tmp / f"peer-{row}-{seed}.bin"
+        script, command = make(seed, out)
+        if script is not None:
+            wall, output = run(script, env, tmp)
+            parsed = parse(output)
+        else:
+            if kind == "glove":
+                (tmp / "glove-run").mkdir(exist_ok=True)
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True, cwd=tmp)
+            wall = time.perf_counter() - start
+            parsed = {}
+            if kind == "glove":
+                out = glove_text_to_binary(tmp / "glove-run" / "vectors.txt", out)
+        times.append(wall)
+        qualities.append(score(kind, out, parsed, args))
+    return times, qualities
+
+
+def glove_text_to_binary(text: Path, out: Path) -> Path:
+    words, vectors = [], []
+    for line in text.open(encoding="utf-8"):
+        parts = line.rstrip("\n").split(" ")
+        words.append(parts[0])
+        vectors.append(np.asarray(parts[1:], np.float32))
+    namespace: dict = {}
+    exec(WRITE_BINARY, namespace)
+    namespace["write_binary"](out, words, np.stack(vectors))
+    return out
+
+
+def score(kind, out, parsed, args):
+    if kind == "p1":
+        return (parsed["p1"],)
+    return quality(out, args.data / "wordsim353.tsv", args.data / "questions-words.txt")
+
+
+def mean_quality(qualities) -> str:
+    means = np.mean(np.asarray(qualities, np.float64), axis=0)
+    if len(means) == 1:
+        return f"P@1 {means[0]:.3f}"
+    return f"rho {means[0]:.3f}, analogy {means[1]:.3f}"
+
+
+def first_word(args, tmp, env, corpus, train) -> list[str]:
+    """Seconds from the call to the first trained word, first run (empty cache) and second run."""
+    models = {
+        "word2vec sg-ns": lambda dim: f"from word2bert import Word2Vec\nm = Word2Vec(corpus_file={str(corpus)!r}, "
+                                      f"vector_size={dim}, sg=1, epochs=1, workers={args.workers}, progress=False)",
+        "word2vec cbow-ns": lambda dim: f"from word2bert import Word2Vec\nm = Word2Vec(corpus_file={str(corpus)!r}, "
+                                        f"vector_size={dim}, sg=0, epochs=1, workers={args.workers}, progress=False)",
+        "fastText sg": lambda dim: f"from word2bert import FastText\nm = FastText(corpus_file={str(corpus)!r}, "
+                                   f"vector_size={dim}, sg=1, epochs=1, workers={args.workers}, progress=False)",
+        "classifier": lambda dim: f"from word2bert import FastTextClassifier\nm = FastTextClassifier({str(train)!r}, "
+                                  f"dim={dim}, epoch=1, word_ngrams=2, workers={args.workers}, progress=False)",
+        "Doc2Vec PV-DBOW": lambda dim: f"from word2bert import Doc2Vec\nfrom word2bert.static.doc2vec import "
+                                       f"TaggedLineDocument\nm = Doc2Vec(TaggedLineDocument({str(train)!r}), dm=0, "
+                                       f"vector_size={dim}, epochs=1, workers={args.workers}, progress=False)",
+    }
+    table = ["| model | vector size | first run: to first word (s) | of which compiling (s) | "
+             "second run: to first word (s) | process wall first / second (s) |", "|---|---:|---:|---:|---:|---:|"]
+    for name, make in models.items():
+        for dim in (100, 300):
+            cache = tmp / f"numba-{name.replace(' ', '-')}-{dim}"
+            script = "import json\n" + make(dim) + "\nprint('TIMINGS ' + json.dumps(m.timings))\n"
+            walls, timings = [], []
+            for _ in range(2):
+                wall, output = run(script, dict(env, NUMBA_CACHE_DIR=str(cache)), tmp)
+                walls.append(wall)
+                timings.append(parse(output)["timings"])
+            shutil.rmtree(cache, ignore_errors=True)
+            table.append(f"| {name} | {dim} | {timings[0]['first_word']:.1f} | {timings[0]['compile_wait']:.1f} | "
+                         f"{timings[1]['first_word']:.1f} | {walls[0]:.1f} / {walls[1]:.1f} |")
+    return table
+
+
+if __name__ == "__main__":
+    main()
