@@ -57,7 +57,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-DATA = REPO.parent / "shared" / "data"
+DATA = next((p / "shared" / "data" for p in REPO.parents if (p / "shared" / "data").is_dir()),
+            REPO.parent / "shared" / "data")  # ../shared/data of the clone (or of a worktree's main clone)
 ROWS = ["sg-ns", "cbow-ns", "sg-hs", "cbow-hs", "fasttext", "classifier"]
 W2V_MODES = {"sg-ns": dict(sg=1, hs=0, negative=5), "cbow-ns": dict(sg=0, hs=0, negative=5),
              "sg-hs": dict(sg=1, hs=1, negative=0), "cbow-hs": dict(sg=0, hs=1, negative=0)}
@@ -86,12 +87,17 @@ def word2vec_script(tool: str, corpus: Path, out: Path, mode: dict, epochs: int,
             f"print('TIMINGS ' + json.dumps(m.timings))\n")
 
 
+def seeded(tool: str, seed: int) -> str:
+    """The fasttext package (0.9.3) takes no seed: its runs differ by their threads' timing anyway."""
+    return "" if tool == "fasttext" else f"seed={seed}, "
+
+
 def fasttext_script(tool: str, corpus: Path, out: Path, epochs: int, workers: int, seed: int) -> str:
     module = "import fasttext" if tool == "fasttext" else "import word2bert.fasttext as fasttext"
     return (f"{module}\nimport json\n{WRITE_BINARY}\n"
             f"m = fasttext.train_unsupervised({str(corpus)!r}, model='skipgram', dim=100, ws=5, epoch={epochs}, "
-            f"minCount=5, minn=3, maxn=6, neg=5, bucket=2000000, lr=0.05, t=1e-4, thread={workers}, seed={seed}, "
-            f"verbose=0)\n"
+            f"minCount=5, minn=3, maxn=6, neg=5, bucket=2000000, lr=0.05, t=1e-4, thread={workers}, "
+            f"{seeded(tool, seed)}verbose=0)\n"
             f"words = m.words\n"
             f"write_binary({str(out)!r}, words, [m.get_word_vector(w) for w in words])\n"
             f"if hasattr(m, 'model'): print('TIMINGS ' + json.dumps(m.model.timings))\n")
@@ -101,7 +107,7 @@ def classifier_script(tool: str, train: Path, test: Path, epochs: int, workers: 
     module = "import fasttext" if tool == "fasttext" else "import word2bert.fasttext as fasttext"
     return (f"{module}\nimport json\n"
             f"m = fasttext.train_supervised({str(train)!r}, lr=0.5, epoch={epochs}, wordNgrams=2, dim=100, "
-            f"thread={workers}, seed={seed}, verbose=0)\n"
+            f"thread={workers}, {seeded(tool, seed)}verbose=0)\n"
             f"n, p, r = m.test({str(test)!r})\n"
             f"print('P@1', p)\n"
             f"if hasattr(m, 'model'): print('TIMINGS ' + json.dumps(m.model.timings))\n")
@@ -139,10 +145,14 @@ def quality(path: Path, pairs: Path, questions: Path) -> tuple[float, float]:
     return float(rho), float(accuracy)
 
 
-def decompress(source: Path, target: Path) -> Path:
+def decompress(source: Path, target: Path, lines: int | None = None) -> Path:
     opener = lzma.open if source.suffix == ".xz" else open
     with opener(source, "rb") as src, open(target, "wb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 22)
+        if lines is None:
+            shutil.copyfileobj(src, dst, 1 << 22)
+        else:
+            for _, line in zip(range(lines), src):
+                dst.write(line)
     return target
 
 
@@ -205,6 +215,7 @@ def main() -> None:
     parser.add_argument("--glove", type=Path, help="Stanford GloVe's source directory: adds the GloVe row")
     parser.add_argument("--first-word", action="store_true",
                         help="only measure the seconds to the first trained word per model and vector size")
+    parser.add_argument("--lines", type=int, help="use only the first LINES lines of each file (to try the script)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "end_to_end.md")
     args = parser.parse_args()
     rows = [r for r in args.rows.split(",") if r]
@@ -214,9 +225,9 @@ def main() -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        corpus = decompress(args.data / "enmix.txt.xz", tmp / "enmix.txt")
-        train = decompress(args.data / "wn_lexname.train.txt.xz", tmp / "train.txt")
-        test = decompress(args.data / "wn_lexname.test.txt.xz", tmp / "test.txt")
+        corpus = decompress(args.data / "enmix.txt.xz", tmp / "enmix.txt", args.lines)
+        train = decompress(args.data / "wn_lexname.train.txt.xz", tmp / "train.txt", args.lines)
+        test = decompress(args.data / "wn_lexname.test.txt.xz", tmp / "test.txt", args.lines)
         small = tmp / "small.txt"
         small.write_text("".join(corpus.open().readlines()[:3000]))
         small_train = tmp / "small_train.txt"

@@ -31,7 +31,7 @@ from word2bert.corpus.encoded import EncodedCorpus
 from word2bert.corpus.reader import MAX_SENTENCE_LENGTH, as_sentences
 from word2bert.corpus.scan import encode_scan, file_key, file_source, merge_duplicates, scan_file, vocabulary_of
 from word2bert.corpus.vocab import Vocabulary
-from word2bert.errors import Word2BertError, check_positive
+from word2bert.errors import UnknownWordError, Word2BertError, check_positive
 from word2bert.progress import progress_bar
 from word2bert.static import jobs as training, kernels, storage
 from word2bert.static.huffman import build_huffman_tree
@@ -81,7 +81,7 @@ class FastTextKeyedVectors(KeyedVectors):
             return super().get_vector(key, norm=norm)
         rows = self.ngram_rows(key)
         if len(rows) == 0:
-            raise Word2BertError(f"word {key!r} is not in the vocabulary and has no character n-grams")
+            raise UnknownWordError(key, f"word {key!r} is not in the vocabulary and has no character n-grams")
         vector = self.input_vectors[rows].mean(axis=0, dtype=np.float64).astype(np.float32)
         if norm:
             length = np.linalg.norm(vector)
