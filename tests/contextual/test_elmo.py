@@ -184,3 +184,16 @@ def test_character_cache_grows_and_starts_afresh_when_full(tiny):
             torch.testing.assert_close(cache.lookup(ids, tiny.char_cnn), tiny.char_cnn(ids))
             assert len(cache) <= 6
     assert len(cache) == 4   # the third batch did not fit beside the first five types: a fresh start
+
+
+def test_elmo_keeps_sentence_boundaries_when_asked():
+    from word2bert.models.elmo import Elmo
+
+    elmo = Elmo(FIXTURE / "options.json", FIXTURE / "lm_weights.hdf5", 1, dropout=0.0, keep_sentence_boundaries=True,
+                stateful=False).eval()
+    with torch.no_grad():
+        out = elmo(batch_to_ids([["a", "b", "c"], ["d"]]))
+    assert out["elmo_representations"][0].shape == (2, 5, 32)
+    assert out["mask"].sum(1).tolist() == [5, 3]      # <S> tokens </S>
+    with pytest.raises(Word2BertError, match="scalar_mix_parameters"):
+        Elmo(FIXTURE / "options.json", FIXTURE / "lm_weights.hdf5", 1, scalar_mix_parameters=[1.0, 2.0])
