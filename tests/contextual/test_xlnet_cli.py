@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,3 +101,52 @@ def test_finetune_from_the_last_token_and_encode(corpus, tmp_path, capsys):
     assert main(["encode", str(model_dir), "the quick brown fox", "my clever cat", "--pooling", "last"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
     assert len(rows) == 2 and len(rows[0].split("\t")[1].split()) == 32
+
+
+def interrupted_run(corpus, output):
+    """A run of 4 steps with a checkpoint at step 2 and 4 (what --resume continues)."""
+    assert run(corpus, output, "--max-steps", "4", "--save-steps", "2", "--eval-fraction", "0") == 0
+
+
+def test_resume_alone_rebuilds_the_run_and_refuses_contradicting_flags(corpus, tmp_path, capsys):
+    """--resume with no architecture flags takes them from the run (training_args.json); a flag that
+    contradicts the run (or --overwrite beside --resume) is refused in one line, exit 2."""
+    interrupted_run(corpus, tmp_path)
+    capsys.readouterr()
+    base = ["pretrain", "xlnet", str(corpus), "-o", str(tmp_path), "--resume", "--quiet", "--threads", "1"]
+    assert main([*base, "--hidden", "48"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--hidden 48 (the checkpoint's: 32)" in error[0]
+    assert main([*base, "--mem-len", "12", "--seq-len", "30"]) == 2  # the same memory, another window length
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--seq-len 30" in error[0] and "mem-len" not in error[0]
+    assert main([*base, "--overwrite"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*base, "--max-steps", "6", "--hidden", "32"]) == 0  # the run's own value is accepted
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 6
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert (config["d_model"], config["n_layer"], config["mem_len"]) == (32, 2, 12)
+
+
+def test_a_model_that_cannot_be_written_goes_to_a_fallback(corpus, tmp_path, capsys, monkeypatch):
+    """The output directory becomes unwritable at the end of training: the model is saved in the
+    current directory instead and the one-line error says where."""
+    from word2bert.models.xlnet import XLNetLMHeadModel
+
+    output = tmp_path / "out"
+    original = XLNetLMHeadModel.save_pretrained
+
+    def failing(self, directory, *args, **kwargs):
+        if Path(directory) == output:
+            raise OSError(28, "No space left on device")
+        return original(self, directory, *args, **kwargs)
+
+    monkeypatch.setattr(XLNetLMHeadModel, "save_pretrained", failing)
+    monkeypatch.chdir(tmp_path)
+    assert run(corpus, output, "--max-steps", "1", "--eval-fraction", "0", "--save-steps", "0") == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "No space left on device" in error[0]
+    rescued = Path(error[0].split("saved to ")[1].split(" instead")[0])
+    assert rescued.parent == tmp_path and (rescued / "config.json").is_file() and (rescued / "tokenizer.json").is_file()
+    assert XLNetLMHeadModel.from_pretrained(rescued).config.d_model == 32

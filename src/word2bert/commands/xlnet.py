@@ -17,8 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from word2bert.commands import add_overwrite_option, prepare_output_directory
+from word2bert.commands import add_overwrite_option, check_resume_flags, prepare_output_directory, save_or_rescue
 from word2bert.errors import Word2BertError
+
+#: Flags a ``--resume`` may change: how long to go on and how to report, not what is trained.
+RESUMABLE = {"max_steps", "epochs", "save_steps", "eval_steps", "threads", "quiet", "resume", "overwrite",
+             "output", "corpus"}
+
+#: --flag -> XLNetConfig field, to check a run that left no training_args.json.
+ARCHITECTURE = {"layers": "n_layer", "hidden": "d_model", "heads": "n_head", "ffn": "d_inner", "dropout": "dropout",
+                "mem_len": "mem_len", "clamp_len": "clamp_len", "bi_data": "bi_data"}
 
 EPILOG = """examples:
   word2bert pretrain xlnet corpus.txt -o xlnet-small --layers 4 --hidden 256 --heads 4 --ffn 1024
@@ -165,6 +173,46 @@ class PermutationCollator:
         return {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in batch.items()}
 
 
+def _arguments_to_save(args) -> dict:
+    """The run's settings as given (or defaulted), for ``--resume`` to check and restore."""
+    return {key: value for key, value in vars(args).items()
+            if not key.startswith("_") and not callable(value) and key not in ("python_names", "pretrain_model",
+                                                                              "command")}
+
+
+def resume_settings(args, output: Path) -> None:
+    """``--resume``: refuse flags that contradict the interrupted run's settings, and take the settings
+    the command line does not give from that run (``training_args.json``), so that ``--resume`` alone
+    rebuilds the same model, data and objective. A run without that file is checked against its
+    config.json."""
+    from word2bert.train.checkpoint import find_checkpoint
+
+    if args.overwrite:
+        raise Word2BertError("--resume continues the run in OUT and --overwrite replaces it: give one of them")
+    if find_checkpoint(output) is None:
+        raise Word2BertError(f"--resume: no checkpoint in {output} (it is written every --save-steps steps, at "
+                             "the end and on Ctrl-C)")
+    parser = getattr(args, "_leaf_parser", None)
+    given = getattr(args, "_given", set())
+    try:
+        saved = json.loads((output / "training_args.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = None
+    if isinstance(saved, dict):
+        settings = {dest: (lambda _s, d=dest: saved.get(d)) for dest in saved if dest not in RESUMABLE}
+        check_resume_flags(args, saved, settings, parser)
+        for dest, value in saved.items():
+            if dest not in RESUMABLE and dest not in given and hasattr(args, dest):
+                setattr(args, dest, value)
+        return
+    try:
+        config = json.loads((output / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    check_resume_flags(args, config, {dest: (lambda c, f=field: c.get(f)) for dest, field in ARCHITECTURE.items()},
+                       parser)
+
+
 def run_pretrain(args) -> int:
     import torch
 
@@ -172,7 +220,6 @@ def run_pretrain(args) -> int:
     from word2bert.objectives.permutation_lm import PermutationLanguageModeling
     from word2bert.tokenizers.unigram import UnigramTokenizer
     from word2bert.train import Trainer, TrainingArguments
-    from word2bert.train.checkpoint import find_checkpoint
     from word2bert.train.samplers import ContiguousStreamSampler, TokenStream
 
     if args.threads:
@@ -188,8 +235,10 @@ def run_pretrain(args) -> int:
         raise Word2BertError(f"--mem-len={args.mem_len} must be >= 0 (0: no memory)")
     if not 0 <= args.eval_fraction < 1:
         raise Word2BertError(f"--eval-fraction={args.eval_fraction} must be in [0, 1)")
-    if args.resume and find_checkpoint(output) is None:
-        raise Word2BertError(f"--resume: no checkpoint in {output}")
+    if args.resume:
+        resume_settings(args, output)
+        if (output / "config.json").is_file():  # the run's own config, even if its --config file is gone
+            args.config = str(output / "config.json")
     objective = PermutationLanguageModeling(
         prediction_k=args.prediction_k, num_predict=args.num_predict, target_unit=args.target_unit,
         mask_alpha=args.mask_alpha, mask_beta=args.mask_beta, perm_size=args.perm_size)
@@ -239,6 +288,9 @@ def run_pretrain(args) -> int:
     if trainer.rank == 0:
         tokenizer.save(output)
         config.save(output / "config.json", architecture=model.hf_architecture)
+        if not args.resume:
+            (output / "training_args.json").write_text(json.dumps(_arguments_to_save(args), indent=2) + "\n",
+                                                       encoding="utf-8")
     say(f"{len(train_tokens):,} training tokens in {args.batch_size} rows, windows of {args.seq_len}, memory "
         f"{args.mem_len}; {trainer.state.total_steps} steps")
     try:
@@ -248,8 +300,12 @@ def run_pretrain(args) -> int:
             print(f"word2bert: interrupted; checkpoint saved in {output} (continue with --resume)", file=sys.stderr)
         return 130
     if trainer.rank == 0:
-        model.save_pretrained(output)
-        tokenizer.save(output)
+        def save(directory):
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(directory)
+            tokenizer.save(directory)
+
+        save_or_rescue(save, output, "model")
         summary = {"steps": state.global_step, "tokens": state.tokens_seen,
                    "final_loss": state.history[-1]["loss"] if state.history else None,
                    "evaluation": state.evaluations[-1] if state.evaluations else None}
