@@ -21,7 +21,10 @@ Timing: chunks of steps alternate ours / theirs so both see the same machine loa
 of each model are not timed; tokens/s is the median over chunks. "End to end" adds the time to build
 the permutation-LM batch (numpy) to every step; "training only" is the model step alone.
 
-    flock /tmp/w2b-bench.lock python bench/xlnet_vs_transformers.py [--steps 200] [--chunk 20]
+    flock /tmp/w2b-bench.lock python bench/xlnet_vs_transformers.py [--steps 200] [--chunk 20] [--max-minutes 13]
+
+``--max-minutes`` stops starting new chunks once the training time is spent (a shared, loaded machine
+must not be held longer than its lock allows); the report then says how many steps both models ran.
 """
 
 from __future__ import annotations
@@ -169,7 +172,8 @@ def write_report(path, runners, args, steps_done, eval_losses, prepare_seconds, 
         "# XLNet pre-training: word2bert vs transformers (CPU)",
         "",
         f"Command: `python bench/xlnet_vs_transformers.py --steps {args.steps} --chunk {args.chunk} "
-        f"--threads {args.threads}`" + ("" if steps_done == args.steps else f" (partial: {steps_done} steps)"),
+        f"--threads {args.threads}" + (f" --max-minutes {args.max_minutes:g}" if args.max_minutes else "") + "`"
+        + ("" if steps_done == args.steps else f" (stopped by the time budget after {steps_done} of {args.steps} steps)"),
         "",
         "Config: 4 layers, d_model 256, 4 heads, FFN 1024, vocabulary 8000, dropout 0.1, attn_type bi; "
         f"batch {BATCH} x {LENGTH} tokens, memory {MEMORY} carried between steps; {PREDICTIONS} predictions per "
@@ -215,6 +219,8 @@ def main(argv=None) -> int:
     parser.add_argument("--chunk", type=int, default=20, help="steps per timed chunk (chunks alternate models)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-minutes", type=float, default=0.0,
+                        help="stop starting chunks after this many minutes of training (0: no limit)")
     parser.add_argument("--out", default="bench/results/xlnet_vs_transformers.md")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -223,8 +229,11 @@ def main(argv=None) -> int:
     runners = [Runner("word2bert", ours_model, theirs=False), Runner("transformers", theirs_model, theirs=True)]
     train_batches, prepare_seconds = make_batches(args.steps, args.seed)
     held_out, _ = make_batches(8, args.seed + 1000)
-    steps_done = 0
+    steps_done, started = 0, time.perf_counter()
     for start in range(0, args.steps, args.chunk):
+        if args.max_minutes and time.perf_counter() - started > args.max_minutes * 60:
+            print(f"time budget of {args.max_minutes} minutes spent after {steps_done} steps", flush=True)
+            break
         chunk = train_batches[start:start + args.chunk]
         order = runners if (start // args.chunk) % 2 == 0 else runners[::-1]
         for runner in order:
