@@ -67,3 +67,18 @@ def test_inferring_a_document_of_unknown_words_warns_and_gives_the_initial_vecto
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert model.infer_vector(["w1", "zzz"]).shape == (8,)
+
+
+def test_a_negative_topn_is_refused_and_zero_gives_no_neighbours():
+    """gensim returns ``[]`` for ``topn=-1`` (a silent slice); here it is an error, ``topn=0`` is ``[]`` and
+    ``topn=None`` every score, as in gensim."""
+    from word2bert.vectors import KeyedVectors
+
+    kv = KeyedVectors(np.eye(4, dtype=np.float32) + 0.1, ["a", "b", "c", "d"])
+    for method in (kv.most_similar, kv.most_similar_cosmul):
+        with pytest.raises(Word2BertError, match="topn=-1 must be >= 0"):
+            method("a", topn=-1)
+        with pytest.raises(Word2BertError, match="topn=2.5 must be a whole number"):
+            method("a", topn=2.5)
+        assert method("a", topn=0) == []
+        assert [w for w, _ in method("a", topn=2)] != [] and len(method("a", topn=None)) == 4

@@ -55,3 +55,23 @@ def test_a_helper_process_compiles_and_the_run_loads_from_the_cache(tmp_path):
 def test_compiling_here_when_asked(tmp_path):
     result = run_parent(tmp_path, WORD2BERT_COMPILE="here")
     assert result == {"helper": False, "compiled_here": 1, "second_needs_nothing": True}
+
+
+def test_a_wait_for_compiling_says_so_on_a_terminal(monkeypatch):
+    """A first run that has to wait for its kernels says what is compiled and that it happens once (issue
+    "Reliability", item 12); nothing is said when nothing is pending."""
+    import io
+    import time
+
+    from word2bert.static.native import Preparation
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    waited = Preparation("word2vec", "vector size 100", pending=[(lambda: time.sleep(0.8), ())]).wait()
+    assert waited >= 0.8
+    assert "word2vec: compiling the numba kernels for vector size 100 (first run only" in terminal.getvalue()
+    assert Preparation("word2vec", "vector size 100").wait() == 0.0
