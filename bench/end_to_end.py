@@ -75,6 +75,13 @@ def write_binary(path, words, vectors):
 '''
 
 
+HOW = ("Wall clock of a fresh Python process from its start to its exit (file in, vectors or P@1 out), 2 threads; "
+       "word2bert's first run with an empty numba cache (NUMBA_CACHE_DIR a new directory), warm with the "
+       "kernels cached; medians over the seeds, quality averaged over them. Ratio: peer seconds / word2bert "
+       "seconds. Training only: word2bert's `model.timings['training']` (the training loop, no reading, "
+       "vocabulary, compiling or writing).")
+
+
 def word2vec_script(tool: str, corpus: Path, out: Path, mode: dict, epochs: int, workers: int, seed: int) -> str:
     options = dict(W2V, **mode, epochs=epochs, workers=workers, seed=seed)
     if tool == "gensim":
@@ -207,7 +214,9 @@ def glove_script(corpus: Path, out: Path, workers: int, seed: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {','.join(ROWS)}")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="seeds 1..REPEATS (see --seeds)")
+    parser.add_argument("--seeds", help="comma-separated seeds to run now (default 1..REPEATS); the runs are added "
+                        "to --store, so seeds and rows can be measured in separate, shorter invocations")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=5, help="word vectors (the classifier trains 25)")
     parser.add_argument("--data", type=Path, default=DATA)
@@ -215,9 +224,19 @@ def main() -> None:
     parser.add_argument("--glove", type=Path, help="Stanford GloVe's source directory: adds the GloVe row")
     parser.add_argument("--first-word", action="store_true",
                         help="only measure the seconds to the first trained word per model and vector size")
+    parser.add_argument("--dims", default="100,300", help="vector sizes of --first-word")
     parser.add_argument("--lines", type=int, help="use only the first LINES lines of each file (to try the script)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "end_to_end.md")
+    parser.add_argument("--store", type=Path, default=HERE / "results" / "end_to_end.json",
+                        help="JSON file the runs are added to; the table is made of all the runs it holds")
+    parser.add_argument("--render", action="store_true", help="only write the table of the runs in --store")
     args = parser.parse_args()
+    args.seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(range(1, args.repeats + 1))
+    if args.render:
+        text = "\n".join(["# End to end: file in, vectors out", "", HOW, ""] + render(load_store(args.store))) + "\n"
+        print(text)
+        args.out.write_text(text)
+        return
     rows = [r for r in args.rows.split(",") if r]
     unknown = set(rows) - set(ROWS)
     if unknown:
@@ -240,7 +259,8 @@ def main() -> None:
     load_after = os.getloadavg()
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     header = [f"# End to end: {'first trained word' if args.first_word else 'file in, vectors out'}", "",
-              f"Command: `python bench/end_to_end.py {' '.join(sys.argv[1:])}`", "",
+              HOW if not args.first_word else "", "",
+              f"Last command: `python bench/end_to_end.py {' '.join(sys.argv[1:])}`", "",
               f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; load average "
               f"{load_before[0]:.2f} before, {load_after[0]:.2f} after (`uptime`: {uptime}); "
               f"{time.strftime('%Y-%m-%d %H:%M')}.", ""]
@@ -251,10 +271,12 @@ def main() -> None:
 
 
 def end_to_end(args, rows, tmp, env, corpus, train, test, small, small_train) -> list[str]:
+    """Run the rows' jobs for ``args.seeds`` and add the runs to the store ``args.store`` (JSON: one record
+    per tool, column and seed, so rows and seeds can be measured in separate invocations, each short
+    enough to share the machine); returns the table of every row in the store."""
     warm_cache = tmp / "numba-warm"
-    seeds = list(range(1, args.repeats + 1))
-    table = ["| job | peer | peer (s) | word2bert first run (s) | word2bert warm (s) | ratio first / warm | "
-             "word2bert training only (s) | quality peer / word2bert |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    seeds = args.seeds
+    store = load_store(args.store)
     log = []
     w2v_c = build_word2vec_c(args.word2vec_c, tmp) if args.word2vec_c else None
     if args.word2vec_c and w2v_c is None:
@@ -289,61 +311,116 @@ def end_to_end(args, rows, tmp, env, corpus, train, test, small, small_train) ->
             command, work = made
             jobs.append(("glove", {"Stanford GloVe": lambda seed, out: (None, ["bash", "-c", command])},
                          lambda seed, out: glove_script(corpus, out, args.workers, seed), "glove"))
+    invocation = {"command": "python bench/end_to_end.py " + " ".join(sys.argv[1:]), "started": time.strftime(
+        "%Y-%m-%d %H:%M:%S"), "uptime_before": uptime()}
     for row, peers, ours, kind in jobs:
         # fill the warm cache with the row's kernels on a small file (untimed)
         small_input = small_train if row == "classifier" else small
         warm_env = dict(env, NUMBA_CACHE_DIR=str(warm_cache))
         script = ours(1, tmp / "warm.bin")
         run(script.replace(str(corpus), str(small_input)).replace(str(train), str(small_input)), warm_env, tmp)
-        results = {}
-        for name, make in peers.items():
-            results[name] = measure_peer(make, seeds, tmp, env, args, kind, row)
-        first, warm = [], []
         for seed in seeds:
+            for name, make in peers.items():
+                wall, quality_ = measure_peer(make, seed, tmp, env, args, kind, row)
+                store["runs"].append(dict(row=row, tool=name, column="peer", seed=seed, wall=wall, quality=quality_))
             out = tmp / f"ours-{row}-{seed}.bin"
             fresh = tmp / f"numba-fresh-{row}-{seed}"
             wall_first, output_first = run(ours(seed, out), dict(env, NUMBA_CACHE_DIR=str(fresh)), tmp)
             shutil.rmtree(fresh, ignore_errors=True)
+            store["runs"].append(dict(row=row, tool="word2bert", column="first", seed=seed, wall=wall_first,
+                                      timings=parse(output_first).get("timings", {}),
+                                      quality=score(kind, out, parse(output_first), args)))
             wall_warm, output = run(ours(seed, out), warm_env, tmp)
-            first.append((wall_first, parse(output_first)))
-            warm.append((wall_warm, parse(output), score(kind, out, parse(output), args)))
-        ours_first = statistics.median(w for w, _ in first)
-        ours_warm = statistics.median(w for w, _, _ in warm)
-        training = statistics.median(p.get("timings", {}).get("training", float("nan")) for _, p, _ in warm)
-        ours_quality = mean_quality([q for _, _, q in warm])
-        for name, (times, qualities) in results.items():
-            peer = statistics.median(times)
+            store["runs"].append(dict(row=row, tool="word2bert", column="warm", seed=seed, wall=wall_warm,
+                                      timings=parse(output).get("timings", {}),
+                                      quality=score(kind, out, parse(output), args)))
+            save_store(args.store, store)  # a run cut short keeps what it measured
+    invocation["uptime_after"] = uptime()
+    invocation["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    store["invocations"].append(invocation)
+    save_store(args.store, store)
+    return render(store) + [f"- {line}" for line in log]
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def load_store(path: Path) -> dict:
+    if path.exists():
+        return json.loads(path.read_text())
+    return {"runs": [], "invocations": []}
+
+
+def save_store(path: Path, store: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(store, indent=1) + "\n")
+
+
+def render(store: dict) -> list[str]:
+    """The table of every row in the store: per row and peer, medians of the wall times (the latest run of
+    each tool, column and seed), the ratio peer / word2bert, word2bert's training-only seconds (warm),
+    and quality averaged over the seeds on each side; then the invocations with their load."""
+    latest: dict = {}
+    for run_ in store["runs"]:
+        latest[(run_["row"], run_["tool"], run_["column"], run_["seed"])] = run_
+    table = ["| job | peer | peer (s) | word2bert first run (s) | word2bert warm (s) | ratio first run / warm | "
+             "word2bert training only, warm (s) | quality peer / word2bert (warm) | seeds |",
+             "|---|---|---:|---:|---:|---:|---:|---|---|"]
+    log = []
+    order = [r for r in ROWS + ["glove"] if any(key[0] == r for key in latest)]
+    for row in order:
+        runs = {column: sorted((r for k, r in latest.items() if k[0] == row and k[1] == "word2bert" and
+                                k[2] == column), key=lambda r: r["seed"]) for column in ("first", "warm")}
+        peers = sorted({k[1] for k in latest if k[0] == row and k[2] == "peer"})
+        first, warm = runs["first"], runs["warm"]
+        if not first or not warm:
+            continue
+        ours_first = statistics.median(r["wall"] for r in first)
+        ours_warm = statistics.median(r["wall"] for r in warm)
+        training = statistics.median(r["timings"].get("training", float("nan")) for r in warm)
+        for name in peers:
+            peer_runs = sorted((r for k, r in latest.items() if k[0] == row and k[1] == name and k[2] == "peer"),
+                               key=lambda r: r["seed"])
+            peer = statistics.median(r["wall"] for r in peer_runs)
             table.append(f"| {row} | {name} | {peer:.1f} | {ours_first:.1f} | {ours_warm:.1f} | "
                          f"**{peer / ours_first:.2f}x** / **{peer / ours_warm:.2f}x** | {training:.1f} | "
-                         f"{mean_quality(qualities)} / {ours_quality} |")
-        log.append(f"{row}: word2bert first runs {[round(w, 1) for w, _ in first]} s (compile waits "
-                   f"{[round(p.get('timings', {}).get('compile_wait', float('nan')), 1) for _, p in first]} s, "
-                   f"first word at {[round(p.get('timings', {}).get('first_word', float('nan')), 1) for _, p in first]}"
-                   f" s); warm runs {[round(w, 1) for w, _, _ in warm]} s; "
-                   + "; ".join(f"{name} runs {[round(t, 1) for t in times]} s" for name, (times, _) in results.items()))
-    return table + [""] + [f"- {line}" for line in log]
+                         f"{mean_quality([r['quality'] for r in peer_runs])} / "
+                         f"{mean_quality([r['quality'] for r in warm])} | "
+                         f"{len(peer_runs)} / {len(warm)} |")
+            log.append(f"{row}: {name} runs {[round(r['wall'], 1) for r in peer_runs]} s, quality "
+                       f"{[tuple(round(q, 3) for q in r['quality']) for r in peer_runs]}")
+        log.append(f"{row}: word2bert first runs {[round(r['wall'], 1) for r in first]} s (waited for compiling "
+                   f"{[round(r['timings'].get('compile_wait', float('nan')), 1) for r in first]} s, first word at "
+                   f"{[round(r['timings'].get('first_word', float('nan')), 1) for r in first]} s, training "
+                   f"{[round(r['timings'].get('training', float('nan')), 1) for r in first]} s); warm runs "
+                   f"{[round(r['wall'], 1) for r in warm]} s (training "
+                   f"{[round(r['timings'].get('training', float('nan')), 1) for r in warm]} s), quality "
+                   f"{[tuple(round(q, 3) for q in r['quality']) for r in warm]}")
+    lines = table + ["", "Per-run log (seeds in order):", ""] + [f"- {line}" for line in log]
+    lines += ["", "Invocations (each one held the benchmark lock; load from `uptime`):", ""]
+    lines += [f"- `{i['command']}` {i['started']} to {i.get('finished', '?')}: before `{i['uptime_before']}`, "
+              f"after `{i.get('uptime_after', '?')}`" for i in store["invocations"]]
+    return lines
 
 
-def measure_peer(make, seeds, tmp, env, args, kind, row):
-    times, qualities = [], []
-    for seed in seeds:
-        out = tmp / f"peer-{row}-{seed}.bin"
-        script, command = make(seed, out)
-        if script is not None:
-            wall, output = run(script, env, tmp)
-            parsed = parse(output)
-        else:
-            if kind == "glove":
-                (tmp / "glove-run").mkdir(exist_ok=True)
-            start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True, cwd=tmp)
-            wall = time.perf_counter() - start
-            parsed = {}
-            if kind == "glove":
-                out = glove_text_to_binary(tmp / "glove-run" / "vectors.txt", out)
-        times.append(wall)
-        qualities.append(score(kind, out, parsed, args))
-    return times, qualities
+def measure_peer(make, seed, tmp, env, args, kind, row):
+    """Wall seconds and quality of one peer run."""
+    out = tmp / f"peer-{row}-{seed}.bin"
+    script, command = make(seed, out)
+    if script is not None:
+        wall, output = run(script, env, tmp)
+        parsed = parse(output)
+    else:
+        if kind == "glove":
+            (tmp / "glove-run").mkdir(exist_ok=True)
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, cwd=tmp)
+        wall = time.perf_counter() - start
+        parsed = {}
+        if kind == "glove":
+            out = glove_text_to_binary(tmp / "glove-run" / "vectors.txt", out)
+    return wall, score(kind, out, parsed, args)
 
 
 def glove_text_to_binary(text: Path, out: Path) -> Path:
@@ -389,7 +466,7 @@ def first_word(args, tmp, env, corpus, train) -> list[str]:
     table = ["| model | vector size | first run: to first word (s) | of which compiling (s) | "
              "second run: to first word (s) | process wall first / second (s) |", "|---|---:|---:|---:|---:|---:|"]
     for name, make in models.items():
-        for dim in (100, 300):
+        for dim in [int(d) for d in args.dims.split(",")]:
             cache = tmp / f"numba-{name.replace(' ', '-')}-{dim}"
             script = "import json\n" + make(dim) + "\nprint('TIMINGS ' + json.dumps(m.timings))\n"
             walls, timings = [], []
