@@ -127,4 +127,19 @@ def test_teachers_and_flags_it_cannot_use(files, tmp_path, capsys):
     code, _, err = run(capsys, "distill", "--teacher", files / "clf", "--task", "classification", "--train",
                        files / "train.tsv", "-o", tmp_path / "f", "--mlm-smoothing", "0")
     assert code == 2 and "--mlm-smoothing applies to masked-LM distillation only" in err
-    assert not any((tmp_path / name).exists() for name in "abcdef")
+    code, _, err = run(capsys, "distill", "--teacher", tmp_path / "no-such-teacher", "--corpus", files / "corpus.txt",
+                       "-o", tmp_path / "g")
+    assert code == 2 and f"--teacher {tmp_path / 'no-such-teacher'}: model directory not found" in err
+    for temperature in ("0", "-1"):
+        code, _, err = run(capsys, "distill", "--teacher", files / "teacher", "--corpus", files / "corpus.txt", "-o",
+                           tmp_path / "h", "--temperature", temperature)
+        assert code == 2 and f"--temperature {float(temperature)}: must be > 0" in err
+    # a student deeper than the 4-layer teacher it copies its layers from (masked-LM and task distillation)
+    code, _, err = run(capsys, "distill", "--teacher", files / "teacher", "--corpus", files / "corpus.txt", "-o",
+                       tmp_path / "i", "--layers", "6")
+    assert code == 2 and "a student of 6 layers cannot take its layers from a teacher of 4" in err, err
+    code, _, err = run(capsys, "distill", "--teacher", files / "clf", "--task", "classification", "--train",
+                       files / "train.tsv", "-o", tmp_path / "j", "--layers", "5")
+    assert code == 2 and "a student of 5 layers cannot take its layers from a teacher of 4" in err, err
+    assert not any((tmp_path / name).exists() for name in "abcdefghij")
+    assert all(len(line) < 300 and "Traceback" not in line for line in err.splitlines())

@@ -220,9 +220,11 @@ def _check_arguments(args, mode: str) -> None:
         value = getattr(args, name, None)
         if value is not None and value < 0:
             raise Word2BertError(f"--{name.replace('_', '-')} {value}: must be >= 0")
-    check_model_directory(args.teacher, "--teacher")
-    if args.init_from is not None:
-        check_model_directory(args.init_from, "--init-from")
+    for flag, directory in (("--teacher", args.teacher), ("--init-from", args.init_from)):
+        if directory is not None and not Path(directory).exists():
+            raise Word2BertError(f"{flag} {directory}: model directory not found")
+        if directory is not None:
+            check_model_directory(directory, flag)
     files = [("--corpus", args.corpus)] if mode == "mlm" else [("--train", args.train), ("--dev", args.dev)]
     for flag, path in files:
         if path is not None and not Path(path).is_file():
