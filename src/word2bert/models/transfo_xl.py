@@ -24,14 +24,14 @@ from torch import nn
 from word2bert.errors import Word2BertError
 from word2bert.interop.huggingface import KeyMap, rename
 from word2bert.models.base import EncoderOutput, PretrainedConfig, PretrainedModel
-from word2bert.models.xlnet import init_xlnet_weights
+from word2bert.models.xlnet import RelativeStackConfig, init_xlnet_weights
 from word2bert.nn.relative import RelativeTransformer, check_memory_length
 from word2bert.nn.transformer import ACTIVATIONS, get_activation
 from word2bert.objectives.permutation_lm import output_layer_loss
 
 
 @dataclass
-class TransfoXLConfig(PretrainedConfig):
+class TransfoXLConfig(RelativeStackConfig, PretrainedConfig):
     """Transformer-XL hyper-parameters, with the names of transformers' (former) ``TransfoXLConfig``.
 
     ``mem_len``: hidden states kept per layer for the next segment (0: no memory, a vanilla
@@ -57,31 +57,8 @@ class TransfoXLConfig(PretrainedConfig):
     init_std: float = 0.02
     layer_norm_epsilon: float = 1e-5
 
-    @property
-    def hidden_size(self) -> int:
-        return self.d_model
-
-    @property
-    def num_hidden_layers(self) -> int:
-        return self.n_layer
-
-    @property
-    def num_attention_heads(self) -> int:
-        return self.n_head
-
-    @property
-    def max_position_embeddings(self) -> int:
-        return 512
-
     def validate(self) -> None:
-        self.require_positive_ints("vocab_size", "d_model", "n_layer", "n_head", "d_inner")
-        self.require_divisible("d_model", "n_head")
-        if self.d_model % 2:
-            raise Word2BertError(f"TransfoXLConfig.d_model={self.d_model} must be even (sinusoidal positions)")
-        check_memory_length(self.mem_len, "TransfoXLConfig.mem_len")
-        if isinstance(self.clamp_len, bool) or not isinstance(self.clamp_len, int) or (
-                self.clamp_len < 1 and self.clamp_len != -1):
-            raise Word2BertError(f"TransfoXLConfig.clamp_len={self.clamp_len!r} must be a positive integer or -1")
+        self.check_relative_stack()
         self.require_probabilities("dropout", "dropatt")
         self.require_positive_floats("init_std", "layer_norm_epsilon")
         if self.activation_function not in ACTIVATIONS:

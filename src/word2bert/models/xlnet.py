@@ -32,15 +32,63 @@ from word2bert.errors import Word2BertError
 from word2bert.interop.huggingface import KeyMap, KeyRule, rename
 from word2bert.models.base import EncoderOutput, PretrainedConfig, PretrainedModel
 from word2bert.models.pretraining import PreTrainingModel
-from word2bert.nn.relative import RelativeMultiHeadAttention, RelativeTransformer, check_memory_length
+from word2bert.nn.relative import (
+    RelativeMultiHeadAttention,
+    RelativeTransformer,
+    check_memory_length,
+)
 from word2bert.nn.transformer import ACTIVATIONS, get_activation
 from word2bert.objectives.permutation_lm import PermutationLanguageModeling
 
 IGNORE_INDEX = -100
 
 
+class RelativeStackConfig:
+    """What :class:`XLNetConfig` and Transformer-XL's config share: the encoder-interface names of
+    their sizes (both spell them as transformers does: ``d_model``, ``n_layer``, ``n_head``) and the
+    checks of a relative stack's fields (``vocab_size``, sizes, ``mem_len``, ``clamp_len``)."""
+
+    @property
+    def hidden_size(self) -> int:
+        return self.d_model
+
+    @property
+    def num_hidden_layers(self) -> int:
+        return self.n_layer
+
+    @property
+    def num_attention_heads(self) -> int:
+        return self.n_head
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_head
+
+    @property
+    def hidden_dropout_prob(self) -> float:
+        return self.dropout
+
+    @property
+    def max_position_embeddings(self) -> int:
+        """Relative positions have no limit; this is only what ``encode`` truncates to by default."""
+        return 512
+
+    def check_relative_stack(self) -> None:
+        """Positive sizes, ``d_model`` a multiple of ``n_head`` and even (sinusoids come in sin/cos
+        pairs), ``mem_len`` >= 0, ``clamp_len`` positive or -1 (none)."""
+        name = type(self).__name__
+        self.require_positive_ints("vocab_size", "d_model", "n_layer", "n_head", "d_inner")
+        self.require_divisible("d_model", "n_head")
+        if self.d_model % 2:
+            raise Word2BertError(f"{name}.d_model={self.d_model} must be even (sinusoidal relative positions)")
+        check_memory_length(self.mem_len, f"{name}.mem_len")
+        if isinstance(self.clamp_len, bool) or not isinstance(self.clamp_len, int) or (
+                self.clamp_len < 1 and self.clamp_len != -1):
+            raise Word2BertError(f"{name}.clamp_len={self.clamp_len!r} must be a positive integer or -1")
+
+
 @dataclass
-class XLNetConfig(PretrainedConfig):
+class XLNetConfig(RelativeStackConfig, PretrainedConfig):
     """XLNet hyper-parameters with Hugging Face's names and defaults (xlnet-large-cased), plus
     ``untie_r`` (transformers always unties the r_w / r_r / r_s biases; False shares one set across
     layers, as the reference code's default). ``mem_len`` (512, as transformers' current default) is
@@ -81,43 +129,11 @@ class XLNetConfig(PretrainedConfig):
     bos_token_id: int = 1
     eos_token_id: int = 2
 
-    @property
-    def hidden_size(self) -> int:
-        return self.d_model
-
-    @property
-    def num_hidden_layers(self) -> int:
-        return self.n_layer
-
-    @property
-    def num_attention_heads(self) -> int:
-        return self.n_head
-
-    @property
-    def d_head(self) -> int:
-        return self.d_model // self.n_head
-
-    @property
-    def hidden_dropout_prob(self) -> float:
-        return self.dropout
-
-    @property
-    def max_position_embeddings(self) -> int:
-        """Relative positions have no limit; this is only what ``encode`` truncates to by default."""
-        return 512
-
     def validate(self) -> None:
-        self.require_positive_ints("vocab_size", "d_model", "n_layer", "n_head", "d_inner")
-        self.require_divisible("d_model", "n_head")
-        if self.d_model % 2:
-            raise Word2BertError(f"XLNetConfig.d_model={self.d_model} must be even (sinusoidal relative positions)")
-        check_memory_length(self.mem_len, "XLNetConfig.mem_len")
+        self.check_relative_stack()
         if self.reuse_len is not None and (isinstance(self.reuse_len, bool) or not isinstance(self.reuse_len, int)
                                            or self.reuse_len < 0):
             raise Word2BertError(f"XLNetConfig.reuse_len={self.reuse_len!r} must be an integer >= 0 or null")
-        if isinstance(self.clamp_len, bool) or not isinstance(self.clamp_len, int) or (
-                self.clamp_len < 1 and self.clamp_len != -1):
-            raise Word2BertError(f"XLNetConfig.clamp_len={self.clamp_len!r} must be a positive integer or -1")
         if self.attn_type not in ("bi", "uni"):
             raise Word2BertError(f"XLNetConfig.attn_type={self.attn_type!r} must be 'bi' or 'uni'")
         if self.same_length and self.attn_type != "uni":
@@ -459,6 +475,7 @@ def xlnet_encoder_rules(config: XLNetConfig, ours_prefix: str = "", theirs_prefi
 
 
 __all__ = [
+    "RelativeStackConfig",
     "XLNetConfig",
     "XLNetLMHeadModel",
     "XLNetLMOutput",
