@@ -17,7 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from word2bert.commands import add_overwrite_option, check_resume_flags, prepare_output_directory, save_or_rescue
+from word2bert.commands import (
+    add_overwrite_option,
+    check_resume_flags,
+    prepare_output_directory,
+    save_or_rescue,
+)
 from word2bert.errors import Word2BertError
 
 #: Flags a ``--resume`` may change: how long to go on and how to report, not what is trained.

@@ -170,7 +170,7 @@ class RelativeMultiHeadAttention(nn.Module):
 
     def __init__(self, hidden_size: int, num_heads: int, head_size: int | None = None, dropout: float = 0.0,
                  attention_dropout: float = 0.0, layer_norm_eps: float = 1e-12, use_segments: bool = False,
-                 shared_biases: "RelativeMultiHeadAttention | None" = None):
+                 shared_biases: RelativeMultiHeadAttention | None = None):
         super().__init__()
         head_size = head_size or hidden_size // num_heads
         if head_size * num_heads != hidden_size:

@@ -33,7 +33,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from word2bert.errors import Word2BertError
-from word2bert.objectives.base import IGNORE_INDEX, Objective, ObjectiveOutput, to_tensors
+from word2bert.objectives.base import (
+    IGNORE_INDEX,
+    Objective,
+    ObjectiveOutput,
+    to_tensors,
+)
+
 TARGET_UNITS = ("span", "token")
 
 
@@ -195,7 +201,7 @@ class PermutationLanguageModeling(Objective):
         self.target_unit = target_unit
         self.mask_alpha, self.mask_beta, self.max_gram = mask_alpha, mask_beta, max_gram
         self.perm_size = perm_size
-        self.functional_ids = np.asarray(sorted(set(int(i) for i in functional_ids)), dtype=np.int64)
+        self.functional_ids = np.asarray(sorted({int(i) for i in functional_ids}), dtype=np.int64)
         self.word_start = None if word_start is None else np.asarray(word_start, dtype=bool)
         self.bi_data = bi_data
         self.pad_id = pad_id
@@ -205,7 +211,7 @@ class PermutationLanguageModeling(Objective):
         """How many tokens of a sequence of ``length`` real tokens are predicted."""
         if self.num_predict is not None:
             return min(self.num_predict, length)
-        return min(length, max(1, int(round(length / self.prediction_k))))
+        return min(length, max(1, round(length / self.prediction_k)))
 
     def prepare(self, batch: dict, items: Sequence[dict] | None = None,
                 rng: np.random.Generator | None = None) -> None:
