@@ -145,6 +145,9 @@ def test_cli_train_then_encode(tmp_path, capsys):
                  "--threads", "1"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 3 and summary["evaluation"]["loss"] > 0
+    assert main(["train", "cove", str(pairs), "--glove", str(glove), "-o", str(out), "--resume", "--hidden", "6",
+                 "--quiet"]) == 2
+    assert "--hidden 6 (the checkpoint's: 4)" in capsys.readouterr().err
     assert main(["encode", "--model", "cove", str(out), "wa wb zz", "--tokens"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
     assert [r.split("\t")[0] for r in rows] == ["wa", "wb", "zz"]
@@ -155,6 +158,7 @@ def test_cli_train_then_encode(tmp_path, capsys):
     bad.write_text("only one field\n")
     assert main(["train", "cove", str(bad), "--glove", str(glove), "-o", str(tmp_path / "bad-out"), "--quiet"]) == 2
     assert "bad.tsv, line 1" in capsys.readouterr().err
+    assert not (tmp_path / "bad-out").exists()                 # nothing half-written
 
 
 def test_read_pairs_names_the_line(tmp_path):

@@ -185,7 +185,12 @@ def test_cli_pretrain_resume_and_encode(tmp_path, capsys):
     assert summary["steps"] == 3 and summary["evaluation"]["forward_perplexity"] > 1
     for name in ("options.json", "lm_weights.hdf5", "vocab.txt"):
         assert (out / name).exists(), name
-    assert main(["pretrain", "elmo", str(corpus), "-o", str(out), "--max-steps", "5", "--resume", *sizes]) == 0
+    assert main(["pretrain", "elmo", str(corpus), "-o", str(out), "--max-steps", "5", "--resume", "--lstm-dim",
+                 "32", "--quiet"]) == 2
+    assert "--lstm-dim 32 (the checkpoint's: 24)" in capsys.readouterr().err
+    # the sizes need not be repeated: the run continues with those in its training_args.json
+    assert main(["pretrain", "elmo", str(corpus), "-o", str(out), "--max-steps", "5", "--resume", "--quiet",
+                 "--threads", "1"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 5
     assert main(["encode", "--model", "elmo", str(out), "a b c"]) == 0
     assert len(capsys.readouterr().out.split("\t")[1].split()) == 16

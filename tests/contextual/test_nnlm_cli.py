@@ -1,6 +1,7 @@
 """`word2bert train kneser-ney`, `train nnlm` (with resume) and `perplexity` end to end on tiny files."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,3 +84,51 @@ def test_bad_input_gets_one_line_and_exit_2(texts, tmp_path, capsys):
     assert "no checkpoint" in capsys.readouterr().err
     assert main(["perplexity", str(tmp_path), str(test)]) == 2
     assert "neither a Kneser-Ney .npz file nor a model directory" in capsys.readouterr().err
+
+
+def test_resume_refuses_conflicting_flags_and_continues_with_the_saved_ones(texts, tmp_path, capsys):
+    train, _ = texts
+    out = tmp_path / "nnlm"
+    first = ["train", "nnlm", str(train), "-o", str(out), "--order", "3", "--embedding-size", "8",
+             "--hidden-size", "8", "--max-steps", "3", "--batch-size", "32", "--quiet", "--threads", "1"]
+    assert main(first) == 0
+    assert json.loads((out / "training_args.json").read_text())["hidden_size"] == 8
+    capsys.readouterr()
+    assert main(["train", "nnlm", str(train), "-o", str(out), "--resume", "--hidden-size", "16", "--order", "3",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--hidden-size 16 (the checkpoint's: 8)" in err and "--order" not in err  # same value: accepted
+    # no size flags: the run continues with its own (a default --hidden-size 200 would not fit the checkpoint)
+    assert main(["train", "nnlm", str(train), "-o", str(out), "--resume", "--max-steps", "5", "--quiet",
+                 "--threads", "1"]) == 0
+    assert last_json(capsys)["steps"] == 5
+    assert NNLM.from_pretrained(out).config.hidden_size == 8
+
+
+def test_a_run_that_fails_on_its_input_leaves_no_directory(texts, tmp_path, capsys):
+    train, _ = texts
+    out = tmp_path / "new" / "nnlm"
+    assert main(["train", "nnlm", str(train), "-o", str(out), "--order", "1", "--quiet"]) == 2
+    assert "order" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_trained_model_is_rescued_when_the_output_cannot_be_written(texts, tmp_path, capsys, monkeypatch):
+    train, _ = texts
+    out = tmp_path / "nnlm"
+    original = NNLM.save_pretrained
+
+    def failing(self, directory, vocab=None):
+        if Path(directory) == out:
+            raise OSError(28, "No space left on device")
+        return original(self, directory, vocab)
+
+    monkeypatch.setattr(NNLM, "save_pretrained", failing)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "nnlm", str(train), "-o", str(out), "--order", "3", "--embedding-size", "8",
+                 "--hidden-size", "8", "--max-steps", "2", "--quiet", "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "word2bert-rescued-" in err
+    rescued = [p for p in tmp_path.iterdir() if p.name.startswith("word2bert-rescued-")]
+    assert len(rescued) == 1 and NNLM.from_pretrained(rescued[0]).config.hidden_size == 8
+    assert (rescued[0] / "word_vocab.txt").is_file()

@@ -139,6 +139,9 @@ def test_the_three_stages_on_the_command_line(tmp_path, capsys):
                  "--valid", str(general), "--quiet", "--threads", "1"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["valid_perplexity"] > 1 and summary["tokens_per_second"] > 0
+    assert main(["pretrain", "awd-lstm", str(general), "-o", str(tmp_path / "lm"), "--resume", "--lstm-size", "32",
+                 "--quiet"]) == 2
+    assert "--lstm-size 32 (the checkpoint's: 16)" in capsys.readouterr().err
     assert main(["finetune", str(tmp_path / "lm"), "--model", "ulmfit", "--train", str(train), "--dev", str(test),
                  "-o", str(tmp_path / "clf"), "--lm-finetune-epochs", "1", "--lm-finetune-batch-size", "4",
                  "--lm-finetune-bptt", "10",

@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import importlib
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 from word2bert.errors import Word2BertError
@@ -77,3 +79,79 @@ def format_metrics(metrics: dict) -> str:
         else:
             parts.append(f"{name} {value}")
     return ", ".join(parts)
+
+
+#: Where a contextual training command records the flags its run was started with.
+TRAINING_ARGUMENTS = "training_args.json"
+
+
+def save_training_arguments(args, output) -> None:
+    """Write the run's settings (``vars(args)`` without internals) to OUT/training_args.json, so that
+    ``--resume`` can refuse flags that contradict them (:func:`resume_training_arguments`)."""
+    import json
+
+    from word2bert.fileio import atomic_write
+
+    values = {k: v for k, v in vars(args).items()
+              if not k.startswith("_") and not callable(v) and isinstance(v, (str, int, float, bool, type(None)))}
+    with atomic_write(Path(output) / TRAINING_ARGUMENTS, "w", encoding="utf-8") as handle:
+        json.dump(values, handle, indent=2)
+        handle.write("\n")
+
+
+def resume_training_arguments(args, output, resumable) -> None:
+    """With ``--resume``: a flag given on the command line that contradicts the value in
+    OUT/training_args.json is refused (one Word2BertError naming every conflict, see
+    :func:`word2bert.commands.check_resume_flags`); flags not given take the saved values, so the
+    run continues with the settings it was started with. ``resumable``: flags that may change
+    (steps, threads, progress, ...). A run that left no training_args.json is continued as before."""
+    import json
+
+    from word2bert.commands import check_resume_flags
+
+    path = Path(output) / TRAINING_ARGUMENTS
+    if not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    checked = {dest: (lambda _saved, d=dest: saved[d]) for dest in saved
+               if dest not in resumable and hasattr(args, dest)}
+    check_resume_flags(args, saved, checked, getattr(args, "_leaf_parser", None))
+    given = getattr(args, "_given", set())
+    for dest in checked:
+        if dest not in given:
+            setattr(args, dest, saved[dest])
+
+
+@contextmanager
+def training_run_directory(args, output, resumable):
+    """The output directory of a training command's run, around the run itself.
+
+    ``--resume``: check the flags against OUT/training_args.json (:func:`resume_training_arguments`).
+    A fresh run: create OUT and write training_args.json first; when the run then fails before it
+    left a checkpoint (bad input found while reading the data, ...), the directory it created is
+    removed again, so nothing half-written stays behind.
+    """
+    import os
+
+    from word2bert.train.checkpoint import find_checkpoint
+
+    output = Path(output)
+    if getattr(args, "resume", False):
+        resume_training_arguments(args, output, resumable)
+        yield output
+        return
+    if os.environ.get("RANK", "0") != "0":      # under torchrun, process 0 writes
+        yield output
+        return
+    created = not output.exists()
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        save_training_arguments(args, output)
+        yield output
+    except BaseException:
+        if created and find_checkpoint(output) is None:
+            shutil.rmtree(output, ignore_errors=True)
+        raise

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from word2bert.commands import add_overwrite_option, prepare_output_directory
+from word2bert.commands import add_overwrite_option, prepare_output_directory, save_or_rescue
 from word2bert.errors import Word2BertError
 
 TRAIN_EPILOG = """examples:
@@ -59,10 +59,43 @@ def register(commands, train_commands) -> None:
     cove.set_defaults(func=run_train)
 
 
+#: Flags of ``train cove`` that may change when a run is resumed; every other one must match the run's
+#: training_args.json (flags not given take its values).
+COVE_RESUMABLE = {"pairs", "glove", "output", "valid", "epochs", "max_steps", "save_steps", "resume", "overwrite",
+                  "threads", "quiet"}
+
+
 def run_train(args) -> int:
-    from word2bert.commands._contextual import require_contextual
+    from word2bert.commands._contextual import require_contextual, training_run_directory
 
     require_contextual("train cove")
+    import torch
+
+    from word2bert.train.checkpoint import find_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    output = Path(args.output)
+    prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume)
+    if args.resume and find_checkpoint(output) is None:
+        raise Word2BertError(f"--resume: no checkpoint in {output}")
+    if not Path(args.glove).exists():
+        raise Word2BertError(f"GloVe vectors not found: {args.glove}")
+    with training_run_directory(args, output, COVE_RESUMABLE):
+        outcome = _train(args, output)
+    if outcome is None:
+        return 130
+    model, state = outcome
+    save_or_rescue(model.save_pretrained, output, "model")
+    summary = {"steps": state.global_step, "seconds": round(state.elapsed, 1),
+               "final_loss": state.history[-1]["loss"] if state.history else None,
+               "evaluation": state.evaluations[-1] if state.evaluations else None}
+    print(json.dumps(summary))
+    return 0
+
+
+def _train(args, output: Path):
+    """Read the pairs and GloVe, build the model and train it: ``(model, state)``, or None when interrupted."""
     import torch
 
     from word2bert.models.cove import (
@@ -78,19 +111,10 @@ def run_train(args) -> int:
         tokenize,
     )
     from word2bert.train import Trainer, TrainingArguments
-    from word2bert.train.checkpoint import find_checkpoint
     from word2bert.train.samplers import LengthGroupedSampler
     from word2bert.vectors import KeyedVectors
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    output = Path(args.output)
-    prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume)
-    if args.resume and find_checkpoint(output) is None:
-        raise Word2BertError(f"--resume: no checkpoint in {output}")
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
-    if not Path(args.glove).exists():
-        raise Word2BertError(f"GloVe vectors not found: {args.glove}")
     vectors = KeyedVectors.load(args.glove)
     source_words, table = glove_table(vectors)
     pairs = read_pairs(args.pairs, args.max_pairs)
@@ -121,13 +145,8 @@ def run_train(args) -> int:
         state = trainer.train(resume_from=output if args.resume else None)
     except KeyboardInterrupt:
         print(f"word2bert: interrupted; checkpoint saved in {output} (continue with --resume)", file=sys.stderr)
-        return 130
-    model.save_pretrained(output)
-    summary = {"steps": state.global_step, "seconds": round(state.elapsed, 1),
-               "final_loss": state.history[-1]["loss"] if state.history else None,
-               "evaluation": state.evaluations[-1] if state.evaluations else None}
-    print(json.dumps(summary))
-    return 0
+        return None
+    return model, state
 
 
 def run_encode(args) -> int:

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from word2bert.commands import add_overwrite_option, prepare_output_directory
+from word2bert.commands import add_overwrite_option, prepare_output_directory, save_or_rescue
 from word2bert.errors import Word2BertError
 
 PRETRAIN_EPILOG = """examples:
@@ -110,17 +110,19 @@ def build_config(args, vocab_size: int):
     return ElmoConfig(**overrides)
 
 
+#: Flags of ``pretrain elmo`` that may change when a run is resumed; every other one must match the
+#: run's training_args.json (flags not given take its values).
+ELMO_RESUMABLE = {"corpus", "output", "valid", "epochs", "max_steps", "save_steps", "resume", "overwrite", "threads",
+                  "quiet"}
+
+
 def run_pretrain(args) -> int:
-    from word2bert.commands._contextual import require_contextual
+    from word2bert.commands._contextual import require_contextual, training_run_directory
 
     require_contextual("pretrain elmo")
     import torch
 
-    from word2bert.interop import bilm as bilm_format
-    from word2bert.models.elmo import ElmoCorpus, ElmoForPreTraining
-    from word2bert.train import Trainer, TrainingArguments
     from word2bert.train.checkpoint import find_checkpoint
-    from word2bert.train.samplers import ContiguousStreamSampler
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -130,6 +132,29 @@ def run_pretrain(args) -> int:
         raise Word2BertError(f"corpus not found: {corpus}")
     if args.resume and find_checkpoint(output) is None:
         raise Word2BertError(f"--resume: no checkpoint in {output}")
+    with training_run_directory(args, output, ELMO_RESUMABLE):
+        outcome = _pretrain(args, corpus, output)
+    if outcome is None:
+        return 130
+    model, trainer, state = outcome
+    if trainer.rank == 0:
+        save_or_rescue(model.save_pretrained, output, "model")
+        summary = {"steps": state.global_step, "tokens": state.tokens_seen, "seconds": round(state.elapsed, 1),
+                   "final_loss": state.history[-1]["loss"] if state.history else None,
+                   "evaluation": state.evaluations[-1] if state.evaluations else None}
+        print(json.dumps(summary))
+    return 0
+
+
+def _pretrain(args, corpus: Path, output: Path):
+    """Read the corpus, build the model and train it: ``(model, trainer, state)``, or None when interrupted."""
+    import torch
+
+    from word2bert.interop import bilm as bilm_format
+    from word2bert.models.elmo import ElmoCorpus, ElmoForPreTraining
+    from word2bert.train import Trainer, TrainingArguments
+    from word2bert.train.samplers import ContiguousStreamSampler
+
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
     if args.resume and (output / bilm_format.VOCAB_NAME).exists():
         vocabulary = bilm_format.read_vocabulary(output / bilm_format.VOCAB_NAME)
@@ -172,14 +197,8 @@ def run_pretrain(args) -> int:
     except KeyboardInterrupt:
         if trainer.rank == 0:
             print(f"word2bert: interrupted; checkpoint saved in {output} (continue with --resume)", file=sys.stderr)
-        return 130
-    if trainer.rank == 0:
-        model.save_pretrained(output)
-        summary = {"steps": state.global_step, "tokens": state.tokens_seen, "seconds": round(state.elapsed, 1),
-                   "final_loss": state.history[-1]["loss"] if state.history else None,
-                   "evaluation": state.evaluations[-1] if state.evaluations else None}
-        print(json.dumps(summary))
-    return 0
+        return None
+    return model, trainer, state
 
 
 def run_encode(args) -> int:

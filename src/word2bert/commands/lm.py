@@ -98,22 +98,33 @@ def run_kneser_ney(args) -> int:
     return 0
 
 
+#: Flags of ``train nnlm`` that may change when a run is resumed; every other one must match the
+#: run's training_args.json (flags not given take its values).
+NNLM_RESUMABLE = {"corpus", "output", "valid", "test", "epochs", "max_steps", "save_steps", "resume", "overwrite",
+                  "threads", "quiet"}
+
+
 def run_nnlm(args) -> int:
+    from word2bert.commands._contextual import training_run_directory
     from word2bert.models.nnlm import NNLMConfig, train_nnlm
 
     _check_files(args.corpus, args.valid, args.test)
     prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume)
-    config = NNLMConfig(order=args.order, embedding_size=args.embedding_size, hidden_size=args.hidden_size,
-                        direct_connections=not args.no_direct, dropout=args.dropout)
-    try:
-        result = train_nnlm(args.corpus, config, valid_path=args.valid, test_path=args.test, output_dir=args.output,
-                            epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
-                            learning_rate=args.lr, weight_decay=args.weight_decay, seed=args.seed,
-                            progress=False if args.quiet else None, num_threads=args.threads,
-                            min_count=args.min_count, save_steps=args.save_steps, resume=args.resume)
-    except KeyboardInterrupt:
-        print(f"word2bert: interrupted; checkpoint saved in {args.output} (continue with --resume)", file=sys.stderr)
-        return 130
+    with training_run_directory(args, args.output, NNLM_RESUMABLE):
+        config = NNLMConfig(order=args.order, embedding_size=args.embedding_size, hidden_size=args.hidden_size,
+                            direct_connections=not args.no_direct, dropout=args.dropout)
+        try:
+            result = train_nnlm(args.corpus, config, valid_path=args.valid, test_path=args.test,
+                                output_dir=args.output, epochs=args.epochs, max_steps=args.max_steps,
+                                batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,
+                                seed=args.seed, progress=False if args.quiet else None, num_threads=args.threads,
+                                min_count=args.min_count, save_steps=args.save_steps, resume=args.resume,
+                                save_model=False)
+        except KeyboardInterrupt:
+            print(f"word2bert: interrupted; checkpoint saved in {args.output} (continue with --resume)",
+                  file=sys.stderr)
+            return 130
+    save_or_rescue(lambda directory: result.model.save_pretrained(directory, result.vocab), args.output, "model")
     summary = {"steps": len(result.history), "seconds": round(result.train_seconds, 2),
                "final_loss": round(result.history[-1]["loss"], 4) if result.history else None}
     summary.update({f"{name}_perplexity": round(value, 3) for name, value in result.perplexities.items()})

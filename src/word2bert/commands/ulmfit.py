@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from word2bert.commands import add_overwrite_option, prepare_output_directory
+from word2bert.commands import add_overwrite_option, prepare_output_directory, save_or_rescue
 from word2bert.errors import Word2BertError
 
 PRETRAIN_EPILOG = """The corpus holds one sentence per line; every line ends with an <eos> the model predicts.
@@ -76,29 +76,35 @@ def register(commands, train_commands) -> None:
         group.add_argument("--drop-mult", type=float, default=0.5, help="scales the classifier's dropouts")
 
 
+#: Flags of ``pretrain awd-lstm`` that may change when a run is resumed; every other one must match
+#: the run's training_args.json (flags not given take its values).
+AWD_RESUMABLE = {"corpus", "output", "valid", "epochs", "max_steps", "save_steps", "check_every", "resume",
+                 "overwrite", "threads", "quiet"}
+
+
 def run_pretrain(args) -> int:
-    from word2bert.models.awd_lstm import AWDLSTMConfig
-    from word2bert.tasks.ulmfit import pretrain_language_model
+    from word2bert.commands._contextual import training_run_directory
 
     for path in (args.corpus, args.valid):
         if path is not None and not Path(path).is_file():
             raise Word2BertError(f"file not found: {path}")
     prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume)
-    config = AWDLSTMConfig(embedding_size=args.embedding_size, lstm_size=args.lstm_size, num_layers=args.layers,
-                           embedding_dropout=args.embedding_dropout, input_dropout=args.input_dropout,
-                           hidden_dropout=args.hidden_dropout, output_dropout=args.output_dropout,
-                           weight_dropout=args.weight_dropout, tie_weights=not args.no_tie, ar_alpha=args.alpha,
-                           tar_beta=args.beta)
-    try:
-        result = pretrain_language_model(
-            args.corpus, config, args.valid, args.output, batch_size=args.batch_size, bptt=args.bptt,
-            variable_bptt=not args.fixed_bptt, epochs=args.epochs, max_steps=args.max_steps, learning_rate=args.lr,
-            weight_decay=args.weight_decay, clip=args.clip, nonmono=args.nonmono or None,
-            check_every=args.check_every, seed=args.seed, progress=False if args.quiet else None,
-            num_threads=args.threads, save_steps=args.save_steps, resume=args.resume, min_count=args.min_count)
-    except KeyboardInterrupt:
-        print(f"word2bert: interrupted; checkpoint saved in {args.output} (continue with --resume)", file=sys.stderr)
-        return 130
+    with training_run_directory(args, args.output, AWD_RESUMABLE):
+        try:
+            result = _pretrain(args)
+        except KeyboardInterrupt:
+            print(f"word2bert: interrupted; checkpoint saved in {args.output} (continue with --resume)",
+                  file=sys.stderr)
+            return 130
+
+    def save(directory):
+        from word2bert.tasks.ulmfit import save_vocab
+
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        save_vocab(result.vocab, directory)
+        result.model.save_pretrained(directory)
+
+    save_or_rescue(save, args.output, "language model")
     summary = {"steps": len(result.history), "seconds": round(result.train_seconds, 2),
                "tokens_per_second": round(result.tokens_per_second, 1),
                "final_loss": round(result.history[-1]["loss"], 4) if result.history else None}
@@ -107,9 +113,26 @@ def run_pretrain(args) -> int:
     return 0
 
 
+def _pretrain(args):
+    from word2bert.models.awd_lstm import AWDLSTMConfig
+    from word2bert.tasks.ulmfit import pretrain_language_model
+
+    config = AWDLSTMConfig(embedding_size=args.embedding_size, lstm_size=args.lstm_size, num_layers=args.layers,
+                           embedding_dropout=args.embedding_dropout, input_dropout=args.input_dropout,
+                           hidden_dropout=args.hidden_dropout, output_dropout=args.output_dropout,
+                           weight_dropout=args.weight_dropout, tie_weights=not args.no_tie, ar_alpha=args.alpha,
+                           tar_beta=args.beta)
+    return pretrain_language_model(
+        args.corpus, config, args.valid, args.output, batch_size=args.batch_size, bptt=args.bptt,
+        variable_bptt=not args.fixed_bptt, epochs=args.epochs, max_steps=args.max_steps, learning_rate=args.lr,
+        weight_decay=args.weight_decay, clip=args.clip, nonmono=args.nonmono or None,
+        check_every=args.check_every, seed=args.seed, progress=False if args.quiet else None,
+        num_threads=args.threads, save_steps=args.save_steps, resume=args.resume, min_count=args.min_count,
+        save_model=False)
+
+
 def run_finetune(args) -> int:
     """ULMFiT's stages 2 and 3 from a general-domain AWD-LSTM language model directory (``MODEL``)."""
-    from word2bert.commands import prepare_output_directory, save_or_rescue
     from word2bert.commands._options import input_path
     from word2bert.tasks.ulmfit import finetune_language_model, train_classifier
 

@@ -243,12 +243,13 @@ def train_nnlm(train_path, config: NNLMConfig | None = None, valid_path=None, te
                warmup: float = 0.0, seed: int = 0, max_steps: int | None = None, progress: bool | None = None,
                num_threads: int | None = None, vocab: Vocabulary | None = None, min_count: int = 1,
                max_vocab_size: int | None = None, save_steps: int = 0, resume: bool = False,
-               callbacks=None) -> NNLMResult:
+               callbacks=None, save_model: bool = True) -> NNLMResult:
     """Train an NNLM on a text file (one sentence per line) with the shared Trainer (AdamW, linear
     decay, examples in random order); report perplexity on ``valid_path`` / ``test_path``.
 
     With ``output_dir`` the vocabulary is written there first, a checkpoint every ``save_steps``
-    steps and on interrupt (``resume=True`` continues from it), and the model at the end.
+    steps and on interrupt (``resume=True`` continues from it), and the model at the end (unless
+    ``save_model=False``: the caller saves ``result.model``, e.g. with a fallback location).
     """
     from word2bert.corpus.lm_corpus import build_lm_vocabulary, encode_lines, token_stream
     from word2bert.train import Trainer, TrainingArguments
@@ -285,6 +286,6 @@ def train_nnlm(train_path, config: NNLMConfig | None = None, valid_path=None, te
         if path is not None:
             held_out = NgramWindows(token_stream(encode_lines(path, vocab), eos), config.order, eos)
             perplexities[name] = perplexity(model, held_out)
-    if output_dir is not None:
+    if output_dir is not None and save_model:
         model.save_pretrained(output_dir, vocab)
     return NNLMResult(model, vocab, train_seconds, trainer.state.history, perplexities)

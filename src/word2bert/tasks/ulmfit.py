@@ -222,7 +222,7 @@ class LanguageModelResult:
 def _language_model_run(model, vocab, train_path, valid_path, output_dir, *, batch_size, bptt, variable_bptt,
                         epochs, max_steps, learning_rate, optimizer, weight_decay, clip, schedule, warmup,
                         adam_betas, seed, progress, num_threads, save_steps, resume, nonmono, check_every,
-                        eval_batch_size, extra_callbacks) -> LanguageModelResult:
+                        eval_batch_size, extra_callbacks, save_model=True) -> LanguageModelResult:
     from word2bert.train.checkpoint import find_checkpoint
 
     started = time.perf_counter()
@@ -263,7 +263,7 @@ def _language_model_run(model, vocab, train_path, valid_path, output_dir, *, bat
     perplexities = {}
     if valid_stream is not None:
         perplexities["valid"] = stream_perplexity(model, valid_stream, eval_batch_size, bptt)
-    if output_dir is not None and trainer.rank == 0:
+    if output_dir is not None and trainer.rank == 0 and save_model:
         model.save_pretrained(output_dir)
     tokens = state.tokens_seen
     return LanguageModelResult(model, vocab, time.perf_counter() - started, state.history, state.evaluations,
@@ -277,11 +277,13 @@ def pretrain_language_model(train_path, config: AWDLSTMConfig | None = None, val
                             eval_batch_size: int = 10, seed: int = 141, progress: bool | None = None,
                             num_threads: int | None = None, save_steps: int = 0, resume: bool = False,
                             vocab: Vocabulary | None = None, min_count: int = 1, max_vocab_size: int | None = None,
-                            callbacks=None) -> LanguageModelResult:
+                            callbacks=None, save_model: bool = True) -> LanguageModelResult:
     """Stage 1: train an AWD-LSTM language model on a text file with the repository's recipe
     (defaults: its PTB command, ``--batch_size 20 --dropouti 0.4 --dropouth 0.25 --seed 141``).
 
     ``nonmono=None`` turns NT-ASGD off; checks happen once per epoch unless ``check_every`` (steps).
+    ``save_model=False``: the model is not written to ``output_dir`` at the end (the caller saves
+    ``result.model``); the vocabulary and checkpoints still are.
     """
     output_dir = Path(output_dir) if output_dir is not None else None
     if resume and output_dir is not None and (output_dir / VOCAB_FILE).is_file():
@@ -297,7 +299,8 @@ def pretrain_language_model(train_path, config: AWDLSTMConfig | None = None, val
                                learning_rate=learning_rate, optimizer="sgd", weight_decay=weight_decay, clip=clip,
                                schedule="constant", warmup=0, adam_betas=(0.9, 0.999), seed=seed, progress=progress,
                                num_threads=num_threads, save_steps=save_steps, resume=resume, nonmono=nonmono,
-                               check_every=check_every, eval_batch_size=eval_batch_size, extra_callbacks=callbacks)
+                               check_every=check_every, eval_batch_size=eval_batch_size, extra_callbacks=callbacks,
+                               save_model=save_model)
 
 
 def finetune_language_model(model_dir, train_path, valid_path=None, output_dir=None, *, epochs: float = 1.0,
