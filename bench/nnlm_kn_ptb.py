@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from word2bert.corpus.lm_corpus import build_lm_vocabulary  # noqa: E402
+from word2bert.fileio import open_text  # noqa: E402
 from word2bert.models.kneser_ney import KneserNeyLM  # noqa: E402
 from word2bert.models.nnlm import NNLMConfig, train_nnlm  # noqa: E402
 
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--direct", action="store_true", help="with the direct connections W")
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument("--max-steps", type=int, default=None, help="optimizer steps instead of --epochs")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--threads", type=int, default=2)
@@ -51,29 +53,34 @@ def main() -> None:
     rows = []
     for discount in ("modified", "single"):
         for order in (2, 3, 4, 5):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             model = KneserNeyLM.train(train, order=order, discount=discount)
-            seconds = time.perf_counter() - started
+            seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
             rows.append((f"Kneser-Ney {order}-gram, {discount} discount{'s' if discount == 'modified' else ''}",
-                         model.perplexity(valid), model.perplexity(test), f"{seconds:.1f} s", "", "1 core"))
+                         model.perplexity(valid), model.perplexity(test), f"{seconds:.1f} s ({cpu_seconds:.1f} CPU s)",
+                         "", "1 core"))
             print(rows[-1], flush=True)
     if not args.skip_nnlm:
         config = NNLMConfig(order=args.order, embedding_size=args.embedding_size, hidden_size=args.hidden_size,
                             direct_connections=args.direct, dropout=args.dropout)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         vocab = build_lm_vocabulary(train)
-        result = train_nnlm(train, config, valid_path=valid, test_path=test, epochs=args.epochs,
+        train_tokens = sum(len(line.split()) + 1 for line in open_text(train))   # words + <eos>
+        result = train_nnlm(train, config, valid_path=valid, test_path=test, epochs=args.epochs, max_steps=args.max_steps,
                             batch_size=args.batch_size, learning_rate=args.lr, num_threads=args.threads,
                             progress=False, vocab=vocab)
-        seconds = time.perf_counter() - started
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         steps = len(result.history)
         tokens = steps * args.batch_size
         loop = result.train_seconds
         description = (f"NNLM n={args.order}, m={args.embedding_size}, h={args.hidden_size}, "
                        f"{'with' if args.direct else 'no'} direct connections, dropout {args.dropout}, "
-                       f"Adam {args.lr} linear decay, batch {args.batch_size}, {args.epochs:g} epochs")
+                       f"Adam {args.lr} linear decay, batch {args.batch_size}, {steps} steps "
+                       f"({tokens:,} examples, {tokens / train_tokens:.2f} "
+                       "epochs)")
         rows.append((description, result.perplexities["valid"], result.perplexities["test"],
-                     f"{seconds:.0f} s", f"{tokens / loop:,.0f} examples/s", f"{args.threads} threads"))
+                     f"{seconds:.0f} s ({cpu_seconds / 60:.1f} CPU-min, evaluation included)",
+                     f"{tokens / loop:,.0f} examples/s", f"{args.threads} threads"))
         print(rows[-1], flush=True)
     lines = ["| model | PTB valid ppl | PTB test ppl | time (file to model) | training rate | CPU |",
              "|---|---:|---:|---:|---:|---|"]

@@ -36,7 +36,13 @@ sys.path.insert(0, str(ROOT / "src"))
 from word2bert.models.awd_lstm import AWDLSTMConfig  # noqa: E402
 
 DATA = ROOT.parent.parent / "shared" / "data"
-SIZES = {"embedding_size": 200, "lstm_size": 600, "num_layers": 3}
+SIZES = {"embedding_size": 200, "lstm_size": 600, "num_layers": 3}   # the default of --sizes
+
+
+def parse_sizes(text: str) -> dict:
+    """``--sizes 200,600,3``: embedding size, LSTM size, layers."""
+    embedding, lstm, layers = (int(x) for x in text.split(","))
+    return {"embedding_size": embedding, "lstm_size": lstm, "num_layers": layers}
 
 
 def subset_file(path: Path, n: int | None, seed: int, workdir: Path) -> Path:
@@ -56,15 +62,18 @@ def subset_file(path: Path, n: int | None, seed: int, workdir: Path) -> Path:
 def run_pretrain(args) -> dict:
     from word2bert.tasks.ulmfit import pretrain_language_model
 
-    started = [time.perf_counter()]
+    started = [None]
 
-    def stop(trainer, state):
-        if time.perf_counter() - started[0] >= args.budget:
+    def stop(trainer, state):     # --budget seconds of training, from the end of the first step
+        if started[0] is None:
+            started[0] = time.perf_counter()
+        elif time.perf_counter() - started[0] >= args.budget:
             state.total_steps = state.global_step
 
-    config = AWDLSTMConfig(**SIZES)
+    config = AWDLSTMConfig(**args.sizes)
     result = pretrain_language_model(DATA / "ptb.train.txt.xz", config, DATA / "ptb.valid.txt.xz",
-                                     Path(args.workdir) / "general", batch_size=20, bptt=70, epochs=1000.0,
+                                     Path(args.workdir) / "general", batch_size=20, bptt=70,
+                                     epochs=1000.0 if args.steps is None else 1.0, max_steps=args.steps,
                                      nonmono=5, seed=141, progress=False, num_threads=args.threads,
                                      callbacks=[stop])
     return {"run": "pretrain", "steps": len(result.history), "seconds": round(result.train_seconds, 1),
@@ -93,7 +102,7 @@ def run_classifier(args, kind: str) -> dict:
                                   batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed, progress=False,
                                   num_threads=args.threads)
     else:
-        result = train_classifier(train, test, config=AWDLSTMConfig(**SIZES), epochs=args.epochs,
+        result = train_classifier(train, test, config=AWDLSTMConfig(**args.sizes), epochs=args.epochs,
                                   batch_size=args.batch_size, learning_rate=args.lr, gradual_unfreezing=False,
                                   discriminative_factor=1.0, seed=args.seed, progress=False,
                                   num_threads=args.threads)
@@ -109,6 +118,7 @@ def main() -> None:
     parser.add_argument("run", choices=["pretrain", "ulmfit", "scratch"])
     parser.add_argument("--workdir", default="/tmp/w2b-ulmfit")
     parser.add_argument("--budget", type=float, default=900.0, help="seconds of stage-1 training (pretrain)")
+    parser.add_argument("--steps", type=int, default=None, help="stage-1 optimizer steps instead of --budget")
     parser.add_argument("--train-examples", type=int, default=None, help="a random subset of the training file")
     parser.add_argument("--test-examples", type=int, default=None, help="a random subset of the test file")
     parser.add_argument("--epochs", type=int, default=5, help="classifier epochs (ulmfit: one per group = 5)")
@@ -117,6 +127,8 @@ def main() -> None:
     parser.add_argument("--lm-epochs", type=float, default=1.0, help="stage 2 epochs over the training glosses")
     parser.add_argument("--lm-lr", type=float, default=4e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sizes", type=parse_sizes, default=SIZES, help="embedding,lstm,layers of the AWD-LSTM "
+                        "(pretrain and scratch; ulmfit reads them from the pre-trained model)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "ulmfit_wn_lexname.md"))
     args = parser.parse_args()
@@ -128,7 +140,7 @@ def main() -> None:
     print(json.dumps(row))
     with open(args.out, "a", encoding="utf-8") as handle:
         handle.write(f"\n- {time.strftime('%Y-%m-%d %H:%M')} `python bench/ulmfit_wn_lexname.py {' '.join(sys.argv[1:])}` "
-                     f"(sizes {SIZES}; `uptime`: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()})"
+                     f"(sizes {args.sizes}; `uptime`: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()})"
                      f"\n  `{json.dumps(row)}`\n")
 
 
