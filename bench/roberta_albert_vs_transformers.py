@@ -16,6 +16,7 @@ untimed; tokens/s is the median over the chunks (>= 3). Dropout: RoBERTa 0.1 (it
 (its default), SpanBERT 0.1.
 
     flock /tmp/w2b-bench.lock python bench/roberta_albert_vs_transformers.py [--steps 24] [--chunk 8]
+    flock /tmp/w2b-bench.lock python bench/roberta_albert_vs_transformers.py --only roberta --steps 12 --chunk 3
 """
 
 from __future__ import annotations
@@ -210,8 +211,12 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", choices=["roberta", "albert", "spanbert"], nargs="*", default=None)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "roberta_albert_vs_transformers.md"))
+    parser.add_argument("--out", help="results file (default bench/results/roberta_albert_vs_transformers.md, "
+                                      "or ..._PART.md with one --only part: run the parts one lock-hold each)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        suffix = f"_{args.only[0]}" if args.only and len(args.only) == 1 else ""
+        args.out = str(Path(__file__).parent / "results" / f"roberta_albert_vs_transformers{suffix}.md")
     torch.set_num_threads(args.threads)
     import transformers
 

@@ -50,6 +50,8 @@ class SpanBertForPreTraining(PreTrainingModel):
             objectives["sbo"] = SpanBoundaryObjective(SpanBoundaryHead(
                 config.hidden_size, config.vocab_size, config.sbo_max_targets, config.sbo_position_size,
                 config.hidden_act, config.layer_norm_eps))
+        if span_boundary and masking is not None:
+            masking.return_unit_ids = True  # the SBO tells touching spans apart by their unit ids
         super().__init__(config, BertModel(config), objectives)
         for objective in self.objectives.values():
             objective.apply(lambda module: init_transformer_weights(module, config.initializer_range))

@@ -48,6 +48,8 @@ class MaskedLM:
     """The MLM corruption: choose positions, apply 80/10/10, emit positions and labels.
 
     ``special_ids`` are never chosen ([CLS], [SEP], [PAD], [MASK], [UNK] by default).
+    ``return_unit_ids``: :meth:`apply` also emits ``masked_unit_ids`` (what SpanBERT's boundary
+    objective reads to tell two touching spans apart).
     """
 
     vocab_size: int
@@ -61,6 +63,7 @@ class MaskedLM:
     dynamic: bool = True
     seed: int = 0
     units: Any = None
+    return_unit_ids: bool = False
 
     def __post_init__(self):
         if not 0.0 < self.masked_lm_prob < 1.0:
@@ -124,8 +127,9 @@ class MaskedLM:
         return np.minimum(n_predict, n_candidates)
 
     def select_units(self, input_ids: np.ndarray, candidates: np.ndarray, actions: np.ndarray,
-                     rng: np.random.Generator | None, instance_ids) -> tuple[np.ndarray, np.ndarray]:
-        """Chosen tokens (B, T) from the unit selector, and the 80/10/10 draws shared within a unit.
+                     rng: np.random.Generator | None, instance_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Chosen tokens (B, T) from the unit selector, the 80/10/10 draws shared within a unit, and
+        the selector's unit ids (B, T) (first position of each chosen token's unit, -1 elsewhere).
 
         Every token of a unit takes the action draw of the unit's first token, so the whole unit
         is masked, replaced or kept together. Static masking runs the selector row by row with the
@@ -149,7 +153,7 @@ class MaskedLM:
                                  "more tokens than the prediction budget")
         # the action of a unit is the draw at its first token, so the unit is treated as one
         unit_actions = np.take_along_axis(actions, np.where(chosen, unit_ids, 0), axis=1)
-        return chosen, np.where(chosen, unit_actions, actions)
+        return chosen, np.where(chosen, unit_actions, actions), unit_ids
 
     def apply(self, input_ids: np.ndarray, attention_mask: np.ndarray, rng: np.random.Generator | None = None,
               instance_ids=None) -> dict[str, np.ndarray]:
@@ -157,7 +161,9 @@ class MaskedLM:
 
         Returns ``input_ids`` (corrupted copy), ``masked_positions`` (B, P) and ``masked_labels``
         (B, P), where P is the largest number of predictions in the batch; unused slots have
-        position 0 and label -100. Positions are in increasing order within a row.
+        position 0 and label -100. Positions are in increasing order within a row. With
+        ``return_unit_ids`` also ``masked_unit_ids`` (B, P): the position of the first token of each
+        slot's unit (-1 for unused slots; without a unit selector a token is its own unit).
         """
         input_ids = np.asarray(input_ids, dtype=np.int64)
         attention_mask = np.asarray(attention_mask)
@@ -166,8 +172,9 @@ class MaskedLM:
         candidates = self.candidates(input_ids, attention_mask)
         if self.units is None:
             chosen = self.select_positions(input_ids, candidates, scores)
+            unit_ids = np.where(chosen, np.arange(input_ids.shape[1])[None, :], -1)  # each token its own unit
         else:
-            chosen, actions = self.select_units(input_ids, candidates, actions, rng, instance_ids)
+            chosen, actions, unit_ids = self.select_units(input_ids, candidates, actions, rng, instance_ids)
         corrupted = input_ids.copy()
         to_mask = chosen & (actions < self.mask_token_prob)
         to_random = chosen & (actions >= 1.0 - self.random_token_prob)  # the 10% "unchanged" lie between
@@ -179,7 +186,10 @@ class MaskedLM:
         valid = np.arange(width)[None, :] < counts[:, None]
         positions = np.where(valid, order, 0)
         labels = np.where(valid, np.take_along_axis(input_ids, order, axis=1), IGNORE_INDEX)
-        return {"input_ids": corrupted, "masked_positions": positions, "masked_labels": labels}
+        masked = {"input_ids": corrupted, "masked_positions": positions, "masked_labels": labels}
+        if self.return_unit_ids:
+            masked["masked_unit_ids"] = np.where(valid, np.take_along_axis(unit_ids, order, axis=1), -1)
+        return masked
 
 
 class MaskedLMHead(nn.Module):
