@@ -220,8 +220,6 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     import transformers
 
-    from word2bert.fileio import atomic_write
-
     load_before = os.getloadavg()
     data = MarkovData(args.seed)
     parts = args.only or ["roberta", "albert", "spanbert"]
@@ -229,8 +227,8 @@ def main(argv=None):
              f"Command: `python bench/roberta_albert_vs_transformers.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
              "",
              f"Machine: {platform.machine()}, torch {torch.__version__}, transformers {transformers.__version__} "
-             f"(sdpa), {torch.get_num_threads()} threads; load average before the run "
-             f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f} (1/5/15 min).",
+             f"(sdpa), {torch.get_num_threads()} threads; `uptime` before the run: "
+             f"{subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}",
              f"Shape: 4 layers, hidden 256, 4 heads, FFN 1024, vocab {VOCAB}, batch {BATCH} x {LENGTH}, "
              f"{PREDICTIONS} masked positions per sequence; AdamW; {args.steps} steps per model in interleaved "
              f"chunks of {args.chunk} (first 2 untimed).", ""]
@@ -255,19 +253,26 @@ def main(argv=None):
         race(runners, batches, args.chunk, part)
         held_out = {r.name: r.evaluate(held) for r in runners}
         lines += table(title, runners, held_out, ratio_label, target)
+        write_results(args.out, lines, started, load_before)  # after every part: a stopped run keeps them
+
+
+def write_results(path, lines, started, load_before) -> None:
+    from word2bert.fileio import atomic_write
+
     load_after = os.getloadavg()
-    lines += [f"Wall time of the run: {time.perf_counter() - started:.0f} s; load average after "
+    footer = [f"Wall time of the run: {time.perf_counter() - started:.0f} s; load average before "
+              f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f}, after "
               f"{load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f}.",
-              f"`uptime`: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}", "",
+              f"`uptime` after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}", "",
               "Held-out loss: mean over 2 fixed batches (eval mode) of the model's pre-training loss. "
               "Where the speed comes from: transformers projects all 4096 positions onto the vocabulary; "
               "word2bert gathers the 608 masked positions first and computes its last layer only at those "
               "positions (and [CLS] for SOP), with fused Q/K/V.", ""]
-    out = Path(args.out)
+    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
-    print("\n".join(lines))
+        handle.write("\n".join(lines + footer))
+    print("\n".join(lines[-14:] + footer), flush=True)
 
 
 if __name__ == "__main__":

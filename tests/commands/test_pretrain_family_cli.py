@@ -80,3 +80,43 @@ def test_bad_input_is_one_line(files, capsys):
     with pytest.raises(SystemExit):
         main(["pretrain", "roberta", corpus, "-o", str(files / "bad3"), "--masking", "spans"])
     assert "invalid choice: 'spans'" in capsys.readouterr().err
+
+
+def test_resume_continues_and_refuses_conflicting_flags(files, capsys):
+    output = files / "spanbert-resume"
+    base = ["pretrain", "spanbert", str(files / "corpus.txt"), "-o", str(output), *TINY, "--save-steps", "1"]
+    assert main(base + ["--masking", "span", "--geometric-p", "0.3"]) == 0
+    capsys.readouterr()
+    assert json.loads((output / "training_args.json").read_text())["geometric_p"] == 0.3
+    # a different masking or width contradicts the checkpoint's run
+    assert main([*base, "--resume", "--max-steps", "3", "--geometric-p", "0.2"]) == 2
+    error = capsys.readouterr().err
+    assert "--geometric-p 0.2 (the checkpoint's: 0.3)" in error and len(error.strip().splitlines()) == 1
+    assert main([*base, "--resume", "--overwrite"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    # settings not given come from the run being continued; --max-steps may grow
+    assert main([*base, "--resume", "--max-steps", "4"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 4
+    assert main(["pretrain", "albert", str(files / "corpus.txt"), "-o", str(files / "none"), "--resume",
+                 *TINY]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_a_failed_final_save_goes_to_a_fallback(files, capsys, monkeypatch, tmp_path):
+    from word2bert.models.roberta import RobertaForMaskedLM
+
+    output = files / "roberta-rescue"
+    original = RobertaForMaskedLM.save_pretrained
+
+    def disk_full_at_output(self, directory, *args, **kwargs):
+        if str(directory) == str(output):
+            raise OSError(28, "No space left on device")
+        return original(self, directory, *args, **kwargs)
+
+    monkeypatch.setattr(RobertaForMaskedLM, "save_pretrained", disk_full_at_output)
+    monkeypatch.chdir(tmp_path)
+    assert main(["pretrain", "roberta", str(files / "corpus.txt"), "-o", str(output), *TINY]) == 2
+    error = capsys.readouterr().err
+    assert "No space left on device" in error and "saved to" in error
+    rescued = error.split("saved to ")[1].split(" instead")[0]
+    assert (tmp_path / rescued.split("/")[-1] / "model.safetensors").is_file()

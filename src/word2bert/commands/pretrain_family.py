@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from word2bert.commands import add_overwrite_option, prepare_output_directory
+from word2bert.commands import add_overwrite_option, prepare_output_directory, save_or_rescue
 from word2bert.errors import Word2BertError
 
 MASKINGS = ("token", "whole-word", "span", "ngram", "phrase", "entity")
@@ -102,14 +102,6 @@ def masking_units(args, tokenizer, corpus, say=lambda *a: None):
 
 
 # ---------------------------------------------------------------------------------- the commands
-def _pretrain_models(commands):
-    """The sub-command group of ``word2bert pretrain`` (created by commands/bert.py)."""
-    pretrain = commands.choices.get("pretrain")
-    if pretrain is None:
-        return None
-    return next((a for a in pretrain._actions if isinstance(a, argparse._SubParsersAction)), None)
-
-
 MODELS = {
     "roberta": ("RoBERTa: byte-level BPE, dynamic masking, no NSP, packed full sentences", "token"),
     "albert": ("ALBERT: factorised embedding, shared layers, sentence-order prediction, unigram vocabulary",
@@ -121,10 +113,9 @@ MODELS = {
 
 def register(commands, train_commands) -> None:
     from word2bert.cli import HelpfulFormatter
+    from word2bert.commands._contextual import pretrain_group
 
-    models = _pretrain_models(commands)
-    if models is None:
-        return
+    models = pretrain_group(commands)  # the shared `word2bert pretrain MODEL` group (subcommand_group)
     for name, (help_text, default_masking) in MODELS.items():
         parser = models.add_parser(name, help=help_text, formatter_class=HelpfulFormatter, epilog=EPILOG,
                                    description=f"Pre-train {help_text}.")
@@ -374,21 +365,38 @@ def _build_ernie(args, corpus, output, say):
     return tokenizer, config, model, data, collate, sampler, schedule.total_steps
 
 
+def _resume_settings(args, output: Path) -> None:
+    """``--resume``: OUT must hold a checkpoint; flags that contradict the run being continued are
+    refused (as ``pretrain bert`` does), and the settings not given come from that run."""
+    from word2bert.commands.bert import RESUMABLE, _check_resume, _saved_arguments
+
+    _check_resume(args, output)
+    saved = _saved_arguments(output) or {}
+    for dest, value in saved.items():
+        if dest not in RESUMABLE and dest not in getattr(args, "_given", set()) and hasattr(args, dest):
+            setattr(args, dest, value)
+
+
+def _arguments_to_save(args) -> dict:
+    return {k: v for k, v in vars(args).items()
+            if not k.startswith("_") and not callable(v) and k not in ("pretrain_model", "command")}
+
+
 def run(args) -> int:
     import torch
 
     from word2bert.train import Trainer, TrainingArguments
-    from word2bert.train.checkpoint import find_checkpoint
 
     if args.threads:
         torch.set_num_threads(args.threads)
     corpus, output = Path(args.corpus), Path(args.output)
+    if args.resume and args.overwrite:
+        raise Word2BertError("--resume continues the run in OUT and --overwrite replaces it: give one of them")
     prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume)
+    if args.resume:
+        _resume_settings(args, output)
     if not corpus.is_file():
         raise Word2BertError(f"corpus not found: {corpus}")
-    if args.resume and find_checkpoint(output) is None:
-        raise Word2BertError(f"--resume: no checkpoint in {output}")
-    output.mkdir(parents=True, exist_ok=True)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
     torch.manual_seed(args.seed)
     sampler, max_steps, held_out = None, args.max_steps, None
@@ -406,9 +414,21 @@ def run(args) -> int:
         max_grad_norm=args.clip, gradient_accumulation_steps=args.grad_accum, bf16=args.bf16, seed=args.seed,
         save_steps=args.save_steps, eval_steps=args.eval_steps, progress=False if args.quiet else None)
     trainer = Trainer(model, training, train, collate, eval_data=held_out, sampler=sampler)
-    if trainer.rank == 0:
-        tokenizer.save(output)
-        config.save(output / "config.json", architecture=model.hf_architecture)
+    created = not output.exists()
+    try:
+        if trainer.rank == 0:
+            output.mkdir(parents=True, exist_ok=True)
+            tokenizer.save(output)
+            config.save(output / "config.json", architecture=model.hf_architecture)
+            if not args.resume:  # what --resume continues with (and checks its flags against)
+                (output / "training_args.json").write_text(json.dumps(_arguments_to_save(args), indent=2) + "\n",
+                                                           encoding="utf-8")
+    except BaseException:
+        if created:
+            import shutil
+
+            shutil.rmtree(output, ignore_errors=True)
+        raise
     say(f"{len(train)} training instances, {trainer.state.total_steps} steps of {args.batch_size} x "
         f"{trainer.world_size} process(es)")
     try:
@@ -418,8 +438,12 @@ def run(args) -> int:
             print(f"word2bert: interrupted; checkpoint saved in {output} (continue with --resume)", file=sys.stderr)
         return 130
     if trainer.rank == 0:
-        model.save_pretrained(output)
-        tokenizer.save(output)
+        def save(directory):
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(directory)
+            tokenizer.save(directory)
+
+        save_or_rescue(save, output, "model")
         print(json.dumps({"model": args.family_model, "steps": state.global_step, "tokens": state.tokens_seen,
                           "final_loss": state.history[-1]["loss"] if state.history else None,
                           "evaluation": state.evaluations[-1] if state.evaluations else None}))
