@@ -17,7 +17,7 @@ Columns:
   glosses, scored on a sample of the test glosses (``word2bert.tasks.finetune``);
 * CPU-minutes (process CPU time) of pre-training and of fine-tuning.
 
-    flock /tmp/w2b-bench.lock python bench/pretraining_objectives_table.py [--steps 600] [--rows token span ...]
+    OMP_NUM_THREADS=1 flock /tmp/w2b-quality-2.lock python bench/pretraining_objectives_table.py [--steps 600] [--rows token span-sbo ...]
 
 Data: ../shared/data/enmix.txt.xz (a prefix of its documents, enough for the steps) and
 ../shared/data/wn_lexname.{train,test}.txt.xz.
@@ -130,10 +130,12 @@ def main(argv=None):
     parser.add_argument("--train-examples", type=int, default=8000, help="wn_lexname training glosses used")
     parser.add_argument("--test-examples", type=int, default=3000, help="wn_lexname test glosses scored")
     parser.add_argument("--held-out-segments", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (quality runs: 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=str(DATA), help="the directory of enmix.txt.xz and wn_lexname.*")
     parser.add_argument("--work", default=None, help="directory for the vocabulary and checkpoints (default: temp)")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="wall-clock budget: rows not started by then are left out (and named in the file)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "pretraining_objectives_table.md"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -202,7 +204,12 @@ def main(argv=None):
         return MaskedLM(tokenizer.vocab_size, tokenizer.mask_id, tokenizer.special_ids, tokenizer.pad_id,
                         max_predictions_per_seq=20, dynamic=True, seed=args.seed, units=units)
 
+    context = {"load_before": load_before, "tokenizer": tokenizer, "texts": texts, "n_phrases": n_phrases,
+               "phrase_cpu": phrase_cpu, "data_seconds": data_seconds, "data_cpu": time.process_time()}
     for row in args.rows:
+        if args.max_minutes and time.perf_counter() - started > 60 * args.max_minutes:
+            print(f"--max-minutes {args.max_minutes} reached: rows from {row} on are not run", flush=True)
+            break
         torch.manual_seed(args.seed)
         row_dir = work / row
         cpu = time.process_time()
@@ -266,7 +273,17 @@ def main(argv=None):
             result["phrase_learning_cpu_minutes"] = phrase_cpu / 60
         results.append(result)
         print(json.dumps(result), flush=True)
+        write_report(args, argv, results, context)  # after every row: a stopped run keeps its rows
+    skipped = [row for row in args.rows if row not in {r["row"] for r in results}]
+    if skipped:
+        context["skipped"] = skipped
+        write_report(args, argv, results, context)
 
+def write_report(args, argv, results, context) -> None:
+    from word2bert.fileio import atomic_write
+
+    load_before, tokenizer, texts = context["load_before"], context["tokenizer"], context["texts"]
+    n_phrases, phrase_cpu, data_seconds = context["n_phrases"], context["phrase_cpu"], context["data_seconds"]
     load_after = os.getloadavg()
     names = {"control": "random init (control)", "token": "token (BERT)", "whole-word": "whole word (BERT-WWM)",
              "span-sbo": "span + SBO (SpanBERT)", "ngram": "n-gram (ALBERT)", "phrase": "phrase (ERNIE 1.0)",
@@ -291,14 +308,21 @@ def main(argv=None):
         accuracy = "—" if r["masked_word_accuracy"] is None else f"{r['masked_word_accuracy']:.4f}"
         lines.append(f"| {names[r['row']]} | {accuracy} | {r['p_at_1']:.4f} | {r['pretrain_cpu_minutes']:.1f} | "
                      f"{r['finetune_cpu_minutes']:.1f} |")
+    total_cpu = time.process_time() / 60
     lines += ["", "CPU-minutes are the process's CPU time (all threads). Phrase learning (shared by the phrase "
-              f"and ERNIE rows) took {phrase_cpu / 60:.1f} CPU-min; data preparation {data_seconds:.0f} s wall.", "",
+              f"and ERNIE rows) took {phrase_cpu / 60:.1f} CPU-min; data preparation (reading, WordPiece, "
+              f"phrases) {context['data_cpu'] / 60:.1f} CPU-min, {data_seconds:.0f} s wall. Whole run so far: "
+              f"{total_cpu:.1f} CPU-min.",
+              *([f"Not run (--max-minutes reached): {', '.join(context['skipped'])}."] if context.get("skipped") else []),
+              "",
               "Per row (JSON):", "", "```", *[json.dumps(r) for r in results], "```", ""]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines))
-    print("\n".join(lines))
+    print("\n".join(lines[-len(results) - 8:]), flush=True)
+
+
 
 
 if __name__ == "__main__":
