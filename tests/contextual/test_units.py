@@ -342,6 +342,8 @@ def test_bad_input_gets_a_clear_message(tmp_path):
         make_selector("spans", tokenizer)
     with pytest.raises(Word2BertError, match="cannot read the gazetteer .*missing.txt"):
         make_selector("entity", tokenizer, gazetteer=tmp_path / "missing.txt")
+    with pytest.raises(Word2BertError, match="cannot read the gazetteer .*directory"):
+        make_selector("entity", tokenizer, gazetteer=tmp_path)
     (tmp_path / "empty.txt").write_text("# nothing\n\n")
     with pytest.raises(Word2BertError, match="empty.txt has no entity names"):
         make_selector("entity", tokenizer, gazetteer=tmp_path / "empty.txt")
@@ -400,3 +402,36 @@ def test_masked_lm_decides_80_10_10_per_unit(name):
     assert n > 1000 and unchanged <= 5 + 3 * random_tokens / VOCAB
     for kind, p in (("mask", 0.8), ("random", 0.1), ("kept", 0.1)):
         assert abs(kinds[kind] / n - p) < 4 * np.sqrt(p * (1 - p) / n), (kind, kinds)
+
+
+def test_entities_from_spacy_ner(monkeypatch):
+    """The optional spaCy path, with a stand-in for spaCy's API (spacy.load -> nlp.pipe -> doc.ents with
+    .text / .label_): the entity names it reports become units, filtered by label; an unknown model is
+    named. (spaCy and its models are not test dependencies.)"""
+    import sys
+    import types
+
+    found = {"the bank of america is in new york city where people live and work and the big times are": [("bank of america", "ORG"), ("new york city", "GPE")]}
+
+    def load(model, disable=()):
+        if model != "en_core_web_sm":
+            raise OSError(f"[E050] Can't find model '{model}'")
+        entity = types.SimpleNamespace
+        return types.SimpleNamespace(pipe=lambda texts: [types.SimpleNamespace(
+            ents=[entity(text=t, label_=label) for t, label in found.get(text, [])]) for text in texts])
+
+    monkeypatch.setitem(sys.modules, "spacy", types.SimpleNamespace(load=load))
+    tokenizer = tiny_tokenizer()
+    texts = list(found) * 100
+    selector = make_selector("entity", tokenizer, spacy_model="en_core_web_sm", spacy_texts=texts)
+    ids, candidates = encode(tokenizer, texts)
+    unit_ids = selector.select(ids, candidates, masking_budget(candidates, 0.15), np.random.default_rng(1))
+    tokens = tokenizer.convert_ids_to_tokens(ids[0])
+    chosen = {" ".join(tokens[p] for p in positions) for row in unit_ids for positions in unit_ranges(row).values()}
+    assert {"bank of america", "new york city"} <= chosen
+    only_places = EntityUnits.from_spacy(tokenizer, texts[:1], labels=["GPE"])
+    unit_ids = only_places.select(ids, candidates, masking_budget(candidates, 0.15), np.random.default_rng(2))
+    chosen = {" ".join(tokens[p] for p in positions) for row in unit_ids for positions in unit_ranges(row).values()}
+    assert "new york city" in chosen and "bank of america" not in chosen
+    with pytest.raises(Word2BertError, match="spaCy model 'xx_missing' is not installed"):
+        EntityUnits.from_spacy(tokenizer, texts, model="xx_missing")
