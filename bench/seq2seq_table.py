@@ -93,8 +93,17 @@ def cli(*arguments) -> tuple[dict, str]:
     return found, process.stderr
 
 
-def translate_and_score(model_dir: Path, work: Path, beam: int) -> dict:
+def test_file(args, work: Path) -> Path:
+    """The test pairs (the first ``--test-limit`` of them for a smoke run)."""
     test = DATA / "po_en_fr.test.tsv.xz"
+    if not args.test_limit:
+        return test
+    limited = work / f"test.first{args.test_limit}.tsv"
+    limited.write_text("".join(f"{s}\t{t}\n" for s, t in read_pairs(test)[: args.test_limit]), encoding="utf-8")
+    return limited
+
+
+def translate_and_score(model_dir: Path, work: Path, beam: int, test: Path) -> dict:
     before = os.times()
     scores, _ = cli("translate", model_dir, test, "--score", "--beam", beam, "--max-len", 128, "--threads", 2,
                     "-o", work / "hypotheses.txt")
@@ -116,7 +125,7 @@ def row_transformer(args, work: Path, fraction: float, init: Path | None = None)
         options += ["--init", init, "--source-language-id", 0, "--target-language-id", 1]
     resume = ["--resume"] if find_checkpoint(work) is not None else []
     summary, _ = cli("train", "translation", train, "-o", work, "--valid", valid, *options, *resume)
-    scores = translate_and_score(work, work, args.beam)
+    scores = translate_and_score(work, work, args.beam, test_file(args, work))
     return {"pairs": len(read_pairs(train)), "train_cpu_minutes": summary.get("cpu_minutes_with_data_preparation"),
             "steps": summary.get("steps"), "valid": summary.get("evaluation"), **scores}
 
@@ -127,7 +136,7 @@ def row_baseline(args, work: Path, fraction: float) -> dict:
     started = time.process_time()
     train = read_pairs(pairs_file(work.parent, "train", fraction))
     model = WordForWordTranslator.fit(train)
-    test = read_pairs(DATA / "po_en_fr.test.tsv.xz")
+    test = read_pairs(test_file(args, work))
     scores = translation_scores(model.translate_batch(s for s, _ in test), [t for _, t in test])
     return {"pairs": len(train), "train_cpu_minutes": round((time.process_time() - started) / 60, 2), **scores}
 
@@ -228,7 +237,7 @@ def row_unilm(args, work: Path, fraction: float) -> dict:
     resume = work if find_checkpoint(work) is not None else None
     state = trainer.train(resume_from=resume)
     train_minutes = round(budget.used_minutes(), 2)
-    test = read_pairs(DATA / "po_en_fr.test.tsv.xz")
+    test = read_pairs(test_file(args, work))
     started = time.process_time()
     hypotheses: list[str] = [""] * len(test)
     encoded = tokenizer.ids_batch([s for s, _ in test])
@@ -239,7 +248,8 @@ def row_unilm(args, work: Path, fraction: float) -> dict:
         width = max(len(r) for r in rows)
         input_ids = torch.tensor([r + [tokenizer.pad_id] * (width - len(r)) for r in rows])
         out = unilm_generate(model, input_ids, (input_ids != tokenizer.pad_id).long(), tokenizer.mask_id,
-                             tokenizer.sep_id, tokenizer.pad_id, num_beams=args.beam, max_new_tokens=128)
+                             tokenizer.sep_id, tokenizer.pad_id, num_beams=args.beam,
+                             max_new_tokens=min(128, 2 * width + 10))  # French takes ~1.5x the word pieces
         for index, row in zip(chosen, out.new_tokens.tolist()):
             row = row[: row.index(tokenizer.sep_id)] if tokenizer.sep_id in row else row
             hypotheses[index] = tokenizer.decode(row)
@@ -320,6 +330,7 @@ def main(argv=None) -> int:
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--mono-english", type=int, default=20000, help="enmix lines for MASS pre-training")
     parser.add_argument("--force", action="store_true", help="recompute rows that are done")
+    parser.add_argument("--test-limit", type=int, default=0, help="score only the first N test pairs (smoke runs)")
     args = parser.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
