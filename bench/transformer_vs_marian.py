@@ -107,12 +107,24 @@ def theirs_loss(model, batch):
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
 
 
+def command_line() -> str:
+    return "python bench/transformer_vs_marian.py " + " ".join(sys.argv[1:])
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+UPTIME_AT_START = uptime()
+
+
 def machine_line() -> str:
     import transformers
 
-    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     return (f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, transformers "
-            f"{transformers.__version__}, {torch.get_num_threads()} threads; `uptime` at the end: {load}")
+            f"{transformers.__version__}, {torch.get_num_threads()} threads; `uptime` at the start: {UPTIME_AT_START}; "
+            f"at the end: {uptime()}. Loaded machine (other engineers' jobs ran alongside): both models run "
+            "interleaved in the same process, so the ratio stays meaningful, the absolute rates less so.")
 
 
 def run_train(args) -> list[str]:
@@ -142,21 +154,32 @@ def run_train(args) -> list[str]:
     ours.load_state_dict(state, strict=False)  # the sinusoidal tables are computed, not loaded
 
     runners = [Runner("word2bert", ours, ours_loss), Runner("transformers", theirs, theirs_loss)]
+    started = time.perf_counter()
     for chunk_start in range(0, args.steps, args.chunk):
+        if args.max_minutes and chunk_start and time.perf_counter() - started > args.max_minutes * 60:
+            print(f"stopping after {chunk_start} steps: --max-minutes {args.max_minutes} reached", flush=True)
+            break
         chunk = train_batches[chunk_start:chunk_start + args.chunk]
         for runner in (runners if (chunk_start // args.chunk) % 2 == 0 else runners[::-1]):
             runner.train_steps(chunk)
         print(f"step {chunk_start + len(chunk)}/{args.steps}: " + ", ".join(
             f"{r.name} loss {np.mean(r.losses[-len(chunk):]):.4f} {r.chunk_rates[-1] if r.chunk_rates else 0:,.0f} tok/s"
             for r in runners), flush=True)
+    steps_done = runners[0].steps
     held = {r.name: r.evaluate(held_out) for r in runners}
+    if args.save:
+        ours.save_pretrained(args.save)  # a `word2bert train translation`-like directory: weights, config, tokenizer
+        tokenizer.save(args.save)
     medians = {r.name: statistics.median(r.chunk_rates) for r in runners}
     ratio = medians["word2bert"] / medians["transformers"]
     tokens_per_batch = statistics.mean(sum(int(b[k].numel()) for k in ("input_ids", "labels")) for b in train_batches)
     lines = [
         "# Transformer training: word2bert vs transformers' MarianMTModel (CPU)",
         "",
-        f"Command: `python bench/transformer_vs_marian.py --task train --steps {args.steps} --chunk {args.chunk}`",
+        f"Command: `{command_line()}`",
+        "",
+        f"Steps run: {steps_done} per model" + (f" (of {args.steps}: the --max-minutes cap stopped it)"
+                                                 if steps_done < args.steps else "") + ".",
         "",
         f"Config: {args.layers} + {args.layers} layers, d {args.d_model}, {args.heads} heads, FFN {args.ffn}, joint "
         f"byte-level BPE vocabulary {tokenizer.vocab_size}, dropout 0.1, post-LN; Adam lr 5e-4 betas (0.9, 0.98); "
@@ -185,7 +208,7 @@ def run_beam(args) -> list[str]:
     model_dir = Path(args.model)
     ours = TransformerForTranslation.from_pretrained(model_dir).eval()
     theirs = transformers.MarianMTModel.from_pretrained(model_dir).eval()
-    tokenizer = load_joint_bpe(model_dir / "tokenizer")
+    tokenizer = load_joint_bpe(model_dir)
     pairs = read_parallel_tsv(Path(args.data) / "po_en_fr.test.tsv.xz")[: args.sentences]
     pad = ours.config.pad_token_id
     eos = ours.config.eos_token_id
@@ -232,7 +255,7 @@ def run_beam(args) -> list[str]:
     return [
         "# Beam search: word2bert's translate vs transformers' generate (CPU)",
         "",
-        f"Command: `python bench/transformer_vs_marian.py --task beam --model {args.model} --repeats {args.repeats}`",
+        f"Command: `{command_line()}`",
         "",
         f"Model: {model_dir} ({ours.config.encoder_layers} + {ours.config.decoder_layers} layers, d "
         f"{ours.config.d_model}); {len(pairs)} po_en_fr test sentences in batches of {args.batch_size}, beam "
@@ -261,6 +284,9 @@ def main(argv=None):
     parser.add_argument("--d-model", type=int, default=256)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--ffn", type=int, default=1024)
+    parser.add_argument("--max-minutes", type=float, default=0.0,
+                        help="--task train: stop after the chunk that passes this many wall minutes (0: no cap)")
+    parser.add_argument("--save", help="--task train: save our trained model (and tokenizer) here, for --task beam")
     parser.add_argument("--model", help="--task beam: a `word2bert train translation` output directory")
     parser.add_argument("--sentences", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
