@@ -2,6 +2,7 @@
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,61 @@ def test_output_directory_is_checked_before_training(tmp_path, capsys):
     assert main(["train", "translation", str(pairs), "-o", str(taken), "--max-steps", "1", *TINY]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (taken / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_resume_refuses_flags_that_contradict_the_run(tmp_path, capsys):
+    pairs = write_pairs(tmp_path / "pairs.tsv", count=20)
+    out = tmp_path / "model"
+    assert main(["train", "translation", str(pairs), "-o", str(out), "--max-steps", "1", *TINY]) == 0
+    saved = json.loads((out / "training_args.json").read_text(encoding="utf-8"))
+    assert saved["layers"] == 1 and saved["d_model"] == 16 and "max_steps" not in saved
+    capsys.readouterr()
+    wider = [t if t != "16" else "32" for t in TINY]  # --d-model 32
+    assert main(["train", "translation", str(pairs), "-o", str(out), "--max-steps", "2", "--resume", *wider]) == 2
+    error = capsys.readouterr().err
+    assert "--d-model 32 (the checkpoint's: 16)" in error and error.count("\n") == 1
+    assert main(["train", "translation", str(pairs), "-o", str(out), "--max-steps", "2", "--resume",
+                 "--init", str(out)]) == 2
+    assert "--init" in capsys.readouterr().err
+    # the refused runs changed nothing; the same flags (and a new stopping point) continue the run
+    assert main(["train", "translation", str(pairs), "-o", str(out), "--max-steps", "2", "--resume", *TINY]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 2
+
+
+def test_a_failed_save_rescues_the_model_elsewhere(tmp_path, capsys, monkeypatch):
+    from word2bert.models.transformer import TransformerForTranslation
+
+    pairs = write_pairs(tmp_path / "pairs.tsv", count=20)
+    out = tmp_path / "model"
+    original = TransformerForTranslation.save_pretrained
+
+    def disk_full_in_out(self, directory, *args, **kwargs):
+        if Path(directory) == out:
+            raise OSError(28, "No space left on device")
+        return original(self, directory, *args, **kwargs)
+
+    monkeypatch.setattr(TransformerForTranslation, "save_pretrained", disk_full_in_out)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "translation", str(pairs), "-o", str(out), "--max-steps", "1", *TINY]) == 2
+    error = capsys.readouterr().err
+    assert "No space left on device" in error and "saved to" in error
+    rescued = [p for p in tmp_path.iterdir() if p.name.startswith("word2bert-rescued-")]
+    assert len(rescued) == 1 and (rescued[0] / "model.safetensors").is_file() and (rescued[0] / "vocab.json").is_file()
+    TransformerForTranslation.from_pretrained(rescued[0])  # a whole model
+
+
+def test_translate_checks_its_output_before_translating(tmp_path, capsys, monkeypatch):
+    pairs = write_pairs(tmp_path / "pairs.tsv", count=20)
+    out = tmp_path / "model"
+    assert main(["train", "translation", str(pairs), "-o", str(out), "--max-steps", "1", *TINY]) == 0
+    capsys.readouterr()
+    import word2bert.commands.translation as command
+
+    def never(*args, **kwargs):
+        raise AssertionError("translated before checking -o")
+
+    monkeypatch.setattr(command, "translate_sentences", never)
+    assert main(["translate", str(out), str(pairs), "-o", str(tmp_path / "missing" / "hyp.txt")]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert main(["translate", str(out), str(pairs), "-o", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err

@@ -15,7 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-from word2bert.commands import add_overwrite_option, check_output_file, prepare_output_directory, save_or_rescue
+from word2bert.commands import (
+    add_overwrite_option,
+    check_output_file,
+    check_resume_flags,
+    prepare_output_directory,
+    save_or_rescue,
+)
 from word2bert.errors import Word2BertError
 
 TRAIN_EPILOG = """examples:
@@ -97,6 +103,33 @@ def register(commands, train_commands) -> None:
     translate.set_defaults(func=run_translate)
 
 
+# Flags that --resume may change: where to stop, how to run, what to print (and the PAIRS path, which a
+# user may move; it cannot be dropped from the command line). Every other flag is part of
+# the run (data, vocabulary, architecture, schedule, seed) and must match the checkpoint's value.
+RESUMABLE = {"pairs", "resume", "overwrite", "output", "quiet", "threads", "max_cpu_minutes", "epochs", "max_steps",
+             "save_steps", "valid", "func", "command", "train_command"}
+ARGUMENTS_FILE = "training_args.json"
+
+
+def saved_arguments(args) -> dict:
+    """The run-defining arguments, as ``training_args.json`` keeps them for a later ``--resume``."""
+    return {name: value for name, value in vars(args).items()
+            if not name.startswith("_") and not callable(value) and name not in RESUMABLE}
+
+
+def check_resume(args, output: Path) -> None:
+    """``--resume`` continues the checkpoint's run: refuse flags that contradict it (before any work)."""
+    path = output / ARGUMENTS_FILE
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return  # a run from before training_args.json existed: nothing to compare with
+    except (OSError, ValueError) as exc:
+        raise Word2BertError(f"--resume: cannot read {path} ({exc})") from None
+    settings = {name: (lambda _saved, n=name: saved.get(n)) for name in saved_arguments(args) if name in saved}
+    check_resume_flags(args, saved, settings, getattr(args, "_leaf_parser", None))
+
+
 def build_config(args, tokenizer):
     from word2bert.corpus.parallel import special_ids
     from word2bert.models.transformer import TransformerConfig
@@ -149,8 +182,10 @@ def run_train(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     output, _ = prepare_output_directory(args.output, overwrite=args.overwrite, resume=args.resume)
-    if args.resume and find_checkpoint(output) is None:
-        raise Word2BertError(f"--resume: no checkpoint in {output}")
+    if args.resume:
+        if find_checkpoint(output) is None:
+            raise Word2BertError(f"--resume: no checkpoint in {output}")
+        check_resume(args, output)
     if not 0.0 <= args.label_smoothing < 1.0:
         raise Word2BertError(f"--label-smoothing={args.label_smoothing} must be in [0, 1)")
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
@@ -202,6 +237,11 @@ def run_train(args) -> int:
     if trainer.rank == 0:
         tokenizer.save(output)
         config.save(output / "config.json", architecture=model.hf_architecture)
+        if not args.resume:
+            from word2bert.fileio import atomic_write
+
+            with atomic_write(output / ARGUMENTS_FILE, "w", encoding="utf-8") as handle:
+                json.dump(saved_arguments(args), handle, indent=2)
     say(f"{len(train)} pairs, {sampler.num_batches()} batches per epoch, up to {trainer.state.total_steps} steps "
         f"(peak lr {peak:.2e}, warm-up {args.warmup})")
     started, cpu_started = time.perf_counter(), time.process_time()
