@@ -72,6 +72,10 @@ def test_bad_input_names_the_line(tmp_path, capsys):
     assert main(["translate", str(out), str(long_input), "--beam", "1"]) == 2
     error = capsys.readouterr().err
     assert "long.txt: line 2" in error and "positions" in error and error.count("\n") == 1
+    long_pairs = tmp_path / "long.tsv"
+    long_pairs.write_text("the cat\tle chat\n\n" + " ".join(["dog"] * 40) + "\tchiens\n", encoding="utf-8")
+    assert main(["translate", str(out), str(long_pairs), "--score", "--beam", "1"]) == 2
+    assert "long.tsv: line 3: the source has" in capsys.readouterr().err  # the line, not the pair's number
     assert main(["translate", str(tmp_path), str(long_input)]) == 2
     assert "not a translation model directory" in capsys.readouterr().err
 
@@ -79,11 +83,11 @@ def test_bad_input_names_the_line(tmp_path, capsys):
 def test_long_training_pairs_are_an_error_or_skipped(tmp_path, capsys):
     pairs = write_pairs(tmp_path / "pairs.tsv")
     with open(pairs, "a", encoding="utf-8") as handle:
-        handle.write(" ".join(["cat"] * 30) + "\tchat\n")
+        handle.write("\n" + " ".join(["cat"] * 30) + "\tchat\n")  # after a blank line: pair 61 is on line 62
     out = tmp_path / "m"
     assert main(["train", "translation", str(pairs), "-o", str(out), "--max-steps", "1", "--max-length", "16",
                  *TINY]) == 2
-    assert "pairs.tsv: pair 61: the source has" in capsys.readouterr().err
+    assert "pairs.tsv: line 62: the source has" in capsys.readouterr().err
     assert main(["train", "translation", str(pairs), "-o", str(out), "--max-steps", "1", "--max-length", "16",
                  "--skip-long", *[t for t in TINY if t != "--quiet"]]) == 0
     assert "left out 1 training pairs" in capsys.readouterr().err

@@ -190,8 +190,9 @@ def run_train(args) -> int:
         raise Word2BertError(f"--label-smoothing={args.label_smoothing} must be in [0, 1)")
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
     budget = CpuBudget(args.max_cpu_minutes) if args.max_cpu_minutes else None
-    pairs = read_parallel_tsv(args.pairs, max_pairs=args.max_pairs)
-    valid_pairs = read_parallel_tsv(args.valid) if args.valid else None
+    pair_lines, valid_lines = [], []
+    pairs = read_parallel_tsv(args.pairs, max_pairs=args.max_pairs, line_numbers=pair_lines)
+    valid_pairs = read_parallel_tsv(args.valid, line_numbers=valid_lines) if args.valid else None
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -215,13 +216,13 @@ def run_train(args) -> int:
         torch.manual_seed(args.seed)
         model = TransformerForTranslation(config, label_smoothing=args.label_smoothing)
     train = ParallelDataset.encode(pairs, tokenizer, max_length=config.max_position_embeddings,
-                                   where=f"{args.pairs}: pair", skip_long=args.skip_long)
+                                   where=f"{args.pairs}: line", skip_long=args.skip_long, line_numbers=pair_lines)
     if train.skipped:
         say(f"left out {train.skipped} training pairs longer than {config.max_position_embeddings} tokens")
     if len(train) == 0:
         raise Word2BertError(f"{args.pairs}: no training pair fits in {config.max_position_embeddings} positions")
     valid = ParallelDataset.encode(valid_pairs, tokenizer, max_length=config.max_position_embeddings,
-                                   where=f"{args.valid}: pair") if valid_pairs else None
+                                   where=f"{args.valid}: line", line_numbers=valid_lines) if valid_pairs else None
     pad = special_ids(tokenizer)["pad"]
     sampler = TokenBudgetSampler(*train.lengths(), max_tokens=args.max_tokens, seed=args.seed)
     eval_sampler = TokenBudgetSampler(*valid.lengths(), max_tokens=args.max_tokens, seed=0) if valid else None
@@ -271,16 +272,18 @@ def run_train(args) -> int:
     return 0
 
 
-def read_sources(path: str, score: bool) -> tuple[list[str], list[str] | None]:
-    """Lines of a file or stdin; with ``score`` TSV ``source<TAB>reference`` lines (errors name the line)."""
+def read_sources(path: str, score: bool) -> tuple[list[str], list[str] | None, list[int]]:
+    """Lines of a file or stdin; with ``score`` TSV ``source<TAB>reference`` lines (errors name the line).
+    Returns (sources, references or None, the 1-based line number of each source)."""
     from word2bert.corpus.parallel import read_parallel_tsv
     from word2bert.fileio import open_text
 
     if score:
         if path == "-":
             raise Word2BertError("--score needs a TSV file of source<TAB>reference lines, not stdin")
-        pairs = read_parallel_tsv(path)
-        return [s for s, _ in pairs], [t for _, t in pairs]
+        numbers: list[int] = []
+        pairs = read_parallel_tsv(path, line_numbers=numbers)
+        return [s for s, _ in pairs], [t for _, t in pairs], numbers
     if path == "-":
         lines = [line.rstrip("\r\n") for line in sys.stdin]
         where = "stdin"
@@ -293,12 +296,13 @@ def read_sources(path: str, score: bool) -> tuple[list[str], list[str] | None]:
     for number, line in enumerate(lines, 1):
         if not line.strip():
             raise Word2BertError(f"{where}:{number}: empty source sentence")
-    return lines, None
+    return lines, None, list(range(1, len(lines) + 1))
 
 
 def translate_sentences(model, tokenizer, sentences, beam: int, max_len: int, length_penalty: float,
-                        batch_size: int, where: str = "line") -> list[str]:
-    """Translate ``sentences`` in batches of similar length; hypotheses in the input order."""
+                        batch_size: int, where: str = "line", line_numbers: list[int] | None = None) -> list[str]:
+    """Translate ``sentences`` in batches of similar length; hypotheses in the input order. A source too
+    long for the model is an error naming ``where`` and its line (``line_numbers[i]``, default i + 1)."""
     import torch
 
     from word2bert.corpus.parallel import decode_translations, special_ids
@@ -308,7 +312,8 @@ def translate_sentences(model, tokenizer, sentences, beam: int, max_len: int, le
     limit = model.config.max_position_embeddings
     for number, row in enumerate(encoded, 1):
         if len(row) + 1 > limit:
-            raise Word2BertError(f"{where} {number}: the source has {len(row) + 1} tokens, more than the model's "
+            line = line_numbers[number - 1] if line_numbers is not None else number
+            raise Word2BertError(f"{where} {line}: the source has {len(row) + 1} tokens, more than the model's "
                                  f"{limit} positions")
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     hypotheses: list[str | None] = [None] * len(encoded)
@@ -341,13 +346,13 @@ def run_translate(args) -> int:
         raise Word2BertError(f"{model_dir}: not a translation model directory (no config.json)")
     if args.output:
         check_output_file(args.output)
-    sources, references = read_sources(args.input, args.score)
+    sources, references, line_numbers = read_sources(args.input, args.score)
     tokenizer = load_joint_bpe(model_dir)
     model = TransformerForTranslation.from_pretrained(model_dir).eval()
     started = time.perf_counter()
     where = "stdin line" if args.input == "-" else f"{args.input}: line"
     hypotheses = translate_sentences(model, tokenizer, sources, args.beam, args.max_len, args.length_penalty,
-                                     args.batch_size, where)
+                                     args.batch_size, where, line_numbers)
     seconds = time.perf_counter() - started
     text = "".join(h + "\n" for h in hypotheses)
     if args.output:

@@ -30,8 +30,10 @@ SPECIAL_TOKENS = (EOS, PAD, BOS, MASK)
 IGNORE_INDEX = -100
 
 
-def read_parallel_tsv(path, max_pairs: int | None = None) -> list[tuple[str, str]]:
-    """The ``(source, target)`` pairs of a TSV file, one pair per line (blank lines are skipped)."""
+def read_parallel_tsv(path, max_pairs: int | None = None, line_numbers: list[int] | None = None
+                      ) -> list[tuple[str, str]]:
+    """The ``(source, target)`` pairs of a TSV file, one pair per line (blank lines are skipped).
+    ``line_numbers``, a list, receives each pair's 1-based line number (for messages about a pair)."""
     path = Path(path)
     if not path.is_file():
         raise Word2BertError(f"parallel file not found: {path}")
@@ -49,6 +51,8 @@ def read_parallel_tsv(path, max_pairs: int | None = None) -> list[tuple[str, str
             if not target.strip():
                 raise Word2BertError(f"{path}:{number}: empty target sentence")
             pairs.append((source.strip(), target.strip()))
+            if line_numbers is not None:
+                line_numbers.append(number)
             if max_pairs is not None and len(pairs) >= max_pairs:
                 break
     if not pairs:
@@ -118,10 +122,11 @@ class ParallelDataset:
 
     @classmethod
     def encode(cls, pairs: Sequence[tuple[str, str]], tokenizer, max_length: int | None = None,
-               where: str = "", skip_long: bool = False) -> "ParallelDataset":
+               where: str = "", skip_long: bool = False,
+               line_numbers: Sequence[int] | None = None) -> "ParallelDataset":
         """Encode ``pairs`` with ``tokenizer``. A side longer than ``max_length`` tokens (with ``</s>``)
-        is an error naming the pair (its 1-based number in ``where``), or, with ``skip_long``, the
-        pair is left out (``dataset.skipped`` counts them)."""
+        is an error naming the pair (``where`` and its 1-based number, or its ``line_numbers`` entry), or,
+        with ``skip_long``, the pair is left out (``dataset.skipped`` counts them)."""
         eos = special_ids(tokenizer)["eos"]
         sources = tokenizer.ids_batch([s for s, _ in pairs])
         targets = tokenizer.ids_batch([t for _, t in pairs])
@@ -134,6 +139,8 @@ class ParallelDataset:
                 continue
             if too_long:
                 side, length = too_long[0]
+                if line_numbers is not None:
+                    number = line_numbers[number - 1]
                 raise Word2BertError(
                     f"{where or 'pair'} {number}: the {side} has {length} tokens, more than the model's "
                     f"{max_length} positions; shorten it or raise max_position_embeddings")
