@@ -216,3 +216,27 @@ def test_bad_options_are_reported():
         generate(model.step, torch.zeros(2, dtype=torch.long), None)
     with pytest.raises(Word2BertError, match="logits of shape"):
         generate(lambda ids, state: (torch.zeros(5, VOCAB), state), prompt, None)
+
+
+def test_beam_search_drops_done_rows_and_each_row_gets_what_it_gets_alone():
+    """A row whose search is over leaves the batch (the step function sees fewer rows from then on);
+    every row's hypothesis, length and score are those of a search over that prompt alone."""
+    model = ToyRecurrentLM(seed=2, scale=3.0)
+    prompts = torch.tensor([[0, 1], [1, 2], [2, 0], [0, 0], [1, 1], [2, 2]])
+    rows_seen = []
+
+    def step(new_ids, state):
+        rows_seen.append(new_ids.shape[0])
+        return model.step(new_ids, state)
+
+    options = dict(num_beams=3, max_new_tokens=8, length_penalty=0.6, stop_token_ids=STOP, pad_token_id=0)
+    batched = generate(step, prompts, model.initial_state(6), **options)
+    assert rows_seen[:2] == [6, 18] and rows_seen[-1] < 18 and rows_seen[-1] % 3 == 0
+    assert all(a >= b for a, b in zip(rows_seen[1:], rows_seen[2:]))  # rows only ever leave
+    for row in range(len(prompts)):
+        alone = generate(model.step, prompts[row:row + 1], model.initial_state(1), **options)
+        length = int(alone.lengths[0])
+        assert int(batched.lengths[row]) == length
+        assert batched.new_tokens[row, :length].tolist() == alone.new_tokens[0, :length].tolist()
+        assert (batched.new_tokens[row, length:] == 0).all()
+        assert batched.scores[row].item() == pytest.approx(alone.scores[0].item(), abs=1e-12)

@@ -226,6 +226,9 @@ def _beam_search(step, input_ids, state, max_new_tokens, num_beams, alpha, stop_
     can still beat the worst of them: log-probabilities only decrease, so a live beam's final
     score is at most s / lp(L) for L its current length or ``max_new_tokens`` (lp is monotone in L).
     At ``max_new_tokens`` the live beams are finished as they are. The best finished hypothesis wins.
+
+    A row that is done leaves the batch at once (its beams are dropped from the state), so the step
+    function decodes only the rows still searching; their results are kept aside per original row.
     """
     batch, device = input_ids.shape[0], input_ids.device
     k = num_beams
@@ -236,6 +239,14 @@ def _beam_search(step, input_ids, state, max_new_tokens, num_beams, alpha, stop_
     done_tokens = torch.full((batch, k, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
     done_lengths = torch.zeros((batch, k), dtype=torch.long, device=device)
     row_done = torch.zeros(batch, dtype=torch.bool, device=device)
+    # The rows still searching (``active``: their original indices); the results of the others.
+    active = torch.arange(batch, device=device)
+    final_scores, final_tokens, final_lengths = done_scores.clone(), done_tokens.clone(), done_lengths.clone()
+
+    def set_aside(local: torch.Tensor) -> None:
+        final_scores[active[local]] = done_scores[local]
+        final_tokens[active[local]] = done_tokens[local]
+        final_lengths[active[local]] = done_lengths[local]
 
     logits, state = step(input_ids, state)  # first step on the B prompts, before expanding to beams
     _check_logits(logits, batch, 0)
@@ -245,12 +256,18 @@ def _beam_search(step, input_ids, state, max_new_tokens, num_beams, alpha, stop_
     batch_offsets = torch.arange(batch, device=device)[:, None]
 
     for length in range(1, max_new_tokens + 1):
+        # Only a beam's 2k most likely tokens can be among the 2k best candidates (its score s_b is
+        # the same for all its tokens): log p in the logits' precision over the vocabulary, totals in
+        # float64 over those 2k per beam.
         vocab = logits.shape[-1]
-        log_probs = logits.double().log_softmax(-1).view(batch, beams_per_row, vocab)
-        candidates = (beam_scores[:, :, None] + log_probs).view(batch, beams_per_row * vocab)
+        per_beam = min(2 * k, vocab)
+        best_log_probs, best_tokens = logits.log_softmax(-1).topk(per_beam, dim=-1)
+        candidates = (beam_scores[:, :, None] + best_log_probs.double().view(batch, beams_per_row, per_beam))
+        candidates = candidates.view(batch, beams_per_row * per_beam)
         width = min(2 * k, candidates.shape[1])
         top_scores, top_index = candidates.topk(width, dim=1)  # sorted, best first
-        source_beam, token = top_index // vocab, top_index % vocab
+        source_beam = top_index // per_beam
+        token = best_tokens.view(batch, beams_per_row * per_beam).gather(1, top_index)
         is_stop = torch.isin(token, stop) if stop.numel() else torch.zeros_like(token, dtype=torch.bool)
         finite = top_scores > neg_inf
 
@@ -295,17 +312,29 @@ def _beam_search(step, input_ids, state, max_new_tokens, num_beams, alpha, stop_
         if bool(row_done.all()):
             break
 
-        rows = (batch_offsets * beams_per_row + parents).reshape(-1)  # flat index into the current B*beams rows
+        previous_offsets = batch_offsets
+        if bool(row_done.any()):  # done rows leave the batch: keep the others' beams only
+            set_aside(row_done.nonzero().squeeze(1))
+            keep = (~row_done).nonzero().squeeze(1)
+            active, row_done = active[keep], row_done[keep]
+            done_scores, done_tokens, done_lengths = done_scores[keep], done_tokens[keep], done_lengths[keep]
+            beam_scores, beam_tokens = beam_scores[keep], beam_tokens[keep]
+            parents, chosen_tokens = parents[keep], chosen_tokens[keep]
+            previous_offsets = keep[:, None]
+            batch = keep.numel()
+            batch_offsets = torch.arange(batch, device=device)[:, None]
+        rows = (previous_offsets * beams_per_row + parents).reshape(-1)  # flat index into the current rows
         state = reorder(state, rows)
         beams_per_row = k
         logits, state = step(chosen_tokens.reshape(-1, 1), state)
         _check_logits(logits, batch * k, length)
 
-    best = done_scores.argmax(1)
-    generated = done_tokens[torch.arange(batch, device=device), best]
-    lengths = done_lengths.gather(1, best[:, None]).squeeze(1)
+    set_aside(torch.arange(batch, device=device))
+    best = final_scores.argmax(1)
+    generated = final_tokens[torch.arange(final_tokens.shape[0], device=device), best]
+    lengths = final_lengths.gather(1, best[:, None]).squeeze(1)
     generated = generated[:, : max(int(lengths.max()), 1)]
-    scores = done_scores.gather(1, best[:, None]).squeeze(1)
+    scores = final_scores.gather(1, best[:, None]).squeeze(1)
     return GenerationOutput(torch.cat([input_ids, generated], 1), generated, lengths, scores)
 
 
