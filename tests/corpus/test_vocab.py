@@ -14,6 +14,8 @@ def test_build_sorts_by_count_and_applies_min_count():
     assert vocab.counts.tolist() == [3, 2, 2]
     assert vocab.raw_total_words == 8
     assert vocab.lookup("a") == 1 and "c" not in vocab
+    with pytest.raises(KeyError, match="word 'c' is not in the vocabulary"):  # gensim code catches KeyError
+        vocab.lookup("c")
 
 
 def test_max_vocab_size_keeps_the_most_frequent():

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from word2bert.errors import Word2BertError
+from word2bert.errors import UnknownWordError, Word2BertError
 from word2bert.fileio import atomic_write, open_text
 
 
@@ -100,11 +100,12 @@ class Vocabulary:
         return int(self.counts.sum())
 
     def lookup(self, word: str) -> int:
-        """The id of ``word``; a clear error if it is not in the vocabulary."""
+        """The id of ``word``; a clear error if it is not in the vocabulary (:class:`UnknownWordError`, also a
+        ``KeyError``, as gensim code expects)."""
         try:
             return self.index[word]
         except KeyError:
-            raise Word2BertError(f"word {word!r} is not in the vocabulary") from None
+            raise UnknownWordError(word) from None
 
     # -- files --------------------------------------------------------------------------
     def save(self, path) -> None:
