@@ -8,7 +8,7 @@ compiling, training, writing the vectors): what a user waits for. Two columns fo
 
 * **first run**: numba's cache is empty (``NUMBA_CACHE_DIR`` points at a new directory), as after a
   fresh install: the kernels are compiled during the run;
-* **warm**: the cache holds the kernels (one untimed run on a small file fills it).
+* **warm**: the cache holds the kernels (those the row's first run compiled).
 
 The peers have no compilation step; their runs give both columns. Rows (enmix, 2 threads, the
 README's settings):
@@ -59,6 +59,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATA = next((p / "shared" / "data" for p in REPO.parents if (p / "shared" / "data").is_dir()),
             REPO.parent / "shared" / "data")  # ../shared/data of the clone (or of a worktree's main clone)
+# minutes one (row, seed) takes on a loaded 2-core machine before the store knows better (--max-minutes)
+UNIT_MINUTES = {"classifier": 3.0, "cbow-ns": 5.0, "cbow-hs": 5.0, "sg-ns": 9.0, "sg-hs": 8.0, "fasttext": 12.0,
+                "glove": 5.0}
 ROWS = ["sg-ns", "cbow-ns", "sg-hs", "cbow-hs", "fasttext", "classifier"]
 W2V_MODES = {"sg-ns": dict(sg=1, hs=0, negative=5), "cbow-ns": dict(sg=0, hs=0, negative=5),
              "sg-hs": dict(sg=1, hs=1, negative=0), "cbow-hs": dict(sg=0, hs=1, negative=0)}
@@ -229,6 +232,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "end_to_end.md")
     parser.add_argument("--store", type=Path, default=HERE / "results" / "end_to_end.json",
                         help="JSON file the runs are added to; the table is made of all the runs it holds")
+    parser.add_argument("--max-minutes", type=float, default=0,
+                        help="start no (row, seed) that would end after this many minutes (0: no limit)")
+    parser.add_argument("--again", action="store_true", help="measure (row, seed) pairs already in --store again")
     parser.add_argument("--render", action="store_true", help="only write the table of the runs in --store")
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(range(1, args.repeats + 1))
@@ -313,19 +319,31 @@ def end_to_end(args, rows, tmp, env, corpus, train, test, small, small_train) ->
                          lambda seed, out: glove_script(corpus, out, args.workers, seed), "glove"))
     invocation = {"command": "python bench/end_to_end.py " + " ".join(sys.argv[1:]), "started": time.strftime(
         "%Y-%m-%d %H:%M:%S"), "uptime_before": uptime()}
-    for row, peers, ours, kind in jobs:
-        # fill the warm cache with the row's kernels on a small file (untimed)
-        small_input = small_train if row == "classifier" else small
-        warm_env = dict(env, NUMBA_CACHE_DIR=str(warm_cache))
-        script = ours(1, tmp / "warm.bin")
-        run(script.replace(str(corpus), str(small_input)).replace(str(train), str(small_input)), warm_env, tmp)
-        for seed in seeds:
+    started = time.perf_counter()
+    measured = {(r["row"], r["seed"]) for r in store["runs"] if r["column"] == "warm"}
+    minutes = store.setdefault("unit_minutes", {})  # how long the last (row, seed) of each row took
+    warmed = set()
+    for seed in seeds:  # every row's first seed before any row's second
+        for row, peers, ours, kind in jobs:
+            if (row, seed) in measured and not args.again:
+                continue
+            elapsed = (time.perf_counter() - started) / 60
+            estimate = minutes.get(row, UNIT_MINUTES.get(row, 5.0))
+            if args.max_minutes and elapsed + estimate > args.max_minutes:
+                log.append(f"{row}, seed {seed}: not started ({elapsed:.1f} min spent, about {estimate:.1f} more "
+                           f"needed, --max-minutes {args.max_minutes})")
+                continue
+            unit_started = time.perf_counter()
+            warm_env = dict(env, NUMBA_CACHE_DIR=str(warm_cache))
             for name, make in peers.items():
                 wall, quality_ = measure_peer(make, seed, tmp, env, args, kind, row)
                 store["runs"].append(dict(row=row, tool=name, column="peer", seed=seed, wall=wall, quality=quality_))
             out = tmp / f"ours-{row}-{seed}.bin"
             fresh = tmp / f"numba-fresh-{row}-{seed}"
             wall_first, output_first = run(ours(seed, out), dict(env, NUMBA_CACHE_DIR=str(fresh)), tmp)
+            if row not in warmed:  # the warm cache: what the first run left (what a user's second run finds)
+                shutil.copytree(fresh, warm_cache, dirs_exist_ok=True)
+                warmed.add(row)
             shutil.rmtree(fresh, ignore_errors=True)
             store["runs"].append(dict(row=row, tool="word2bert", column="first", seed=seed, wall=wall_first,
                                       timings=parse(output_first).get("timings", {}),
@@ -334,7 +352,10 @@ def end_to_end(args, rows, tmp, env, corpus, train, test, small, small_train) ->
             store["runs"].append(dict(row=row, tool="word2bert", column="warm", seed=seed, wall=wall_warm,
                                       timings=parse(output).get("timings", {}),
                                       quality=score(kind, out, parse(output), args)))
+            minutes[row] = (time.perf_counter() - unit_started) / 60
             save_store(args.store, store)  # a run cut short keeps what it measured
+            print(f"measured {row}, seed {seed}: peer {wall:.1f} s, word2bert first run {wall_first:.1f} s, "
+                  f"warm {wall_warm:.1f} s ({minutes[row]:.1f} min)", flush=True)
     invocation["uptime_after"] = uptime()
     invocation["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     store["invocations"].append(invocation)
@@ -477,6 +498,7 @@ def first_word(args, tmp, env, corpus, train) -> list[str]:
             shutil.rmtree(cache, ignore_errors=True)
             table.append(f"| {name} | {dim} | {timings[0]['first_word']:.1f} | {timings[0]['compile_wait']:.1f} | "
                          f"{timings[1]['first_word']:.1f} | {walls[0]:.1f} / {walls[1]:.1f} |")
+            print(table[-1], flush=True)  # (kept in the log if the run is cut short)
     return table
 
 
