@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     lines = [
         "# XLNet pre-training: memory of a step vs seq_len + mem_len and vs the stream read",
         "",
-        f"Command: `python bench/xlnet_step_memory.py {shown}`",
+        f"Command: `{('python bench/xlnet_step_memory.py ' + shown).strip()}`",
         "",
         (f"Model: 4 layers, d_model 256, 4 heads, FFN 1024, vocabulary {VOCAB}, dropout 0.1; batch {args.batch} "
          "rows, each reading its own stream window after window with the memory carried (detached) from step "
