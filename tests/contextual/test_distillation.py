@@ -270,7 +270,9 @@ def planted_examples(n, seed):
 
 def train(model, items, steps, lr):
     args = TrainingArguments(batch_size=16, max_steps=steps, learning_rate=lr, warmup_steps=0, progress=False)
-    Trainer(model, args, items, TaskCollator(0)).train()
+    trainer = Trainer(model, args, items, TaskCollator(0))
+    trainer.train()
+    return trainer
 
 
 def test_a_student_learns_a_planted_task_from_its_teacher_alone():
@@ -286,7 +288,11 @@ def test_a_student_learns_a_planted_task_from_its_teacher_alone():
         attention_dropout=0.0)), 2, pooling="mean", labels=["0", "1"])
     distillation = TaskDistillation(student, teacher, temperature=2.0, alpha_ce=1.0, alpha_task=0.0)
     before = agreement(distillation, held_out)
-    train(distillation, items, 80, 3e-3)
+    teacher_weights = {key: value.clone() for key, value in teacher.state_dict().items()}
+    trainer = train(distillation, items, 80, 3e-3)
+    assert all(torch.equal(value, teacher_weights[key]) for key, value in teacher.state_dict().items())
+    checkpointed = trainer.trainable_state_dict()
+    assert checkpointed and all(key.startswith("student.") for key in checkpointed)
     student_accuracy = evaluate_task(student, held_out, "classification")["accuracy"]
     after = agreement(distillation, held_out)
     assert before < 0.8 and after > 0.9
