@@ -15,7 +15,10 @@ Columns: P@1 on a random sample of the test glosses; inference sentences/s (clas
 and per CPU-second); the CPU-minutes (process time, one torch thread) of each row's training: the
 distilled row includes the teacher's forward passes, not the teacher's own fine-tuning.
 
-    flock /tmp/w2b-bench.lock python bench/distill_wn_lexname.py [--train-examples 6000] [--layers 3]
+    OMP_NUM_THREADS=1 flock /tmp/w2b-quality-1.lock python bench/distill_wn_lexname.py [--train-examples 6000] [--layers 3]
+
+The run in bench/results/distill_wn_lexname.md (8.7 CPU-minutes): ``--train-examples 4000 --test-examples 1000
+--speed-sentences 500 --repeats 3 --teacher-epochs 1 --student-epochs 1.5``.
 
 Data: ../shared/data/wn_lexname.{train,test}.txt.xz (or --data).
 """
