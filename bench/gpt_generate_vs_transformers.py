@@ -73,6 +73,36 @@ def main(argv=None):
     def run_ours(prompts):
         return ours.generate(prompts, max_new_tokens=NEW_TOKENS, stop_token_ids=[], pad_token_id=0).sequences
 
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write_report(rows):
+        lines = [
+            "# Greedy generation: word2bert vs transformers (CPU)",
+            "",
+            f"Command: `python bench/gpt_generate_vs_transformers.py --runs {args.runs} --batches {args.batches}`",
+            "",
+            f"Model: GPT-2 shape, {LAYERS} layers, hidden {HIDDEN}, {HEADS} heads, vocabulary {VOCAB}, random weights "
+            f"(transformers' initialisation, copied); prompts of {PROMPT} enmix BPE tokens; {NEW_TOKENS} new tokens, "
+            "greedy, no stop token, key/value cache.",
+            f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, transformers "
+            f"{transformers.__version__}, {torch.get_num_threads()} threads. Load: before `{loads[0]}`; after "
+            f"`{load_average()}`.",
+            f"tokens/s = batch x {NEW_TOKENS} / wall seconds of one generate call, median of {args.runs} alternating "
+            "runs after a warm-up call.",
+            "",
+            "| batch | word2bert tokens/s | transformers tokens/s | ratio | identical tokens | seconds per call (ours / theirs) |",
+            "|---:|---:|---:|---:|---|---|",
+        ]
+        for batch, ours_rate, their_rate, identical, times in rows:
+            lines.append(f"| {batch} | {ours_rate:,.1f} | {their_rate:,.1f} | **{ours_rate / their_rate:.2f}x** | "
+                         f"{'yes' if identical else 'NO'} | "
+                         f"{' '.join(f'{t:.2f}' for t in times['word2bert'])} / "
+                         f"{' '.join(f'{t:.2f}' for t in times['transformers'])} |")
+        lines.append("")
+        with atomic_write(out, "w", encoding="utf-8") as handle:  # after every batch size: a partial run keeps its rows
+            handle.write("\n".join(lines))
+
     rows = []
     for batch in batch_sizes:
         prompts = windows[:batch].contiguous()
@@ -84,41 +114,14 @@ def main(argv=None):
                 order = [("word2bert", run_ours), ("transformers", run_theirs)]
                 for name, call in (order if run % 2 == 0 else order[::-1]):
                     start = time.perf_counter()
-                    out = call(prompts)
+                    out_ids = call(prompts)
                     times[name].append(time.perf_counter() - start)
-                    identical = identical and torch.equal(out, expected)
+                    identical = identical and torch.equal(out_ids, expected)
         rate = {name: batch * NEW_TOKENS / statistics.median(seconds) for name, seconds in times.items()}
         rows.append((batch, rate["word2bert"], rate["transformers"], identical, times))
         print(f"batch {batch}: word2bert {rate['word2bert']:.1f} tok/s, transformers {rate['transformers']:.1f} tok/s, "
               f"ratio {rate['word2bert'] / rate['transformers']:.2f}, identical tokens: {identical}", flush=True)
-    loads.append(load_average())
-
-    lines = [
-        "# Greedy generation: word2bert vs transformers (CPU)",
-        "",
-        f"Command: `python bench/gpt_generate_vs_transformers.py --runs {args.runs} --batches {args.batches}`",
-        "",
-        f"Model: GPT-2 shape, {LAYERS} layers, hidden {HIDDEN}, {HEADS} heads, vocabulary {VOCAB}, random weights "
-        f"(transformers' initialisation, copied); prompts of {PROMPT} enmix BPE tokens; {NEW_TOKENS} new tokens, "
-        "greedy, no stop token, key/value cache.",
-        f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, transformers "
-        f"{transformers.__version__}, {torch.get_num_threads()} threads. Load: before `{loads[0]}`; after `{loads[-1]}`.",
-        f"tokens/s = batch x {NEW_TOKENS} / wall seconds of one generate call, median of {args.runs} alternating runs "
-        "after a warm-up call.",
-        "",
-        "| batch | word2bert tokens/s | transformers tokens/s | ratio | identical tokens | seconds per call (ours / theirs) |",
-        "|---:|---:|---:|---:|---|---|",
-    ]
-    for batch, ours_rate, their_rate, identical, times in rows:
-        lines.append(f"| {batch} | {ours_rate:,.1f} | {their_rate:,.1f} | **{ours_rate / their_rate:.2f}x** | "
-                     f"{'yes' if identical else 'NO'} | "
-                     f"{' '.join(f'{t:.2f}' for t in times['word2bert'])} / "
-                     f"{' '.join(f'{t:.2f}' for t in times['transformers'])} |")
-    lines.append("")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
+        write_report(rows)
     print(out.read_text())
 
 

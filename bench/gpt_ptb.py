@@ -10,7 +10,10 @@ Validation and test perplexity, exp(mean -ln p) over every word and <eos> of the
 with overlapping windows (stride context/2: each token is scored once, after at least context/2
 tokens of left context, except at the start).
 
-    flock /tmp/w2b-bench.lock python bench/gpt_ptb.py [--cpu-minutes 30] [--threads 1]
+    OMP_NUM_THREADS=1 flock /tmp/w2b-quality-<SLOT>.lock python bench/gpt_ptb.py [--cpu-minutes 30] [--threads 1]
+
+SIGINT or SIGTERM stops training early; the model trained so far is still evaluated and reported
+(marked as stopped early).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import lzma
 import math
 import os
 import platform
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -116,11 +120,19 @@ def main(argv=None):
     steps, epochs, tokens_seen, recent = 0, 0, 0, []
     log = []
     done = False
+    stopped_early = False
+
+    def stop_early(signum, frame):  # SIGINT / SIGTERM: finish the step, then evaluate what was trained
+        nonlocal stopped_early
+        stopped_early = True
+
+    signal.signal(signal.SIGINT, stop_early)
+    signal.signal(signal.SIGTERM, stop_early)
     while not done:
         epochs += 1
         for window in rng.permutation(windows):
             used = time.process_time() - started_cpu
-            if used >= budget:
+            if used >= budget or stopped_early:
                 done = True
                 break
             fraction = used / budget
@@ -164,6 +176,8 @@ def main(argv=None):
         f"{args.dropout:g}; {parameters / 1e6:.2f}M parameters. AdamW (0.9, 0.95), peak lr {args.lr:g}, weight decay "
         f"{args.weight_decay:g} on matrices, clipping 1.0, warm-up 2% then linear decay over the CPU budget; batch "
         f"{rows} x {args.context}.",
+        *([f"**Stopped early** (signal) after {cpu_minutes:.1f} of {args.cpu_minutes:g} budgeted CPU minutes; the "
+           "learning rate had not decayed to zero.", ""] if stopped_early else []),
         f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s). "
         f"Load before: `{load_before}`; after: `{load_after}`.",
         "",

@@ -14,7 +14,10 @@ Timing: the training steps run in chunks, alternating ours / theirs chunk by chu
 machine load; each model's first 2 steps are warm-up and not timed; tokens/s is the median over the
 chunks (>= 3). Quality: training loss over the last 20 steps and held-out loss (eval mode) after all steps.
 
-    flock /tmp/w2b-bench.lock python bench/gpt_vs_transformers.py [--steps 200] [--chunk 10]
+    flock /tmp/w2b-bench.lock python bench/gpt_vs_transformers.py [--steps 200] [--chunk 10] [--max-minutes M]
+
+--max-minutes stops training after the chunk that passes M wall minutes (a fair share of a shared
+machine); both models have then taken the same steps, and their held-out loss is still compared.
 """
 
 from __future__ import annotations
@@ -128,10 +131,13 @@ def write_report(path: Path, runners, args, steps_done, eval_losses, loads):
     ratio = medians["word2bert"] / medians["transformers"]
     per_chunk = [a / b for a, b in zip(ours.chunk_rates, theirs.chunk_rates)]
     command = f"python bench/gpt_vs_transformers.py --steps {args.steps} --chunk {args.chunk} --batch {args.batch}"
+    if args.max_minutes is not None:
+        command += f" --max-minutes {args.max_minutes:g}"
     lines = [
         "# GPT-2 language-model training: word2bert vs transformers (CPU)",
         "",
-        f"Command: `{command}`" + ("" if steps_done == args.steps else f" (partial: {steps_done}/{args.steps} steps)"),
+        f"Command: `{command}`" + ("" if steps_done == args.steps else f" (stopped after {steps_done}/{args.steps} steps"
+                                   + (", held-out loss after those steps)" if eval_losses else ", still running)")),
         "",
         f"Config: GPT-2 shape, {LAYERS} layers, hidden {HIDDEN}, {HEADS} heads, context {CONTEXT}, vocabulary "
         f"{VOCAB} (GPT-2's BPE), dropout 0.1; batch {args.batch} x {CONTEXT} tokens of enmix; AdamW lr 3e-4 "
@@ -171,6 +177,8 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop training after the chunk that passes this many wall minutes (then evaluate)")
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "gpt_vs_transformers.md"))
     args = parser.parse_args(argv)
@@ -199,19 +207,24 @@ def main(argv=None):
     runners = [Runner("word2bert", ours, ours_loss, args.batch), Runner("transformers", theirs, theirs_loss, args.batch)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    steps_done = 0
     for chunk_start in range(0, args.steps, args.chunk):
+        if args.max_minutes is not None and time.perf_counter() - started > 60 * args.max_minutes:
+            print(f"--max-minutes {args.max_minutes:g} reached after {steps_done} steps", flush=True)
+            break
         chunk = train_batches[chunk_start:chunk_start + args.chunk]
         order = runners if (chunk_start // args.chunk) % 2 == 0 else runners[::-1]
         for runner in order:
             runner.train_steps(chunk, warmup_steps=2)
-        done = chunk_start + len(chunk)
+        done = steps_done = chunk_start + len(chunk)
         print(f"step {done}/{args.steps}: " + ", ".join(
             f"{r.name} loss {np.mean(r.losses[-len(chunk):]):.4f} {(r.chunk_rates or [float('nan')])[-1]:,.0f} tok/s"
             for r in runners), flush=True)
         if done < args.steps:
             write_report(out, runners, args, done, {}, loads + [load_average()])
     eval_losses = {runner.name: runner.evaluate(held_out) for runner in runners}
-    write_report(out, runners, args, args.steps, eval_losses, loads + [load_average()])
+    write_report(out, runners, args, steps_done, eval_losses, loads + [load_average()])
     print(out.read_text())
 
 

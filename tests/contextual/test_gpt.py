@@ -2,6 +2,7 @@
 the next-token loss and its statistics, generation against transformers' generate and against
 itself (cache, padding), and a tiny GPT that learns a planted pattern."""
 
+import copy
 import math
 
 import pytest
@@ -18,7 +19,7 @@ from word2bert.models.gpt import (
     OpenAIGPTLMHeadModel,
     OpenAIGPTModel,
 )
-from word2bert.objectives.causal_lm import CausalLanguageModeling, linear_cross_entropy
+from word2bert.objectives.causal_lm import CausalLanguageModeling, Workspace, linear_cross_entropy
 
 transformers = pytest.importorskip("transformers")
 
@@ -137,27 +138,23 @@ def test_fused_loss_equals_cross_entropy_with_gradients():
     assert torch.autograd.gradcheck(lambda h, w: linear_cross_entropy(h, w, targets[:5] % 7, chunk_rows=2)[0], small)
 
 
-def test_fused_loss_equals_cross_entropy_with_gradients():
-    generator = torch.Generator().manual_seed(0)
-    hidden = torch.randn(37, 8, dtype=torch.float64, generator=generator, requires_grad=True)
-    weight = torch.randn(23, 8, dtype=torch.float64, generator=generator, requires_grad=True)
-    bias = torch.randn(23, dtype=torch.float64, generator=generator, requires_grad=True)
-    targets = torch.randint(0, 23, (37,), generator=generator)
-    nll, correct = linear_cross_entropy(hidden, weight, targets, bias, chunk_rows=5)
-    assert nll.dtype == torch.float64
-    logits = F.linear(hidden, weight, bias)
-    reference = F.cross_entropy(logits, targets, reduction="sum")
-    assert float(nll.detach()) == pytest.approx(float(reference.detach()), rel=1e-12)
-    assert int(correct) == int((logits.argmax(1) == targets).sum())
-    (3.0 * nll).backward()
-    fused = [t.grad.clone() for t in (hidden, weight, bias)]
-    for t in (hidden, weight, bias):
-        t.grad = None
-    (3.0 * reference).backward()
-    for mine, theirs in zip(fused, (hidden.grad, weight.grad, bias.grad)):
-        torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-12)
-    small = (hidden[:5, :3].detach().requires_grad_(), weight[:7, :3].detach().requires_grad_())
-    assert torch.autograd.gradcheck(lambda h, w: linear_cross_entropy(h, w, targets[:5] % 7, chunk_rows=2)[0], small)
+def test_fused_mean_loss_reuses_its_workspace_and_matches_pytorch():
+    generator = torch.Generator().manual_seed(1)
+    hidden = torch.randn(11, 6, generator=generator, requires_grad=True)
+    weight = torch.randn(19, 6, generator=generator, requires_grad=True)
+    targets = torch.randint(0, 19, (11,), generator=generator)
+    reference = F.cross_entropy(F.linear(hidden, weight), targets)
+    expected = torch.autograd.grad(reference, (hidden, weight))
+    workspace = Workspace()
+    for _ in range(2):  # the second call reuses the first call's buffer
+        loss, _ = linear_cross_entropy(hidden, weight, targets, chunk_rows=4, reduction="mean", workspace=workspace)
+        assert float(loss.detach()) == pytest.approx(float(reference.detach()), rel=1e-6)
+        for mine, theirs in zip(torch.autograd.grad(loss, (hidden, weight)), expected):  # incoming gradient 1
+            torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-7)
+    assert workspace.buffer is not None and tuple(workspace.buffer.shape) == (4, 19)
+    assert copy.deepcopy(workspace).buffer is None
+    with pytest.raises(Word2BertError, match="reduction"):
+        linear_cross_entropy(hidden, weight, targets, reduction="none")
 
 
 def test_objective_targets_skip_padding_and_report_summable_stats():

@@ -11,10 +11,10 @@ summable pairs ``nll = (sum of -log p, N)`` (the trainer shows ``exp(nll)`` as p
 
 The vocabulary projection runs only at the rows that have a target (not at padding, not at the
 last position): for GPT-2's 50,257 tokens that product and its two gradient products are most of a
-training step's work. :func:`linear_cross_entropy` is the same loss computed in chunks of rows
-without ever storing the (N, V) logits (the logits of a 16 x 256 batch take 0.8 GB; other models'
-objectives use it to bound memory); on a 2-core CPU it measured slower than one large product and
-PyTorch's fused log-softmax, so this objective uses the latter.
+training step's work. :func:`linear_cross_entropy` computes the loss, the accuracy count and the
+gradients chunk by chunk in one reused buffer, turned in place into softmax - onehot, instead of
+the four (N, V) buffers of ``cross_entropy(linear(h, W))`` (the logits of a 16 x 256 batch alone
+take 0.8 GB); the logits themselves are computed only when read (``output.logits``).
 """
 
 from __future__ import annotations
@@ -30,80 +30,139 @@ from word2bert.errors import Word2BertError
 from word2bert.objectives.base import IGNORE_INDEX, Objective
 
 
-#: Rows of logits computed at once: 256 x 50,257 floats are 51 MB; smaller chunks lose matmul speed.
-DEFAULT_CHUNK_ROWS = 256
+#: Rows of logits computed at once: 1024 x 50,257 floats are 206 MB, one buffer reused for every chunk.
+#: Smaller chunks re-read the (V, d) gradient of the output weights more often.
+DEFAULT_CHUNK_ROWS = 1024
+
+
+class Workspace:
+    """Memory :func:`linear_cross_entropy` may keep between calls (its logits buffer), so that each
+    training step does not fault in hundreds of MB of fresh pages. Owned by a module (an objective);
+    copies and pickles of it are empty."""
+
+    def __init__(self):
+        self.buffer: torch.Tensor | None = None
+
+    def get(self, rows: int, columns: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        buffer = self.buffer
+        if (buffer is None or buffer.dtype != dtype or buffer.device != device or buffer.shape[1] != columns
+                or buffer.shape[0] < rows):
+            buffer = self.buffer = None  # free the old one first
+            buffer = self.buffer = torch.empty(rows, columns, dtype=dtype, device=device)
+        return buffer
+
+    def clear(self) -> None:
+        self.buffer = None
+
+    def __deepcopy__(self, memo):
+        return Workspace()
+
+    def __reduce__(self):
+        return (Workspace, ())
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
-    """sum_i -log softmax(h_i W^T + b)[y_i] (a sum; the caller divides), with the gradients computed
-    chunk by chunk in the forward pass (d loss / d logits = softmax - onehot) and scaled in backward."""
+    """s * sum_i -log softmax(h_i W^T + b)[y_i] (s = 1, or 1/N for the mean) and the count of rows whose
+    target has the largest logit, chunk by chunk in ONE reused (chunk, V) buffer.
+
+    Per chunk: z = h W^T + b into the buffer; m = max_j z_j; the buffer becomes p = softmax(z) in
+    place; -log p_y = (m - z_y) - log max_j p_j (exact: max_j p_j = 1 / sum_j exp(z_j - m) >= 1/V
+    never underflows). When autograd needs them the gradients are computed right away: the buffer
+    becomes p - onehot(y) = d(-log p_y)/dz, then d h = s (p - onehot) W and d W += (p - onehot)^T (s h);
+    backward returns them as they are when the incoming gradient is 1 (``loss.backward()``), else
+    scaled. PyTorch's composition (linear, log_softmax, nll_loss, argmax) allocates and passes over
+    four (N, V) buffers."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, chunk_rows):
-        needs_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+    def forward(ctx, hidden, weight, bias, targets, chunk_rows, scale, workspace):
+        needs_grad = any(ctx.needs_input_grad[:3])
         rows = hidden.shape[0]
         exact = torch.float64 if hidden.dtype == torch.float64 else torch.float32  # bf16/fp16 accumulate in fp32
         nll_sum = hidden.new_zeros((), dtype=exact)
         correct = torch.zeros((), dtype=torch.long, device=hidden.device)
         grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.zeros_like(weight, dtype=exact) if ctx.needs_input_grad[1] else None
+        grad_weight = None
         grad_bias = torch.zeros(weight.shape[0], dtype=exact, device=weight.device) \
             if bias is not None and ctx.needs_input_grad[2] else None
+        chunk = min(chunk_rows, rows)
+        buffer = (workspace.get(chunk, weight.shape[0], exact, hidden.device) if workspace is not None
+                  else torch.empty(chunk, weight.shape[0], dtype=exact, device=hidden.device))
+        weight_t = weight.t().to(exact)
         for start in range(0, rows, chunk_rows):
-            h = hidden[start:start + chunk_rows]
+            h = hidden[start:start + chunk_rows].to(exact)
             y = targets[start:start + chunk_rows]
-            logits = F.linear(h, weight, bias).to(exact)
-            log_norm = torch.logsumexp(logits, dim=1)
+            logits = buffer[:h.shape[0]]
+            if bias is None:
+                torch.mm(h, weight_t, out=logits)
+            else:
+                torch.addmm(bias.to(exact), h, weight_t, out=logits)
             target_logit = logits.gather(1, y[:, None]).squeeze(1)
-            nll_sum += (log_norm - target_logit).sum()
-            correct += (logits.argmax(1) == y).sum()
-            if needs_grad:
-                probabilities = logits.sub_(log_norm[:, None]).exp_()  # softmax, in place
-                probabilities[torch.arange(y.shape[0], device=y.device), y] -= 1.0
-                gradient = probabilities.to(hidden.dtype)
-                if grad_hidden is not None:
-                    grad_hidden[start:start + chunk_rows] = gradient @ weight
-                if grad_weight is not None:
-                    grad_weight.addmm_(gradient.t().to(exact), h.to(exact))
-                if grad_bias is not None:
-                    grad_bias += gradient.to(exact).sum(0)
+            max_logit = logits.amax(dim=1)
+            correct += (target_logit >= max_logit).sum()
+            torch._softmax(logits, 1, False, out=logits)  # in place: each row is read before it is written
+            nll_sum += (max_logit - target_logit - logits.amax(dim=1).log()).sum()
+            if not needs_grad:
+                continue
+            logits[torch.arange(y.shape[0], device=y.device), y] -= 1.0  # softmax - onehot
+            if grad_hidden is not None:
+                rows_grad = grad_hidden[start:start + chunk_rows]
+                if logits.dtype == hidden.dtype:
+                    torch.mm(logits, weight, out=rows_grad)
+                else:
+                    rows_grad.copy_(torch.mm(logits, weight_t.t()))
+                if scale != 1.0:
+                    rows_grad.mul_(scale)
+            if ctx.needs_input_grad[1]:
+                scaled = h if scale == 1.0 else h * scale
+                if grad_weight is None:
+                    grad_weight = torch.mm(logits.t(), scaled)
+                else:
+                    grad_weight.addmm_(logits.t(), scaled)
+            if grad_bias is not None:
+                grad_bias += logits.sum(0)
+        if grad_bias is not None and scale != 1.0:
+            grad_bias.mul_(scale)
+        del buffer, logits
         ctx.save_for_backward(grad_hidden if grad_hidden is not None else hidden.new_empty(0),
-                              grad_weight if grad_weight is not None else weight.new_empty(0),
-                              grad_bias if grad_bias is not None else weight.new_empty(0))
+                              grad_weight.to(weight.dtype) if grad_weight is not None else weight.new_empty(0),
+                              grad_bias.to(weight.dtype) if grad_bias is not None else weight.new_empty(0))
         ctx.has = (grad_hidden is not None, grad_weight is not None, grad_bias is not None)
-        ctx.weight_dtype = weight.dtype
         ctx.mark_non_differentiable(correct)
-        return nll_sum, correct
+        return nll_sum * scale, correct
 
     @staticmethod
-    def backward(ctx, grad_nll, grad_correct):
-        grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
-        has_hidden, has_weight, has_bias = ctx.has
-        scale = grad_nll
-        return (grad_hidden * scale.to(grad_hidden.dtype) if has_hidden else None,
-                (grad_weight * scale).to(ctx.weight_dtype) if has_weight else None,
-                (grad_bias * scale).to(ctx.weight_dtype) if has_bias else None,
-                None, None)
+    def backward(ctx, grad_loss, grad_correct):
+        gradients = [g if has else None for g, has in zip(ctx.saved_tensors, ctx.has)]
+        if not bool(grad_loss == 1):
+            gradients = [None if g is None else g * grad_loss.to(g.dtype) for g in gradients]
+        return (*gradients, None, None, None, None)
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                         bias: torch.Tensor | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS
+                         bias: torch.Tensor | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS, *,
+                         reduction: str = "sum", workspace: Workspace | None = None
                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(sum_i -log softmax(hidden_i W^T + b)[targets_i], number of correct argmax predictions)``.
+    """``(loss, number of rows whose target has the largest logit)`` with
+    ``loss = sum_i -log softmax(hidden_i W^T + b)[targets_i]`` (``reduction="sum"``) or that sum / N
+    (``"mean"``).
 
     ``hidden`` (N, d), ``weight`` (V, d), ``targets`` (N,) in [0, V). Equal to
-    ``F.cross_entropy(F.linear(hidden, weight, bias), targets, reduction="sum")`` with the same
-    gradients, computed ``chunk_rows`` rows at a time without storing the (N, V) logits. The
-    gradients are computed during the forward pass when autograd will need them, so call
-    ``backward`` at most once through this result.
+    ``F.cross_entropy(F.linear(hidden, weight, bias), targets, reduction=reduction)`` with the same
+    gradients, computed ``chunk_rows`` rows at a time without storing the (N, V) logits (a
+    ``workspace`` keeps the chunk buffer from one call to the next). The gradients are computed
+    during the forward pass when autograd will need them (first-order only: no gradient of a
+    gradient through this function). A target tied with the largest logit counts as correct.
     """
     if hidden.dim() != 2 or targets.dim() != 1 or hidden.shape[0] != targets.shape[0]:
         raise Word2BertError(f"linear_cross_entropy takes hidden (N, d) and targets (N,); got "
                              f"{tuple(hidden.shape)} and {tuple(targets.shape)}")
+    if reduction not in ("sum", "mean"):
+        raise Word2BertError(f"reduction={reduction!r} must be 'sum' or 'mean'")
     if hidden.shape[0] == 0:
         zero = (hidden.sum() + weight.sum() * 0.0) * 0.0
         return zero.float(), torch.zeros((), dtype=torch.long, device=hidden.device)
-    return _LinearCrossEntropy.apply(hidden, weight, bias, targets.long(), int(chunk_rows))
+    scale = 1.0 if reduction == "sum" else 1.0 / hidden.shape[0]
+    return _LinearCrossEntropy.apply(hidden, weight, bias, targets.long(), int(chunk_rows), scale, workspace)
 
 
 class CausalLMOutput:
@@ -145,6 +204,7 @@ class CausalLanguageModeling(Objective):
     def __init__(self, decoder: nn.Linear | None = None):
         super().__init__()
         self.decoder = decoder
+        self.workspace = Workspace()  # the loss's logits buffer, kept between training steps
 
     def output_weights(self, model: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.decoder is not None:
@@ -202,12 +262,10 @@ class CausalLanguageModeling(Objective):
         if count == 0:  # nothing to predict: a zero loss that keeps the graph connected
             loss = hidden.sum() * 0.0
             return CausalLMOutput(loss, {"nll": (0.0, 0), "accuracy": (0, 0)}, hidden, self, model)
-        logits = F.linear(rows, weight, bias)
-        nll_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
-        with torch.no_grad():
-            correct = int((logits.argmax(-1) == targets).sum())
-        stats = {"nll": (float(nll_sum.detach()), count), "accuracy": (correct, count)}
-        return CausalLMOutput(nll_sum / count, stats, hidden, self, model)
+        loss, correct = linear_cross_entropy(rows, weight, targets, bias, reduction="mean",
+                                             workspace=self.workspace if self.training else None)
+        stats = {"nll": (float(loss.detach()) * count, count), "accuracy": (int(correct), count)}
+        return CausalLMOutput(loss, stats, hidden, self, model)
 
 
-__all__ = ["CausalLMOutput", "CausalLanguageModeling", "DEFAULT_CHUNK_ROWS", "linear_cross_entropy"]
+__all__ = ["CausalLMOutput", "CausalLanguageModeling", "DEFAULT_CHUNK_ROWS", "Workspace", "linear_cross_entropy"]
