@@ -129,11 +129,18 @@ def row_transformer(args, work: Path, fraction: float, init: Path | None = None)
         options += ARCHITECTURE
     else:
         options += ["--init", init, "--source-language-id", 0, "--target-language-id", 1]
+    if args.max_steps:
+        options += ["--max-steps", args.max_steps]
     resume = ["--resume"] if find_checkpoint(work) is not None else []
     summary, _ = cli("train", "translation", train, "-o", work, "--valid", valid, *options, *resume)
     scores = translate_and_score(work, work, args.beam, test_file(args, work))
-    return {"pairs": len(read_pairs(train)), "train_cpu_minutes": summary.get("cpu_minutes_with_data_preparation"),
-            "steps": summary.get("steps"), "valid": summary.get("evaluation"), **scores}
+    minutes = summary.get("cpu_minutes_with_data_preparation")
+    result = {"pairs": len(read_pairs(train)), "train_cpu_minutes": minutes, "steps": summary.get("steps"),
+              "valid": summary.get("evaluation"), **scores}
+    if args.earlier_cpu_minutes:  # an interrupted process trained this row before: its CPU time counts too
+        result["train_cpu_minutes"] = round(args.earlier_cpu_minutes + (minutes or 0.0), 2)
+        result["resumed_after_cpu_minutes"] = args.earlier_cpu_minutes
+    return result
 
 
 def row_baseline(args, work: Path, fraction: float) -> dict:
@@ -307,6 +314,9 @@ def write_table(work: Path) -> str:
         notes = []
         if "steps" in result:
             notes.append(f"{result['steps']} steps")
+        if "resumed_after_cpu_minutes" in result:
+            notes.append(f"interrupted (wall-clock deadline) after {result['resumed_after_cpu_minutes']} CPU-min, "
+                         "resumed only to save and translate")
         if "bleu_uncased_unaccented" in result:
             notes.append(f"uncased/unaccented BLEU {result['bleu_uncased_unaccented']:.1f}, chrF "
                          f"{result['chrf_uncased_unaccented']:.1f}")
@@ -344,6 +354,11 @@ def main(argv=None) -> int:
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--mono-english", type=int, default=20000, help="enmix lines for MASS pre-training")
     parser.add_argument("--force", action="store_true", help="recompute rows that are done")
+    parser.add_argument("--max-steps", type=int, default=0,
+                        help="stop the Transformer rows at this many optimizer steps (0: only the CPU budget)")
+    parser.add_argument("--earlier-cpu-minutes", type=float, default=0.0,
+                        help="CPU minutes of an interrupted earlier process of the row (added to its training "
+                             "CPU minutes when it resumes from that process's checkpoint)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of training and translating")
     parser.add_argument("--test-limit", type=int, default=0, help="score only the first N test pairs (smoke runs)")
     args = parser.parse_args(argv)
