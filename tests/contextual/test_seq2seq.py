@@ -252,7 +252,7 @@ def test_tiny_transformer_learns_to_copy_and_to_reverse(reverse):
     data = SequenceTask(reverse)
     source_lengths = [len(s) for s in data.sources]
     sampler = TokenBudgetSampler(source_lengths, source_lengths, max_tokens=600, seed=0)
-    args = TrainingArguments(max_steps=400, learning_rate=5e-3, warmup_steps=30, schedule="inverse_sqrt",
+    args = TrainingArguments(max_steps=280, learning_rate=1e-2, warmup_steps=30, schedule="inverse_sqrt",
                              optimizer="adam", adam_beta2=0.98, adam_epsilon=1e-9, weight_decay=0.0,
                              progress=False, logging_steps=1000, seed=0)
     Trainer(model, args, data, lambda items, rng: collate_translation(items, PAD), sampler=sampler).train()
