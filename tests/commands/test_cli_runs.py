@@ -79,7 +79,7 @@ def test_a_save_that_fails_after_training_goes_to_a_fallback(tmp_path, capsys, m
     message = one_error_line(capsys)
     assert "No space left on device" in message and "saved to" in message
     rescued = message.split("saved to ")[1].split(" instead")[0]
-    assert KeyedVectors.load(rescued).vectors.shape == (24, 12) and not target.exists()
+    assert KeyedVectors.load(rescued).vectors.shape == (24, 16) and not target.exists()
 
 
 def test_save_or_rescue_tries_the_next_place_and_says_when_all_fail(tmp_path, monkeypatch):
@@ -112,7 +112,7 @@ def interrupted_word2vec(tmp_path, corpus, out, **settings):
         def on_epoch_end(self, model):
             raise KeyboardInterrupt
 
-    model = Word2Vec(**{"vector_size": 12, "window": 3, "min_count": 1, "epochs": 3, "progress": False, **settings})
+    model = Word2Vec(**{"vector_size": 16, "window": 3, "min_count": 1, "epochs": 3, "progress": False, **settings})
     model.build_vocab(LineSentence(corpus))
     checkpoint = tmp_path / f"{out.name}.checkpoint.npz"
     with pytest.raises(KeyboardInterrupt):
@@ -128,14 +128,14 @@ def test_resume_refuses_flags_that_contradict_the_checkpoint(tmp_path, capsys):
     assert main(["train", "word2vec", str(corpus), "-o", str(out), "--resume", str(checkpoint),
                  "--vector-size", "50", "--sg", "0", "--epochs", "1", "--no-progress"]) == 2
     message = one_error_line(capsys)
-    for part in ("--vector-size 50 (the checkpoint's: 12)", "--sg 0 (the checkpoint's: 1)",
+    for part in ("--vector-size 50 (the checkpoint's: 16)", "--sg 0 (the checkpoint's: 1)",
                  "--epochs 1 (the checkpoint's: 3)"):
         assert part in message
     assert checkpoint.exists() and not out.exists()
     # the checkpoint's own values, and settings a resumed run may change, are accepted
     assert main(["train", "word2vec", str(corpus), "-o", str(out), "--resume", str(checkpoint),
-                 "--vector-size", "12", "--sg", "1", "--workers", "1", "--no-progress"]) == 0
-    assert KeyedVectors.load(out).vector_size == 12 and not checkpoint.exists()
+                 "--vector-size", "16", "--sg", "1", "--workers", "1", "--no-progress"]) == 0
+    assert KeyedVectors.load(out).vector_size == 16 and not checkpoint.exists()
 
 
 def test_a_fresh_run_keeps_an_interrupted_runs_checkpoint(tmp_path, capsys):

@@ -116,7 +116,7 @@ def test_fasttext_models_are_read_by_the_vector_commands(tmp_path, capsys):
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("".join(f"king queen man woman w{i % 7} w{(i * 3) % 7}\n" for i in range(200)))
-    FastText(corpus_file=str(corpus), vector_size=20, min_count=1, epochs=1, bucket=1000, workers=1,
+    FastText(corpus_file=str(corpus), vector_size=16, min_count=1, epochs=1, bucket=1000, workers=1,
              progress=False).save(tmp_path / "unsup.bin")
     labelled = tmp_path / "labelled.txt"
     labelled.write_text("".join(f"__label__{'ab'[i % 2]} w{i % 7} king\n" for i in range(50)))

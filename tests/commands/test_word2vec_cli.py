@@ -18,7 +18,7 @@ def write_corpus(path, n_sentences=400, seed=0):
     return path
 
 
-FAST = ["--vector-size", "12", "--window", "3", "--min-count", "1", "--epochs", "2", "--workers", "2",
+FAST = ["--vector-size", "16", "--window", "3", "--min-count", "1", "--epochs", "2", "--workers", "2",
         "--no-progress"]
 
 
@@ -30,7 +30,7 @@ def test_train_writes_vectors_and_model(tmp_path, capsys):
                  *FAST])
     assert code == 0
     kv = KeyedVectors.load(out)
-    assert len(kv.index_to_key) == 24 and kv.vectors.shape == (24, 12)
+    assert len(kv.index_to_key) == 24 and kv.vectors.shape == (24, 16)
     model = Word2Vec.load(model_path)
     np.testing.assert_allclose(model.input_vectors, kv.vectors)
     assert "loss per epoch" in capsys.readouterr().err
@@ -43,7 +43,7 @@ def test_train_text_format_by_binary_switch(tmp_path):
     assert main(["train", "word2vec", str(corpus), "-o", str(out), "--binary", "0", "--hs", "1",
                  "--negative", "0", *FAST]) == 0
     header = out.read_text().splitlines()[0].split()
-    assert header == ["24", "12"]
+    assert header == ["24", "16"]
 
 
 def test_missing_corpus(tmp_path, capsys):
@@ -87,13 +87,13 @@ def test_resume_from_checkpoint(tmp_path):
             raise KeyboardInterrupt
 
     from word2bert.corpus import LineSentence
-    model = Word2Vec(vector_size=12, window=3, min_count=1, epochs=3, progress=False)
+    model = Word2Vec(vector_size=16, window=3, min_count=1, epochs=3, progress=False)
     model.build_vocab(LineSentence(corpus))
     with pytest.raises(KeyboardInterrupt):
         model.train(LineSentence(corpus), callbacks=[Interrupt()], checkpoint=checkpoint)
     assert main(["train", "word2vec", str(corpus), "-o", str(out), "--resume", str(checkpoint),
                  "--no-progress"]) == 0
-    assert KeyedVectors.load(out).vectors.shape == (24, 12)
+    assert KeyedVectors.load(out).vectors.shape == (24, 16)
     assert not checkpoint.exists()
     # a finished model is not a checkpoint
     model_path = tmp_path / "done.w2v"

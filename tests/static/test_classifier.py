@@ -170,7 +170,7 @@ def test_bad_input_gets_clear_errors(tmp_path):
         FastTextClassifier().predict("hello")
     good = tmp_path / "good.txt"
     good.write_text("__label__a x y\n__label__b z w\n")
-    model = FastTextClassifier(str(good), dim=4, epoch=1, progress=False)
+    model = FastTextClassifier(str(good), dim=8, epoch=1, progress=False)
     with pytest.raises(Word2BertError, match="newline"):
         model.predict("two\nlines")
     with pytest.raises(Word2BertError, match="no line has a known label"):

@@ -15,7 +15,7 @@ def planted_corpus(n=600, seed=0):
     return [list(rng.choice(TOPIC_A if i % 2 else TOPIC_B, size=10)) for i in range(n)]
 
 
-SMALL = dict(vector_size=20, min_count=1, epochs=5, min_n=3, max_n=5, bucket=5000, sample=0, workers=2, seed=3,
+SMALL = dict(vector_size=16, min_count=1, epochs=5, min_n=3, max_n=5, bucket=5000, sample=0, workers=2, seed=3,
              progress=False)
 
 
@@ -86,7 +86,7 @@ def test_word_vector_is_the_mean_of_its_rows(skipgram):
     assert "ab" not in model.wv
     with pytest.raises(Word2BertError, match="no character n-grams"):
         model.wv["ab"]
-    np.testing.assert_array_equal(model.wv.word_vector("ab"), np.zeros(20, np.float32))
+    np.testing.assert_array_equal(model.wv.word_vector("ab"), np.zeros(16, np.float32))
 
 
 def test_save_load_and_continue_training(tmp_path, skipgram):

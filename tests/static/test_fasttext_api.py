@@ -150,14 +150,14 @@ def test_unsupervised_api(tmp_path):
     lines = [" ".join(rng.choice(topics[rng.integers(2)], 10)) for _ in range(400)]
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(lines) + "\n")
-    model = ours.train_unsupervised(str(corpus), model="skipgram", dim=12, epoch=10, minCount=1, minn=3, maxn=5,
+    model = ours.train_unsupervised(str(corpus), model="skipgram", dim=16, epoch=10, minCount=1, minn=3, maxn=5,
                                     bucket=5000, thread=1, verbose=0)
     neighbours = model.get_nearest_neighbors("apple1", k=5)
     assert all(isinstance(s, float) for s, _ in neighbours)
     assert sum(w.startswith("apple") for _, w in neighbours) >= 4
     analogies = model.get_analogies("apple1", "apple2", "river3", k=3)
     assert len(analogies) == 3 and not {"apple1", "apple2", "river3"} & {w for _, w in analogies}
-    assert model.get_word_vector("applesauce").shape == (12,)  # from its character n-grams
+    assert model.get_word_vector("applesauce").shape == (16,)  # from its character n-grams
     assert model.get_labels() == model.get_words()
     subwords, rows = model.get_subwords("apple1")
     assert subwords[0] == "apple1" and "<ap" in subwords and len(rows) == len(subwords)

@@ -29,20 +29,20 @@ def metadata(path):
 
 
 def test_every_model_writes_the_one_format_and_reads_it_back(tmp_path):
-    w2v = Word2Vec(sentences(), vector_size=6, epochs=1, **SMALL)
+    w2v = Word2Vec(sentences(), vector_size=8, epochs=1, **SMALL)
     w2v.save(tmp_path / "w2v.model")
-    ft = FastText(sentences(), vector_size=6, epochs=1, bucket=100, **SMALL)
+    ft = FastText(sentences(), vector_size=8, epochs=1, bucket=100, **SMALL)
     ft.save_checkpoint(tmp_path / "ft.npz")
     lines = [f"__label__{'ab'[i % 2]} " + " ".join(s) for i, s in enumerate(sentences())]
-    clf = FastTextClassifier(lines, dim=6, epoch=1, workers=1, progress=False)
+    clf = FastTextClassifier(lines, dim=8, epoch=1, workers=1, progress=False)
     clf.save_checkpoint(tmp_path / "clf.npz")
-    d2v = Doc2Vec([TaggedDocument(s, [i]) for i, s in enumerate(sentences())], vector_size=6, epochs=1, **SMALL)
+    d2v = Doc2Vec([TaggedDocument(s, [i]) for i, s in enumerate(sentences())], vector_size=8, epochs=1, **SMALL)
     d2v.save(tmp_path / "d2v")  # (0.1.0 wrote an empty file when the name did not end in .npz)
     rng = np.random.default_rng(1)
     import scipy.sparse as sp
 
     matrix = sp.random(300, 300, density=0.05, random_state=1, format="csr") * 10
-    glove = GloVe(vector_size=6, epochs=1, workers=1).fit(CooccurrenceMatrix(matrix + matrix.T,
+    glove = GloVe(vector_size=8, epochs=1, workers=1).fit(CooccurrenceMatrix(matrix + matrix.T,
                                                                              [f"v{i}" for i in range(300)]))
     glove.save_checkpoint(tmp_path / "glove.npz")
     del rng
