@@ -315,8 +315,8 @@ def write_table(work: Path) -> str:
         if "steps" in result:
             notes.append(f"{result['steps']} steps")
         if "resumed_after_cpu_minutes" in result:
-            notes.append(f"interrupted (wall-clock deadline) after {result['resumed_after_cpu_minutes']} CPU-min, "
-                         "resumed only to save and translate")
+            notes.append(f"resumed from the checkpoint of earlier process(es) that used "
+                         f"{result['resumed_after_cpu_minutes']} CPU-min (included)")
         if "bleu_uncased_unaccented" in result:
             notes.append(f"uncased/unaccented BLEU {result['bleu_uncased_unaccented']:.1f}, chrF "
                          f"{result['chrf_uncased_unaccented']:.1f}")
