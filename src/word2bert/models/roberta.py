@@ -24,13 +24,11 @@ reads what it saves).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 from word2bert.errors import Word2BertError
 from word2bert.fileio import atomic_write
@@ -41,6 +39,7 @@ from word2bert.models.pretraining import PreTrainingModel
 from word2bert.nn.embeddings import TransformerEmbeddings
 from word2bert.nn.transformer import init_transformer_weights
 from word2bert.objectives.mlm import MaskedLM, MaskedLMHead, MaskedLMObjective
+from word2bert.tokenizers.base import SentencePairTokenizer
 
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 
@@ -150,7 +149,7 @@ class RobertaForMaskedLM(PreTrainingModel):
 
 
 # ---------------------------------------------------------------------------------- tokenizer
-class RobertaTokenizer:
+class RobertaTokenizer(SentencePairTokenizer):
     """GPT-2's byte-level BPE with RoBERTa's specials: ``<s> X </s>``, pairs ``<s> A </s></s> B </s>``.
 
     Build one with :meth:`train` (specials ``<s> <pad> </s> <unk> <mask>`` take ids 0-4) or
@@ -233,29 +232,12 @@ class RobertaTokenizer:
             json.dump(config, handle, indent=2)
         return directory
 
-    # ------------------------------------------------------------------ vocabulary
-    @property
-    def vocab_size(self) -> int:
-        return len(self._vocab)
-
-    def __len__(self) -> int:
-        return len(self._vocab)
-
-    def get_vocab(self) -> dict[str, int]:
-        return dict(self._vocab)
+    pad_token = "<pad>"
+    token_type_ids = "zeros"  # RoBERTa has one segment embedding
 
     @property
     def merges(self) -> list[tuple[str, str]]:
         return list(self._merges)
-
-    def token_to_id(self, token: str) -> int | None:
-        return self._vocab.get(token)
-
-    def id_to_token(self, index: int) -> str | None:
-        return self._tokenizer.id_to_token(int(index))
-
-    def convert_ids_to_tokens(self, ids: Iterable[int]) -> list[str]:
-        return [self._tokenizer.id_to_token(int(i)) for i in ids]
 
     def word_start_table(self) -> np.ndarray:
         """Bool per id: the token begins with the encoded space ``Ġ`` (or is special)."""
@@ -265,80 +247,9 @@ class RobertaTokenizer:
         table[self.special_ids] = True
         return table
 
-    def tokenize(self, text: str) -> list[str]:
-        return self._tokenizer.encode(text, add_special_tokens=False).tokens
-
-    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
-        return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
-
-    # ------------------------------------------------------------------ encoding
-    def _configure(self, max_length, truncation, padding, pad_to_multiple_of=None):
-        tokenizer = self._tokenizer
-        if max_length is not None and truncation:
-            if max_length < 1:
-                raise Word2BertError(f"parameter max_length={max_length} must be >= 1")
-            tokenizer.enable_truncation(max_length=int(max_length), strategy="longest_first")
-        else:
-            tokenizer.no_truncation()
-        if padding in (False, None, "do_not_pad"):
-            tokenizer.no_padding()
-        elif padding in (True, "longest"):
-            tokenizer.enable_padding(pad_id=self.pad_id, pad_token="<pad>", pad_to_multiple_of=pad_to_multiple_of)
-        elif padding == "max_length":
-            if max_length is None:
-                raise Word2BertError("padding='max_length' needs max_length")
-            tokenizer.enable_padding(pad_id=self.pad_id, pad_token="<pad>", length=int(max_length))
-        else:
-            raise Word2BertError(f"parameter padding={padding!r} must be False, True/'longest' or 'max_length'")
-        return tokenizer
-
-    @staticmethod
-    def _as_dict(encodings, single: bool, return_offsets: bool = False) -> dict:
-        result = {"input_ids": [e.ids for e in encodings],
-                  "token_type_ids": [[0] * len(e.ids) for e in encodings],
-                  "attention_mask": [e.attention_mask for e in encodings]}
-        if return_offsets:
-            result.update(offset_mapping=[e.offsets for e in encodings],
-                          special_tokens_mask=[e.special_tokens_mask for e in encodings],
-                          sequence_ids=[e.sequence_ids for e in encodings], word_ids=[e.word_ids for e in encodings])
-        return {key: value[0] for key, value in result.items()} if single else result
-
-    def encode(self, text: str, pair: str | None = None, max_length: int | None = None, truncation: bool = True,
-               padding=False, add_special_tokens: bool = True, return_offsets: bool = False) -> dict:
-        """``<s> text </s>`` (``<s> text </s></s> pair </s>``) as lists: input_ids, token_type_ids (0), attention_mask."""
-        if not isinstance(text, str) or (pair is not None and not isinstance(pair, str)):
-            raise Word2BertError("encode() takes a text string (and optionally a pair string)")
-        tokenizer = self._configure(max_length, truncation, padding)
-        return self._as_dict([tokenizer.encode(text, pair, add_special_tokens=add_special_tokens)], True,
-                             return_offsets)
-
-    def encode_batch(self, texts: Sequence[str], pairs: Sequence[str] | None = None, max_length: int | None = None,
-                     truncation: bool = True, padding=False, add_special_tokens: bool = True,
-                     return_offsets: bool = False, pad_to_multiple_of: int | None = None) -> dict:
-        if isinstance(texts, str):
-            raise Word2BertError("encode_batch() takes a list of texts, not one string")
-        texts = list(texts)
-        if pairs is not None:
-            pairs = list(pairs)
-            if len(pairs) != len(texts):
-                raise Word2BertError(f"{len(texts)} texts but {len(pairs)} pairs")
-            texts = list(zip(texts, pairs))
-        tokenizer = self._configure(max_length, truncation, padding, pad_to_multiple_of)
-        return self._as_dict(tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens), False,
-                             return_offsets)
-
-    def encode_words(self, words: Sequence[str], max_length: int | None = None, truncation: bool = True,
-                     padding=False) -> dict:
-        """Encode pre-split words (each after a space, as in running text); ``word_ids`` per token."""
-        tokenizer = self._configure(max_length, truncation, padding)
-        words = [word if k == 0 or self.add_prefix_space else " " + word for k, word in enumerate(words)]
-        encoding = tokenizer.encode(words, is_pretokenized=True)
-        return self._as_dict([encoding], True, return_offsets=True)
-
-    def ids_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """Ids of each text without specials, truncation or padding (for corpora)."""
-        tokenizer = self._configure(None, False, False)
-        return [e.ids for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+    def _pretokenized(self, words: list[str]) -> list[str]:
+        """Each word after a space, as in running text (the first one too with ``add_prefix_space``)."""
+        return [word if k == 0 or self.add_prefix_space else " " + word for k, word in enumerate(words)]
 
     def __repr__(self) -> str:
         return f"RobertaTokenizer(vocab_size={self.vocab_size})"

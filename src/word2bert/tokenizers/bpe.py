@@ -23,11 +23,12 @@ Note: this package is ``word2bert.tokenizers``; ``import tokenizers`` (absolute)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from word2bert.errors import Word2BertError
 from word2bert.fileio import atomic_write, open_text
+from word2bert.tokenizers.base import TokenizerBase, require_tokenizers
 
 END_OF_TEXT = "<|endoftext|>"
 
@@ -36,11 +37,7 @@ FILE_NAMES = (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe"))
 
 
 def _tokenizers():
-    try:
-        import tokenizers
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise Word2BertError("byte-level BPE needs the `tokenizers` package: pip install tokenizers") from exc
-    return tokenizers
+    return require_tokenizers("byte-level BPE")
 
 
 def read_vocab_file(path) -> dict[str, int]:
@@ -80,7 +77,7 @@ def read_merges_file(path) -> list[tuple[str, str]]:
     return merges
 
 
-class ByteLevelBPETokenizer:
+class ByteLevelBPETokenizer(TokenizerBase):
     """GPT-2's byte-level BPE tokeniser (``tokenizers.Tokenizer`` with a BPE model and ByteLevel pre-tokeniser).
 
     Build one with :meth:`train`, :meth:`from_files` (``encoder.json`` + ``vocab.bpe``) or
@@ -282,33 +279,12 @@ class ByteLevelBPETokenizer:
             json.dump(config, handle, indent=2)
         return directory
 
+    token_type_ids = None  # GPT-2 has no segments
+
     # ------------------------------------------------------------------ vocabulary
-    @property
-    def vocab_size(self) -> int:
-        return len(self._vocab)
-
-    def __len__(self) -> int:
-        return len(self._vocab)
-
-    def get_vocab(self) -> dict[str, int]:
-        return dict(self._vocab)
-
     @property
     def merges(self) -> list[tuple[str, str]]:
         return list(self._merges)
-
-    def token_to_id(self, token: str) -> int | None:
-        return self._vocab.get(token)
-
-    def id_to_token(self, index: int) -> str | None:
-        return self._tokenizer.id_to_token(int(index))
-
-    def convert_ids_to_tokens(self, ids: Iterable[int]) -> list[str]:
-        return [self._tokenizer.id_to_token(int(i)) for i in ids]
-
-    def tokenize(self, text: str) -> list[str]:
-        """The BPE tokens of ``text`` in GPT-2's byte alphabet (a leading space shows as ``Ġ``)."""
-        return self._tokenizer.encode(text, add_special_tokens=False).tokens
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         """Join the tokens' bytes and decode them as UTF-8 (an incomplete character becomes U+FFFD)."""
@@ -323,42 +299,6 @@ class ByteLevelBPETokenizer:
         return [self.decode(ids, skip_special_tokens) for ids in sequences]
 
     # ------------------------------------------------------------------ encoding
-    def _configure(self, max_length, truncation, padding, padding_side="right", truncation_side="right",
-                   pad_to_multiple_of=None):
-        tokenizer = self._tokenizer
-        for name, side in (("padding_side", padding_side), ("truncation_side", truncation_side)):
-            if side not in ("left", "right"):
-                raise Word2BertError(f"parameter {name}={side!r} must be 'left' or 'right'")
-        if max_length is not None and truncation:
-            if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-                raise Word2BertError(f"parameter max_length={max_length!r} must be an integer >= 1")
-            tokenizer.enable_truncation(max_length=max_length, direction=truncation_side)
-        else:
-            tokenizer.no_truncation()
-        if padding in (False, None, "do_not_pad"):
-            tokenizer.no_padding()
-        elif padding in (True, "longest"):
-            tokenizer.enable_padding(direction=padding_side, pad_id=self.pad_id, pad_token=self.pad_token,
-                                     pad_to_multiple_of=pad_to_multiple_of)
-        elif padding == "max_length":
-            if max_length is None:
-                raise Word2BertError("padding='max_length' needs max_length")
-            tokenizer.enable_padding(direction=padding_side, pad_id=self.pad_id, pad_token=self.pad_token,
-                                     length=int(max_length))
-        else:
-            raise Word2BertError(f"parameter padding={padding!r} must be False, True/'longest' or 'max_length'")
-        return tokenizer
-
-    @staticmethod
-    def _as_dict(encodings, single: bool, return_offsets: bool = False) -> dict:
-        keys = {"input_ids": "ids", "attention_mask": "attention_mask"}
-        if return_offsets:
-            keys.update(offset_mapping="offsets", special_tokens_mask="special_tokens_mask")
-        result = {key: [getattr(e, attr) for e in encodings] for key, attr in keys.items()}
-        if single:
-            result = {key: value[0] for key, value in result.items()}
-        return result
-
     def encode(self, text: str, max_length: int | None = None, truncation: bool = True, padding=False,
                return_offsets: bool = False, truncation_side: str = "right") -> dict:
         """Encode one text. Returns ``dict(input_ids, attention_mask)`` of Python lists (plus
@@ -384,15 +324,10 @@ class ByteLevelBPETokenizer:
         for index, text in enumerate(texts):
             if not isinstance(text, str):
                 raise Word2BertError(f"encode_batch(): text {index} is a {type(text).__name__}, not a string")
-        tokenizer = self._configure(max_length, truncation, padding, padding_side, truncation_side,
-                                    pad_to_multiple_of)
+        tokenizer = self._configure(max_length, truncation, padding, pad_to_multiple_of, padding_side=padding_side,
+                                    truncation_side=truncation_side)
         encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
         return self._as_dict(encodings, single=False, return_offsets=return_offsets)
-
-    def ids_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """BPE ids of each text without truncation or padding (for corpora)."""
-        tokenizer = self._configure(None, False, False)
-        return [e.ids for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
     def __repr__(self) -> str:
         return (f"ByteLevelBPETokenizer(vocab_size={self.vocab_size}, merges={len(self._merges)}, "

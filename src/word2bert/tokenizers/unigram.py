@@ -24,17 +24,14 @@ import numpy as np
 
 from word2bert.errors import Word2BertError
 from word2bert.fileio import atomic_write, open_text
+from word2bert.tokenizers.base import SentencePairTokenizer, require_tokenizers
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]")
 WORD_START = "\u2581"  # ▁, SentencePiece's meta symbol for a space
 
 
 def _tokenizers():
-    try:
-        import tokenizers
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise Word2BertError("the unigram tokeniser needs the `tokenizers` package: pip install tokenizers") from exc
-    return tokenizers
+    return require_tokenizers("the unigram tokeniser")
 
 
 def _normalizer(lowercase: bool, keep_accents: bool):
@@ -55,7 +52,7 @@ def _pre_tokenizer():
                                     pre_tokenizers.Metaspace(replacement=WORD_START, prepend_scheme="always")])
 
 
-class UnigramTokenizer:
+class UnigramTokenizer(SentencePairTokenizer):
     """A unigram (SentencePiece-style) tokeniser: ``pieces`` is a list of ``(piece, log probability)``.
 
     Build one with :meth:`train`, :meth:`from_file` (a ``tokenizer.json``) or
@@ -222,29 +219,17 @@ class UnigramTokenizer:
 
     # ------------------------------------------------------------------ vocabulary
     @property
-    def vocab_size(self) -> int:
-        return len(self._vocab)
-
-    def __len__(self) -> int:
-        return len(self._vocab)
-
-    def get_vocab(self) -> dict[str, int]:
-        return dict(self._vocab)
+    def pad_token(self) -> str:
+        return self.tokens["pad_token"]
 
     @property
     def pieces(self) -> list[tuple[str, float]]:
         """``(piece, log probability)`` in id order."""
         return list(self._pieces)
 
-    def token_to_id(self, token: str) -> int | None:
-        return self._vocab.get(token)
-
     def id_to_token(self, index: int) -> str | None:
         index = int(index)
         return self._pieces[index][0] if 0 <= index < len(self._pieces) else None
-
-    def convert_ids_to_tokens(self, ids: Iterable[int]) -> list[str]:
-        return [self.id_to_token(i) for i in ids]
 
     def word_start_table(self) -> np.ndarray:
         """Bool per id: the piece begins a word (starts with ``▁``) or is a special token.
@@ -255,90 +240,6 @@ class UnigramTokenizer:
         table = np.array([piece.startswith(WORD_START) for piece, _ in self._pieces], dtype=bool)
         table[self.special_ids] = True
         return table
-
-    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
-        return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
-
-    def tokenize(self, text: str) -> list[str]:
-        """The pieces of ``text`` without special tokens."""
-        return self._tokenizer.encode(text, add_special_tokens=False).tokens
-
-    # ------------------------------------------------------------------ encoding
-    def _configure(self, max_length, truncation, padding, pad_to_multiple_of=None):
-        tokenizer = self._tokenizer
-        if max_length is not None and truncation:
-            if max_length < 1:
-                raise Word2BertError(f"parameter max_length={max_length} must be >= 1")
-            tokenizer.enable_truncation(max_length=int(max_length), strategy="longest_first")
-        else:
-            tokenizer.no_truncation()
-        pad_token = self.tokens["pad_token"]
-        if padding in (False, None, "do_not_pad"):
-            tokenizer.no_padding()
-        elif padding in (True, "longest"):
-            tokenizer.enable_padding(pad_id=self.pad_id, pad_token=pad_token, pad_type_id=0,
-                                     pad_to_multiple_of=pad_to_multiple_of)
-        elif padding == "max_length":
-            if max_length is None:
-                raise Word2BertError("padding='max_length' needs max_length")
-            tokenizer.enable_padding(pad_id=self.pad_id, pad_token=pad_token, pad_type_id=0, length=int(max_length))
-        else:
-            raise Word2BertError(f"parameter padding={padding!r} must be False, True/'longest' or 'max_length'")
-        return tokenizer
-
-    @staticmethod
-    def _as_dict(encodings, single: bool, return_offsets: bool = False):
-        keys = {"input_ids": "ids", "token_type_ids": "type_ids", "attention_mask": "attention_mask"}
-        if return_offsets:
-            keys.update(offset_mapping="offsets", special_tokens_mask="special_tokens_mask")
-        result = {key: [getattr(e, attr) for e in encodings] for key, attr in keys.items()}
-        if return_offsets:
-            result["sequence_ids"] = [e.sequence_ids for e in encodings]
-            result["word_ids"] = [e.word_ids for e in encodings]
-        if single:
-            result = {key: value[0] for key, value in result.items()}
-        return result
-
-    def encode(self, text: str, pair: str | None = None, max_length: int | None = None,
-               truncation: bool = True, padding=False, add_special_tokens: bool = True,
-               return_offsets: bool = False) -> dict:
-        """Encode one text (or a pair) as ``[CLS] A [SEP] (B [SEP])``; as ``WordPieceTokenizer.encode``."""
-        if not isinstance(text, str) or (pair is not None and not isinstance(pair, str)):
-            raise Word2BertError("encode() takes a text string (and optionally a pair string)")
-        tokenizer = self._configure(max_length, truncation, padding)
-        encoding = tokenizer.encode(text, pair, add_special_tokens=add_special_tokens)
-        return self._as_dict([encoding], single=True, return_offsets=return_offsets)
-
-    def encode_batch(self, texts: Sequence[str], pairs: Sequence[str] | None = None,
-                     max_length: int | None = None, truncation: bool = True, padding=False,
-                     add_special_tokens: bool = True, return_offsets: bool = False,
-                     pad_to_multiple_of: int | None = None) -> dict:
-        """Encode many texts (in parallel, in Rust); lists of lists as :meth:`encode`."""
-        if isinstance(texts, str):
-            raise Word2BertError("encode_batch() takes a list of texts, not one string")
-        texts = list(texts)
-        if pairs is not None:
-            pairs = list(pairs)
-            if len(pairs) != len(texts):
-                raise Word2BertError(f"{len(texts)} texts but {len(pairs)} pairs")
-            inputs = list(zip(texts, pairs))
-        else:
-            inputs = texts
-        tokenizer = self._configure(max_length, truncation, padding, pad_to_multiple_of)
-        encodings = tokenizer.encode_batch(inputs, add_special_tokens=add_special_tokens)
-        return self._as_dict(encodings, single=False, return_offsets=return_offsets)
-
-    def encode_words(self, words: Sequence[str], max_length: int | None = None, truncation: bool = True,
-                     padding=False) -> dict:
-        """Encode a pre-split list of words; ``word_ids`` maps each piece to its word (None for specials)."""
-        tokenizer = self._configure(max_length, truncation, padding)
-        encoding = tokenizer.encode(list(words), is_pretokenized=True)
-        return self._as_dict([encoding], single=True, return_offsets=True)
-
-    def ids_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """Piece ids of each text without special tokens, truncation or padding (for corpora)."""
-        tokenizer = self._configure(None, False, False)
-        return [e.ids for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
     def __repr__(self) -> str:
         return f"UnigramTokenizer(vocab_size={self.vocab_size}, lowercase={self.lowercase})"
