@@ -6,6 +6,8 @@
   ``pretrain MODEL`` parser to it (``pretrain_group(commands).add_parser("gpt", ...)``).
 * :func:`check_model_directory`: a Hugging Face layout directory (config.json); ``finetune`` and
   ``encode`` build whatever encoder its ``model_type`` names (:mod:`word2bert.models.auto`).
+* :func:`train_and_save`: the end every ``pretrain MODEL`` shares: train (resuming with ``--resume``),
+  Ctrl-C leaving a checkpoint, the model saved (or rescued to a fallback path), a JSON summary.
 """
 
 from __future__ import annotations
@@ -155,3 +157,46 @@ def training_run_directory(args, output, resumable):
         if created and find_checkpoint(output) is None:
             shutil.rmtree(output, ignore_errors=True)
         raise
+
+
+def save_pretrained_with(model, *others):
+    """A ``save(directory)`` for :func:`train_and_save`: the model's ``save_pretrained`` and each of
+    ``others``' ``save`` (a tokenizer, say) into one directory, created if needed."""
+
+    def save(directory):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(directory)
+        for other in others:
+            other.save(directory)
+
+    return save
+
+
+def train_and_save(trainer, output, resume: bool, save, what: str = "model", **summary_extra) -> int:
+    """Train, save, summarise; return the command's exit status.
+
+    ``trainer.train`` runs (from the checkpoint in ``output`` when ``resume``). Ctrl-C leaves the
+    trainer's checkpoint there, says how to continue and returns 130. Then, on the first process only,
+    ``save(directory)`` writes the model to ``output`` (or, when that fails, to a fallback path that
+    the error names: :func:`word2bert.commands.save_or_rescue`) and one JSON line summarises the run:
+    ``steps``, ``tokens``, ``final_loss``, the last held-out ``evaluation`` and ``summary_extra``.
+    """
+    import json
+    import sys
+
+    from word2bert.commands import save_or_rescue
+
+    try:
+        state = trainer.train(resume_from=output if resume else None)
+    except KeyboardInterrupt:
+        if trainer.rank == 0:
+            print(f"word2bert: interrupted; checkpoint saved in {output} (continue with --resume)", file=sys.stderr)
+        return 130
+    if trainer.rank != 0:
+        return 0
+    save_or_rescue(save, output, what)
+    summary = {"steps": state.global_step, "tokens": state.tokens_seen,
+               "final_loss": state.history[-1]["loss"] if state.history else None,
+               "evaluation": state.evaluations[-1] if state.evaluations else None, **summary_extra}
+    print(json.dumps(summary))
+    return 0

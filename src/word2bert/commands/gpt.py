@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from word2bert.commands import add_overwrite_option, prepare_output_directory
+from word2bert.commands._contextual import save_pretrained_with, train_and_save
 from word2bert.errors import Word2BertError
 
 PRETRAIN_EPILOG = """examples:
@@ -238,20 +239,7 @@ def run_pretrain(args) -> int:
         config.save(output / "config.json", architecture=model.hf_architecture)
     say(f"{len(train_tokens):,} training tokens in {args.batch_size} rows, windows of {args.context}; "
         f"{trainer.state.total_steps} steps")
-    try:
-        state = trainer.train(resume_from=output if args.resume else None)
-    except KeyboardInterrupt:
-        if trainer.rank == 0:
-            print(f"word2bert: interrupted; checkpoint saved in {output} (continue with --resume)", file=sys.stderr)
-        return 130
-    if trainer.rank == 0:
-        model.save_pretrained(output)
-        tokenizer.save(output)
-        summary = {"steps": state.global_step, "tokens": state.tokens_seen,
-                   "final_loss": state.history[-1]["loss"] if state.history else None,
-                   "evaluation": state.evaluations[-1] if state.evaluations else None}
-        print(json.dumps(summary))
-    return 0
+    return train_and_save(trainer, output, args.resume, save_pretrained_with(model, tokenizer))
 
 
 # --------------------------------------------------------------------------- generate

@@ -12,7 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from word2bert.commands import add_overwrite_option, prepare_output_directory, save_or_rescue
+from word2bert.commands import add_overwrite_option, prepare_output_directory
+from word2bert.commands._contextual import save_pretrained_with, train_and_save
 from word2bert.errors import Word2BertError
 
 MASKINGS = ("token", "whole-word", "span", "ngram", "phrase", "entity")
@@ -431,20 +432,5 @@ def run(args) -> int:
         raise
     say(f"{len(train)} training instances, {trainer.state.total_steps} steps of {args.batch_size} x "
         f"{trainer.world_size} process(es)")
-    try:
-        state = trainer.train(resume_from=output if args.resume else None)
-    except KeyboardInterrupt:
-        if trainer.rank == 0:
-            print(f"word2bert: interrupted; checkpoint saved in {output} (continue with --resume)", file=sys.stderr)
-        return 130
-    if trainer.rank == 0:
-        def save(directory):
-            Path(directory).mkdir(parents=True, exist_ok=True)
-            model.save_pretrained(directory)
-            tokenizer.save(directory)
-
-        save_or_rescue(save, output, "model")
-        print(json.dumps({"model": args.family_model, "steps": state.global_step, "tokens": state.tokens_seen,
-                          "final_loss": state.history[-1]["loss"] if state.history else None,
-                          "evaluation": state.evaluations[-1] if state.evaluations else None}))
-    return 0
+    return train_and_save(trainer, output, args.resume, save_pretrained_with(model, tokenizer),
+                          model=args.family_model)

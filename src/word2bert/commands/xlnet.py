@@ -21,8 +21,8 @@ from word2bert.commands import (
     add_overwrite_option,
     check_resume_flags,
     prepare_output_directory,
-    save_or_rescue,
 )
+from word2bert.commands._contextual import save_pretrained_with, train_and_save
 from word2bert.errors import Word2BertError
 
 #: Flags a ``--resume`` may change: how long to go on and how to report, not what is trained.
@@ -298,21 +298,4 @@ def run_pretrain(args) -> int:
                                                        encoding="utf-8")
     say(f"{len(train_tokens):,} training tokens in {args.batch_size} rows, windows of {args.seq_len}, memory "
         f"{args.mem_len}; {trainer.state.total_steps} steps")
-    try:
-        state = trainer.train(resume_from=output if args.resume else None)
-    except KeyboardInterrupt:
-        if trainer.rank == 0:
-            print(f"word2bert: interrupted; checkpoint saved in {output} (continue with --resume)", file=sys.stderr)
-        return 130
-    if trainer.rank == 0:
-        def save(directory):
-            Path(directory).mkdir(parents=True, exist_ok=True)
-            model.save_pretrained(directory)
-            tokenizer.save(directory)
-
-        save_or_rescue(save, output, "model")
-        summary = {"steps": state.global_step, "tokens": state.tokens_seen,
-                   "final_loss": state.history[-1]["loss"] if state.history else None,
-                   "evaluation": state.evaluations[-1] if state.evaluations else None}
-        print(json.dumps(summary))
-    return 0
+    return train_and_save(trainer, output, args.resume, save_pretrained_with(model, tokenizer))
