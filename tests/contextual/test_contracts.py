@@ -378,3 +378,27 @@ def test_objective_collator_runs_prepare_in_order():
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]] and batch["attention_mask"].tolist() == [[1, 1, 1],
                                                                                                           [1, 0, 0]]
     assert batch["seen_b"].dtype == torch.long
+
+
+def test_a_callback_stops_the_run_early_and_resume_goes_on_to_the_end(tmp_path):
+    """``state.stop_requested`` ends training after the step (checkpoint written); the schedule's
+    ``total_steps`` is kept, so a resumed run trains the remaining steps (not zero more)."""
+    def make_trainer(callbacks=None):
+        torch.manual_seed(0)
+        config = tiny_bert(num_hidden_layers=1)
+        model = PreTrainingModel(config, BertModel(config), {"parity": FirstTokenParity(16)})
+        arguments = TrainingArguments(output_dir=str(tmp_path), batch_size=16, epochs=1, progress=False,
+                                      warmup_steps=0)
+        return Trainer(model, arguments, parity_items(96), model.collator(pad_id=0, keys=("input_ids",)),
+                       callbacks=callbacks)
+
+    def stop_after_two(trainer, state):
+        if state.global_step == 2:
+            state.stop_requested = True
+
+    first = make_trainer([stop_after_two])
+    assert first.state.total_steps == 6
+    assert first.train().global_step == 2
+    resumed = make_trainer()
+    state = resumed.train(resume_from=tmp_path)
+    assert state.global_step == 6 and state.total_steps == 6

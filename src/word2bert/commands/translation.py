@@ -158,7 +158,7 @@ class CpuBudget:
 
     def __call__(self, trainer, state) -> None:
         if time.process_time() - self.start >= self.seconds:
-            state.total_steps = state.global_step  # the training loop stops after this step
+            state.stop_requested = True  # the loop stops after this step; a --resume goes on to total_steps
 
 
 def run_train(args) -> int:

@@ -108,6 +108,7 @@ class TrainState:
     history: list = field(default_factory=list)
     evaluations: list = field(default_factory=list)
     elapsed: float = 0.0
+    stop_requested: bool = False  # a callback ends the run after this step (total_steps is kept)
 
 
 def distributed_context(device: str = "cpu") -> tuple[int, int]:
@@ -199,7 +200,8 @@ class Trainer:
     arguments); ``rng`` is a ``numpy.random.Generator`` for random corruption (masking).
     ``sampler`` decides the batches (default: :class:`ShuffledSampler` over ``len(train_data)``);
     ``eval_sampler`` those of ``eval_data`` (default: in order, ``eval_batch_size`` at a time).
-    ``callbacks`` are called as ``callback(trainer, state)`` after every optimizer step.
+    ``callbacks`` are called as ``callback(trainer, state)`` after every optimizer step; one ends the run
+    early with ``state.stop_requested = True`` (the schedule's ``total_steps`` stays, so ``--resume`` goes on).
     """
 
     def __init__(self, model: torch.nn.Module, args: TrainingArguments, train_data, collate_fn: Callable,
@@ -358,7 +360,8 @@ class Trainer:
         self._step_rng, self._step_carried_state = rng_states(), self.carried_state
         stateful = self.sampler.stateful
         try:
-            while self.state.global_step < self.state.total_steps:
+            self.state.stop_requested = False
+            while self.state.global_step < self.state.total_steps and not self.state.stop_requested:
                 self.refresh_trainable()
                 step_loss, step_tokens, step_losses = 0.0, 0, {}
                 self.optimizer.zero_grad(set_to_none=True)
