@@ -17,6 +17,8 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from word2bert.errors import Word2BertError
 
 _PACKAGES = {"torch": "PyTorch", "tokenizers": "Hugging Face tokenizers", "safetensors": "safetensors"}
@@ -200,3 +202,31 @@ def train_and_save(trainer, output, resume: bool, save, what: str = "model", **s
                "evaluation": state.evaluations[-1] if state.evaluations else None, **summary_extra}
     print(json.dumps(summary))
     return 0
+
+
+def tokenizer_stream(path, tokenizer, separator_id: int, chunk_lines: int = 4096) -> np.ndarray:
+    """The corpus as one int32 token stream: each non-empty line's ids (``tokenizer.ids_batch``, read
+    ``chunk_lines`` lines at a time) followed by ``separator_id`` (GPT's <|endoftext|>, XLNet's <sep>)."""
+    from word2bert.fileio import open_text
+
+    pieces, lines = [], []
+    separator = np.array([separator_id], dtype=np.int32)
+
+    def flush():
+        for ids in tokenizer.ids_batch(lines):
+            if len(ids):
+                pieces.append(np.asarray(ids, dtype=np.int32))
+                pieces.append(separator)
+        lines.clear()
+
+    with open_text(path) as handle:
+        for line in handle:
+            line = line.strip()
+            if line:
+                lines.append(line)
+            if len(lines) >= chunk_lines:
+                flush()
+    flush()
+    if not pieces:
+        raise Word2BertError(f"the corpus {path} is empty: no text to pre-train on")
+    return np.concatenate(pieces)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from word2bert.commands import add_overwrite_option, prepare_output_directory
-from word2bert.commands._contextual import save_pretrained_with, train_and_save
+from word2bert.commands._contextual import save_pretrained_with, tokenizer_stream, train_and_save
 from word2bert.errors import Word2BertError
 
 PRETRAIN_EPILOG = """examples:
@@ -145,33 +145,6 @@ def build_config(args, vocab_size: int, eos_id: int):
     return config_class.from_dict(values)
 
 
-def token_stream(path, tokenizer, chunk_lines: int = 4096) -> np.ndarray:
-    """The corpus as one int32 stream: each non-empty line's BPE ids followed by <|endoftext|>."""
-    from word2bert.fileio import open_text
-
-    pieces, lines = [], []
-    separator = np.array([tokenizer.eos_id], dtype=np.int32)
-
-    def flush():
-        for ids in tokenizer.ids_batch(lines):
-            if ids:
-                pieces.append(np.asarray(ids, dtype=np.int32))
-                pieces.append(separator)
-        lines.clear()
-
-    with open_text(path) as handle:
-        for line in handle:
-            line = line.strip()
-            if line:
-                lines.append(line)
-            if len(lines) >= chunk_lines:
-                flush()
-    flush()
-    if not pieces:
-        raise Word2BertError(f"the corpus {path} is empty: no text to pre-train on")
-    return np.concatenate(pieces)
-
-
 def stream_collate(items, rng=None) -> dict:
     """Equal-length stream windows -> ``input_ids`` and ``target_ids`` (each position's next token)."""
     import torch
@@ -214,7 +187,7 @@ def run_pretrain(args) -> int:
         tokenizer = ByteLevelBPETokenizer.train(corpus, vocab_size=args.vocab_size)
     config = build_config(args, tokenizer.vocab_size, tokenizer.eos_id)
     say(f"reading {corpus} as one token stream")
-    tokens = token_stream(corpus, tokenizer)
+    tokens = tokenizer_stream(corpus, tokenizer, tokenizer.eos_id)  # lines joined by <|endoftext|>
     held_out_count = int(len(tokens) * args.eval_fraction)
     train_tokens, held_out = (tokens[:-held_out_count], tokens[-held_out_count:]) if held_out_count > 1 \
         else (tokens, None)

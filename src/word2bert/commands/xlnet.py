@@ -22,7 +22,7 @@ from word2bert.commands import (
     check_resume_flags,
     prepare_output_directory,
 )
-from word2bert.commands._contextual import save_pretrained_with, train_and_save
+from word2bert.commands._contextual import save_pretrained_with, tokenizer_stream, train_and_save
 from word2bert.errors import Word2BertError
 
 #: Flags a ``--resume`` may change: how long to go on and how to report, not what is trained.
@@ -122,33 +122,6 @@ def build_config(args, vocab_size: int, pad_id: int):
                   attn_type="bi", pad_token_id=pad_id)
     values.pop("d_head", None)
     return XLNetConfig.from_dict(values)
-
-
-def token_stream(path, tokenizer, separator_id: int, chunk_lines: int = 4096) -> np.ndarray:
-    """The corpus as one int32 token stream: each non-empty line's pieces followed by ``separator_id``."""
-    from word2bert.fileio import open_text
-
-    pieces, lines = [], []
-    separator = np.array([separator_id], dtype=np.int32)
-
-    def flush():
-        for ids in tokenizer.ids_batch(lines):
-            if len(ids):
-                pieces.append(np.asarray(ids, dtype=np.int32))
-                pieces.append(separator)
-        lines.clear()
-
-    with open_text(path) as handle:
-        for line in handle:
-            line = line.strip()
-            if line:
-                lines.append(line)
-            if len(lines) >= chunk_lines:
-                flush()
-    flush()
-    if not pieces:
-        raise Word2BertError(f"the corpus {path} is empty: no text to pre-train on")
-    return np.concatenate(pieces)
 
 
 def bidirectional_stream(tokens: np.ndarray, rows: int) -> np.ndarray:
@@ -261,7 +234,7 @@ def run_pretrain(args) -> int:
     objective.functional_ids = np.asarray(sorted({tokenizer.sep_id, tokenizer.cls_id}), dtype=np.int64)
     config = build_config(args, tokenizer.vocab_size, tokenizer.pad_id)
     say(f"reading {corpus} as one token stream")
-    tokens = token_stream(corpus, tokenizer, tokenizer.sep_id)
+    tokens = tokenizer_stream(corpus, tokenizer, tokenizer.sep_id)
     held_out_count = int(len(tokens) * args.eval_fraction)
     train_tokens, held_out = (tokens[:-held_out_count], tokens[-held_out_count:]) if held_out_count > 1 \
         else (tokens, None)
