@@ -293,3 +293,80 @@ def test_bad_configs_and_inputs_are_reported():
         model(torch.ones(1, 3, dtype=torch.long))
     with pytest.raises(Word2BertError, match="max_position_embeddings"):
         model(torch.ones(1, 40, dtype=torch.long), labels=torch.ones(1, 3, dtype=torch.long))
+
+
+# --- the packed (padding-free) training pass and fast dropout ------------------------------------
+
+@pytest.mark.parametrize("changes", [dict(), dict(pre_layer_norm=True, type_vocab_size=2, source_language_id=0,
+                                                   target_language_id=1)])
+def test_packed_training_pass_equals_the_padded_one(changes):
+    """Loss, statistics and every gradient of the padding-free pass equal those of the padded layers."""
+    model = spread(TransformerForTranslation(tiny_config(**changes), label_smoothing=0.1))
+    source, mask, _ = batch_with_padding()
+    labels = torch.tensor([[5, 6, 7, EOS, -100], [8, EOS, -100, -100, -100], [9, 10, 11, 12, EOS]])
+    results = []
+    for packed in (True, False):
+        model.packed = packed
+        model.zero_grad()
+        output = model(source, mask, labels=labels)
+        output.loss.backward()
+        results.append((output.loss.detach(), output.stats, output.last_hidden_state.detach(),
+                        {name: p.grad.clone() for name, p in model.named_parameters()}))
+    (loss_a, stats_a, hidden_a, grads_a), (loss_b, stats_b, hidden_b, grads_b) = results
+    torch.testing.assert_close(loss_a, loss_b)
+    assert [float(v) for pair in stats_a.values() for v in pair] == [float(v) for pair in stats_b.values() for v in pair]
+    keep = labels != -100
+    torch.testing.assert_close(hidden_a[keep], hidden_b[keep])
+    assert hidden_a[~keep].abs().sum() == 0  # padding positions are not computed
+    for name in grads_b:
+        torch.testing.assert_close(grads_a[name], grads_b[name], atol=1e-5, rtol=1e-4, msg=name)
+    # labels that are not right-padded take the padded path (same loss)
+    holes = labels.clone()
+    holes[0, 1] = -100
+    model.packed = True
+    packed_loss = model(source, mask, labels=holes).loss
+    model.packed = False
+    torch.testing.assert_close(packed_loss, model(source, mask, labels=holes).loss)
+
+
+def test_fast_dropout_keeps_the_expectation_and_follows_the_torch_seed():
+    from word2bert.nn.packed import FastDropout, fast_dropout
+
+    x = torch.ones(200, 500, requires_grad=True)
+    torch.manual_seed(3)
+    y = fast_dropout(x, 0.1)
+    kept = (y != 0).double().mean().item()
+    assert abs(kept - 0.9) < 4 * math.sqrt(0.09 / x.numel())  # 4 standard deviations
+    values = torch.unique(y).tolist()
+    assert values[0] == 0.0 and values[1:] == [pytest.approx(65536 / (65536 - 6554))]
+    assert abs(y.double().mean().item() - 1.0) < 0.01
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())  # dy/dx is the scaled mask
+    torch.manual_seed(3)
+    torch.testing.assert_close(fast_dropout(x, 0.1), y)  # reproducible from torch's seed
+    assert torch.equal(fast_dropout(x, 0.1, training=False), x)
+    module = FastDropout(0.25).eval()
+    assert torch.equal(module(x), x)
+    model = TransformerForTranslation(tiny_config(dropout=0.1))
+    assert not any(type(m) is torch.nn.Dropout for m in model.modules())
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.1])
+def test_fused_output_layer_and_smoothed_loss_match_the_composition(epsilon):
+    from word2bert.models.transformer import _LabelSmoothedLinearCrossEntropy
+
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(7, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(11, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    bias = torch.randn(11, dtype=torch.float64, generator=generator, requires_grad=True)
+    targets = torch.randint(0, 11, (7,), generator=generator)
+    loss, nll, correct = _LabelSmoothedLinearCrossEntropy.apply(hidden, weight, bias, targets, epsilon)
+    logits = hidden @ weight.T + bias
+    expected = torch.nn.functional.cross_entropy(logits, targets, label_smoothing=epsilon, reduction="sum")
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(nll, torch.nn.functional.cross_entropy(logits, targets, reduction="sum"))
+    assert int(correct) == int((logits.argmax(-1) == targets).sum())
+    fused = torch.autograd.grad(loss * 0.7, (hidden, weight, bias))  # the buffer serves one backward pass
+    composed = torch.autograd.grad(expected * 0.7, (hidden, weight, bias))
+    for mine, reference in zip(fused, composed):
+        torch.testing.assert_close(mine, reference)

@@ -33,8 +33,10 @@ from word2bert.errors import Word2BertError
 from word2bert.interop.huggingface import KeyMap, concat, rename
 from word2bert.models.base import EncoderOutput, PretrainedConfig, PretrainedModel
 from word2bert.nn.cache import KeyValueCache
+from word2bert.nn.attention import build_attention_mask, build_memory_mask
 from word2bert.nn.decoder import TransformerDecoder
 from word2bert.nn.embeddings import TransformerEmbeddings
+from word2bert.nn.packed import Packing, packed_decoder_layer, packed_encoder_layer, use_fast_dropout
 from word2bert.nn.transformer import ACTIVATIONS, TransformerEncoder, get_activation
 
 IGNORE_INDEX = -100
@@ -144,7 +146,7 @@ class Seq2SeqOutput:
     :class:`~word2bert.nn.KeyValueCache` when decoding incrementally; ``loss`` the label-smoothed
     mean over labelled target tokens; ``stats`` summable pairs ``{"nll": (sum, count), "accuracy":
     (correct, count)}`` (unsmoothed); ``logits`` (N, V) at the labelled positions when ``labels`` were
-    given, else (B, T, V).
+    given (None when a gradient was recorded: the fused loss does not keep them), else (B, T, V).
     """
 
     last_hidden_state: torch.Tensor
@@ -176,6 +178,48 @@ def label_smoothed_nll(logits: torch.Tensor, labels: torch.Tensor, epsilon: floa
     loss = nll if epsilon == 0 else (1.0 - epsilon) * nll - epsilon * log_probs.mean(-1)
     correct = (logits.argmax(-1) == labels).sum()
     return loss.sum(), nll.detach().sum(), correct
+
+
+class _LabelSmoothedLinearCrossEntropy(torch.autograd.Function):
+    """The output layer and :func:`label_smoothed_nll` in one step, keeping one (N, V) buffer.
+
+    Forward: ``z = h E^T + b``, ``m = max_v z_v``, the buffer becomes ``e = exp(z - m)`` in place,
+    ``lse = m + ln sum_v e_v`` and ``loss = (1 - eps) (lse - z_y) + eps (lse - mean_v z_v)``.
+    Backward: ``d loss / d z_v = e_v / sum e - (1 - eps) [v = y] - eps / V``, built in the same buffer;
+    two matrix products give the gradients of h and E. (PyTorch's composition allocates and passes over
+    the logits, the log-softmax, its gradient and the NLL's scattered gradient: four (N, V) buffers.)
+    A prediction counts as correct when the target's logit is the row's maximum.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, epsilon):
+        buffer = torch.addmm(bias, hidden, weight.t())
+        target_logits = buffer.gather(1, targets[:, None]).squeeze(1)
+        row_max = buffer.amax(dim=1)
+        mean_logits = buffer.mean(dim=1) if epsilon else None
+        torch.sub(buffer, row_max[:, None], out=buffer).exp_()
+        sums = buffer.sum(dim=1)
+        log_normaliser = row_max + sums.log()
+        nll = log_normaliser - target_logits
+        loss = nll if not epsilon else (1.0 - epsilon) * nll + epsilon * (log_normaliser - mean_logits)
+        ctx.save_for_backward(hidden, weight, buffer, sums, targets)
+        ctx.epsilon = epsilon
+        nll_sum, correct = nll.sum(), (target_logits >= row_max).sum()
+        ctx.mark_non_differentiable(nll_sum, correct)
+        return loss.sum(), nll_sum, correct
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_nll, _grad_correct):
+        hidden, weight, buffer, sums, targets = ctx.saved_tensors
+        scale, epsilon = float(grad_loss), ctx.epsilon
+        grad = buffer.mul_((scale / sums)[:, None])
+        if epsilon:
+            grad.sub_(scale * epsilon / grad.shape[1])
+        grad[torch.arange(grad.shape[0], device=grad.device), targets] -= scale * (1.0 - epsilon)
+        grad_hidden = torch.mm(grad, weight) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.mm(grad.t(), hidden) if ctx.needs_input_grad[1] else None
+        grad_bias = grad.sum(0) if ctx.needs_input_grad[2] else None
+        return grad_hidden, grad_weight, grad_bias, None, None
 
 
 def init_seq2seq_weights(module: nn.Module) -> None:
@@ -235,6 +279,7 @@ class TransformerModel(PretrainedModel):
                                           intermediate_size=config.encoder_ffn_dim, **common)
         self.decoder = TransformerDecoder(config.decoder_layers, num_heads=config.decoder_attention_heads,
                                           intermediate_size=config.decoder_ffn_dim, **common)
+        use_fast_dropout(self)  # numpy-drawn dropout masks: ~5x cheaper than bernoulli_ on a CPU
         self.apply(init_seq2seq_weights)
 
     @classmethod
@@ -259,6 +304,40 @@ class TransformerModel(PretrainedModel):
         embedded = self.encoder_embeddings(input_ids, token_type_ids, position_ids=position_ids)
         last, hidden_states = self.encoder(embedded, attention_mask, output_hidden_states=output_hidden_states)
         return EncoderOutput(last, hidden_states)
+
+    def packed_forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        decoder_input_ids: torch.Tensor,
+        target_keep: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        decoder_token_type_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, Packing, Packing]:
+        """Teacher-forced training pass over the real tokens only (:mod:`word2bert.nn.packed`).
+
+        ``target_keep`` (B, T) marks the target positions to compute, a prefix of each row (right
+        padding). Returns ``(decoder_rows (N_t, d), memory_rows (N_s, d), target_packing,
+        source_packing)``; the rows equal those of :meth:`forward` at the real positions."""
+        if token_type_ids is None and self.config.source_language_id is not None:
+            token_type_ids = torch.full_like(input_ids, self.config.source_language_id)
+        if decoder_token_type_ids is None and self.config.target_language_id is not None:
+            decoder_token_type_ids = torch.full_like(decoder_input_ids, self.config.target_language_id)
+        source_keep = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        source, target = Packing(source_keep), Packing(target_keep)
+        memory = source.pack(self.encoder_embeddings(input_ids, token_type_ids))
+        self_mask = build_attention_mask(attention_mask, input_ids.shape[1])
+        for depth in range(self.encoder.num_layers):
+            memory = packed_encoder_layer(self.encoder.layer_at(depth), memory, source, self_mask)
+        if self.encoder.final_norm is not None:
+            memory = self.encoder.final_norm(memory)
+        hidden = target.pack(self.decoder_embeddings(decoder_input_ids, decoder_token_type_ids))
+        memory_mask = build_memory_mask(attention_mask, input_ids.shape[1])
+        for layer in self.decoder.layers:
+            hidden = packed_decoder_layer(layer, hidden, target, memory, source, memory_mask)
+        if self.decoder.final_norm is not None:
+            hidden = self.decoder.final_norm(hidden)
+        return hidden, memory, target, source
 
     def decode(
         self,
@@ -336,6 +415,8 @@ class TransformerForTranslation(PretrainedModel):
             raise Word2BertError(f"parameter label_smoothing={label_smoothing!r} must be in [0, 1)")
         self.config = config
         self.label_smoothing = float(label_smoothing)
+        #: teacher forcing from labels alone runs on the real tokens only (TransformerModel.packed_forward)
+        self.packed = True
         self.model = TransformerModel(config)
         self.register_buffer("final_logits_bias", torch.zeros(1, config.vocab_size))
 
@@ -375,8 +456,18 @@ class TransformerForTranslation(PretrainedModel):
         if decoder_input_ids is None:
             if labels is None:
                 raise Word2BertError("give decoder_input_ids or labels")
+            packable = (self.packed and input_ids is not None and decoder_attention_mask is None
+                        and decoder_position_ids is None and memory_attention_mask is None
+                        and encoder_output is None and state is None and labels.dim() == 2)
             decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id,
                                                    self.config.decoder_start_token_id)
+            if packable:
+                labelled = labels != IGNORE_INDEX
+                if not bool((labelled[:, 1:] & ~labelled[:, :-1]).any()):  # labels right-padded
+                    hidden, memory, target, source = self.model.packed_forward(
+                        input_ids, attention_mask, decoder_input_ids, labelled, token_type_ids, decoder_token_type_ids)
+                    output = Seq2SeqOutput(target.unpack(hidden), EncoderOutput(source.unpack(memory)))
+                    return self._add_loss(output, hidden, labels[labelled])
         output = self.model(input_ids, attention_mask, decoder_input_ids, decoder_attention_mask,
                             token_type_ids=token_type_ids, decoder_token_type_ids=decoder_token_type_ids,
                             decoder_position_ids=decoder_position_ids, memory_attention_mask=memory_attention_mask,
@@ -388,9 +479,21 @@ class TransformerForTranslation(PretrainedModel):
         if tuple(labels.shape) != tuple(hidden.shape[:2]):
             raise Word2BertError(f"labels shape {tuple(labels.shape)} != decoder input shape {tuple(hidden.shape[:2])}")
         labelled = labels != IGNORE_INDEX
-        targets = labels[labelled]
-        logits = self.output_logits(hidden[labelled])
-        loss_sum, nll_sum, correct = label_smoothed_nll(logits, targets, self.label_smoothing if self.training else 0.0)
+        return self._add_loss(output, hidden[labelled], labels[labelled])
+
+    def _add_loss(self, output: Seq2SeqOutput, hidden: torch.Tensor, targets: torch.Tensor) -> Seq2SeqOutput:
+        """Loss and statistics of the labelled rows ``hidden`` (N, d) with labels ``targets`` (N,); the
+        logits too, except when a gradient is being recorded: the output layer and the loss then run as
+        one fused step (:class:`_LabelSmoothedLinearCrossEntropy`) that does not keep them."""
+        epsilon = self.label_smoothing if self.training else 0.0
+        weight = self.model.get_input_embeddings().weight
+        if torch.is_grad_enabled() and hidden.dtype == torch.float32 and weight.dtype == torch.float32:
+            logits = None
+            loss_sum, nll_sum, correct = _LabelSmoothedLinearCrossEntropy.apply(
+                hidden, weight, self.final_logits_bias[0], targets, epsilon)
+        else:
+            logits = self.output_logits(hidden)
+            loss_sum, nll_sum, correct = label_smoothed_nll(logits, targets, epsilon)
         count = targets.numel()
         output.logits = logits
         output.loss = loss_sum / max(count, 1)
