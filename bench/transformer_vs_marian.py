@@ -9,7 +9,7 @@ copied into ours through the Marian key map), same optimizer (Adam, lr 5e-4, bet
 eps 1e-9), the same batches (length-grouped, ~4,096 source + target tokens each, padding included).
 Both minimise plain cross-entropy (transformers' loss; ours with label_smoothing=0). Steps run in
 chunks alternating ours / theirs; tokens/s (real source + target tokens) is the median over chunks,
-the first 2 steps of each model untimed. Quality: mean training loss of the last 20 steps and
+the first 2 steps of each model (in each invocation) untimed. Quality: mean training loss of the last 20 steps and
 held-out loss (eval mode, 8 validation batches) after all steps.
 
 ``--task beam``: beam search, beam 4, batch 16, up to 64 new tokens, on one model (``--model DIR``, a
@@ -72,8 +72,9 @@ class Runner:
         self.name, self.model, self.loss_fn = name, model, loss_fn
         self.optimizer = torch.optim.Adam(model.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-9, foreach=True)
         self.losses, self.chunk_rates, self.steps = [], [], 0
+        self.untimed_until = 2  # the first steps (of each process) warm the allocator up
 
-    def train_steps(self, batches, warmup_steps=2):
+    def train_steps(self, batches):
         self.model.train()
         seconds, tokens = 0.0, 0
         for batch in batches:
@@ -86,7 +87,7 @@ class Runner:
             elapsed = time.perf_counter() - start
             self.losses.append(value)
             self.steps += 1
-            if self.steps > warmup_steps:
+            if self.steps > self.untimed_until:
                 seconds += elapsed
                 tokens += real_tokens(batch)
         if seconds:
@@ -123,8 +124,9 @@ def machine_line() -> str:
 
     return (f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, transformers "
             f"{transformers.__version__}, {torch.get_num_threads()} threads; `uptime` at the start: {UPTIME_AT_START}; "
-            f"at the end: {uptime()}. Loaded machine (other engineers' jobs ran alongside): both models run "
-            "interleaved in the same process, so the ratio stays meaningful, the absolute rates less so.")
+            f"at the end: {uptime()}. Both models run "
+            "interleaved in the same process, so the ratio holds even if other jobs ran alongside; the absolute rates "
+            "less so.")
 
 
 def run_train(args) -> list[str]:
@@ -172,9 +174,22 @@ def run_train(args) -> list[str]:
     ours.load_state_dict(state, strict=False)  # the sinusoidal tables are computed, not loaded
 
     runners = [Runner("word2bert", ours, ours_loss), Runner("transformers", theirs, theirs_loss)]
+    resumed_from, earlier = 0, []
+    if args.state and Path(args.state).is_file():  # continue an earlier invocation's run where it stopped
+        saved = torch.load(args.state, weights_only=False)
+        for runner in runners:
+            part = saved["runners"][runner.name]
+            runner.model.load_state_dict(part["model"])
+            runner.optimizer.load_state_dict(part["optimizer"])
+            runner.losses, runner.chunk_rates, runner.steps = part["losses"], part["chunk_rates"], part["steps"]
+            runner.untimed_until = runner.steps + 2
+        torch.set_rng_state(saved["rng"])
+        resumed_from, earlier = runners[0].steps, saved["invocations"]
+        print(f"resumed from {args.state} after {resumed_from} steps", flush=True)
+    first_chunk = {r.name: len(r.chunk_rates) for r in runners}
     started = time.perf_counter()
-    for chunk_start in range(0, args.steps, args.chunk):
-        if args.max_minutes and chunk_start and time.perf_counter() - started > args.max_minutes * 60:
+    for chunk_start in range(resumed_from, args.steps, args.chunk):
+        if args.max_minutes and chunk_start > resumed_from and time.perf_counter() - started > args.max_minutes * 60:
             print(f"stopping after {chunk_start} steps: --max-minutes {args.max_minutes} reached", flush=True)
             break
         chunk = train_batches[chunk_start:chunk_start + args.chunk]
@@ -184,6 +199,23 @@ def run_train(args) -> list[str]:
             f"{r.name} loss {np.mean(r.losses[-len(chunk):]):.4f} {r.chunk_rates[-1] if r.chunk_rates else 0:,.0f} tok/s"
             for r in runners), flush=True)
     steps_done = runners[0].steps
+    this_invocation = {r.name: statistics.median(r.chunk_rates[first_chunk[r.name]:]) for r in runners
+                       if len(r.chunk_rates) > first_chunk[r.name]}
+    invocations = earlier + [dict(command=command_line(), steps=(resumed_from, steps_done), rates=this_invocation,
+                                  uptime=(UPTIME_AT_START, uptime()))]
+    if args.state and steps_done < args.steps:
+        from word2bert.fileio import atomic_save
+
+        state = {"runners": {r.name: dict(model=r.model.state_dict(), optimizer=r.optimizer.state_dict(),
+                                          losses=r.losses, chunk_rates=r.chunk_rates, steps=r.steps) for r in runners},
+                 "rng": torch.get_rng_state(), "invocations": invocations}
+        atomic_save(args.state, lambda path: torch.save(state, path))
+        print(f"{steps_done} of {args.steps} steps done; state saved to {args.state}: run the same command again "
+              "to continue", flush=True)
+        return [f"Partial run: {steps_done} of {args.steps} steps; this invocation's tokens/s (median over its "
+                f"chunks): " + ", ".join(f"{name} {rate:,.0f}" for name, rate in this_invocation.items())
+                + (f" = {this_invocation['word2bert'] / this_invocation['transformers']:.2f}x"
+                   if len(this_invocation) == 2 else "") + f"; state in {args.state}.", ""]
     held = {r.name: r.evaluate(held_out) for r in runners}
     if args.save:
         ours.save_pretrained(args.save)  # a `word2bert train translation`-like directory: weights, config, tokenizer
@@ -199,6 +231,12 @@ def run_train(args) -> list[str]:
         f"Steps run: {steps_done} per model" + (f" (of {args.steps}: the --max-minutes cap stopped it)"
                                                  if steps_done < args.steps else "") + ".",
         "",
+        *([f"Run in {len(invocations)} invocations (the same command with `--state`; each one's chunks alternate "
+           "the two models in one process, so every invocation gives a side-by-side ratio):", ""]
+          + [f"- steps {a}-{b}: " + ", ".join(f"{name} {rate:,.0f} tokens/s" for name, rate in part["rates"].items())
+             + (f" = **{part['rates']['word2bert'] / part['rates']['transformers']:.2f}x**"
+                if len(part["rates"]) == 2 else "") + f"; `uptime` {part['uptime'][0]} / {part['uptime'][1]}"
+             for part in invocations for a, b in [part["steps"]]] + [""] if len(invocations) > 1 else []),
         f"Config: {args.layers} + {args.layers} layers, d {args.d_model}, {args.heads} heads, FFN {args.ffn}, joint "
         f"byte-level BPE vocabulary {tokenizer.vocab_size}, dropout 0.1, post-LN; Adam lr 5e-4 betas (0.9, 0.98); "
         f"batches of <= {args.max_tokens} padded source + target positions (mean {tokens_per_batch:,.0f}) from "
@@ -310,6 +348,8 @@ def main(argv=None):
                         help="--task train: where the vocabulary and batches are kept between runs")
     parser.add_argument("--prepare-only", action="store_true", help="--task train: only fill the cache (no timing)")
     parser.add_argument("--save", help="--task train: save our trained model (and tokenizer) here, for --task beam")
+    parser.add_argument("--state", help="--task train: with --max-minutes, save both runs here when the cap stops "
+                        "them; the same command continues from it (runs longer than one benchmark slot)")
     parser.add_argument("--model", help="--task beam: a `word2bert train translation` output directory")
     parser.add_argument("--sentences", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
