@@ -27,6 +27,7 @@ from torch import nn
 
 from word2bert.errors import Word2BertError
 from word2bert.nn.cache import KeyValues
+from word2bert.nn.dropout import dropout
 
 
 def causal_mask(query_len: int, key_len: int, device=None) -> torch.Tensor:
@@ -114,6 +115,40 @@ def build_memory_mask(memory_padding_mask: torch.Tensor | None, memory_len: int)
     )
 
 
+def attend(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+    dropout_p: float = 0.0,
+) -> torch.Tensor:
+    """Scaled dot-product attention of (B, h, T, d_h) queries over (B, h, S, d_h) keys and values::
+
+        A = softmax(Q K^T / sqrt(d_h) + M),    output = Dropout(A) V
+
+    ``mask`` (boolean, True = may attend, broadcastable to (B, h, T, S)) or ``causal`` (query i sees
+    keys j <= i; T == S) gives M (0 or -inf). A query that may attend to nothing gets a zero row.
+    Without dropout this is ``F.scaled_dot_product_attention`` (its fused kernels). With dropout,
+    SDPA on the CPU falls back to its unfused path anyway and draws the mask with ``bernoulli_``;
+    here the same unfused computation draws it with :func:`~word2bert.nn.dropout.dropout_mask`
+    (about half the cost) and skips SDPA's fully-masked-row passes when the mask is causal.
+    """
+    if dropout_p == 0.0 or (mask is not None and mask.dtype != torch.bool):  # an additive float mask: SDPA's own
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, is_causal=causal, dropout_p=dropout_p)
+    scores = torch.matmul(query, key.transpose(-1, -2)).mul_(query.shape[-1] ** -0.5)
+    if causal:
+        mask = causal_mask(query.shape[-2], key.shape[-2], query.device)
+    if mask is not None:
+        scores.masked_fill_(~mask, float("-inf"))
+    probabilities = torch.softmax(scores, dim=-1)
+    if mask is not None and not causal:
+        nothing_visible = ~mask.any(dim=-1, keepdim=True)
+        if bool(nothing_visible.any()):
+            probabilities = probabilities.masked_fill(nothing_visible, 0.0)
+    return torch.matmul(dropout(probabilities, dropout_p), value)
+
+
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """(B, T, h * d_h) -> (B, h, T, d_h)."""
     batch, length, size = x.shape
@@ -191,14 +226,9 @@ class MultiHeadSelfAttention(nn.Module):
         key_len = key.shape[2]
         if causal and attention_mask is None and key_len != num_queries and num_queries > 1:
             attention_mask = causal_mask(num_queries, key_len, hidden.device)
-        context = F.scaled_dot_product_attention(
-            query,
-            key,
-            value,
-            attn_mask=attention_mask,
-            dropout_p=self.attention_dropout if self.training else 0.0,
-            is_causal=causal and attention_mask is None and key_len == num_queries,
-        )
+        context = attend(query, key, value, attention_mask,
+                         causal=causal and attention_mask is None and key_len == num_queries,
+                         dropout_p=self.attention_dropout if self.training else 0.0)
         context = context.transpose(1, 2).reshape(batch, num_queries, self.hidden_size)
         return self.out_proj(context)
 
@@ -261,13 +291,8 @@ class MultiHeadCrossAttention(nn.Module):
             if cache is not None:
                 cache.set(key, value)
         query = split_heads(self.query_proj(hidden), self.num_heads)
-        context = F.scaled_dot_product_attention(
-            query,
-            key,
-            value,
-            attn_mask=memory_mask,
-            dropout_p=self.attention_dropout if self.training else 0.0,
-        )
+        context = attend(query, key, value, memory_mask,
+                         dropout_p=self.attention_dropout if self.training else 0.0)
         context = context.transpose(1, 2).reshape(batch, seq_len, self.hidden_size)
         return self.out_proj(context)
 
@@ -297,6 +322,7 @@ def select_query_rows(
 __all__ = [
     "MultiHeadCrossAttention",
     "MultiHeadSelfAttention",
+    "attend",
     "build_attention_mask",
     "build_memory_mask",
     "causal_mask",

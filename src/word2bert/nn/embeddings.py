@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from word2bert.errors import Word2BertError
+from word2bert.nn.dropout import Dropout
 
 
 def sinusoidal_position_table(num_positions: int, dim: int, layout: str = "interleaved") -> torch.Tensor:
@@ -127,7 +128,7 @@ class TransformerEmbeddings(nn.Module):
             )
         self.token_type_embeddings = nn.Embedding(type_vocab_size, size) if type_vocab_size > 0 else None
         self.layer_norm = nn.LayerNorm(size, eps=layer_norm_eps) if layer_norm else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.projection = nn.Linear(size, hidden_size) if size != hidden_size else None
         self.embedding_size = size
         self.hidden_size = hidden_size

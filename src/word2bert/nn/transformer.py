@@ -15,6 +15,7 @@ from torch import nn
 from word2bert.errors import Word2BertError
 from word2bert.nn.attention import MultiHeadSelfAttention, build_attention_mask, gather_positions
 from word2bert.nn.cache import KeyValueCache, KeyValues
+from word2bert.nn.dropout import Dropout
 
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -62,7 +63,7 @@ class FeedForward(nn.Module):
         self.dense_in = nn.Linear(hidden_size, intermediate_size)
         self.dense_out = nn.Linear(intermediate_size, hidden_size)
         self.activation = get_activation(activation)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else None
+        self.dropout = Dropout(dropout) if dropout > 0 else None
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         inner = self.activation(self.dense_in(hidden))
@@ -103,7 +104,7 @@ class TransformerLayer(nn.Module):
         self.attention_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.feed_forward = FeedForward(hidden_size, intermediate_size, activation, activation_dropout)
         self.feed_forward_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
-        self.dropout = nn.Dropout(hidden_dropout)
+        self.dropout = Dropout(hidden_dropout)
 
     def forward(
         self,
@@ -119,11 +120,11 @@ class TransformerLayer(nn.Module):
         residual = hidden if query_positions is None else gather_positions(hidden, query_positions)
         if self.pre_layer_norm:
             attended = self.attention(self.attention_norm(hidden), attention_mask, causal, query_positions, cache)
-            hidden = residual + self.dropout(attended)
-            return hidden + self.dropout(self.feed_forward(self.feed_forward_norm(hidden)))
+            hidden = self.dropout.add(residual, attended)
+            return self.dropout.add(hidden, self.feed_forward(self.feed_forward_norm(hidden)))
         attended = self.attention(hidden, attention_mask, causal, query_positions, cache)
-        hidden = self.attention_norm(residual + self.dropout(attended))
-        return self.feed_forward_norm(hidden + self.dropout(self.feed_forward(hidden)))
+        hidden = self.attention_norm(self.dropout.add(residual, attended))
+        return self.feed_forward_norm(self.dropout.add(hidden, self.feed_forward(hidden)))
 
 
 def depth_to_group(num_layers: int, num_layer_groups: int | None) -> list[int]:
