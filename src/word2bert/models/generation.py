@@ -130,6 +130,24 @@ def _check_options(input_ids, max_new_tokens, temperature, top_k, top_p, num_bea
         raise Word2BertError("tokens cannot be streamed during beam search (the best beam is known at the end)")
 
 
+class LinearLogits:
+    """The next-token logits ``hidden @ weight.T`` (B, V) of a step, not computed yet. A step function
+    may return one instead of a tensor when only greedy tokens are wanted (no sampling, no beams, no
+    scores): the driver then takes their argmax through
+    :func:`~word2bert.nn.screened_argmax.screened_argmax` (exact, without the full product)."""
+
+    def __init__(self, hidden: torch.Tensor, weight: torch.Tensor):
+        self.hidden, self.weight = hidden, weight
+
+    def argmax(self, dim: int = -1) -> torch.Tensor:
+        from word2bert.nn.screened_argmax import screened_argmax
+
+        return screened_argmax(self.hidden, self.weight)
+
+    def materialize(self) -> torch.Tensor:
+        return torch.mm(self.weight, self.hidden.t()).t()
+
+
 def _check_logits(logits, batch, step_number):
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != batch:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -191,7 +209,10 @@ def _greedy_or_sample(step, input_ids, state, max_new_tokens, do_sample, tempera
     feed = input_ids
     for number in range(max_new_tokens):
         logits, state = step(feed, state)
-        _check_logits(logits, batch, number)
+        if isinstance(logits, LinearLogits) and (do_sample or scores is not None):
+            logits = logits.materialize()
+        if not isinstance(logits, LinearLogits):
+            _check_logits(logits, batch, number)
         if do_sample:
             filtered = filter_logits(logits, temperature, top_k, top_p)
             tokens = torch.multinomial(filtered.softmax(-1), 1, generator=generator).squeeze(1)

@@ -51,7 +51,7 @@ from torch import nn
 from word2bert.errors import Word2BertError
 from word2bert.interop.huggingface import KeyMap, rename, transpose
 from word2bert.models.base import EncoderOutput, PretrainedConfig, PretrainedModel
-from word2bert.models.generation import GenerationOutput, generate
+from word2bert.models.generation import GenerationOutput, LinearLogits, generate
 from word2bert.models.pretraining import PreTrainingModel
 from word2bert.nn.cache import KeyValueCache
 from word2bert.nn.embeddings import TransformerEmbeddings, position_ids_from_attention_mask
@@ -388,10 +388,15 @@ class GPTLMHeadModel(PreTrainingModel):
         return self.objectives["lm"].logits(hidden, self)
 
     # ---------------------------------------------------------------- generation
-    def generation_step(self, use_cache: bool = True):
+    def generation_step(self, use_cache: bool = True, greedy_only: bool = False):
         """The step function :func:`~word2bert.models.generation.generate` drives: feeds the new tokens
-        (with the cache, or the whole sequence again without it) and returns the last position's logits."""
+        (with the cache, or the whole sequence again without it) and returns the last position's logits
+        — as a :class:`~word2bert.models.generation.LinearLogits` with ``greedy_only`` (tokens only:
+        their argmax is found without the full product onto the vocabulary) when the output layer has
+        no bias."""
         objective = self.objectives["lm"]
+        weight, bias = objective.output_weights(self)
+        lazy = greedy_only and bias is None
 
         def step(new_ids: torch.Tensor, state: _GenerationState):
             mask = state.attention_mask
@@ -406,6 +411,8 @@ class GPTLMHeadModel(PreTrainingModel):
                 positions = None if mask is None else position_ids_from_attention_mask(mask)
                 hidden = self.encoder(ids, mask, position_ids=positions).last_hidden_state
                 state = _GenerationState(None, ids, mask)
+            if lazy:
+                return LinearLogits(hidden[:, -1], weight), state
             return objective.next_token_logits(hidden[:, -1], self), state
 
         return step
@@ -445,7 +452,9 @@ class GPTLMHeadModel(PreTrainingModel):
         self.eval()
         try:
             state = _GenerationState(KeyValueCache() if use_cache else None, None, attention_mask)
-            return generate(self.generation_step(use_cache), input_ids, state, max_new_tokens=max_new_tokens,
+            greedy_only = not output_scores and not options.get("do_sample") and options.get("num_beams", 1) == 1
+            step = self.generation_step(use_cache, greedy_only)
+            return generate(step, input_ids, state, max_new_tokens=max_new_tokens,
                             stop_token_ids=stop_token_ids, pad_token_id=pad_token_id,
                             output_scores=output_scores, **options)
         finally:
