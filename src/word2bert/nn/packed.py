@@ -41,7 +41,7 @@ class Packing:
     def unpack(self, packed: torch.Tensor) -> torch.Tensor:
         """(N, ...) -> (B, T, ...), zeros at the padding positions."""
         padded = packed.new_zeros(self.batch * self.length, *packed.shape[1:])
-        padded = padded.index_copy(0, self.index, packed)
+        padded.index_copy_(0, self.index, packed)  # in place: the zeros are not copied once more
         return padded.view(self.batch, self.length, *packed.shape[1:])
 
 
