@@ -329,26 +329,16 @@ def test_packed_training_pass_equals_the_padded_one(changes):
     torch.testing.assert_close(packed_loss, model(source, mask, labels=holes).loss)
 
 
-def test_fast_dropout_keeps_the_expectation_and_follows_the_torch_seed():
-    from word2bert.nn.packed import FastDropout, fast_dropout
+def test_the_translation_model_draws_every_dropout_mask_with_the_cheap_sampler():
+    """nn.dropout.Dropout (16-bit numpy draws; its statistics are tested in test_nn_dropout.py)."""
+    from word2bert.nn.dropout import Dropout
 
-    x = torch.ones(200, 500, requires_grad=True)
-    torch.manual_seed(3)
-    y = fast_dropout(x, 0.1)
-    kept = (y != 0).double().mean().item()
-    assert abs(kept - 0.9) < 4 * math.sqrt(0.09 / x.numel())  # 4 standard deviations
-    values = torch.unique(y).tolist()
-    assert values[0] == 0.0 and values[1:] == [pytest.approx(65536 / (65536 - 6554))]
-    assert abs(y.double().mean().item() - 1.0) < 0.01
-    y.sum().backward()
-    torch.testing.assert_close(x.grad, y.detach())  # dy/dx is the scaled mask
-    torch.manual_seed(3)
-    torch.testing.assert_close(fast_dropout(x, 0.1), y)  # reproducible from torch's seed
-    assert torch.equal(fast_dropout(x, 0.1, training=False), x)
-    module = FastDropout(0.25).eval()
-    assert torch.equal(module(x), x)
     model = TransformerForTranslation(tiny_config(dropout=0.1))
     assert not any(type(m) is torch.nn.Dropout for m in model.modules())
+    from word2bert.nn.decoder import TransformerDecoderLayer
+
+    decoder_layers = [m for m in model.modules() if isinstance(m, TransformerDecoderLayer)]
+    assert decoder_layers and all(isinstance(layer.dropout, Dropout) for layer in decoder_layers)
 
 
 @pytest.mark.parametrize("epsilon", [0.0, 0.1])

@@ -36,7 +36,7 @@ from word2bert.nn.cache import KeyValueCache
 from word2bert.nn.attention import build_attention_mask, build_memory_mask
 from word2bert.nn.decoder import TransformerDecoder
 from word2bert.nn.embeddings import TransformerEmbeddings
-from word2bert.nn.packed import Packing, packed_decoder_layer, packed_encoder_layer, use_fast_dropout
+from word2bert.nn.packed import Packing, packed_decoder_layer, packed_encoder_layer
 from word2bert.nn.transformer import ACTIVATIONS, TransformerEncoder, get_activation
 
 IGNORE_INDEX = -100
@@ -279,7 +279,6 @@ class TransformerModel(PretrainedModel):
                                           intermediate_size=config.encoder_ffn_dim, **common)
         self.decoder = TransformerDecoder(config.decoder_layers, num_heads=config.decoder_attention_heads,
                                           intermediate_size=config.decoder_ffn_dim, **common)
-        use_fast_dropout(self)  # numpy-drawn dropout masks: ~5x cheaper than bernoulli_ on a CPU
         self.apply(init_seq2seq_weights)
 
     @classmethod

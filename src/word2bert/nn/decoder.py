@@ -22,6 +22,7 @@ from word2bert.nn.attention import (
     build_memory_mask,
 )
 from word2bert.nn.cache import KeyValueCache, LayerCache
+from word2bert.nn.dropout import Dropout
 from word2bert.nn.transformer import FeedForward
 
 
@@ -65,7 +66,7 @@ class TransformerDecoderLayer(nn.Module):
         self.cross_attention_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.feed_forward = FeedForward(hidden_size, intermediate_size, activation, activation_dropout)
         self.feed_forward_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
-        self.dropout = nn.Dropout(hidden_dropout)
+        self.dropout = Dropout(hidden_dropout)
 
     def forward(
         self,

@@ -11,12 +11,11 @@ runs here on the (N, d) matrix of the real tokens only; attention alone regroups
 The values are those of the padded layers (:class:`~word2bert.nn.TransformerLayer`,
 :class:`~word2bert.nn.decoder.TransformerDecoderLayer`: the functions below take those modules and
 use their weights) at every real position, up to float rounding; padding positions are simply not
-computed. The layers' own dropout modules are used (the Transformer's are :class:`FastDropout`).
+computed. The layers' own dropout modules are used (:class:`~word2bert.nn.dropout.Dropout`).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,63 +42,6 @@ class Packing:
         padded = packed.new_zeros(self.batch * self.length, *packed.shape[1:])
         padded.index_copy_(0, self.index, packed)  # in place: the zeros are not copied once more
         return padded.view(self.batch, self.length, *packed.shape[1:])
-
-
-class _MaskedScale(torch.autograd.Function):
-    """y = x * m with m a constant (the dropout mask times 1 / (1 - p)); dy/dx = m."""
-
-    @staticmethod
-    def forward(ctx, x, scaled_mask):
-        ctx.save_for_backward(scaled_mask)
-        return x * scaled_mask
-
-    @staticmethod
-    def backward(ctx, grad):
-        (scaled_mask,) = ctx.saved_tensors
-        return grad * scaled_mask, None
-
-
-def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
-    """Inverted dropout, y = x * keep / (1 - p'), keep ~ Bernoulli(1 - p'), with p' = round(65536 p) / 65536.
-
-    The keep mask comes from 16 random bits per element drawn by numpy's PCG64 (``Generator.integers``),
-    seeded from torch's default generator (so ``torch.manual_seed`` makes it reproducible): on a CPU
-    that is ~5x faster than ``torch.bernoulli_``, which dominates ``F.dropout``. p' differs from p by
-    less than 1e-5 and the scale uses p', so E[y] = x exactly.
-    """
-    if not training or p == 0.0:
-        return x
-    threshold = int(round(p * 65536))
-    if threshold >= 65536:
-        return x * 0.0
-    seed = int(torch.randint(0, 2**62, (1,)).item())
-    bits = np.random.default_rng(seed).integers(-32768, 32768, x.numel(), dtype=np.int16)
-    keep = torch.from_numpy(bits).view(x.shape) >= threshold - 32768  # P(u + 32768 >= t) = 1 - t / 65536
-    scaled_mask = keep.to(x.dtype).mul_(65536.0 / (65536 - threshold))
-    return _MaskedScale.apply(x, scaled_mask)
-
-
-class FastDropout(nn.Module):
-    """``nn.Dropout`` drawing its masks with :func:`fast_dropout` (same ``p``, no parameters)."""
-
-    def __init__(self, p: float = 0.5):
-        super().__init__()
-        self.p = float(p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fast_dropout(x, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
-def use_fast_dropout(module: nn.Module) -> nn.Module:
-    """Replace every ``nn.Dropout`` inside ``module`` by a :class:`FastDropout` of the same ``p`` (in place)."""
-    for parent in module.modules():
-        for name, child in list(parent.named_children()):
-            if type(child) is nn.Dropout:
-                setattr(parent, name, FastDropout(child.p))
-    return module
 
 
 def _dropout(module: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
@@ -169,5 +111,5 @@ def packed_decoder_layer(layer, hidden, packing: Packing, memory, memory_packing
     return layer.feed_forward_norm(hidden + layer.dropout(_feed_forward(layer.feed_forward, hidden)))
 
 
-__all__ = ["FastDropout", "Packing", "fast_dropout", "packed_cross_attention", "packed_decoder_layer",
-           "packed_encoder_layer", "packed_self_attention", "use_fast_dropout"]
+__all__ = ["Packing", "packed_cross_attention", "packed_decoder_layer", "packed_encoder_layer",
+           "packed_self_attention"]
