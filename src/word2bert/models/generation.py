@@ -31,15 +31,14 @@ with |Y| the number of new tokens (a final stop token included) and ``alpha = le
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from word2bert.errors import Word2BertError
+from word2bert.nn.screened_argmax import screened_argmax
 
 StepFunction = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
 
@@ -140,8 +139,7 @@ class LinearLogits:
         self.hidden, self.weight = hidden, weight
 
     def argmax(self, dim: int = -1) -> torch.Tensor:
-        from word2bert.nn.screened_argmax import screened_argmax
-
+        """The tokens (B,) along the vocabulary (``dim`` is accepted as ``Tensor.argmax`` takes it)."""
         return screened_argmax(self.hidden, self.weight)
 
     def materialize(self) -> torch.Tensor:

@@ -32,8 +32,8 @@ from torch import nn
 from word2bert.errors import Word2BertError
 from word2bert.interop.huggingface import KeyMap, concat, rename
 from word2bert.models.base import EncoderOutput, PretrainedConfig, PretrainedModel
-from word2bert.nn.cache import KeyValueCache
 from word2bert.nn.attention import build_attention_mask, build_memory_mask
+from word2bert.nn.cache import KeyValueCache
 from word2bert.nn.decoder import TransformerDecoder
 from word2bert.nn.embeddings import TransformerEmbeddings
 from word2bert.nn.packed import Packing, packed_decoder_layer, packed_encoder_layer

@@ -83,20 +83,16 @@ class TransformerDecoderLayer(nn.Module):
         self_cache = None if cache is None else cache.self_attention
         cross_cache = None if cache is None else cache.cross_attention
         if self.pre_layer_norm:
-            hidden = hidden + self.dropout(
-                self.self_attention(self.self_attention_norm(hidden), attention_mask, causal, None, self_cache)
-            )
-            hidden = hidden + self.dropout(
-                self.cross_attention(self.cross_attention_norm(hidden), memory, memory_mask, cross_cache)
-            )
-            return hidden + self.dropout(self.feed_forward(self.feed_forward_norm(hidden)))
-        hidden = self.self_attention_norm(
-            hidden + self.dropout(self.self_attention(hidden, attention_mask, causal, None, self_cache))
-        )
-        hidden = self.cross_attention_norm(
-            hidden + self.dropout(self.cross_attention(hidden, memory, memory_mask, cross_cache))
-        )
-        return self.feed_forward_norm(hidden + self.dropout(self.feed_forward(hidden)))
+            attended = self.self_attention(self.self_attention_norm(hidden), attention_mask, causal, None, self_cache)
+            hidden = self.dropout.add(hidden, attended)
+            attended = self.cross_attention(self.cross_attention_norm(hidden), memory, memory_mask, cross_cache)
+            hidden = self.dropout.add(hidden, attended)
+            return self.dropout.add(hidden, self.feed_forward(self.feed_forward_norm(hidden)))
+        attended = self.self_attention(hidden, attention_mask, causal, None, self_cache)
+        hidden = self.self_attention_norm(self.dropout.add(hidden, attended))
+        attended = self.cross_attention(hidden, memory, memory_mask, cross_cache)
+        hidden = self.cross_attention_norm(self.dropout.add(hidden, attended))
+        return self.feed_forward_norm(self.dropout.add(hidden, self.feed_forward(hidden)))
 
 
 class TransformerDecoder(nn.Module):

@@ -31,10 +31,18 @@ def check_probability(p: float, name: str = "dropout") -> float:
     return float(p)
 
 
+def _threshold(p: float) -> int:
+    """t = round(65536 p): an element is dropped when its 16-bit draw u is below t."""
+    return round(p * MASK_LEVELS)
+
+
 def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
     """m with the shape, dtype and device of ``like``: m_i = [u_i >= t] * 65536 / (65536 - t) with
     t = round(65536 p) and u_i uniform 16-bit integers (0 < t < 65536)."""
-    threshold = int(round(p * MASK_LEVELS))
+    return _mask_for_threshold(like, _threshold(p))
+
+
+def _mask_for_threshold(like: torch.Tensor, threshold: int) -> torch.Tensor:
     seed = int(torch.randint(0, 2**62, (1,)).item())
     half = MASK_LEVELS // 2  # numpy draws signed int16: u - 32768
     bits = np.random.default_rng(seed).integers(-half, half, like.numel(), dtype=np.int16)
@@ -44,12 +52,12 @@ def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
 
 def _mask_or_none(x: torch.Tensor, p: float, training: bool) -> torch.Tensor | None:
     """The mask to multiply ``x`` by, or None where dropout is the identity (evaluation, or t = 0)."""
-    threshold = int(round(p * MASK_LEVELS))
+    threshold = _threshold(p)
     if not training or threshold == 0:
         return None
     if threshold >= MASK_LEVELS:
         return torch.zeros_like(x)
-    return dropout_mask(x, p)
+    return _mask_for_threshold(x, threshold)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:

@@ -17,8 +17,8 @@ computed. The layers' own dropout modules are used (:class:`~word2bert.nn.dropou
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
+
+from word2bert.nn.attention import attend
 
 
 class Packing:
@@ -44,22 +44,14 @@ class Packing:
         return padded.view(self.batch, self.length, *packed.shape[1:])
 
 
-def _dropout(module: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
-    return x if module is None else module(x)
-
-
-def _attend(query, key, value, mask, causal, dropout_p):
-    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout_p,
-                                          is_causal=causal and mask is None)
-
-
 def packed_self_attention(attention, hidden, packing: Packing, mask, causal: bool):
     """Self-attention of the packed tokens ``hidden`` (N, d) of a (B, T) batch: one fused QKV product on
     the real rows, SDPA in (B, H, T, d_h) under ``mask`` (SDPA-ready, keys' padding masked) or causally."""
     heads, head_size = attention.num_heads, attention.head_size
     qkv = packing.unpack(attention.qkv_proj(hidden)).view(packing.batch, packing.length, 3, heads, head_size)
     query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-    context = _attend(query, key, value, mask, causal, attention.attention_dropout if attention.training else 0.0)
+    context = attend(query, key, value, mask, causal=causal and mask is None,
+                     dropout_p=attention.attention_dropout if attention.training else 0.0)
     return attention.out_proj(packing.pack(context.transpose(1, 2)).reshape(-1, attention.hidden_size))
 
 
@@ -70,26 +62,20 @@ def packed_cross_attention(attention, hidden, packing: Packing, memory, memory_p
     kv = memory_packing.unpack(attention.kv_proj(memory))
     kv = kv.view(memory_packing.batch, memory_packing.length, 2, heads, head_size)
     key, value = kv.permute(2, 0, 3, 1, 4).unbind(0)
-    context = _attend(query.transpose(1, 2), key, value, memory_mask, False,
-                      attention.attention_dropout if attention.training else 0.0)
+    context = attend(query.transpose(1, 2), key, value, memory_mask,
+                     dropout_p=attention.attention_dropout if attention.training else 0.0)
     return attention.out_proj(packing.pack(context.transpose(1, 2)).reshape(-1, attention.hidden_size))
-
-
-def _feed_forward(feed_forward, hidden):
-    inner = feed_forward.activation(feed_forward.dense_in(hidden))
-    inner = _dropout(feed_forward.dropout, inner)
-    return feed_forward.dense_out(inner)
 
 
 def packed_encoder_layer(layer, hidden, packing: Packing, mask) -> torch.Tensor:
     """:class:`~word2bert.nn.TransformerLayer`'s forward (post- or pre-LN) on packed tokens (N, d)."""
     if layer.pre_layer_norm:
         attended = packed_self_attention(layer.attention, layer.attention_norm(hidden), packing, mask, False)
-        hidden = hidden + layer.dropout(attended)
-        return hidden + layer.dropout(_feed_forward(layer.feed_forward, layer.feed_forward_norm(hidden)))
+        hidden = layer.dropout.add(hidden, attended)
+        return layer.dropout.add(hidden, layer.feed_forward(layer.feed_forward_norm(hidden)))
     attended = packed_self_attention(layer.attention, hidden, packing, mask, False)
-    hidden = layer.attention_norm(hidden + layer.dropout(attended))
-    return layer.feed_forward_norm(hidden + layer.dropout(_feed_forward(layer.feed_forward, hidden)))
+    hidden = layer.attention_norm(layer.dropout.add(hidden, attended))
+    return layer.feed_forward_norm(layer.dropout.add(hidden, layer.feed_forward(hidden)))
 
 
 def packed_decoder_layer(layer, hidden, packing: Packing, memory, memory_packing: Packing,
@@ -99,16 +85,16 @@ def packed_decoder_layer(layer, hidden, packing: Packing, memory, memory_packing
     if layer.pre_layer_norm:
         attended = packed_self_attention(layer.self_attention, layer.self_attention_norm(hidden), packing, None,
                                          True)
-        hidden = hidden + layer.dropout(attended)
+        hidden = layer.dropout.add(hidden, attended)
         attended = packed_cross_attention(layer.cross_attention, layer.cross_attention_norm(hidden), packing,
                                           memory, memory_packing, memory_mask)
-        hidden = hidden + layer.dropout(attended)
-        return hidden + layer.dropout(_feed_forward(layer.feed_forward, layer.feed_forward_norm(hidden)))
+        hidden = layer.dropout.add(hidden, attended)
+        return layer.dropout.add(hidden, layer.feed_forward(layer.feed_forward_norm(hidden)))
     attended = packed_self_attention(layer.self_attention, hidden, packing, None, True)
-    hidden = layer.self_attention_norm(hidden + layer.dropout(attended))
+    hidden = layer.self_attention_norm(layer.dropout.add(hidden, attended))
     attended = packed_cross_attention(layer.cross_attention, hidden, packing, memory, memory_packing, memory_mask)
-    hidden = layer.cross_attention_norm(hidden + layer.dropout(attended))
-    return layer.feed_forward_norm(hidden + layer.dropout(_feed_forward(layer.feed_forward, hidden)))
+    hidden = layer.cross_attention_norm(layer.dropout.add(hidden, attended))
+    return layer.feed_forward_norm(layer.dropout.add(hidden, layer.feed_forward(hidden)))
 
 
 __all__ = ["Packing", "packed_cross_attention", "packed_decoder_layer", "packed_encoder_layer",

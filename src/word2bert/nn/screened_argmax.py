@@ -21,6 +21,7 @@ fp32 matrix products of the same numbers may differ, as before).
 from __future__ import annotations
 
 import weakref
+from typing import ClassVar
 
 import torch
 
@@ -41,7 +42,7 @@ class ArgmaxScreen:
     this torch, or a kernel whose rounding exceeds the assumed bound on this machine)."""
 
     #: id(weight) -> (weak reference to it, its version key, its screen); an entry leaves with its weight.
-    _cache: dict[int, tuple] = {}
+    _cache: ClassVar[dict[int, tuple]] = {}
 
     def __init__(self, weight: torch.Tensor):
         weight = weight.detach()
@@ -55,7 +56,7 @@ class ArgmaxScreen:
         self.row_norm = dequantized.norm(dim=1).float()
 
     @classmethod
-    def for_weight(cls, weight: torch.Tensor) -> "ArgmaxScreen | None":
+    def for_weight(cls, weight: torch.Tensor) -> ArgmaxScreen | None:
         if _int8_kernel() is None or weight.dtype != torch.float32 or weight.device.type != "cpu" or weight.dim() != 2:
             return None
         key = (weight._version, weight.data_ptr(), tuple(weight.shape))
@@ -73,10 +74,12 @@ class ArgmaxScreen:
         """a = the int8 kernel's W~ h~ for rows h~ (B, d) in bfloat16 -> (B, V) float32."""
         return _int8_kernel()(hidden_bf16, self.quantized, self.scales).float()
 
-    def kernel_within_bound(self, probes: int = 4) -> bool:
-        """Check on this machine that the kernel's rounding is within half of the bound assumed."""
+    def kernel_within_bound(self) -> bool:
+        """Check on this machine that the kernel's rounding is within half of the bound assumed, on random
+        rows of four magnitudes."""
         generator = torch.Generator().manual_seed(0)
-        hidden = torch.randn(probes, self.weight.shape[1], generator=generator) * torch.tensor([[0.1], [1.0], [10.0], [3.0]])[:probes]
+        magnitudes = torch.tensor([[0.1], [1.0], [3.0], [10.0]])
+        hidden = torch.randn(len(magnitudes), self.weight.shape[1], generator=generator) * magnitudes
         rounded = hidden.bfloat16()
         approximate = self.approximate(rounded).double()
         exact = (rounded.double() @ self.quantized.double().t()) * self.scales.double()[None, :]
@@ -88,9 +91,10 @@ class ArgmaxScreen:
         """(rows, columns) of every i with a_i + B_i >= max_k (a_k - B_k), for each row of ``hidden``."""
         rounded = hidden.bfloat16()
         approximate = self.approximate(rounded)
+        rounded_values = rounded.float()
         hidden_norm = hidden.norm(dim=1, keepdim=True)
-        rounding_norm = (hidden - rounded.float()).norm(dim=1, keepdim=True)
-        rounded_norm = rounded.float().norm(dim=1, keepdim=True)
+        rounding_norm = (hidden - rounded_values).norm(dim=1, keepdim=True)
+        rounded_norm = rounded_values.norm(dim=1, keepdim=True)
         length = hidden.shape[1]
         bound = (self.row_error[None, :] * hidden_norm
                  + self.row_norm[None, :] * (rounding_norm + _KERNEL_ERROR_FACTOR * 2.0 ** -20 * rounded_norm)
@@ -122,4 +126,4 @@ def screened_argmax(hidden: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.mm(weight, hidden.t()).t().argmax(-1)
 
 
-__all__ = ["ArgmaxScreen", "MAX_ROWS", "screened_argmax"]
+__all__ = ["MAX_ROWS", "ArgmaxScreen", "screened_argmax"]
