@@ -36,6 +36,7 @@ from word2bert.nn.attention import build_attention_mask, build_memory_mask
 from word2bert.nn.cache import KeyValueCache
 from word2bert.nn.decoder import TransformerDecoder
 from word2bert.nn.embeddings import TransformerEmbeddings
+from word2bert.nn.linear import linear
 from word2bert.nn.packed import Packing, packed_decoder_layer, packed_encoder_layer
 from word2bert.nn.transformer import ACTIVATIONS, TransformerEncoder, get_activation
 
@@ -429,8 +430,8 @@ class TransformerForTranslation(PretrainedModel):
         return self.model.get_input_embeddings()
 
     def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """logits = h E^T + b with E the shared token table."""
-        return F.linear(hidden, self.model.get_input_embeddings().weight, self.final_logits_bias[0])
+        """logits = h E^T + b with E the shared token table (E pre-packed when decoding: nn.linear)."""
+        return linear(hidden, self.model.get_input_embeddings().weight, self.final_logits_bias[0])
 
     def forward(
         self,

@@ -28,6 +28,7 @@ from torch import nn
 from word2bert.errors import Word2BertError
 from word2bert.nn.cache import KeyValues
 from word2bert.nn.dropout import dropout
+from word2bert.nn.linear import Linear
 
 
 def causal_mask(query_len: int, key_len: int, device=None) -> torch.Tensor:
@@ -178,8 +179,8 @@ class MultiHeadSelfAttention(nn.Module):
         self.num_heads = num_heads
         self.head_size = hidden_size // num_heads
         self.attention_dropout = attention_dropout
-        self.qkv_proj = nn.Linear(hidden_size, 3 * hidden_size, bias=bias)
-        self.out_proj = nn.Linear(hidden_size, hidden_size, bias=bias)
+        self.qkv_proj = Linear(hidden_size, 3 * hidden_size, bias=bias)
+        self.out_proj = Linear(hidden_size, hidden_size, bias=bias)
 
     def forward(
         self,
@@ -261,9 +262,9 @@ class MultiHeadCrossAttention(nn.Module):
         self.num_heads = num_heads
         self.head_size = hidden_size // num_heads
         self.attention_dropout = attention_dropout
-        self.query_proj = nn.Linear(hidden_size, hidden_size, bias=bias)
-        self.kv_proj = nn.Linear(memory_size or hidden_size, 2 * hidden_size, bias=bias)
-        self.out_proj = nn.Linear(hidden_size, hidden_size, bias=bias)
+        self.query_proj = Linear(hidden_size, hidden_size, bias=bias)
+        self.kv_proj = Linear(memory_size or hidden_size, 2 * hidden_size, bias=bias)
+        self.out_proj = Linear(hidden_size, hidden_size, bias=bias)
 
     def memory_keys_values(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The memory's keys and values, each (B, h, S, d_h)."""

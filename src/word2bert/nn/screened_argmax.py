@@ -20,10 +20,9 @@ fp32 matrix products of the same numbers may differ, as before).
 
 from __future__ import annotations
 
-import weakref
-from typing import ClassVar
-
 import torch
+
+from word2bert.nn import weight_cache
 
 #: The screen serves up to this many rows at once (beyond, the full fp32 product is efficient).
 MAX_ROWS = 16
@@ -37,12 +36,9 @@ def _int8_kernel():
 class ArgmaxScreen:
     """An int8 screen of ``weight`` (V, d) finding ``argmax(h @ weight.T, -1)`` exactly (see module doc).
 
-    Build it with :meth:`for_weight` (cached per weight tensor, rebuilt when the weight changes);
+    Build it with :meth:`for_weight` (cached per weight tensor by :mod:`word2bert.nn.weight_cache`);
     that returns None where the screen cannot be used (not a float32 CPU matrix, no int8 kernel in
     this torch, or a kernel whose rounding exceeds the assumed bound on this machine)."""
-
-    #: id(weight) -> (weak reference to it, its version key, its screen); an entry leaves with its weight.
-    _cache: ClassVar[dict[int, tuple]] = {}
 
     def __init__(self, weight: torch.Tensor):
         weight = weight.detach()
@@ -59,16 +55,12 @@ class ArgmaxScreen:
     def for_weight(cls, weight: torch.Tensor) -> ArgmaxScreen | None:
         if _int8_kernel() is None or weight.dtype != torch.float32 or weight.device.type != "cpu" or weight.dim() != 2:
             return None
-        key = (weight._version, weight.data_ptr(), tuple(weight.shape))
-        cached = cls._cache.get(id(weight))
-        if cached is not None and cached[0]() is weight and cached[1] == key:
-            return cached[2]
+        return weight_cache.derived(weight, "argmax_screen", cls._checked)
+
+    @classmethod
+    def _checked(cls, weight: torch.Tensor) -> ArgmaxScreen | None:
         screen = cls(weight)
-        if not screen.kernel_within_bound():
-            screen = None
-        identity = id(weight)
-        cls._cache[identity] = (weakref.ref(weight, lambda _, i=identity: cls._cache.pop(i, None)), key, screen)
-        return screen
+        return screen if screen.kernel_within_bound() else None
 
     def approximate(self, hidden_bf16: torch.Tensor) -> torch.Tensor:
         """a = the int8 kernel's W~ h~ for rows h~ (B, d) in bfloat16 -> (B, V) float32."""

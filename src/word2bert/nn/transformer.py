@@ -16,6 +16,7 @@ from word2bert.errors import Word2BertError
 from word2bert.nn.attention import MultiHeadSelfAttention, build_attention_mask, gather_positions
 from word2bert.nn.cache import KeyValueCache, KeyValues
 from word2bert.nn.dropout import Dropout
+from word2bert.nn.linear import Linear
 
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -60,8 +61,8 @@ class FeedForward(nn.Module):
 
     def __init__(self, hidden_size: int, intermediate_size: int, activation: str = "gelu", dropout: float = 0.0):
         super().__init__()
-        self.dense_in = nn.Linear(hidden_size, intermediate_size)
-        self.dense_out = nn.Linear(intermediate_size, hidden_size)
+        self.dense_in = Linear(hidden_size, intermediate_size)
+        self.dense_out = Linear(intermediate_size, hidden_size)
         self.activation = get_activation(activation)
         self.dropout = Dropout(dropout) if dropout > 0 else None
 
