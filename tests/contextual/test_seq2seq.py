@@ -360,3 +360,33 @@ def test_fused_output_layer_and_smoothed_loss_match_the_composition(epsilon):
     composed = torch.autograd.grad(expected * 0.7, (hidden, weight, bias))
     for mine, reference in zip(fused, composed):
         torch.testing.assert_close(mine, reference)
+
+
+def test_fused_loss_reuses_its_buffer_only_after_backward():
+    """The (N, V) buffer goes back to the class after a backward pass and the next forward borrows it;
+    two forwards before one backward (a summed loss) each get their own, and the gradients stay exact."""
+    from word2bert.models.transformer import _LabelSmoothedLinearCrossEntropy as Fused
+
+    generator = torch.Generator().manual_seed(1)
+    weight = torch.randn(13, 6, dtype=torch.float64, generator=generator, requires_grad=True)
+    bias = torch.zeros(13, dtype=torch.float64, requires_grad=True)
+
+    def expected_grads(pairs):
+        total = sum(torch.nn.functional.cross_entropy(h @ weight.T + bias, y, label_smoothing=0.1, reduction="sum")
+                    for h, y in pairs)
+        return torch.autograd.grad(total, (weight, bias))
+
+    Fused._spare = None
+    batches = [(torch.randn(rows, 6, dtype=torch.float64, generator=generator),
+                torch.randint(0, 13, (rows,), generator=generator)) for rows in (9, 5, 9, 7)]
+    for hidden, targets in batches[:2]:  # step after step: the second borrows the first one's buffer
+        loss = Fused.apply(hidden, weight, bias, targets, 0.1)[0]
+        for mine, reference in zip(torch.autograd.grad(loss, (weight, bias)), expected_grads([(hidden, targets)])):
+            torch.testing.assert_close(mine, reference)
+        assert Fused._spare is not None and Fused._spare.numel() >= 9 * 13
+    first = Fused.apply(batches[2][0], weight, bias, batches[2][1], 0.1)[0]
+    assert Fused._spare is None  # lent out until its backward pass
+    second = Fused.apply(batches[3][0], weight, bias, batches[3][1], 0.1)[0]
+    for mine, reference in zip(torch.autograd.grad(first + second, (weight, bias)), expected_grads(batches[2:])):
+        torch.testing.assert_close(mine, reference)
+    Fused._spare = None

@@ -189,12 +189,26 @@ class _LabelSmoothedLinearCrossEntropy(torch.autograd.Function):
     Backward: ``d loss / d z_v = e_v / sum e - (1 - eps) [v = y] - eps / V``, built in the same buffer;
     two matrix products give the gradients of h and E. (PyTorch's composition allocates and passes over
     the logits, the log-softmax, its gradient and the NLL's scattered gradient: four (N, V) buffers.)
-    A prediction counts as correct when the target's logit is the row's maximum.
+    A prediction counts as correct when the target's logit is the row's maximum. The buffer returns to
+    the class after backward and the next forward reuses it (a graph freed without backward frees it).
     """
+
+    #: The (N, V) buffer of the last finished backward pass, lent to the next forward: a fresh one of
+    #: ~60 MB costs its page faults again at every step (glibc maps buffers this large anew each time).
+    _spare: torch.Tensor | None = None
+
+    @classmethod
+    def _borrow_buffer(cls, rows: int, columns: int, like: torch.Tensor) -> torch.Tensor:
+        spare, cls._spare = cls._spare, None
+        size = rows * columns
+        if spare is None or spare.numel() < size or spare.dtype != like.dtype or spare.device != like.device:
+            spare = torch.empty(size + size // 8, dtype=like.dtype, device=like.device)  # room for longer batches
+        return spare[:size].view(rows, columns)
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, epsilon):
-        buffer = torch.addmm(bias, hidden, weight.t())
+        buffer = _LabelSmoothedLinearCrossEntropy._borrow_buffer(hidden.shape[0], weight.shape[0], hidden)
+        torch.addmm(bias, hidden, weight.t(), out=buffer)
         target_logits = buffer.gather(1, targets[:, None]).squeeze(1)
         row_max = buffer.amax(dim=1)
         mean_logits = buffer.mean(dim=1) if epsilon else None
@@ -220,6 +234,7 @@ class _LabelSmoothedLinearCrossEntropy(torch.autograd.Function):
         grad_hidden = torch.mm(grad, weight) if ctx.needs_input_grad[0] else None
         grad_weight = torch.mm(grad.t(), hidden) if ctx.needs_input_grad[1] else None
         grad_bias = grad.sum(0) if ctx.needs_input_grad[2] else None
+        _LabelSmoothedLinearCrossEntropy._spare = buffer._base  # done with it: the next forward may reuse it
         return grad_hidden, grad_weight, grad_bias, None, None
 
 
