@@ -290,3 +290,34 @@ def test_causal_mask_with_past_is_bottom_right_aligned():
     assert mask[0, 0].tolist() == [[False, True, True, True, False], [False, True, True, True, True]]
     with pytest.raises(Word2BertError, match="3 cached"):
         build_attention_mask(torch.ones(1, 2), 2, past_length=3)
+
+
+@pytest.mark.parametrize("kind", ["padding", "causal", "nothing_visible"])
+def test_short_training_attention_equals_sdpa_with_gradients(kind):
+    """Training on short keys takes attend's unfused path: same values and gradients as SDPA's kernel."""
+    from word2bert.nn.attention import UNFUSED_MAX_KEYS, attend
+
+    generator = torch.Generator().manual_seed(5)
+    shape = (3, 2, 7, 8)
+    inputs = [torch.randn(*shape, dtype=torch.float64, generator=generator) for _ in range(3)]
+    mask, causal = None, kind == "causal"
+    if kind != "causal":
+        mask = torch.ones(3, 1, 1, 7, dtype=torch.bool)
+        mask[1, :, :, 4:] = False
+        if kind == "nothing_visible":
+            mask[2] = False  # a row that may attend to nothing gets zeros
+    assert shape[2] <= UNFUSED_MAX_KEYS
+    ours = [x.clone().requires_grad_(True) for x in inputs]
+    theirs = [x.clone().requires_grad_(True) for x in inputs]
+    out = attend(*ours, mask, causal=causal)
+    expected = torch.nn.functional.scaled_dot_product_attention(*theirs, attn_mask=mask, is_causal=causal)
+    if kind == "nothing_visible":  # SDPA gives NaN there; attend's contract is a zero row
+        assert torch.equal(out[2].detach(), torch.zeros_like(out[2]))
+        out, expected = out[:2], expected[:2]
+    torch.testing.assert_close(out, expected)
+    weights = torch.randn(out.shape, dtype=torch.float64, generator=generator)
+    mine = torch.autograd.grad((out * weights).sum(), ours)
+    reference = torch.autograd.grad((expected * weights).sum(), theirs)
+    for a, b in zip(mine, reference):
+        rows = slice(0, 2) if kind == "nothing_visible" else slice(None)
+        torch.testing.assert_close(a[rows], b[rows])
