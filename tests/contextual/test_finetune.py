@@ -186,3 +186,9 @@ def test_encode_mean_pooling_matches_transformers_on_minilm():
     mask = batch["attention_mask"].unsqueeze(-1).float()
     expected = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
     np.testing.assert_allclose(ours.sentence_vectors, expected, atol=1e-4)
+
+
+def test_max_length_beyond_the_positions_is_refused_clearly(tiny_model_dir, tmp_path):
+    (tmp_path / "train.tsv").write_text("text\tlabel\nw1 red\ta\nw2 blue\tb\n", encoding="utf-8")
+    with pytest.raises(Word2BertError, match=r"max_length=65 is longer than the 64 positions.*--max-length <= 64"):
+        finetune(tiny_model_dir, tmp_path / "train.tsv", task="classification", max_length=65, progress=False)

@@ -133,6 +133,10 @@ def finetune(model_dir, train_path, dev_path=None, task: str = "classification",
         labels = label_list(train_examples, "tags")
     train_items = encode_examples(task, train_examples, tokenizer, labels, max_length)
     encoder = encoder_from_pretrained(model_dir)
+    positions = getattr(encoder.config, "max_position_embeddings", None)
+    if positions and max_length > positions:
+        raise Word2BertError(f"max_length={max_length} is longer than the {positions} positions of the model in "
+                             f"{model_dir} (config.json max_position_embeddings): give --max-length <= {positions}")
     model = build_head(task, encoder, labels=labels, pooling=pooling, dropout=dropout)
     args = TrainingArguments(output_dir=None, batch_size=batch_size, epochs=epochs, max_steps=max_steps,
                              learning_rate=learning_rate, weight_decay=weight_decay, warmup_steps=warmup,
