@@ -67,6 +67,24 @@ def check_model_directory(path, flag: str = "MODEL") -> Path:
     return path
 
 
+def read_config_file(path, class_name: str) -> dict:
+    """The fields of a ``--config`` JSON file (its ``model_type`` dropped: the command decides the class),
+    with a clear message when the file is missing, not JSON, or not an object."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise Word2BertError(f"config file not found: {path}")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise Word2BertError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(values, dict):
+        raise Word2BertError(f"{path}: expected a JSON object of {class_name} fields")
+    values.pop("model_type", None)
+    return values
+
+
 def format_metrics(metrics: dict) -> str:
     """``accuracy 0.950, examples 40`` (floats to 4 significant digits, counts with separators)."""
     parts = []

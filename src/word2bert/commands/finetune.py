@@ -83,8 +83,9 @@ def register(commands, train_commands) -> None:
     finetune.add_argument("--weight-decay", type=float, default=0.01, metavar="D", help="AdamW weight decay")
     finetune.add_argument("--dropout", type=float, default=None, metavar="P",
                           help="dropout of the encoder and head (default: the model's config)")
-    finetune.add_argument("--max-length", "--max-seq-length", type=int, default=128, metavar="N",
-                          help="longest input in tokens (longer ones are truncated)")
+    finetune.add_argument("--max-length", "--max-seq-length", type=int, default=None, metavar="N",
+                          help="longest input in tokens (longer ones are truncated; default: 128, or the model's "
+                               "positions if it has fewer; more than its positions is refused)")
     finetune.add_argument("--pooling", default="pooler", choices=["pooler", "cls", "mean", "last"],
                           help="sentence vector for classification: BERT's pooler, the [CLS] row, the mean, or "
                                "the last token's row (left-to-right models such as GPT)")
@@ -130,7 +131,7 @@ def _check_finetune_arguments(args) -> None:
             raise Word2BertError(f"{flag}: file not found: {path}" if not Path(path).is_dir()
                                  else f"{flag}: expected a file but found a directory: {path}")
     for name in ("batch_size", "max_length"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise Word2BertError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 1")
     for name in ("max_steps", "max_train_examples", "max_dev_examples", "threads"):
         value = getattr(args, name)

@@ -17,7 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from word2bert.commands import add_overwrite_option, prepare_output_directory
-from word2bert.commands._contextual import save_pretrained_with, tokenizer_stream, train_and_save
+from word2bert.commands._contextual import (
+    read_config_file,
+    save_pretrained_with,
+    tokenizer_stream,
+    train_and_save,
+)
 from word2bert.errors import Word2BertError
 
 PRETRAIN_EPILOG = """examples:
@@ -117,18 +122,7 @@ def build_config(args, vocab_size: int, eos_id: int):
     from word2bert.models.gpt import GPT2Config, OpenAIGPTConfig
 
     config_class = GPT2Config if args.architecture == "gpt2" else OpenAIGPTConfig
-    values = {}
-    if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise Word2BertError(f"config file not found: {path}")
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise Word2BertError(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(values, dict):
-            raise Word2BertError(f"{path}: expected a JSON object of {config_class.__name__} fields")
-        values.pop("model_type", None)
+    values = read_config_file(args.config, config_class.__name__) if args.config else {}
     for key, value in {"n_layer": 4, "n_embd": 256, "n_head": 4}.items():
         values.setdefault(key, value)
     flags = {"n_layer": args.layers, "n_embd": args.hidden, "n_head": args.heads}
@@ -319,7 +313,11 @@ def run_finetune(args) -> int:
     from word2bert.commands._contextual import check_model_directory, format_metrics
     from word2bert.commands._options import input_path
     from word2bert.commands.finetune import _check_finetune_arguments
-    from word2bert.tasks.gpt_transforms import GPT_TASKS, finetune_gpt, read_gpt_task_file
+    from word2bert.tasks.gpt_transforms import (
+        GPT_TASKS,
+        finetune_gpt,
+        read_gpt_task_file,
+    )
 
     task = "entailment" if args.task == "pair" else args.task
     if task not in GPT_TASKS:

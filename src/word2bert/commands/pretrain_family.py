@@ -13,7 +13,11 @@ import sys
 from pathlib import Path
 
 from word2bert.commands import add_overwrite_option, prepare_output_directory
-from word2bert.commands._contextual import save_pretrained_with, train_and_save
+from word2bert.commands._contextual import (
+    read_config_file,
+    save_pretrained_with,
+    train_and_save,
+)
 from word2bert.errors import Word2BertError
 
 MASKINGS = ("token", "whole-word", "span", "ngram", "phrase", "entity")
@@ -186,18 +190,7 @@ def register(commands, train_commands) -> None:
 # ---------------------------------------------------------------------------------- building blocks
 def _config(config_class, args, vocab_size: int, **fixed):
     """A config from --config, the size flags (they win) and ``fixed`` values."""
-    values = {}
-    if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise Word2BertError(f"config file not found: {path}")
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise Word2BertError(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(values, dict):
-            raise Word2BertError(f"{path}: expected a JSON object of config fields")
-        values.pop("model_type", None)
+    values = read_config_file(args.config, config_class.__name__) if args.config else {}
     for key, value in {"num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4}.items():
         values.setdefault(key, value)
     flags = {"num_hidden_layers": args.layers, "hidden_size": args.hidden, "num_attention_heads": args.heads,
@@ -239,7 +232,12 @@ def _masking(args, tokenizer, units, dynamic: bool):
 
 
 def _build_roberta(args, corpus, output, say):
-    from word2bert.models.roberta import RobertaConfig, RobertaForMaskedLM, pack_sentences, segments_dataset
+    from word2bert.models.roberta import (
+        RobertaConfig,
+        RobertaForMaskedLM,
+        pack_sentences,
+        segments_dataset,
+    )
     from word2bert.objectives.pretraining import read_documents
 
     tokenizer = _tokenizer("byte-level BPE", args, corpus, output, say)

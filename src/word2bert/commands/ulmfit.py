@@ -158,7 +158,8 @@ def run_finetune(args) -> int:
                               epochs=None if args.epochs is None else int(args.epochs), max_steps=args.max_steps,
                               batch_size=args.batch_size, learning_rate=1e-2 if args.lr is None else args.lr,
                               gradual_unfreezing=not args.no_unfreezing, drop_mult=args.drop_mult,
-                              max_length=args.max_length, max_train_examples=args.max_train_examples,
+                              max_length=128 if args.max_length is None else args.max_length,
+                              max_train_examples=args.max_train_examples,
                               max_dev_examples=args.max_dev_examples, seed=args.seed, progress=progress,
                               num_threads=args.threads)
     save_or_rescue(lambda directory: result.model.save_pretrained(directory, result.vocab, result.labels), output,

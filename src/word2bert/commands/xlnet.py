@@ -22,7 +22,12 @@ from word2bert.commands import (
     check_resume_flags,
     prepare_output_directory,
 )
-from word2bert.commands._contextual import save_pretrained_with, tokenizer_stream, train_and_save
+from word2bert.commands._contextual import (
+    read_config_file,
+    save_pretrained_with,
+    tokenizer_stream,
+    train_and_save,
+)
 from word2bert.errors import Word2BertError
 
 #: Flags a ``--resume`` may change: how long to go on and how to report, not what is trained.
@@ -101,17 +106,7 @@ def build_config(args, vocab_size: int, pad_id: int):
     """An XLNetConfig from --config plus the flags (flags win)."""
     from word2bert.models.xlnet import XLNetConfig
 
-    values = {}
-    if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise Word2BertError(f"config file not found: {path}")
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise Word2BertError(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(values, dict):
-            raise Word2BertError(f"{path}: expected a JSON object of XLNetConfig fields")
+    values = read_config_file(args.config, "XLNetConfig") if args.config else {}
     for key, value in {"n_layer": 4, "d_model": 256, "n_head": 4}.items():
         values.setdefault(key, value)
     flags = {"n_layer": args.layers, "d_model": args.hidden, "n_head": args.heads, "d_inner": args.ffn,

@@ -101,8 +101,12 @@ def evaluate_task(model, items: list[dict], task: str, batch_size: int = 64, pad
     return {"accuracy": correct / total, "examples": total}
 
 
+#: Tokens per example when ``max_length`` is not given (fewer if the model has fewer positions).
+DEFAULT_MAX_LENGTH = 128
+
+
 def finetune(model_dir, train_path, dev_path=None, task: str = "classification", output_dir=None,
-             epochs: float = 1.0, batch_size: int = 32, learning_rate: float = 5e-5, max_length: int = 128,
+             epochs: float = 1.0, batch_size: int = 32, learning_rate: float = 5e-5, max_length: int | None = None,
              warmup: float = 0.1, weight_decay: float = 0.01, pooling: str = "pooler", seed: int = 0,
              max_train_examples: int | None = None, max_dev_examples: int | None = None,
              dropout: float | None = None, progress: bool | None = None, num_threads: int | None = None,
@@ -112,7 +116,9 @@ def finetune(model_dir, train_path, dev_path=None, task: str = "classification",
 
     Any registered encoder works (its config.json's ``model_type`` picks it). ``group_by_length``
     forms batches of similar length (:class:`~word2bert.train.samplers.LengthGroupedSampler`, as
-    Hugging Face's ``group_by_length``) so that little time goes to padding. Returns the model, the
+    Hugging Face's ``group_by_length``) so that little time goes to padding. ``max_length`` (default
+    :data:`DEFAULT_MAX_LENGTH`, or the model's positions if fewer) truncates the inputs; more than the
+    model's positions is refused. Returns the model, the
     dev metrics (when ``dev_path`` is given) and the wall times; with ``output_dir`` the fine-tuned
     model and its tokenizer are saved there.
     """
@@ -131,12 +137,14 @@ def finetune(model_dir, train_path, dev_path=None, task: str = "classification",
         labels = label_list(train_examples)
     elif task == "tagging":
         labels = label_list(train_examples, "tags")
-    train_items = encode_examples(task, train_examples, tokenizer, labels, max_length)
     encoder = encoder_from_pretrained(model_dir)
     positions = getattr(encoder.config, "max_position_embeddings", None)
-    if positions and max_length > positions:
+    if max_length is None:
+        max_length = min(DEFAULT_MAX_LENGTH, positions or DEFAULT_MAX_LENGTH)
+    elif positions and max_length > positions:
         raise Word2BertError(f"max_length={max_length} is longer than the {positions} positions of the model in "
                              f"{model_dir} (config.json max_position_embeddings): give --max-length <= {positions}")
+    train_items = encode_examples(task, train_examples, tokenizer, labels, max_length)
     model = build_head(task, encoder, labels=labels, pooling=pooling, dropout=dropout)
     args = TrainingArguments(output_dir=None, batch_size=batch_size, epochs=epochs, max_steps=max_steps,
                              learning_rate=learning_rate, weight_decay=weight_decay, warmup_steps=warmup,

@@ -302,7 +302,7 @@ class GPTFinetuneResult:
 
 
 def finetune_gpt(model_dir, train_path, dev_path=None, task: str = "classification", epochs: float = 3.0,
-                 batch_size: int = 32, learning_rate: float = 6.25e-5, max_length: int = 128, warmup: float = 0.002,
+                 batch_size: int = 32, learning_rate: float = 6.25e-5, max_length: int | None = None, warmup: float = 0.002,
                  weight_decay: float = 0.01, lm_weight: float = LM_WEIGHT, dropout: float | None = None,
                  seed: int = 0, max_steps: int | None = None, max_train_examples: int | None = None,
                  max_dev_examples: int | None = None, progress: bool | None = None,
@@ -326,6 +326,8 @@ def finetune_gpt(model_dir, train_path, dev_path=None, task: str = "classificati
     if not hasattr(encoder, "resize_token_embeddings") or getattr(encoder.config, "model_type", "") not in (
             "gpt2", "openai-gpt"):
         raise Word2BertError(f"{model_dir} holds a {type(encoder).__name__}; --model gpt fine-tunes GPT-1 / GPT-2")
+    if max_length is None:  # 128, or the model's positions if it has fewer
+        max_length = min(128, encoder.config.n_positions)
     if max_length > encoder.config.n_positions:
         raise Word2BertError(f"max_length={max_length} exceeds the model's {encoder.config.n_positions} positions")
     examples = read_gpt_task_file(task, train_path)
