@@ -13,8 +13,18 @@ import shutil
 import time
 from pathlib import Path
 
-from word2bert.commands import check_resume_flags, prepare_output_directory, save_or_rescue, say
-from word2bert.commands._contextual import format_metrics, pretrain_group, require_contextual
+from word2bert.commands import (
+    check_resume_flags,
+    prepare_output_directory,
+    save_or_rescue,
+    say,
+)
+from word2bert.commands._contextual import (
+    format_metrics,
+    pretrain_group,
+    read_config_file,
+    require_contextual,
+)
 from word2bert.errors import Word2BertError
 
 PRETRAIN_EPILOG = """examples:
@@ -126,17 +136,7 @@ def build_config(args, vocab_size: int):
     """A BertConfig from --config plus the size flags (flags win)."""
     from word2bert.models.bert import BertConfig
 
-    values = {}
-    if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise Word2BertError(f"--config: file not found: {path}")
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise Word2BertError(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(values, dict):
-            raise Word2BertError(f"{path}: expected a JSON object of BertConfig fields")
+    values = read_config_file(args.config, "BertConfig") if args.config else {}
     defaults = {"num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4}
     for key, value in defaults.items():
         values.setdefault(key, value)
