@@ -4,7 +4,7 @@ classifier trained from random weights, and against fastText's 0.617 (../shared/
 Three runs, each its own command (the CPU budget is shared), each appending one row to
 ``bench/results/ulmfit_wn_lexname.md``:
 
-* ``pretrain``: stage 1, an AWD-LSTM language model trained on PTB for ``--budget`` seconds (PTB, not
+* ``pretrain``: stage 1, an AWD-LSTM language model trained on PTB for ``--budget`` CPU seconds (PTB, not
   enmix: enmix holds WordNet's glosses, the test texts). Saved in ``--workdir``/general.
 * ``ulmfit``: stage 2 (the general model fine-tuned on the training glosses, ``--lm-epochs``) and
   stage 3 (the classifier: concat pooling, gradual unfreezing one group per epoch, discriminative and
@@ -64,10 +64,10 @@ def run_pretrain(args) -> dict:
 
     started = [None]
 
-    def stop(trainer, state):     # --budget seconds of training, from the end of the first step
-        if started[0] is None:
-            started[0] = time.perf_counter()
-        elif time.perf_counter() - started[0] >= args.budget:
+    def stop(trainer, state):     # --budget CPU seconds of training, from the end of the first step
+        if started[0] is None:      # (CPU time: a run paused by another job's measurement keeps its budget)
+            started[0] = time.process_time()
+        elif time.process_time() - started[0] >= args.budget:
             state.total_steps = state.global_step
 
     config = AWDLSTMConfig(**args.sizes)
@@ -117,7 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", choices=["pretrain", "ulmfit", "scratch"])
     parser.add_argument("--workdir", default="/tmp/w2b-ulmfit")
-    parser.add_argument("--budget", type=float, default=900.0, help="seconds of stage-1 training (pretrain)")
+    parser.add_argument("--budget", type=float, default=900.0, help="CPU seconds of stage-1 training (pretrain)")
     parser.add_argument("--steps", type=int, default=None, help="stage-1 optimizer steps instead of --budget")
     parser.add_argument("--train-examples", type=int, default=None, help="a random subset of the training file")
     parser.add_argument("--test-examples", type=int, default=None, help="a random subset of the test file")
