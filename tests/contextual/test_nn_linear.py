@@ -37,7 +37,7 @@ needs_onednn = pytest.mark.skipif(not packed_linear._available(), reason="this t
 
 
 @needs_onednn
-@pytest.mark.parametrize("shape,out_features,bias", [((1, 64), 300, True), ((3, 5, 48), 130, False),
+@pytest.mark.parametrize("shape,out_features,bias", [((2, 64), 300, True), ((3, 5, 48), 130, False),
                                                       ((64, 256), 1000, True), ((7, 33), 8, True)])
 def test_packed_product_equals_f_linear(shape, out_features, bias):
     generator = torch.Generator().manual_seed(3)
@@ -101,10 +101,12 @@ def test_training_goes_through_f_linear_with_identical_gradients():
     assert packed_entries() == []
 
 
-def test_large_inputs_and_other_dtypes_use_f_linear():
+def test_large_inputs_single_rows_and_other_dtypes_use_f_linear():
     weight = torch.randn(10, 6)
     with torch.no_grad():
         linear(torch.randn(packed_linear.MAX_ROWS + 1, 6), weight)
+        linear(torch.randn(1, 6), weight)  # one row: MKL's matrix-vector product
+        linear(torch.randn(1, 1, 6), weight)
         linear(torch.randn(3, 6, dtype=torch.float64), weight.double())
     assert packed_entries() == []
 
