@@ -342,13 +342,15 @@ def test_the_translation_model_draws_every_dropout_mask_with_the_cheap_sampler()
 
 
 @pytest.mark.parametrize("epsilon", [0.0, 0.1])
-def test_fused_output_layer_and_smoothed_loss_match_the_composition(epsilon):
+@pytest.mark.parametrize("zero_bias", [False, True])  # a zero bias (Marian's) takes a product without it
+def test_fused_output_layer_and_smoothed_loss_match_the_composition(epsilon, zero_bias):
     from word2bert.models.transformer import _LabelSmoothedLinearCrossEntropy
 
     generator = torch.Generator().manual_seed(0)
     hidden = torch.randn(7, 5, dtype=torch.float64, generator=generator, requires_grad=True)
     weight = torch.randn(11, 5, dtype=torch.float64, generator=generator, requires_grad=True)
-    bias = torch.randn(11, dtype=torch.float64, generator=generator, requires_grad=True)
+    bias = torch.randn(11, dtype=torch.float64, generator=generator) * (0.0 if zero_bias else 1.0)
+    bias.requires_grad_(True)
     targets = torch.randint(0, 11, (7,), generator=generator)
     loss, nll, correct = _LabelSmoothedLinearCrossEntropy.apply(hidden, weight, bias, targets, epsilon)
     logits = hidden @ weight.T + bias

@@ -208,7 +208,10 @@ class _LabelSmoothedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, epsilon):
         buffer = _LabelSmoothedLinearCrossEntropy._borrow_buffer(hidden.shape[0], weight.shape[0], hidden)
-        torch.addmm(bias, hidden, weight.t(), out=buffer)
+        if bias.any():
+            torch.addmm(bias, hidden, weight.t(), out=buffer)
+        else:  # Marian's final_logits_bias is zeros: skip addmm's copy of it into every row (a pass over N x V)
+            torch.mm(hidden, weight.t(), out=buffer)
         target_logits = buffer.gather(1, targets[:, None]).squeeze(1)
         row_max = buffer.amax(dim=1)
         mean_logits = buffer.mean(dim=1) if epsilon else None
