@@ -139,3 +139,20 @@ def test_gpt_greedy_generation_gives_the_same_tokens_with_and_without_the_screen
         assert torch.equal(screened_tokens, model.generate(prompts, max_new_tokens=24, stop_token_ids=[]).sequences)
     monkeypatch.setattr(screened, "MAX_ROWS", 0)
     assert torch.equal(screened_tokens, model.generate(prompts, max_new_tokens=24, stop_token_ids=[]).sequences)
+
+
+def test_a_kernel_that_cannot_be_built_falls_back(monkeypatch):
+    """An engine that refuses per-row int8 weights (any exception while building) leaves the next kernel."""
+    if screened._dynamic_kernel() is None:
+        pytest.skip("no quantized dynamic linear kernel in this torch")
+    _, dynamic = screened._dynamic_kernel()
+
+    def refusing_prepack(weight, bias):
+        raise AssertionError("per-channel weights are not supported by this engine")
+
+    monkeypatch.setattr(screened, "_dynamic_kernel", lambda: (refusing_prepack, dynamic))
+    weight = torch.randn(400, 16)
+    screen = ArgmaxScreen.for_weight(weight)
+    assert screen is None or screen.kernel == "int8_weight_only"
+    hidden = torch.randn(3, 16)
+    assert torch.equal(screened_argmax(hidden, weight), full_argmax(hidden, weight))
