@@ -67,20 +67,13 @@ def check_model_directory(path, flag: str = "MODEL") -> Path:
     return path
 
 
-def read_config_file(path, class_name: str) -> dict:
+def read_config_file(path) -> dict:
     """The fields of a ``--config`` JSON file (its ``model_type`` dropped: the command decides the class),
-    with a clear message when the file is missing, not JSON, or not an object."""
-    import json
+    read by :func:`~word2bert.interop.huggingface.read_json_object` (a clear message when the file is
+    missing, not JSON, or not an object)."""
+    from word2bert.interop.huggingface import read_json_object
 
-    path = Path(path)
-    if not path.is_file():
-        raise Word2BertError(f"config file not found: {path}")
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise Word2BertError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(values, dict):
-        raise Word2BertError(f"{path}: expected a JSON object of {class_name} fields")
+    values = read_json_object(path)
     values.pop("model_type", None)
     return values
 

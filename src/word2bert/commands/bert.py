@@ -136,7 +136,7 @@ def build_config(args, vocab_size: int):
     """A BertConfig from --config plus the size flags (flags win)."""
     from word2bert.models.bert import BertConfig
 
-    values = read_config_file(args.config, "BertConfig") if args.config else {}
+    values = read_config_file(args.config) if args.config else {}
     defaults = {"num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4}
     for key, value in defaults.items():
         values.setdefault(key, value)

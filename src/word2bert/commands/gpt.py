@@ -122,7 +122,7 @@ def build_config(args, vocab_size: int, eos_id: int):
     from word2bert.models.gpt import GPT2Config, OpenAIGPTConfig
 
     config_class = GPT2Config if args.architecture == "gpt2" else OpenAIGPTConfig
-    values = read_config_file(args.config, config_class.__name__) if args.config else {}
+    values = read_config_file(args.config) if args.config else {}
     for key, value in {"n_layer": 4, "n_embd": 256, "n_head": 4}.items():
         values.setdefault(key, value)
     flags = {"n_layer": args.layers, "n_embd": args.hidden, "n_head": args.heads}

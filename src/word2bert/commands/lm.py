@@ -146,10 +146,9 @@ def language_model_perplexity(model_path, text_path, batch_size: int = 10, bptt:
     config_path = model_path / "config.json"
     if not config_path.is_file():
         raise Word2BertError(f"{model_path} is neither a Kneser-Ney .npz file nor a model directory with config.json")
-    try:
-        model_type = json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
-    except ValueError as exc:
-        raise Word2BertError(f"{config_path}: not valid JSON ({exc})") from None
+    from word2bert.interop.huggingface import read_json_object  # imports torch: only for a model directory
+
+    model_type = read_json_object(config_path).get("model_type")
     if not (model_path / VOCAB_FILE).is_file():
         raise Word2BertError(f"{model_path}: {VOCAB_FILE} is missing")
     vocab = Vocabulary.load(model_path / VOCAB_FILE)

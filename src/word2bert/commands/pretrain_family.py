@@ -190,7 +190,7 @@ def register(commands, train_commands) -> None:
 # ---------------------------------------------------------------------------------- building blocks
 def _config(config_class, args, vocab_size: int, **fixed):
     """A config from --config, the size flags (they win) and ``fixed`` values."""
-    values = read_config_file(args.config, config_class.__name__) if args.config else {}
+    values = read_config_file(args.config) if args.config else {}
     for key, value in {"num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4}.items():
         values.setdefault(key, value)
     flags = {"num_hidden_layers": args.layers, "hidden_size": args.hidden, "num_attention_heads": args.heads,

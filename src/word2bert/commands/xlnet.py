@@ -106,7 +106,7 @@ def build_config(args, vocab_size: int, pad_id: int):
     """An XLNetConfig from --config plus the flags (flags win)."""
     from word2bert.models.xlnet import XLNetConfig
 
-    values = read_config_file(args.config, "XLNetConfig") if args.config else {}
+    values = read_config_file(args.config) if args.config else {}
     for key, value in {"n_layer": 4, "d_model": 256, "n_head": 4}.items():
         values.setdefault(key, value)
     flags = {"n_layer": args.layers, "d_model": args.hidden, "n_head": args.heads, "d_inner": args.ffn,

@@ -200,7 +200,9 @@ def read_json_object(path) -> dict:
         raise Word2BertError(f"config file not found: {path}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except json.JSONDecodeError as error:
+        raise Word2BertError(f"{path}: not valid JSON ({error})") from None
+    except (OSError, UnicodeDecodeError) as error:
         raise Word2BertError(f"cannot read config file {path}: {error}") from None
     if not isinstance(data, dict):
         raise Word2BertError(f"{path}: a config must be a JSON object, got {type(data).__name__}")

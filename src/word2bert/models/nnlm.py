@@ -31,6 +31,7 @@ from word2bert.corpus.lm_corpus import EOS, VOCAB_FILE, check_lm_vocabulary
 from word2bert.corpus.vocab import Vocabulary
 from word2bert.errors import Word2BertError
 from word2bert.fileio import atomic_save, atomic_write
+from word2bert.interop.huggingface import read_json_object
 from word2bert.nn.linear_cross_entropy import linear_cross_entropy
 
 
@@ -162,10 +163,7 @@ class NNLM(nn.Module):
         for path in (config_path, weights_path):
             if not path.is_file():
                 raise Word2BertError(f"{directory} is not an NNLM directory: {path.name} is missing")
-        try:
-            values = json.loads(config_path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise Word2BertError(f"{config_path}: not valid JSON ({exc})") from None
+        values = read_json_object(config_path)
         if values.get("model_type") != cls.model_type:
             raise Word2BertError(f"{config_path}: model_type {values.get('model_type')!r} is not 'nnlm'")
         model = cls(NNLMConfig.from_dict(values))
