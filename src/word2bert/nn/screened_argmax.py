@@ -59,6 +59,16 @@ def _dynamic_kernel():
         return None
 
 
+def _bound(hidden: torch.Tensor, rounded: torch.Tensor, error, norm, kernel: torch.Tensor) -> torch.Tensor:
+    """``B = e ||h|| + n ||h - h~|| + r + d 2^-23 (n + e) ||h||`` per row of ``hidden`` (module doc), with
+    ``e``, ``n`` the rows' quantisation errors and norms (per output row, or their maxima) and ``r`` the
+    kernel's rounding."""
+    hidden_norm = hidden.norm(dim=1, keepdim=True)
+    rounding_norm = (hidden - rounded).norm(dim=1, keepdim=True)
+    return (error * hidden_norm + norm * rounding_norm + kernel
+            + hidden.shape[1] * 2.0 ** -23 * (norm + error) * hidden_norm)
+
+
 class ArgmaxScreen:
     """An int8 screen of ``weight`` (V, d) finding ``argmax(h @ weight.T, -1)`` exactly (see module doc).
 
@@ -137,12 +147,8 @@ class ArgmaxScreen:
 
     def bound(self, hidden: torch.Tensor, approximate: torch.Tensor, rounded: torch.Tensor) -> torch.Tensor:
         """B (broadcastable to (B, V)): |W_i . h - a_i| <= B_i for every row (module doc)."""
-        hidden_norm = hidden.norm(dim=1, keepdim=True)
-        rounding_norm = (hidden - rounded).norm(dim=1, keepdim=True)
-        length = hidden.shape[1]
-        return (self.row_error[None, :] * hidden_norm + self.row_norm[None, :] * rounding_norm
-                + self.kernel_error(approximate, rounded)
-                + length * 2.0 ** -23 * (self.row_norm + self.row_error)[None, :] * hidden_norm)
+        return _bound(hidden, rounded, self.row_error[None, :], self.row_norm[None, :],
+                      self.kernel_error(approximate, rounded))
 
     def candidates(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(rows, columns) of every i with a_i + B_i >= max_k (a_k - B_k), for each row of ``hidden``."""
@@ -180,7 +186,7 @@ class DynamicUint8Screen(ArgmaxScreen):
             per_row = torch._make_per_channel_quantized_tensor(
                 self.quantized, self.scales.double(), torch.zeros(rows, dtype=torch.long), 0)
             self.packed = prepack(per_row, None)
-        self.rows_per_column_max = (self.row_error.max(), self.row_norm.max())
+        self.largest_error_and_norm = (self.row_error.max(), self.row_norm.max())
 
     @classmethod
     def available(cls) -> bool:
@@ -189,8 +195,8 @@ class DynamicUint8Screen(ArgmaxScreen):
     def grid(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(h~, guard): h rounded to s (q - z), q in [0, 127], with s = (max(h, 0) - min(h, 0)) / 127 over
         all rows; the guard row holds the grid's ends -z s and (127 - z) s (and zeros)."""
-        low = hidden.min().clamp(max=0.0)
-        high = hidden.max().clamp(min=0.0)
+        low, high = torch.aminmax(hidden)
+        low, high = low.clamp(max=0.0), high.clamp(min=0.0)
         step = (high - low) / _GRID_LEVELS
         step = torch.where(step > 0, step, torch.ones_like(step))  # h = 0: any grid is exact
         zero = torch.round(-low / step).clamp(0, _GRID_LEVELS)
@@ -214,14 +220,10 @@ class DynamicUint8Screen(ArgmaxScreen):
     def bound(self, hidden: torch.Tensor, approximate: torch.Tensor, rounded: torch.Tensor) -> torch.Tensor:
         """max_i B_i per row (B, 1), with |a_i| <= n_i ||h~|| (1 + 2^-21) in the kernel's term: one bound per
         row, so the candidates need one pass over a."""
-        error_max, norm_max = self.rows_per_column_max
-        hidden_norm = hidden.norm(dim=1, keepdim=True)
-        rounding_norm = (hidden - rounded).norm(dim=1, keepdim=True)
+        error_max, norm_max = self.largest_error_and_norm
         rounded_norm = rounded.norm(dim=1, keepdim=True)
-        length = hidden.shape[1]
         kernel = _KERNEL_ERROR_FACTOR * 2.0 ** -22 * norm_max * rounded_norm * (2.0 + 2.0 ** -21)
-        return (error_max * hidden_norm + norm_max * rounding_norm + kernel
-                + length * 2.0 ** -23 * (norm_max + error_max) * hidden_norm)
+        return _bound(hidden, rounded, error_max, norm_max, kernel)
 
 
 class WeightOnlyInt8Screen(ArgmaxScreen):
