@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from word2bert.static.huffman import build_huffman_tree
-from word2bert.static.kernels import train_cbow_chunk, train_skipgram_chunk
+from word2bert.static.kernels import PrivateHotNodes, _sync_private_rows, train_cbow_chunk, train_skipgram_chunk
 from word2bert.static.sampling import negative_sampling_table
 
 VOCAB, DIM, ALPHA = 7, 12, 0.4
@@ -129,3 +129,78 @@ def test_every_vector_size_gets_its_own_compiled_kernel(dim):
                          negative_sampling_table(counts), tree.codes, tree.points, tree.code_lengths, 2, 3, False,
                          False, np.float32(0.5), np.uint64(1), False, dim)
     assert np.all(np.abs(inputs - before).max(axis=0) > 0)  # every coordinate moved
+
+
+# --- private copies of the hot Huffman nodes (several threads) ---------------------------------
+def test_merging_private_rows_adds_the_private_step_to_the_shared_row():
+    # one hot node (row 0 of 1 shared row); private copy at row 1, its base at row 2
+    matrix = np.array([[1.0, 3.0],   # shared: another thread moved it from (1, 2) to (1, 3) meanwhile
+                       [1.5, 2.0],   # private: this thread moved it from its base by (0.5, 0)
+                       [1.0, 2.0]],  # base: the shared row when this thread last merged
+                      np.float32)
+    _sync_private_rows(matrix, 0, 1, 1, True, 2)
+    np.testing.assert_array_equal(matrix, [[1.5, 3.0]] * 3)  # both steps kept; both copies restart there
+    matrix[1] = [2.0, 3.0]
+    _sync_private_rows(matrix, 0, 1, 1, False, 2)
+    np.testing.assert_array_equal(matrix[0], [2.0, 3.0])
+    np.testing.assert_array_equal(matrix[2], [1.5, 3.0])  # without refresh the copies are left as they were
+
+
+@pytest.mark.parametrize("sg", [1, 0])
+def test_private_hot_nodes_give_one_thread_the_same_model(sg):
+    # alone, a thread working on private copies and merging them sees exactly its own steps
+    counts = np.array([9, 7, 6, 5, 4, 3, 2])
+    tree = build_huffman_tree(counts)
+    table = negative_sampling_table(counts)
+    inputs, output_ns, output_hs = start_weights(tree.n_inner)
+    _, shared_inputs, _, shared_hs = run_kernel(sg, "hs", inputs, output_ns, output_hs, tree, table)
+    hot = PrivateHotNodes(output_hs.astype(np.float32), threads=2, n_hot=3)
+    rows = hot.rows()
+    assert rows == (tree.n_inner - 3, tree.n_inner, tree.n_inner - (tree.n_inner - 3))
+    tokens, offsets = corpus()
+    private_inputs = inputs.astype(np.float32)
+    args = (private_inputs, output_ns.astype(np.float32), hot.matrix, tokens, offsets, 0, len(SENTENCES),
+            np.ones(VOCAB, np.float32), table, tree.codes, tree.points, tree.code_lengths, 1, 0, True, False)
+    if sg:
+        train_skipgram_chunk(*args, np.float32(ALPHA), np.uint64(5), True, DIM, private_rows=rows)
+    else:
+        train_cbow_chunk(*args, True, np.float32(ALPHA), np.uint64(5), True, DIM, private_rows=rows)
+    assert np.abs(hot.shared - output_hs).max() > 0.05
+    np.testing.assert_allclose(hot.shared, shared_hs, atol=1e-5)
+    np.testing.assert_allclose(private_inputs, shared_inputs, atol=1e-5)
+
+
+def test_each_thread_gets_its_own_private_rows():
+    import threading
+
+    output_hs = np.arange(20, dtype=np.float32).reshape(10, 2)
+    hot = PrivateHotNodes(output_hs, threads=2, n_hot=4)
+    assert hot.matrix.shape == (10 + 2 * 2 * 4, 2)
+    np.testing.assert_array_equal(hot.shared, output_hs)
+    assert np.shares_memory(hot.shared, hot.matrix)
+    seen = {}
+    turn = [threading.Event() for _ in range(3)]
+    alive = threading.Barrier(3)  # the three threads live together (a finished thread's id can be reused)
+
+    def ask(i):
+        if i:
+            turn[i - 1].wait()
+        seen[i] = (hot.rows(), hot.rows())
+        turn[i].set()
+        alive.wait()
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (a, a_again), (b, b_again), (c, _) = seen[0], seen[1], seen[2]
+    assert a == a_again and b == b_again
+    assert c is None  # more threads than slots: the last one writes the shared rows
+    ranges = []
+    for hot_start, hot_end, shift in (a, b):
+        assert (hot_start, hot_end) == (6, 10)
+        private = np.arange(hot_start, hot_end) + shift
+        ranges.append(set(private) | set(private + 4))  # private copies and their bases
+        assert min(ranges[-1]) >= 10 and max(ranges[-1]) < hot.matrix.shape[0]
+    assert not ranges[0] & ranges[1]

@@ -31,6 +31,7 @@ call, so threads never share them) and keep the signatures the kernel tests call
 from __future__ import annotations
 
 import functools
+import threading
 
 import numba
 import numpy as np
@@ -51,8 +52,11 @@ from word2bert.static.losses import (
     negative_decisions,
     word2vec_outputs,
 )
-from word2bert.static.native import ENTRY_JIT, JIT, SOURCE_STAMP, TINY_JIT, prefetch_row, readonly
+from word2bert.static.native import ENTRY_JIT, JIT, SOURCE_STAMP, TINY_JIT, prefetch_row, readonly, writable
 from word2bert.static.sampling import random_int, subsample
+
+PRIVATE_MERGE_WORDS = 1000  # words between merges of a thread's private hot nodes (see _word2vec_chunk)
+HOT_NODES = 64  # Huffman inner nodes nearest the root that each thread copies (16 already removed the contention)
 
 __all__ = ["LOSS_NS", "LOSS_HS", "LOSS_SOFTMAX", "LOSS_OVA", "LOSS_NAMES", "train_skipgram_chunk", "train_cbow_chunk",
            "subword_chunk", "supervised_chunk", "document_chunk", "train_bag", "bag_means", "dummy_tree",
@@ -101,6 +105,42 @@ def _next_negatives(ns_ids, ns_labels, next_ids, next_labels, next_m, kept, i, n
 
 
 @numba.njit(**TINY_JIT)
+def _path_decisions(word, codes, points, code_lengths, hot_start, hot_end, shift, hs_ids, hs_labels):
+    """``word``'s Huffman path as decisions ``hs_ids/hs_labels`` (labels ``1 - code``), with every inner
+    node in ``[hot_start, hot_end)`` replaced by its private row ``node + shift``. Returns their number."""
+    length = code_lengths[word]
+    for k in range(length):
+        node = points[word, k]
+        if node >= hot_start and node < hot_end:
+            node += shift
+        hs_ids[k] = node
+        hs_labels[k] = np.float32(1.0) - codes[word, k]
+    return length
+
+
+@numba.njit(**JIT)
+def _sync_private_rows(output_hs, hot_start, hot_end, shift, refresh, dim):
+    """Merge a thread's private copies of the hot inner nodes into the shared rows.
+
+    Private row ``p = x + shift`` of node ``x`` has moved from its base copy ``q = p + (hot_end -
+    hot_start)`` (the shared row when last merged); the shared row takes that step,
+    ``v_x += v_p - v_q``, and with ``refresh`` both copies restart from the merged row. A first call
+    with ``refresh`` on a fresh thread (``v_p = v_q``) only copies the shared rows in.
+    """
+    n_hot = hot_end - hot_start
+    for x in range(hot_start, hot_end):
+        shared = np.uint64(x)
+        private = np.uint64(x + shift)
+        base = np.uint64(x + shift + n_hot)
+        for i in range(dim):
+            merged = output_hs[shared, i] + (output_hs[private, i] - output_hs[base, i])
+            output_hs[shared, i] = merged
+            if refresh:
+                output_hs[private, i] = merged
+                output_hs[base, i] = merged
+
+
+@numba.njit(**TINY_JIT)
 def _sum_rows(matrix, ids, count, out, dim):
     """``out[0] = sum_b matrix[ids[b]]`` over ``b < count``, two rows per pass (half the loads and
     stores of ``out``)."""
@@ -123,7 +163,7 @@ def _sum_rows(matrix, ids, count, out, dim):
 @numba.njit(**JIT)
 def _word2vec_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end, keep_prob,
                     table, codes, points, code_lengths, window, negative, mode, skipgram, cbow_mean, alpha, state,
-                    compute_loss, work, dim):
+                    compute_loss, hot_start, hot_end, private_shift, work, dim):
     """word2vec over sentences ``[sentence_start, sentence_end)``; returns (loss, examples, words, state).
 
     Per sentence the words are subsampled (dropped words take no window position), then every
@@ -142,16 +182,37 @@ def _word2vec_chunk(input_vectors, output_ns, output_hs, tokens, offsets, senten
 
     ``words`` counts the words kept by subsampling. ``mode`` picks the output layers
     (:func:`~word2bert.static.losses.word2vec_outputs`); ``dim`` is ``input_vectors.shape[1]``.
+
+    Private hot nodes (``private_shift > 0``, hierarchical softmax with several threads): every
+    Huffman path starts at the root, so the inner nodes near it (``[hot_start, hot_end)``, the
+    last created) are written by every example of every thread, and two threads writing the same
+    rows make each core wait for the other's cache lines (measured: 2 threads took 1.4x as long
+    as with private output rows). Each call works on its own copies of those rows
+    (``output_hs[node + private_shift]``) and merges their steps into the shared rows every
+    ``PRIVATE_MERGE_WORDS`` words and at its end (:func:`_sync_private_rows`): the other rows stay
+    Hogwild as in word2vec.c; the hot ones see the other thread's steps up to that many words late.
     """
     kept, context, grad, coef, ns_ids, ns_labels, next_ids, next_labels, hs_ids, hs_labels, hidden, hidden_id, \
         scores = work
+    use_hs = mode == MODE_HS or mode == MODE_NS_HS
+    private = use_hs and private_shift > 0
+    if private:
+        _sync_private_rows(output_hs, hot_start, hot_end, private_shift, np.bool_(True), dim)
+    else:
+        private_shift = 0
     next_m = 0
     loss = 0.0
     examples = 0
     words = 0
+    unmerged = 0
     for s in range(sentence_start, sentence_end):
         n, state = subsample(tokens, offsets[s], offsets[s + 1], keep_prob, kept, state)
         words += n
+        if private:
+            unmerged += n
+            if unmerged >= PRIVATE_MERGE_WORDS:
+                _sync_private_rows(output_hs, hot_start, hot_end, private_shift, np.bool_(True), dim)
+                unmerged = 0
         if n < 2:
             continue  # no context
         if negative > 0:
@@ -162,12 +223,16 @@ def _word2vec_chunk(input_vectors, output_ns, output_hs, tokens, offsets, senten
             if negative > 0:
                 m, next_m, state = _next_negatives(ns_ids, ns_labels, next_ids, next_labels, next_m, kept, i, n, table,
                                                    negative, output_ns, state, dim)
+            n_hs = 0
+            if use_hs:
+                n_hs = _path_decisions(centre, codes, points, code_lengths, hot_start, hot_end, private_shift, hs_ids,
+                                       hs_labels)
             n_ctx, state = _context(kept, n, i, window, context, state)
             if skipgram:
                 examples += n_ctx
-                loss += word2vec_outputs(mode, input_vectors, context, n_ctx, output_ns, output_hs, centre, ns_ids,
-                                         ns_labels, m, codes, points, code_lengths, alpha, grad, coef, hs_ids,
-                                         hs_labels, hidden, scores, compute_loss, dim)
+                loss += word2vec_outputs(mode, input_vectors, context, np.int64(n_ctx), output_ns, output_hs, centre,
+                                         ns_ids, ns_labels, np.int64(m), hs_ids, hs_labels, np.int64(n_hs), alpha, grad,
+                                         coef, hidden, scores, compute_loss, dim)
                 for b in range(n_ctx):
                     row = np.uint64(context[b])
                     for j in range(dim):
@@ -180,15 +245,17 @@ def _word2vec_chunk(input_vectors, output_ns, output_hs, tokens, offsets, senten
                     scale = np.float32(1.0) / n_ctx
                     for j in range(dim):
                         hidden[0, j] *= scale
-                loss += word2vec_outputs(mode, hidden, hidden_id, 1, output_ns, output_hs, centre, ns_ids, ns_labels,
-                                         m, codes, points, code_lengths, alpha, grad, coef, hs_ids, hs_labels, hidden,
-                                         scores, compute_loss, dim)
+                loss += word2vec_outputs(mode, hidden, hidden_id, np.int64(1), output_ns, output_hs, centre, ns_ids,
+                                         ns_labels, np.int64(m), hs_ids, hs_labels, np.int64(n_hs), alpha, grad, coef,
+                                         hidden, scores, compute_loss, dim)
                 for b in range(n_ctx):
                     row = np.uint64(context[b])
                     for j in range(dim):
                         input_vectors[row, j] += grad[0, j]
                 for j in range(dim):
                     grad[0, j] = 0.0
+    if private:
+        _sync_private_rows(output_hs, hot_start, hot_end, private_shift, np.bool_(False), dim)
     return loss, examples, words, state
 
 
@@ -208,11 +275,11 @@ def _word2vec_work(offsets, sentence_start, sentence_end, window, negative, n_ou
 def _word2vec_for(dim: int, mode: int, skipgram: bool):
     def word2vec_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end, keep_prob,
                        table, codes, points, code_lengths, window, negative, cbow_mean, alpha, state, compute_loss,
-                       work):
+                       hot_start, hot_end, private_shift, work):
         _ = SOURCE_STAMP
         return _word2vec_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
                                keep_prob, table, codes, points, code_lengths, window, negative, mode, skipgram,
-                               cbow_mean, alpha, state, compute_loss, work, dim)
+                               cbow_mean, alpha, state, compute_loss, hot_start, hot_end, private_shift, work, dim)
 
     return numba.njit(**ENTRY_JIT)(word2vec_chunk)
 
@@ -228,8 +295,10 @@ def word2vec_mode(negative: int, hs: bool, softmax: bool) -> int:
 
 def _word2vec_call(skipgram, input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
                    keep_prob, table, codes, points, code_lengths, window, negative, use_hs, use_softmax, cbow_mean,
-                   alpha, state, compute_loss, dim):
-    """The compiled kernel and its arguments, with the types every call uses (one signature)."""
+                   alpha, state, compute_loss, dim, private_rows=None):
+    """The compiled kernel and its arguments, with the types every call uses (one signature).
+    ``private_rows`` is ``(hot_start, hot_end, private_shift)`` (see :func:`_word2vec_chunk`) or None."""
+    hot_start, hot_end, private_shift = private_rows if private_rows is not None else (0, 0, 0)
     dim = int(dim)
     kernel = _word2vec_for(dim, word2vec_mode(int(negative), bool(use_hs), bool(use_softmax)), bool(skipgram))
     work = _word2vec_work(offsets, int(sentence_start), int(sentence_end), int(window), int(negative),
@@ -238,11 +307,12 @@ def _word2vec_call(skipgram, input_vectors, output_ns, output_hs, tokens, offset
                     np.int64(sentence_start), np.int64(sentence_end), readonly(keep_prob, np.float32),
                     readonly(table, np.uint64), readonly(codes, np.uint8), readonly(points, np.int32),
                     readonly(code_lengths, np.int32), np.int64(window), np.int64(negative), bool(cbow_mean),
-                    np.float32(alpha), np.uint64(state), bool(compute_loss), work)
+                    np.float32(alpha), np.uint64(state), bool(compute_loss), np.int64(hot_start), np.int64(hot_end),
+                    np.int64(private_shift), work)
 
 
-def _word2vec(*args):
-    kernel, arguments = _word2vec_call(*args)
+def _word2vec(*args, private_rows=None):
+    kernel, arguments = _word2vec_call(*args, private_rows=private_rows)
     return kernel(*arguments)
 
 
@@ -258,22 +328,59 @@ def warm_word2vec(dim: int, negative: int, hs: bool, softmax: bool, skipgram: bo
 
 def train_skipgram_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end, keep_prob,
                          table, codes, points, code_lengths, window, negative, use_hs, use_softmax, alpha, state,
-                         compute_loss, dim):
+                         compute_loss, dim, private_rows=None):
     """Skip-gram over sentences ``[sentence_start, sentence_end)`` (see :func:`_word2vec_chunk`), compiled
-    for ``dim`` and the output layers in use; returns (loss, examples, words, state)."""
+    for ``dim`` and the output layers in use; returns (loss, examples, words, state). ``private_rows``:
+    ``(hot_start, hot_end, private_shift)``, this thread's copies of the hot Huffman nodes, or None."""
     return _word2vec(True, input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
                      keep_prob, table, codes, points, code_lengths, window, negative, use_hs, use_softmax, False, alpha,
-                     state, compute_loss, dim)
+                     state, compute_loss, dim, private_rows=private_rows)
 
 
 def train_cbow_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end, keep_prob,
                      table, codes, points, code_lengths, window, negative, use_hs, use_softmax, cbow_mean, alpha, state,
-                     compute_loss, dim):
+                     compute_loss, dim, private_rows=None):
     """CBOW over sentences ``[sentence_start, sentence_end)`` (see :func:`_word2vec_chunk`), compiled for
-    ``dim`` and the output layers in use; returns (loss, examples, words, state)."""
+    ``dim`` and the output layers in use; returns (loss, examples, words, state). ``private_rows`` as
+    for :func:`train_skipgram_chunk`."""
     return _word2vec(False, input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
                      keep_prob, table, codes, points, code_lengths, window, negative, use_hs, use_softmax, cbow_mean,
-                     alpha, state, compute_loss, dim)
+                     alpha, state, compute_loss, dim, private_rows=private_rows)
+
+
+class PrivateHotNodes:
+    """Each training thread's own copies of the hot inner nodes of the hierarchical-softmax output
+    matrix (see :func:`_word2vec_chunk`): the ``n_hot`` nodes nearest the root, the last created
+    (``[n_inner - n_hot, n_inner)``).
+
+    ``matrix`` is the output matrix with, after its ``n_inner`` shared rows, two rows per hot node
+    and thread (the private copy, then its base copy); ``shared`` is the view of its first
+    ``n_inner`` rows, which the model keeps as its output matrix. :meth:`rows` gives the calling
+    thread its ``(hot_start, hot_end, private_shift)``, the same every call from that thread.
+    """
+
+    def __init__(self, output_hs: np.ndarray, threads: int, n_hot: int = HOT_NODES):
+        n_inner, dim = output_hs.shape
+        self.n_hot = min(int(n_hot), n_inner)
+        self.threads = int(threads)
+        self.matrix = np.zeros((n_inner + self.threads * 2 * self.n_hot, dim), np.float32)
+        self.matrix[:n_inner] = output_hs
+        self.shared = self.matrix[:n_inner]
+        self._slots: dict = {}
+        self._lock = threading.Lock()
+
+    def rows(self):
+        """``(hot_start, hot_end, private_shift)`` for the calling thread; None once every slot is taken
+        by other threads (that thread then writes the shared rows, as word2vec.c does)."""
+        n_inner = self.shared.shape[0]
+        with self._lock:
+            slot = self._slots.get(threading.get_ident())
+            if slot is None:
+                if len(self._slots) >= self.threads:
+                    return None
+                slot = self._slots[threading.get_ident()] = len(self._slots)
+        hot_start = n_inner - self.n_hot
+        return hot_start, n_inner, n_inner + slot * 2 * self.n_hot - hot_start
 
 
 # ---------------------------------------------------------------------------------------
@@ -639,7 +746,7 @@ def _subword_call(input_vectors, output_vectors, tokens, sentence_offsets, first
     hidden, grad = _rows(dim)
     return _subword_for(dim, kind), (
         input_vectors, output_vectors, readonly(tokens, np.int32), readonly(sentence_offsets, np.int64),
-        np.int64(first), np.int64(last), readonly(subword_offsets, np.int64), readonly(subword_rows, np.int32),
+        np.int64(first), np.int64(last), readonly(subword_offsets, np.int64), writable(subword_rows, np.int32),
         readonly(keep_probability, np.float32), np.int64(window), bool(skipgram), np.int64(negative),
         readonly(table, np.uint64), readonly(codes, np.uint8), readonly(points, np.int32),
         readonly(code_lengths, np.int32), np.float64(alpha_start), np.float64(alpha_end), np.int64(seed),
@@ -712,7 +819,7 @@ def _document_call(input_vectors, output_vectors, tokens, sentence_offsets, firs
     hidden, grad = _rows(dim)
     return _document_for(dim, kind), (
         input_vectors, output_vectors, readonly(tokens, np.int32), readonly(sentence_offsets, np.int64),
-        np.int64(first), np.int64(last), readonly(tag_offsets, np.int64), readonly(tag_rows, np.int32),
+        np.int64(first), np.int64(last), readonly(tag_offsets, np.int64), writable(tag_rows, np.int32),
         readonly(keep_probability, np.float32), np.int64(window), bool(dm), bool(dm_mean), bool(train_words),
         np.int64(negative), readonly(table, np.uint64), readonly(codes, np.uint8), readonly(points, np.int32),
         readonly(code_lengths, np.int32), np.float64(alpha_start), np.float64(alpha_end), np.int64(seed),

@@ -42,6 +42,11 @@ MODE_HS = 2
 MODE_NS_HS = 3
 MODE_SOFTMAX = 4
 
+# Counts and positions passed to logistic_block go through int64(): numba compiles a jitted callee
+# once per distinct argument type, and a literal (``0``, ``1``, or a count whose type inference
+# has not settled) is a type of its own, so without it the block compiled six times per kernel.
+_int64 = np.int64
+
 # word2vec.c's EXP_TABLE (fastText tabulates sigmoid and log the same way): sigma and -log sigma on
 # [-MAX_EXP, MAX_EXP) at the midpoints of SIGMOID_TABLE_SIZE cells, saturated outside. Error
 # < 12/4096 * max sigma' < 8e-4 for sigma, < 0.0025 for -log sigma.
@@ -246,7 +251,7 @@ def _logistic_targets(hidden, outputs, targets, target_start, target_count, kind
     for t in range(target_count):
         if t > 0:
             _move_hidden(hidden, hidden_start, grad, step_scale, dim)
-        loss += logistic_block(hidden, one_row, 1, outputs, out_ids, labels, first, block_ends[t], alpha, grad, coef,
+        loss += logistic_block(hidden, one_row, _int64(1), outputs, out_ids, labels, _int64(first), _int64(block_ends[t]), alpha, grad, coef,
                                skip_saturated, update_output, True, dim)
         first = block_ends[t]
     return loss, state
@@ -278,7 +283,7 @@ def _one_vs_all(hidden, outputs, targets, target_start, target_count, alpha, gra
         labels[k] = 0.0
     for t in range(target_start, target_start + target_count):
         labels[targets[t]] = 1.0
-    return logistic_block(hidden, one_row, 1, outputs, out_ids, labels, 0, m, alpha, grad, coef, skip_saturated,
+    return logistic_block(hidden, one_row, _int64(1), outputs, out_ids, labels, _int64(0), _int64(m), alpha, grad, coef, skip_saturated,
                           update_output, True, dim)
 
 
@@ -349,11 +354,12 @@ def bag_work(kind, negative, n_outputs, max_targets, dim):
 # ---------------------------------------------------------------------------------------
 # the output layers of one word2vec centre word
 # ---------------------------------------------------------------------------------------
-def word2vec_outputs(mode, inputs, in_ids, n_in, output_ns, output_hs, centre, ns_ids, ns_labels, n_ns, codes, points,
-                     code_lengths, alpha, grad, coef, hs_ids, hs_labels, hidden, scores, compute_loss, dim):
+def word2vec_outputs(mode, inputs, in_ids, n_in, output_ns, output_hs, centre, ns_ids, ns_labels, n_ns, hs_ids,
+                     hs_labels, n_hs, alpha, grad, coef, hidden, scores, compute_loss, dim):
     """word2vec's output layers for one centre word, with hidden rows ``inputs[in_ids[:n_in]]``: the
-    ``n_ns`` negative-sampling decisions ``ns_ids/ns_labels`` (the centre and its negatives, shared
-    by the ``n_in`` rows), the centre's Huffman path, both, or the full softmax per row.
+    ``n_ns`` negative-sampling decisions ``ns_ids/ns_labels`` (the centre and its negatives), the
+    ``n_hs`` decisions of the centre's Huffman path ``hs_ids/hs_labels`` (:func:`huffman_decisions`),
+    both, or the full softmax per row; the decisions are shared by the ``n_in`` rows.
     ``alpha * d log L / d u_b`` goes to ``grad[b]``. Returns ``-log L``. Compiled jitted code only
     (an ``overload``): a literal ``mode`` compiles only its layers."""
     raise NotImplementedError("word2vec_outputs runs inside numba-compiled kernels only")
@@ -371,52 +377,43 @@ def _word2vec_softmax(inputs, in_ids, n_in, output_ns, centre, alpha, grad, hidd
     return loss
 
 
-@numba.njit(**JIT)
-def _word2vec_hs(inputs, in_ids, n_in, output_hs, centre, codes, points, code_lengths, alpha, grad, coef, hs_ids,
-                 hs_labels, compute_loss, dim):
-    """Hierarchical softmax: the centre's Huffman path against every hidden row."""
-    length = huffman_decisions(centre, codes, points, code_lengths, hs_ids, hs_labels, 0)
-    return logistic_block(inputs, in_ids, n_in, output_hs, hs_ids, hs_labels, 0, length, alpha, grad, coef, True, True,
-                          compute_loss, dim)
-
-
 @overload(word2vec_outputs, prefer_literal=True, jit_options=JIT)
-def _word2vec_outputs(mode, inputs, in_ids, n_in, output_ns, output_hs, centre, ns_ids, ns_labels, n_ns, codes,
-                      points, code_lengths, alpha, grad, coef, hs_ids, hs_labels, hidden, scores, compute_loss, dim):
+def _word2vec_outputs(mode, inputs, in_ids, n_in, output_ns, output_hs, centre, ns_ids, ns_labels, n_ns, hs_ids,
+                      hs_labels, n_hs, alpha, grad, coef, hidden, scores, compute_loss, dim):
     chosen = mode.literal_value if isinstance(mode, types.IntegerLiteral) else None
 
-    def ns(mode, inputs, in_ids, n_in, output_ns, output_hs, centre, ns_ids, ns_labels, n_ns, codes, points,
-           code_lengths, alpha, grad, coef, hs_ids, hs_labels, hidden, scores, compute_loss, dim):
-        return logistic_block(inputs, in_ids, n_in, output_ns, ns_ids, ns_labels, 0, n_ns, alpha, grad, coef, False,
-                              True, compute_loss, dim)
+    def ns(mode, inputs, in_ids, n_in, output_ns, output_hs, centre, ns_ids, ns_labels, n_ns, hs_ids, hs_labels, n_hs,
+           alpha, grad, coef, hidden, scores, compute_loss, dim):
+        return logistic_block(inputs, in_ids, _int64(n_in), output_ns, ns_ids, ns_labels, _int64(0), _int64(n_ns),
+                              alpha, grad, coef, False, True, compute_loss, dim)
 
-    def hs(mode, inputs, in_ids, n_in, output_ns, output_hs, centre, ns_ids, ns_labels, n_ns, codes, points,
-           code_lengths, alpha, grad, coef, hs_ids, hs_labels, hidden, scores, compute_loss, dim):
-        return _word2vec_hs(inputs, in_ids, n_in, output_hs, centre, codes, points, code_lengths, alpha, grad, coef,
-                            hs_ids, hs_labels, compute_loss, dim)
+    def hs(mode, inputs, in_ids, n_in, output_ns, output_hs, centre, ns_ids, ns_labels, n_ns, hs_ids, hs_labels, n_hs,
+           alpha, grad, coef, hidden, scores, compute_loss, dim):
+        return logistic_block(inputs, in_ids, _int64(n_in), output_hs, hs_ids, hs_labels, _int64(0), _int64(n_hs),
+                              alpha, grad, coef, True, True, compute_loss, dim)
 
-    def ns_hs(mode, inputs, in_ids, n_in, output_ns, output_hs, centre, ns_ids, ns_labels, n_ns, codes, points,
-              code_lengths, alpha, grad, coef, hs_ids, hs_labels, hidden, scores, compute_loss, dim):
-        loss = logistic_block(inputs, in_ids, n_in, output_ns, ns_ids, ns_labels, 0, n_ns, alpha, grad, coef, False,
-                              True, compute_loss, dim)
-        return loss + _word2vec_hs(inputs, in_ids, n_in, output_hs, centre, codes, points, code_lengths, alpha, grad,
-                                   coef, hs_ids, hs_labels, compute_loss, dim)
+    def ns_hs(mode, inputs, in_ids, n_in, output_ns, output_hs, centre, ns_ids, ns_labels, n_ns, hs_ids, hs_labels,
+              n_hs, alpha, grad, coef, hidden, scores, compute_loss, dim):
+        loss = logistic_block(inputs, in_ids, _int64(n_in), output_ns, ns_ids, ns_labels, _int64(0), _int64(n_ns),
+                              alpha, grad, coef, False, True, compute_loss, dim)
+        return loss + logistic_block(inputs, in_ids, _int64(n_in), output_hs, hs_ids, hs_labels, _int64(0),
+                                     _int64(n_hs), alpha, grad, coef, True, True, compute_loss, dim)
 
-    def softmax_(mode, inputs, in_ids, n_in, output_ns, output_hs, centre, ns_ids, ns_labels, n_ns, codes, points,
-                 code_lengths, alpha, grad, coef, hs_ids, hs_labels, hidden, scores, compute_loss, dim):
+    def softmax_(mode, inputs, in_ids, n_in, output_ns, output_hs, centre, ns_ids, ns_labels, n_ns, hs_ids, hs_labels,
+                 n_hs, alpha, grad, coef, hidden, scores, compute_loss, dim):
         return _word2vec_softmax(inputs, in_ids, n_in, output_ns, centre, alpha, grad, hidden, scores, dim)
 
-    def any_mode(mode, inputs, in_ids, n_in, output_ns, output_hs, centre, ns_ids, ns_labels, n_ns, codes, points,
-                 code_lengths, alpha, grad, coef, hs_ids, hs_labels, hidden, scores, compute_loss, dim):
+    def any_mode(mode, inputs, in_ids, n_in, output_ns, output_hs, centre, ns_ids, ns_labels, n_ns, hs_ids, hs_labels,
+                 n_hs, alpha, grad, coef, hidden, scores, compute_loss, dim):
         if mode == MODE_SOFTMAX:
             return _word2vec_softmax(inputs, in_ids, n_in, output_ns, centre, alpha, grad, hidden, scores, dim)
         loss = 0.0
         if mode == MODE_NS or mode == MODE_NS_HS:
-            loss += logistic_block(inputs, in_ids, n_in, output_ns, ns_ids, ns_labels, 0, n_ns, alpha, grad, coef,
-                                   False, True, compute_loss, dim)
+            loss += logistic_block(inputs, in_ids, _int64(n_in), output_ns, ns_ids, ns_labels, _int64(0), _int64(n_ns),
+                                   alpha, grad, coef, False, True, compute_loss, dim)
         if mode == MODE_HS or mode == MODE_NS_HS:
-            loss += _word2vec_hs(inputs, in_ids, n_in, output_hs, centre, codes, points, code_lengths, alpha, grad,
-                                 coef, hs_ids, hs_labels, compute_loss, dim)
+            loss += logistic_block(inputs, in_ids, _int64(n_in), output_hs, hs_ids, hs_labels, _int64(0),
+                                   _int64(n_hs), alpha, grad, coef, True, True, compute_loss, dim)
         return loss
 
     return {MODE_NS: ns, MODE_HS: hs, MODE_NS_HS: ns_hs, MODE_SOFTMAX: softmax_}.get(chosen, any_mode)

@@ -100,6 +100,17 @@ def readonly(array, dtype) -> "np.ndarray":
     return view
 
 
+def writable(array, dtype) -> "np.ndarray":
+    """``array`` as a C-contiguous writable array of ``dtype`` (copied only when it is not one). For
+    the index arrays a kernel passes to the same callee as a scratch buffer it fills itself (the
+    n-gram rows of a word, the tag rows of a document): both then have one type, where a read-only
+    one would compile that callee a second time (1.2 s on a first run)."""
+    import numpy as np
+
+    array = np.ascontiguousarray(array, dtype=dtype)
+    return array if array.flags.writeable else array.copy()
+
+
 def load_cached(dispatcher, args) -> bool:
     """Whether ``dispatcher`` has (now) a compiled version for ``args``: already in this process, or
     loaded from numba's on-disk cache. Never compiles."""

@@ -317,6 +317,11 @@ class Word2Vec:
         dummy = np.zeros((1, self.vector_size), np.float32)
         out_ns = self.output_vectors_ns if self.output_vectors_ns is not None else dummy
         out_hs = self.output_vectors_hs if self.output_vectors_hs is not None else dummy
+        hot_nodes = None
+        if self.hs and self.workers > 1:  # each thread its own copies of the nodes near the root
+            hot_nodes = kernels.PrivateHotNodes(self.output_vectors_hs, self.workers)
+            self.output_vectors_hs = hot_nodes.shared
+            out_hs = hot_nodes.matrix
         chunk = kernels.train_skipgram_chunk if self.sg else kernels.train_cbow_chunk
         bar = self._bar(int(corpus.raw_word_count * epochs), "word2vec", "word")
 
@@ -324,11 +329,13 @@ class Word2Vec:
             alpha = np.float32(max(end_alpha, job.alpha_start))
             args = (self.input_vectors, out_ns, out_hs, tokens, offsets, job.first, job.last, self._keep, self._table,
                     codes, points, lengths, self.window, self.negative, bool(self.hs), self.softmax)
+            private_rows = hot_nodes.rows() if hot_nodes is not None else None
             if self.sg:
-                loss, examples, effective, _ = chunk(*args, alpha, job.seed, self.compute_loss, self.vector_size)
+                loss, examples, effective, _ = chunk(*args, alpha, job.seed, self.compute_loss, self.vector_size,
+                                                     private_rows=private_rows)
             else:
                 loss, examples, effective, _ = chunk(*args, bool(self.cbow_mean), alpha, job.seed, self.compute_loss,
-                                                     self.vector_size)
+                                                     self.vector_size, private_rows=private_rows)
             raw = int(round(float(offsets[job.last] - offsets[job.first]) * raw_per_token))
             bar.set_postfix(lr=f"{float(alpha):.5f}", refresh=False)
             return loss, examples, raw, effective
