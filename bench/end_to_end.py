@@ -341,7 +341,9 @@ def end_to_end(args, rows, tmp, env, corpus, train, test, small, small_train) ->
                            f"needed, --max-minutes {args.max_minutes})")
                 continue
             unit_started = time.perf_counter()
-            warm_env = dict(env, NUMBA_CACHE_DIR=str(warm_cache))
+            # one warm cache per row: two rows' first runs write the same index file (one closure, other
+            # captured constants), so a shared copy kept only the last row's entry and a warm run recompiled
+            warm_env = dict(env, NUMBA_CACHE_DIR=str(warm_cache / row))
             for name, make in peers.items():
                 wall, quality_, timings = measure_peer(make, seed, tmp, env, args, kind, row)
                 store["runs"].append(dict(row=row, tool=name, column="peer", seed=seed, wall=wall, quality=quality_,
@@ -350,7 +352,7 @@ def end_to_end(args, rows, tmp, env, corpus, train, test, small, small_train) ->
             fresh = tmp / f"numba-fresh-{row}-{seed}"
             wall_first, output_first = run(ours(seed, out), dict(env, NUMBA_CACHE_DIR=str(fresh)), tmp)
             if row not in warmed:  # the warm cache: what the first run left (what a user's second run finds)
-                shutil.copytree(fresh, warm_cache, dirs_exist_ok=True)
+                shutil.copytree(fresh, warm_cache / row, dirs_exist_ok=True)
                 warmed.add(row)
             shutil.rmtree(fresh, ignore_errors=True)
             store["runs"].append(dict(row=row, tool="word2bert", column="first", seed=seed, wall=wall_first,
