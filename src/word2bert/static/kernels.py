@@ -49,6 +49,7 @@ from word2bert.static.losses import (
     MODE_SOFTMAX,
     bag_targets,
     bag_work,
+    huffman_decisions,
     negative_decisions,
     word2vec_outputs,
 )
@@ -106,15 +107,12 @@ def _next_negatives(ns_ids, ns_labels, next_ids, next_labels, next_m, kept, i, n
 
 @numba.njit(**TINY_JIT)
 def _path_decisions(word, codes, points, code_lengths, hot_start, hot_end, shift, hs_ids, hs_labels):
-    """``word``'s Huffman path as decisions ``hs_ids/hs_labels`` (labels ``1 - code``), with every inner
-    node in ``[hot_start, hot_end)`` replaced by its private row ``node + shift``. Returns their number."""
-    length = code_lengths[word]
+    """``word``'s Huffman path as decisions ``hs_ids/hs_labels`` (:func:`huffman_decisions`), with every
+    inner node in ``[hot_start, hot_end)`` replaced by its private row ``node + shift``. Returns their number."""
+    length = huffman_decisions(word, codes, points, code_lengths, hs_ids, hs_labels, 0)
     for k in range(length):
-        node = points[word, k]
-        if node >= hot_start and node < hot_end:
-            node += shift
-        hs_ids[k] = node
-        hs_labels[k] = np.float32(1.0) - codes[word, k]
+        if hot_start <= hs_ids[k] < hot_end:
+            hs_ids[k] += shift
     return length
 
 

@@ -254,8 +254,8 @@ def _logistic_targets(hidden, outputs, targets, target_start, target_count, kind
     for t in range(target_count):
         if t > 0:
             _move_hidden(hidden, hidden_start, grad, step_scale, dim)
-        loss += logistic_block(hidden, one_row, _int64(1), outputs, out_ids, labels, _int64(first), _int64(block_ends[t]), alpha, grad, coef,
-                               skip_saturated, update_output, True, dim)
+        loss += logistic_block(hidden, one_row, _int64(1), outputs, out_ids, labels, _int64(first),
+                               _int64(block_ends[t]), alpha, grad, coef, skip_saturated, update_output, True, dim)
         first = block_ends[t]
     return loss, state
 
@@ -286,8 +286,8 @@ def _one_vs_all(hidden, outputs, targets, target_start, target_count, alpha, gra
         labels[k] = 0.0
     for t in range(target_start, target_start + target_count):
         labels[targets[t]] = 1.0
-    return logistic_block(hidden, one_row, _int64(1), outputs, out_ids, labels, 0, _int64(m), alpha, grad, coef, skip_saturated,
-                          update_output, True, dim)
+    return logistic_block(hidden, one_row, _int64(1), outputs, out_ids, labels, 0, _int64(m), alpha, grad, coef,
+                          skip_saturated, update_output, True, dim)
 
 
 def bag_targets(kind, hidden, outputs, targets, target_start, target_count, negative, table, codes, points,
