@@ -1,5 +1,6 @@
-"""nn.linear: the pre-packed inference path equals F.linear, is rebuilt when the weight changes, never
-touches training, and switches itself off when the operator misbehaves."""
+"""nn.linear: the pre-packed inference path and the one-row product equal F.linear (to fp32 rounding),
+follow the weight when it changes, never touch training, and switch off when asked or when the operator
+misbehaves."""
 
 import pytest
 import torch
@@ -105,7 +106,7 @@ def test_large_inputs_single_rows_and_other_dtypes_use_f_linear():
     weight = torch.randn(10, 6)
     with torch.no_grad():
         linear(torch.randn(packed_linear.MAX_ROWS + 1, 6), weight)
-        linear(torch.randn(1, 6), weight)  # one row: MKL's matrix-vector product
+        linear(torch.randn(1, 6), weight)  # one row: nn.gemv's matrix-vector product
         linear(torch.randn(1, 1, 6), weight)
         linear(torch.randn(3, 6, dtype=torch.float64), weight.double())
     assert packed_entries() == []
@@ -161,3 +162,75 @@ def test_translation_beam_search_is_unchanged_by_the_packed_path():
     without = model.translate(source, mask, num_beams=3, max_new_tokens=12)
     assert torch.equal(with_packed.new_tokens, without.new_tokens)
     torch.testing.assert_close(with_packed.scores, without.scores, rtol=1e-5, atol=1e-5)
+
+
+def view_entries():
+    return [key for key in weight_cache._ENTRIES if key[1] == "numpy_view"]
+
+
+@pytest.mark.parametrize("shape,out_features,bias", [((1, 384), 1152, True), ((1, 1, 48), 130, False),
+                                                      ((33,), 7, True), ((1, 1536), 384, True)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_row_equals_f_linear(shape, out_features, bias, threads):
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(*shape, generator=generator)
+    weight = torch.randn(out_features, shape[-1], generator=generator)
+    b = torch.randn(out_features, generator=generator) if bias else None
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            got = linear(x, weight, b)
+    finally:
+        torch.set_num_threads(saved)
+    assert got.shape == (*shape[:-1], out_features) and got.dtype == torch.float32
+    assert_within_fp32_rounding(got.reshape(1, -1), x.reshape(1, -1), weight, b)
+    assert len(view_entries()) == (2 if bias else 1)  # it did take the one-row path
+    assert packed_entries() == []
+
+
+def test_one_row_follows_the_weight_and_skips_what_it_cannot_serve():
+    layer = Linear(16, 40)
+    x = torch.randn(1, 16)
+    with torch.no_grad():
+        layer.weight.mul_(2.0)
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+        layer.weight.data = torch.randn(40, 16)  # a new storage
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+        weight_cache.clear()
+        transposed = torch.randn(16, 40).t()  # not contiguous
+        assert torch.equal(linear(x, transposed), F.linear(x, transposed))
+        assert torch.equal(linear(x.double(), layer.weight.double()), F.linear(x.double(), layer.weight.double()))
+        packed_linear.set_packed_inference(False)
+        assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
+    assert view_entries() == []
+    packed_linear.set_packed_inference(True)
+    out = layer(x)  # gradients wanted: F.linear, bit for bit
+    assert out.requires_grad and torch.equal(out, F.linear(x, layer.weight, layer.bias))
+    assert view_entries() == []
+
+
+def test_one_row_from_several_threads_at_once():
+    import threading
+
+    generator = torch.Generator().manual_seed(1)
+    weight, bias = torch.randn(500, 64, generator=generator), torch.randn(500, generator=generator)
+    rows = [torch.randn(1, 64, generator=generator) for _ in range(4)]
+    results, errors = {}, []
+
+    def work(index):
+        try:
+            with torch.no_grad():
+                for _ in range(50):
+                    results[index] = linear(rows[index], weight, bias)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for index, row in enumerate(rows):
+        assert_within_fp32_rounding(results[index], row, weight, bias)
