@@ -238,6 +238,7 @@ def main() -> None:
                                                                   "comparison (0: skip it)")
     parser.add_argument("--valid-lines", type=int, default=None, help="evaluate on the first N lines of --valid "
                                                                        "(default: all)")
+    parser.add_argument("--quality-seed", type=int, default=100, help="seed of both sides' quality runs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "awd_lstm_vs_fastai.md"))
     args = parser.parse_args()
@@ -291,7 +292,7 @@ def main() -> None:
     if args.budget > 0:
         quality = {}
         for name, run in (("word2bert", run_word2bert), ("fastai", run_fastai)):
-            result = run(args, budget=args.budget, seed=100)
+            result = run(args, budget=args.budget, seed=args.quality_seed)
             perplexity = validation_perplexity(result["model"], result["vocab"], args.valid, name,
                                                max_lines=args.valid_lines)
             quality[name] = (result["steps"], perplexity)
@@ -300,7 +301,7 @@ def main() -> None:
             log.append(line)
         part = f"the first {args.valid_lines} lines of " if args.valid_lines else ""
         table += ["", f"Perplexity on {part}PTB valid after {args.budget:.0f} s of training each (fresh models, "
-                      "same seed):",
+                      f"seed {args.quality_seed} on both sides):",
                   "", "| | fastai | word2bert |", "|---|---:|---:|",
                   f"| optimizer steps | {quality['fastai'][0]} | {quality['word2bert'][0]} |",
                   f"| validation perplexity | {quality['fastai'][1]:.1f} | {quality['word2bert'][1]:.1f} |"]
