@@ -461,6 +461,10 @@ class FastTextClassifier:
         """``(n_lines, n_labels)`` probabilities of every label for token lists ``lines``."""
         self._check_trained()
         offsets, rows, _, _ = self.encode(lines)
+        return self._probabilities_of_encoded(offsets, rows)
+
+    def _probabilities_of_encoded(self, offsets, rows) -> np.ndarray:
+        """:meth:`label_probabilities` of lines already encoded (``offsets``, ``rows`` of :meth:`encode`)."""
         if self.loss == "hs":
             _, codes, points, lengths = self._output_tables()
         else:
@@ -512,12 +516,11 @@ class FastTextClassifier:
         """
         self._check_trained()
         lines = self._read_lines(path)
-        _, _, label_offsets, labels = self.encode(lines)
+        offsets, rows, label_offsets, labels = self.encode(lines)
         has_label = np.diff(label_offsets) > 0
         if not has_label.any():
             raise Word2BertError(f"{path}: no line has a known label (prefix {self.label!r})")
-        kept = [lines[i] for i in np.flatnonzero(has_label)]
-        probabilities = self.label_probabilities(kept)
+        probabilities = self._probabilities_of_encoded(offsets, rows)[has_label]
         predictions = self._top_k(probabilities, int(k), float(threshold))
         correct = predicted = gold = 0
         for row, e in zip(predictions, np.flatnonzero(has_label)):
@@ -526,16 +529,16 @@ class FastTextClassifier:
             predicted += len(row)
             gold += len(truth)
         precision = correct / predicted if predicted else float("nan")
-        return len(kept), precision, correct / gold
+        return int(has_label.sum()), precision, correct / gold
 
     def test_label(self, path, k: int = 1, threshold: float = 0.0) -> dict:
         """Per-label ``{"precision", "recall", "f1score"}`` on a labelled file, as fastText's ``test_label``
         (precision ``nan`` for a label never predicted)."""
         self._check_trained()
         lines = self._read_lines(path)
-        _, _, label_offsets, labels = self.encode(lines)
+        offsets, rows, label_offsets, labels = self.encode(lines)
         has_label = np.flatnonzero(np.diff(label_offsets) > 0)
-        predictions = self._top_k(self.label_probabilities([lines[i] for i in has_label]), int(k), float(threshold))
+        predictions = self._top_k(self._probabilities_of_encoded(offsets, rows)[has_label], int(k), float(threshold))
         n = len(self.labels)
         predicted, gold, correct = np.zeros(n), np.zeros(n), np.zeros(n)
         for row, e in zip(predictions, has_label):
