@@ -234,3 +234,26 @@ def test_one_row_from_several_threads_at_once():
     assert errors == []
     for index, row in enumerate(rows):
         assert_within_fp32_rounding(results[index], row, weight, bias)
+
+
+def test_the_first_one_row_product_keeps_torchs_thread_count():
+    """numba's thread pool starts on the first one-row product and, through the OpenMP runtime both use,
+    resets OpenMP's thread count; torch's own count must stay what the process set (a fresh process:
+    the pool starts once per process)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import word2bert
+
+    script = ("import torch\n"
+              "from word2bert.nn.linear import linear\n"
+              "torch.set_num_threads(1)\n"
+              "with torch.no_grad():\n"
+              "    linear(torch.randn(1, 8), torch.randn(5, 8))\n"
+              "print(torch.get_num_threads())\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(word2bert.__file__).resolve().parents[1]))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "1"

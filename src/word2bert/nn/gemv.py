@@ -37,13 +37,24 @@ def _row_product(weight, x, bias, has_bias, parts, out):  # pragma: no cover - c
 
 
 def _threads() -> int:
-    """torch's thread count (within numba's limit), set for numba's parallel loops when it changes."""
+    """torch's thread count (within numba's limit), set for numba's parallel loops when it changes.
+
+    numba's first parallel call starts its thread pool, and with the OpenMP layer that sets OpenMP's
+    thread count, which torch shares (same libgomp), to numba's pool size: a process that had set
+    ``torch.set_num_threads(1)`` would run its torch work on every core from then on. torch's count is
+    put back after that start (and after the first product: :func:`row_times_matrix`).
+    """
     threads = torch.get_num_threads()
     if threads != _STATE["threads"]:
-        threads = max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
-        numba.set_num_threads(threads)
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        _keep_torch_threads(threads)
         _STATE["threads"] = threads
-    return threads
+    return numba.get_num_threads()
+
+
+def _keep_torch_threads(threads: int) -> None:
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def row_times_matrix(row: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, out: np.ndarray) -> None:
@@ -55,7 +66,9 @@ def row_times_matrix(row: np.ndarray, weight: np.ndarray, bias: np.ndarray | Non
     threads = _threads()
     if _STATE.get("layer", "workqueue") == "workqueue":   # unknown before the first call, or workqueue
         with _LOCK:
+            torch_threads = torch.get_num_threads()
             _row_product(weight, row, out if bias is None else bias, bias is not None, threads, out)
+            _keep_torch_threads(torch_threads)
             _STATE.setdefault("layer", numba.threading_layer())
         return
     _row_product(weight, row, out if bias is None else bias, bias is not None, threads, out)
