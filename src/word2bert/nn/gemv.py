@@ -13,6 +13,7 @@ and vectorises each dot product: 3.0-3.3 ms for the same 24 matrices. Its sums r
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numba
@@ -42,19 +43,15 @@ def _threads() -> int:
     numba's first parallel call starts its thread pool, and with the OpenMP layer that sets OpenMP's
     thread count, which torch shares (same libgomp), to numba's pool size: a process that had set
     ``torch.set_num_threads(1)`` would run its torch work on every core from then on. torch's count is
-    put back after that start (and after the first product: :func:`row_times_matrix`).
+    put back after that start.
     """
     threads = torch.get_num_threads()
     if threads != _STATE["threads"]:
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-        _keep_torch_threads(threads)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
         _STATE["threads"] = threads
     return numba.get_num_threads()
-
-
-def _keep_torch_threads(threads: int) -> None:
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
 
 
 def row_times_matrix(row: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, out: np.ndarray) -> None:
@@ -64,14 +61,11 @@ def row_times_matrix(row: np.ndarray, weight: np.ndarray, bias: np.ndarray | Non
     parallel loops from two threads at once, so there the calls are serialised.
     """
     threads = _threads()
-    if _STATE.get("layer", "workqueue") == "workqueue":   # unknown before the first call, or workqueue
-        with _LOCK:
-            torch_threads = torch.get_num_threads()
-            _row_product(weight, row, out if bias is None else bias, bias is not None, threads, out)
-            _keep_torch_threads(torch_threads)
+    serialise = _STATE.get("layer", "workqueue") == "workqueue"   # unknown before the first call, or workqueue
+    with _LOCK if serialise else contextlib.nullcontext():
+        _row_product(weight, row, out if bias is None else bias, bias is not None, threads, out)
+        if serialise:
             _STATE.setdefault("layer", numba.threading_layer())
-        return
-    _row_product(weight, row, out if bias is None else bias, bias is not None, threads, out)
 
 
 __all__ = ["row_times_matrix"]

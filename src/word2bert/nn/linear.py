@@ -79,7 +79,9 @@ def _disable(reason: str) -> None:
     warnings.warn(f"pre-packed linear layers are off ({reason}); F.linear is used", RuntimeWarning, stacklevel=3)
 
 
-def _packed_path_serves(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+def _fast_paths_apply(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """The conditions the packed and the one-row products share: switched on, no gradient wanted,
+    float32 CPU operands of matching widths (see the module doc)."""
     if not _STATE["enabled"]:
         return False
     if torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad
@@ -89,22 +91,13 @@ def _packed_path_serves(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
         return False
     if weight.dim() != 2 or x.dim() == 0 or x.shape[-1] != weight.shape[1]:
         return False
-    if bias is not None and (bias.dtype != torch.float32 or bias.dim() != 1):
-        return False
-    return MIN_ROWS * x.shape[-1] <= x.numel() <= MAX_ROWS * x.shape[-1]
+    return bias is None or (bias.dtype == torch.float32 and bias.dim() == 1)
 
 
-def _one_row_serves(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
-    """The conditions of the packed path, with one contiguous row in x instead of MIN_ROWS to MAX_ROWS."""
-    if x.dim() == 0 or x.numel() != x.shape[-1] or not _STATE["enabled"]:
-        return False
-    if torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad
-                                    or (bias is not None and bias.requires_grad)):
-        return False
-    if x.dtype != torch.float32 or weight.dtype != torch.float32 or not (x.is_cpu and weight.is_cpu):
-        return False
-    return (weight.dim() == 2 and x.shape[-1] == weight.shape[1] and x.is_contiguous() and weight.is_contiguous()
-            and (bias is None or (bias.dtype == torch.float32 and bias.dim() == 1 and bias.is_contiguous())))
+def _one_contiguous_row(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """x is a single row, and x, W and b are contiguous (what :mod:`word2bert.nn.gemv` reads)."""
+    return (x.numel() == x.shape[-1] and x.is_contiguous() and weight.is_contiguous()
+            and (bias is None or bias.is_contiguous()))
 
 
 def _numpy_view(tensor: torch.Tensor) -> np.ndarray:
@@ -125,9 +118,11 @@ def _one_row(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``x W^T + b`` (as ``F.linear``), on W pre-packed for oneDNN where that is faster, or through a
     parallel matrix-vector product for a single row (see module doc)."""
-    if _one_row_serves(x, weight, bias):
+    if not _fast_paths_apply(x, weight, bias):
+        return F.linear(x, weight, bias)
+    if _one_contiguous_row(x, weight, bias):
         return _one_row(x, weight, bias)
-    if not _packed_path_serves(x, weight, bias):
+    if not MIN_ROWS * x.shape[-1] <= x.numel() <= MAX_ROWS * x.shape[-1]:
         return F.linear(x, weight, bias)
     if not _STATE["checked"]:
         _STATE["checked"] = True
