@@ -37,6 +37,11 @@ def _temporary_beside(path: Path, prefix: str, suffix: str) -> str:
             continue
 
 
+def is_compressed(path) -> bool:
+    """Whether :func:`open_binary` decompresses ``path`` (by its extension: .gz, .bz2, .xz)."""
+    return Path(path).suffix.lower() in _OPENERS
+
+
 def open_binary(path) -> io.BufferedIOBase:
     """Open ``path`` for binary reading, decompressing .gz/.bz2/.xz by extension.
 

@@ -216,3 +216,47 @@ def test_unshuffled_order_is_fasttexts_threads_reading_side_by_side():
     np.testing.assert_array_equal(fasttext_line_order(7, 1, 4), np.arange(7))
     for threads in (2, 3, 5):
         assert sorted(fasttext_line_order(23, threads, 2)) == list(range(23))
+
+
+@pytest.mark.parametrize("text", [
+    "__label__a x </s> y\n__label__b z </s>\n",  # the text's own </s> inside line 1
+    "__label__a x y\n__label__b z </s> x\n",  # ... first seen after line 1
+    "__label__a x y\r\n__label__b z\rw x\n",  # \r\n and \r end lines (universal newlines)
+    "__label__a x\x1cy\u00a0z \xff\n__label__b y",  # str.split's separators, an undecodable byte, no final newline
+    "</s> __label__a q\n",
+])
+def test_the_scanner_reads_a_file_as_python_does(tmp_path, text):
+    from word2bert.static.classifier import scanned_lines
+    from word2bert.static.subwords import EOS
+
+    path = tmp_path / "train.txt"
+    path.write_bytes(text.encode("utf-8", "surrogateescape").replace("\xff".encode(), b"\xff"))
+    with open(path, encoding="utf-8", errors="replace", newline=None) as handle:
+        expected = FastTextClassifier._tokenize([line.split() + [EOS] for line in handle])
+    with pytest.warns(UnicodeWarning) if b"\xff" in path.read_bytes() else _no_warning():
+        unique, local, line_offsets = scanned_lines(path)
+    assert unique == expected[0]
+    np.testing.assert_array_equal(local, expected[1])
+    np.testing.assert_array_equal(line_offsets, expected[2])
+
+
+def _no_warning():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def test_the_scanner_leaves_files_with_empty_lines_and_compressed_files_to_python(tmp_path):
+    import gzip
+
+    from word2bert.static.classifier import scanned_lines
+
+    (tmp_path / "gap.txt").write_text("__label__a x\n\n__label__b y\n")
+    (tmp_path / "blank_end.txt").write_text("__label__a x\n   ")
+    with gzip.open(tmp_path / "train.txt.gz", "wt") as handle:
+        handle.write("__label__a x\n")
+    for name in ("gap.txt", "blank_end.txt", "train.txt.gz"):
+        assert scanned_lines(tmp_path / name) is None
+    with pytest.warns(UserWarning, match="the first is line 2"):  # read in Python: the empty line is a line
+        model = FastTextClassifier(tmp_path / "gap.txt", epoch=1, workers=1)
+    assert model.ntokens == 7  # its </s> counts

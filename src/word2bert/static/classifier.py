@@ -31,10 +31,12 @@ import numpy as np
 
 from word2bert.errors import Word2BertError, check_positive
 from word2bert.corpus.reader import read_text
+from word2bert.corpus.scan import merge_duplicates, scan_file
+from word2bert.fileio import is_compressed
 from word2bert.interop.fasttext_format import QuantizedMatrixData
 from word2bert.progress import progress_bar
 from word2bert.static import jobs as training, kernels, storage
-from word2bert.static.init import uniform_rows
+from word2bert.static.init import ZerosInBackground, uniform_rows
 from word2bert.static.losses import LOSS_HS, LOSS_NAMES, LOSS_SOFTMAX
 from word2bert.static.native import prepare
 from word2bert.static.quantize import dequantize, quantize_matrix
@@ -44,6 +46,8 @@ from word2bert.static.subwords import EOS, hash_tokens, subword_rows
 
 WORD_NGRAM_MULTIPLIER = 116049371  # fastText's Dictionary::addWordNgrams
 OUTPUT_BATCH = 16  # examples per batch of label-row steps when threads share them (softmax, one-vs-all)
+WORD_ROWS_ROOM = 1 << 20  # word rows the input matrix allocated ahead of the dictionary has room for
+WORD_ROWS_MAPPED = 1 << 16  # of which mapped ahead with the n-gram rows (26 MB at dim 100)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -167,6 +171,51 @@ def _pruned_rows(offsets, rows, nwords: int, bucket: int, pruneidx: dict):
     return running[offsets], rows[kept].astype(np.int32)
 
 
+def scanned_lines(path):
+    """``(unique tokens, token -> unique id array, line offsets)`` of a plain text file with ``</s>``
+    appended to every line, exactly as ``FastTextClassifier._tokenize`` gives them for the lines
+    Python reads (``line.split() + ["</s>"]``), from one pass of the compiled scanner
+    (:func:`~word2bert.corpus.scan.scan_file`, which splits as ``str.split`` does).
+
+    The scanner numbers distinct tokens by first appearance, as ``_tokenize`` does, but it has no
+    ``</s>`` and keeps no line without tokens. ``</s>`` first appears at the end of line 1, so with
+    ``k`` distinct tokens in line 1 (ids ``0..k-1``) it takes id ``k``, unless the text itself
+    holds a ``</s>`` (id ``j``) within line 1 (``j < k``: ids unchanged); ids ``k..j-1`` move up by
+    one. Returns None (read it in Python) for a compressed file, an empty one, or one with a line
+    without tokens (Python keeps that line: a ``</s>`` and a line number the messages name).
+    """
+    if is_compressed(path):
+        return None
+    scanned = merge_duplicates(scan_file(path, max_sentence_length=1 << 62))
+    words, tokens, offsets = scanned.words, scanned.tokens, scanned.offsets
+    n_lines = len(offsets) - 1
+    if n_lines == 0:
+        return None
+    with open(path, "rb") as handle:  # an unterminated last line is a line to Python, not to stats.lines
+        handle.seek(-1, os.SEEK_END)
+        unterminated = handle.read(1) not in (b"\n", b"\r")
+    if n_lines != scanned.stats.lines + unterminated:
+        return None
+    k = int(tokens[:offsets[1]].max()) + 1
+    try:
+        j = words.index(EOS)
+    except ValueError:
+        j = len(words)
+    eos = min(j, k)
+    new_id = np.arange(len(words), dtype=np.int64)
+    new_id[k:j] += 1
+    unique = words[:k] + [EOS] + words[k:j] + words[j + 1:] if j >= k else words
+    if j < len(words):
+        new_id[j] = eos
+    line_offsets = offsets + np.arange(n_lines + 1)
+    is_eos = np.zeros(line_offsets[-1], bool)
+    is_eos[line_offsets[1:] - 1] = True
+    local = np.empty(line_offsets[-1], np.int64)
+    local[is_eos] = eos
+    local[~is_eos] = new_id[tokens]
+    return unique, local, line_offsets
+
+
 def fasttext_line_order(n: int, threads: int, epoch: int) -> np.ndarray:
     """The order in which fastText's ``threads`` training threads visit ``n`` lines in ``epoch``.
 
@@ -246,12 +295,17 @@ class FastTextClassifier:
             self.train(input)
 
     # -- reading -----------------------------------------------------------------------
-    def _read_lines(self, source):
-        """Token lists of every line (``</s>`` appended) from a path or an iterable of strings."""
+    def _tokenized(self, source):
+        """:meth:`_tokenize` of every line of ``source`` (a path or an iterable of strings or token
+        lists), ``</s>`` appended to each line. A plain text file is read by the compiled scanner
+        (:func:`scanned_lines`) when it can give the same result."""
         if isinstance(source, (str, Path)):
+            tokenized = scanned_lines(source)
+            if tokenized is not None:
+                return tokenized
             with read_text(source) as handle:
-                return [line.split() + [EOS] for line in handle]
-        return [(line.split() if isinstance(line, str) else list(line)) + [EOS] for line in source]
+                return self._tokenize([line.split() + [EOS] for line in handle])
+        return self._tokenize([(line.split() if isinstance(line, str) else list(line)) + [EOS] for line in source])
 
     @staticmethod
     def _tokenize(lines):
@@ -365,22 +419,23 @@ class FastTextClassifier:
         where = str(input) if isinstance(input, (str, Path)) else "training data"
         if self.is_quantized or self.pruneidx is not None:
             raise Word2BertError("a quantized or pruned model cannot be trained further")
-        preparation = self._prepare_kernel()
         resume = self._resume_state
+        zeros = self._input_matrix_ahead(input) if resume is None else None
+        preparation = self._prepare_kernel()
         trained = (self.words, self.labels)
-        lines = self._read_lines(input)
-        tokenized = self._tokenize(lines)
+        tokenized = self._tokenized(input)
         self._build_dictionary(tokenized, where)
         if resume is not None and (self.words, self.labels) != trained:
             raise Word2BertError(f"{where}: not the training data of the checkpoint (its words or labels differ); "
                                  "resume with the file it was trained on")
-        offsets, rows, label_offsets, labels = self.encode(lines, tokenized)
-        del lines, tokenized
+        offsets, rows, label_offsets, labels = self.encode(None, tokenized)
+        del tokenized
         if len(labels) == 0:
             raise Word2BertError(f"{where}: no line has a label")
         if resume is None:
-            self.input_vectors = uniform_rows(self.nwords + self.bucket, self.dim, 1.0 / self.dim, self.seed, rows,
-                                              self.workers)
+            n_rows = self.nwords + self.bucket
+            self.input_vectors = uniform_rows(n_rows, self.dim, 1.0 / self.dim, self.seed, rows, self.workers,
+                                              out=zeros.result(n_rows) if zeros is not None else None)
             self.output_vectors = np.zeros((len(self.labels), self.dim), np.float32)
         table, codes, points, lengths = self._output_tables()
         kind = LOSS_NAMES[self.loss]
@@ -420,6 +475,18 @@ class FastTextClassifier:
         self._resume_state = None
         self.training_loss = loss / max(examples, 1)
         return self.training_loss
+
+    def _input_matrix_ahead(self, input):
+        """The input matrix's zeros for a training file, mapped in the background while the kernel loads
+        and the file is read (:class:`~word2bert.static.init.ZerosInBackground`): the n-gram rows and
+        the first word rows; a distinct token takes at least 2 bytes of an uncompressed file, which
+        bounds the words. None for lines given in Python."""
+        if not isinstance(input, (str, Path)) or not Path(input).is_file():
+            return None
+        most_words = WORD_ROWS_ROOM if is_compressed(input) else min(Path(input).stat().st_size // 2 + 2,
+                                                                       WORD_ROWS_ROOM)
+        return ZerosInBackground(most_words + self.bucket, self.dim,
+                                 mapped_rows=min(most_words, WORD_ROWS_MAPPED) + self.bucket)
 
     def _prepare_kernel(self):
         """Start compiling the training kernel (a no-op when it is cached)."""
@@ -515,8 +582,7 @@ class FastTextClassifier:
         predictions made, recall = correct predictions / gold labels.
         """
         self._check_trained()
-        lines = self._read_lines(path)
-        offsets, rows, label_offsets, labels = self.encode(lines)
+        offsets, rows, label_offsets, labels = self.encode(None, self._tokenized(path))
         has_label = np.diff(label_offsets) > 0
         if not has_label.any():
             raise Word2BertError(f"{path}: no line has a known label (prefix {self.label!r})")
@@ -535,8 +601,7 @@ class FastTextClassifier:
         """Per-label ``{"precision", "recall", "f1score"}`` on a labelled file, as fastText's ``test_label``
         (precision ``nan`` for a label never predicted)."""
         self._check_trained()
-        lines = self._read_lines(path)
-        offsets, rows, label_offsets, labels = self.encode(lines)
+        offsets, rows, label_offsets, labels = self.encode(None, self._tokenized(path))
         has_label = np.flatnonzero(np.diff(label_offsets) > 0)
         predictions = self._top_k(self._probabilities_of_encoded(offsets, rows)[has_label], int(k), float(threshold))
         n = len(self.labels)

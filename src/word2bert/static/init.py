@@ -14,6 +14,8 @@ Word2Vec and GloVe have always drawn.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import ctypes
+import threading
 
 import numba
 import numpy as np
@@ -48,10 +50,44 @@ def uniform_matrix(rows: int, cols: int, bound: float, seed: int) -> np.ndarray:
     return out
 
 
-def uniform_rows(rows: int, cols: int, bound: float, seed: int, used, workers: int = 1) -> np.ndarray:
+class ZerosInBackground:
+    """A float32 zero matrix with room for ``rows`` rows of ``cols``, whose first ``mapped_rows``
+    rows (all by default) a background thread faults in now.
+
+    ``np.zeros`` of fastText's 2M x 100 input matrix costs nothing until written, but the first
+    writes then fault in 800 MB page by page (with transparent huge pages the kernel also has to
+    assemble 2 MB pages): 0.1-1.5 s on the machines we measured, paid by the initialisation.
+    Here a thread faults them in (:func:`_map_pages`, without the GIL) while the caller reads its
+    data and loads its kernels. Rows past ``mapped_rows`` stay unmapped (virtual memory only) until
+    written. :meth:`result` waits for the thread and returns the first ``n`` rows (a view), or None
+    when ``n`` exceeds the room.
+    """
+
+    def __init__(self, rows: int, cols: int, mapped_rows: int | None = None):
+        self._matrix = np.zeros((int(rows), int(cols)), np.float32)
+        mapped = self._matrix[:rows if mapped_rows is None else min(int(mapped_rows), int(rows))]
+        self._thread = threading.Thread(target=_map_pages, args=(mapped,), daemon=True)
+        self._thread.start()
+
+    def result(self, n: int) -> np.ndarray | None:
+        self._thread.join()
+        return self._matrix[:n] if n <= self._matrix.shape[0] else None
+
+
+def _map_pages(matrix: np.ndarray) -> None:
+    """Fault in every page of ``matrix`` by writing its zeros again (``memset``: a ctypes call, which
+    releases the GIL). Each page fault holds the process's memory map only briefly, where
+    ``madvise(MADV_POPULATE_WRITE)`` held it for up to a second and stalled the caller's own
+    allocations meanwhile."""
+    ctypes.memset(matrix.ctypes.data, 0, matrix.nbytes)
+
+
+def uniform_rows(rows: int, cols: int, bound: float, seed: int, used, workers: int = 1,
+                 out: np.ndarray | None = None) -> np.ndarray:
     """Like :func:`uniform_matrix` but only the rows in ``used`` are drawn (``used`` may repeat rows,
     e.g. every bag's rows); the others stay zero. Row ``r`` gets the same values as in
     ``uniform_matrix``, whatever ``workers`` (threads sharing the work, as fastText's ``uniform``).
+    ``out``: a zero float32 ``(rows, cols)`` matrix to draw into (e.g. from :class:`ZerosInBackground`).
 
     A row that no training example touches never changes, so in fastText it only adds noise
     to the vector of an unseen test n-gram; zero is the neutral value, and ``np.zeros`` of a
@@ -61,7 +97,10 @@ def uniform_rows(rows: int, cols: int, bound: float, seed: int, used, workers: i
     mask = np.zeros(rows, bool)
     mask[np.asarray(used)] = True  # a mask, not np.unique: 50x faster on millions of rows
     used = np.flatnonzero(mask)
-    out = np.zeros((rows, cols), np.float32)
+    if out is None:
+        out = np.zeros((rows, cols), np.float32)
+    elif out.shape != (rows, cols) or out.dtype != np.float32:
+        raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}, not ({rows}, {cols}) float32")
     parts = np.array_split(used, max(1, int(workers)))
     if len(parts) == 1:
         _fill(out, used, bound, seed)
