@@ -118,6 +118,16 @@ def _encode_examples(token_ids, token_hashes, line_offsets, nwords, bucket, word
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
+def _row_dot(matrix, row, vector):
+    """``matrix[row] . vector`` as a loop (numba's ``np.dot`` and ``@`` go through BLAS, whose
+    bindings took most of this module's 9 s first-run compile)."""
+    total = np.float32(0.0)
+    for i in range(vector.shape[0]):
+        total += matrix[row, i] * vector[i]
+    return total
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
 def _label_probabilities(input_vectors, output_vectors, offsets, rows, kind, codes, points, code_lengths):
     """``P[e, l]`` for every example: softmax(W h) (softmax), sigma(w_l . h) (NS, one-vs-all), or the
     product of the path decisions ``prod_k sigma((1 - 2 c_k) u_{p_k} . h)`` (HS)."""
@@ -126,6 +136,7 @@ def _label_probabilities(input_vectors, output_vectors, offsets, rows, kind, cod
     dim = input_vectors.shape[1]
     out = np.zeros((n, n_labels), np.float32)
     hidden = np.empty(dim, np.float32)
+    scores = np.empty(n_labels, np.float32)
     for e in range(n):
         count = offsets[e + 1] - offsets[e]
         if count == 0:
@@ -140,19 +151,25 @@ def _label_probabilities(input_vectors, output_vectors, offsets, rows, kind, cod
             for label in range(n_labels):
                 logp = 0.0
                 for k in range(code_lengths[label]):
-                    x = np.dot(output_vectors[points[label, k]], hidden)
+                    x = _row_dot(output_vectors, points[label, k], hidden)
                     s = 1.0 - 2.0 * codes[label, k]
                     z = s * x
                     logp += -np.log1p(np.exp(-z)) if z >= 0 else z - np.log1p(np.exp(z))
                 out[e, label] = np.exp(logp)
         else:
-            scores = output_vectors @ hidden
+            for label in range(n_labels):
+                scores[label] = _row_dot(output_vectors, label, hidden)
             if kind == LOSS_SOFTMAX:
-                scores = np.exp(scores - scores.max())
-                scores /= scores.sum()
-                out[e] = scores
+                top = scores.max()
+                total = np.float32(0.0)
+                for label in range(n_labels):
+                    scores[label] = np.exp(scores[label] - top)
+                    total += scores[label]
+                for label in range(n_labels):
+                    out[e, label] = scores[label] / total
             else:
-                out[e] = 1.0 / (1.0 + np.exp(-scores))
+                for label in range(n_labels):
+                    out[e, label] = 1.0 / (1.0 + np.exp(-scores[label]))
     return out
 
 
