@@ -36,7 +36,7 @@ from word2bert.fileio import is_compressed
 from word2bert.interop.fasttext_format import QuantizedMatrixData
 from word2bert.progress import progress_bar
 from word2bert.static import jobs as training, kernels, storage
-from word2bert.static.init import ZerosInBackground, uniform_rows
+from word2bert.static.init import input_matrix_ahead, uniform_rows
 from word2bert.static.losses import LOSS_HS, LOSS_NAMES, LOSS_SOFTMAX
 from word2bert.static.native import prepare
 from word2bert.static.quantize import dequantize, quantize_matrix
@@ -46,8 +46,6 @@ from word2bert.static.subwords import EOS, hash_tokens, subword_rows
 
 WORD_NGRAM_MULTIPLIER = 116049371  # fastText's Dictionary::addWordNgrams
 OUTPUT_BATCH = 16  # examples per batch of label-row steps when threads share them (softmax, one-vs-all)
-WORD_ROWS_ROOM = 1 << 20  # word rows the input matrix allocated ahead of the dictionary has room for
-WORD_ROWS_MAPPED = 1 << 16  # of which mapped ahead with the n-gram rows (26 MB at dim 100)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -437,7 +435,7 @@ class FastTextClassifier:
         if self.is_quantized or self.pruneidx is not None:
             raise Word2BertError("a quantized or pruned model cannot be trained further")
         resume = self._resume_state
-        zeros = self._input_matrix_ahead(input) if resume is None else None
+        zeros = input_matrix_ahead(input, self.bucket, self.dim) if resume is None else None
         preparation = self._prepare_kernel()
         trained = (self.words, self.labels)
         tokenized = self._tokenized(input)
@@ -492,18 +490,6 @@ class FastTextClassifier:
         self._resume_state = None
         self.training_loss = loss / max(examples, 1)
         return self.training_loss
-
-    def _input_matrix_ahead(self, input):
-        """The input matrix's zeros for a training file, mapped in the background while the kernel loads
-        and the file is read (:class:`~word2bert.static.init.ZerosInBackground`): the n-gram rows and
-        the first word rows; a distinct token takes at least 2 bytes of an uncompressed file, which
-        bounds the words. None for lines given in Python."""
-        if not isinstance(input, (str, Path)) or not Path(input).is_file():
-            return None
-        most_words = WORD_ROWS_ROOM if is_compressed(input) else min(Path(input).stat().st_size // 2 + 2,
-                                                                       WORD_ROWS_ROOM)
-        return ZerosInBackground(most_words + self.bucket, self.dim,
-                                 mapped_rows=min(most_words, WORD_ROWS_MAPPED) + self.bucket)
 
     def _prepare_kernel(self):
         """Start compiling the training kernel (a no-op when it is cached)."""

@@ -35,7 +35,7 @@ from word2bert.errors import UnknownWordError, Word2BertError, check_positive
 from word2bert.progress import progress_bar
 from word2bert.static import jobs as training, kernels, storage
 from word2bert.static.huffman import build_huffman_tree
-from word2bert.static.init import uniform_rows
+from word2bert.static.init import input_matrix_ahead, uniform_rows
 from word2bert.static.native import prepare
 from word2bert.static.sampling import keep_probabilities, negative_sampling_table
 from word2bert.static.subwords import subword_rows, word_ngrams
@@ -200,12 +200,14 @@ class FastText:
         sentences = one_of(sentences, corpus_iterable)
         if self._started is None:
             self._started = time.perf_counter()
+        source = file_source(sentences, corpus_file)
+        zeros = input_matrix_ahead(source[0], self.bucket if self.max_n > 0 else 0, self.vector_size) \
+            if source is not None else None
         self._prepare_kernel()
         self._scanned = None
         start = time.perf_counter()
         progress = progress_bar(desc="vocabulary", unit="word", disable=self.progress is False or None)
         with progress:
-            source = file_source(sentences, corpus_file)
             if source is not None and self.max_vocab_size is None and self.cache_dir is None:
                 key, path, lowercase, max_length = self._file_settings(source)
                 scanned = merge_duplicates(scan_file(path, lowercase, max_length, progress=progress))
@@ -219,7 +221,8 @@ class FastText:
         self._set_vocabulary(vocab)
         rows = len(vocab) + (self.bucket if self.max_n > 0 else 0)
         self.input_vectors = uniform_rows(rows, self.vector_size, 1.0 / self.vector_size, self.seed,
-                                          self.subword_rows, self.workers)
+                                          self.subword_rows, self.workers,
+                                          out=zeros.result(rows) if zeros is not None else None)
         self.output_vectors = np.zeros((len(vocab), self.vector_size), np.float32)
         self._wv = None
         return self

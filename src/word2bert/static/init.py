@@ -20,6 +20,9 @@ import threading
 import numba
 import numpy as np
 
+WORD_ROWS_ROOM = 1 << 20  # word rows an input matrix allocated ahead of its vocabulary has room for
+WORD_ROWS_MAPPED = 1 << 16  # of which mapped ahead with the n-gram rows (26 MB at dim 100)
+
 
 @numba.njit(nogil=True, cache=True)
 def _fill_uniform(out, rows, bound, seed):
@@ -72,6 +75,22 @@ class ZerosInBackground:
     def result(self, n: int) -> np.ndarray | None:
         self._thread.join()
         return self._matrix[:n] if n <= self._matrix.shape[0] else None
+
+
+def input_matrix_ahead(source, bucket: int, dim: int) -> ZerosInBackground | None:
+    """The zeros of a fastText input matrix (word rows, then ``bucket`` n-gram rows) for training on
+    the text file ``source``, mapped in the background while the caller reads the file and loads
+    its kernels: the n-gram rows and the first word rows. A distinct token takes at least 2 bytes of
+    an uncompressed file, which bounds the words. None without n-gram rows or a file."""
+    from pathlib import Path
+
+    from word2bert.fileio import is_compressed
+
+    if bucket <= 0 or not isinstance(source, (str, Path)) or not Path(source).is_file():
+        return None
+    most_words = WORD_ROWS_ROOM if is_compressed(source) else min(Path(source).stat().st_size // 2 + 2,
+                                                                    WORD_ROWS_ROOM)
+    return ZerosInBackground(most_words + bucket, dim, mapped_rows=min(most_words, WORD_ROWS_MAPPED) + bucket)
 
 
 def _map_pages(matrix: np.ndarray) -> None:
