@@ -1,5 +1,3 @@
-import sys
+from word2bert.cli import run
 
-from word2bert.cli import main
-
-sys.exit(main())
+run()
