@@ -104,3 +104,35 @@ def test_empty_and_out_of_vocabulary_corpora(tmp_path):
     path.write_text("a b c\n")
     with pytest.raises(Word2BertError, match="min_count=5"):
         vocabulary_of(scan_file(path), 5)
+
+
+def test_merge_duplicates_keeps_a_scan_without_duplicates_and_merges_one_with_them(tmp_path):
+    from word2bert.corpus.scan import ScannedFile, TextStats
+
+    stats = TextStats(lines=2, bytes=20, undecodable_bytes=2, undecodable_lines=2, control_bytes=0)
+    distinct = ScannedFile(["a", "b", "c"], np.array([2, 1, 1]), np.array([0, 1, 0, 2], np.int32),
+                           np.array([0, 2, 4]), stats)
+    assert merge_duplicates(distinct) is distinct
+    # b"x\xe9" and b"x\xe8" both read as "x\ufffd": one word, first seen at position 1
+    duplicated = ScannedFile(["a", "x\ufffd", "b", "x\ufffd"], np.array([1, 2, 1, 3]),
+                             np.array([0, 1, 3, 2, 3, 1, 3], np.int32), np.array([0, 3, 7]), stats)
+    merged = merge_duplicates(duplicated)
+    assert merged.words == ["a", "x\ufffd", "b"]
+    np.testing.assert_array_equal(merged.counts, [1, 5, 1])
+    np.testing.assert_array_equal(merged.tokens, [0, 1, 1, 2, 1, 1, 1])
+    assert merged.tokens.dtype == np.int32
+    np.testing.assert_array_equal(merged.offsets, duplicated.offsets)
+
+
+def test_encode_scan_drops_out_of_vocabulary_tokens_and_sentences_left_empty(tmp_path):
+    path = tmp_path / "few.txt"
+    path.write_text("a b rare\nrare\n\nb a\nother rare\na\n")
+    scanned = scan_file(path)
+    vocab = Vocabulary(["a", "b"], [3, 2])
+    encoded = encode_scan(scanned, vocab)
+    assert encoded.tokens.dtype == np.int32 and encoded.offsets.dtype == np.int64
+    np.testing.assert_array_equal(encoded.tokens, [0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(encoded.offsets, [0, 2, 4, 5])
+    assert encoded.raw_word_count == 9
+    with pytest.raises(Word2BertError, match="no token of the corpus is in the vocabulary"):
+        encode_scan(scanned, Vocabulary(["zzz"], [1]))

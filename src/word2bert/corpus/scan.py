@@ -27,6 +27,7 @@ text (a binary given by mistake) and warns about undecodable lines in a text fil
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from typing import NamedTuple
 
@@ -360,13 +361,14 @@ def _stats(counters, n_bytes) -> TextStats:
 
 def merge_duplicates(scanned: ScannedFile) -> ScannedFile:
     """One entry per distinct text: byte strings that decode (or lowercase) to the same word are
-    merged, in order of first appearance."""
+    merged, in order of first appearance. A scan without such byte strings (the usual case) is
+    returned as it is."""
+    if len(set(scanned.words)) == len(scanned.words):
+        return scanned
     index: dict = {}
     remap = np.empty(len(scanned.words), np.int64)
     for i, word in enumerate(scanned.words):
         remap[i] = index.setdefault(word, len(index))
-    if len(index) == len(scanned.words):
-        return scanned
     counts = np.bincount(remap, weights=scanned.counts, minlength=len(index)).astype(np.int64)
     return scanned._replace(words=list(index), counts=counts, tokens=remap[scanned.tokens].astype(np.int32))
 
@@ -420,17 +422,16 @@ def encode_scan(scanned: ScannedFile, vocab):
     vocabulary dropped (they take no window position), sentences left empty dropped."""
     from word2bert.corpus.encoded import EncodedCorpus
 
-    index = vocab.index
-    mapping = np.fromiter((index.get(word, -1) for word in scanned.words), np.int64, len(scanned.words))
-    ids = mapping[scanned.tokens] if len(scanned.tokens) else np.zeros(0, np.int64)
+    vocabulary_ids = np.fromiter(map(vocab.index.get, scanned.words, itertools.repeat(-1)), np.int32,
+                                 len(scanned.words))
+    ids = vocabulary_ids[scanned.tokens]
     kept = ids >= 0
     if not kept.any():
         if len(ids) == 0:
             raise Word2BertError("the corpus is empty: no tokens were read")
         raise Word2BertError("no token of the corpus is in the vocabulary")
-    running = np.zeros(len(ids) + 1, np.int64)
-    np.cumsum(kept, out=running[1:])
-    ends = running[scanned.offsets]
+    dropped_positions = np.flatnonzero(~kept)
+    ends = scanned.offsets - np.searchsorted(dropped_positions, scanned.offsets)  # sentence ends once dropped
     nonempty = np.diff(ends) > 0
     offsets = np.concatenate([[0], ends[1:][nonempty]]).astype(np.int64)
-    return EncodedCorpus(ids[kept].astype(np.int32), offsets, len(scanned.tokens))
+    return EncodedCorpus(ids[kept], offsets, len(scanned.tokens))
