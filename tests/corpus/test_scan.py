@@ -136,3 +136,17 @@ def test_encode_scan_drops_out_of_vocabulary_tokens_and_sentences_left_empty(tmp
     assert encoded.raw_word_count == 9
     with pytest.raises(Word2BertError, match="no token of the corpus is in the vocabulary"):
         encode_scan(scanned, Vocabulary(["zzz"], [1]))
+
+
+def test_a_crlf_cut_between_two_reads_is_one_line_end(tmp_path, monkeypatch):
+    from word2bert.corpus import scan
+
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(b"abc def\r\nxy\r\n\r\nz\r\n")
+    whole = scan_file(path)
+    monkeypatch.setattr(scan, "BLOCK_BYTES", 8)  # the first read ends between \r and \n
+    cut = scan_file(path)
+    assert whole.stats.lines == cut.stats.lines == 4
+    assert whole.words == cut.words
+    np.testing.assert_array_equal(whole.tokens, cut.tokens)
+    np.testing.assert_array_equal(whole.offsets, cut.offsets)

@@ -307,7 +307,8 @@ def scan_file(path, lowercase: bool = False, max_sentence_length: int = MAX_SENT
             if final:
                 end = len(data)
             else:
-                end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+                last = len(data) - 1 if data.endswith(b"\r") else len(data)  # a last \r may be half a \r\n
+                end = max(data.rfind(b"\n", 0, last), data.rfind(b"\r", 0, last)) + 1
                 if end == 0 and len(data) < 64 * BLOCK_BYTES:  # no line end yet: read on
                     carry = data
                     continue
