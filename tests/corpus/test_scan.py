@@ -150,3 +150,121 @@ def test_a_crlf_cut_between_two_reads_is_one_line_end(tmp_path, monkeypatch):
     assert whole.words == cut.words
     np.testing.assert_array_equal(whole.tokens, cut.tokens)
     np.testing.assert_array_equal(whole.offsets, cut.offsets)
+
+
+def generated_text(seed, n_lines=400):
+    """Random lines with every hard case of a scan: \\r\\n, \\r and \\n line ends, empty and blank lines, a
+    line longer than the sentence limit, undecodable bytes, Unicode spaces and letters, controls, case."""
+    rng = np.random.default_rng(seed)
+    common = [f"w{i}".encode() for i in range(60)] + ["caf\u00e9".encode(), "CAF\u00c9".encode(), b"Word", b"WORD",
+                                                       b"bad\xe9", b"bad\xe8", b"x\x01y", "\u65e5\u672c".encode()]
+    spaces = [b" ", b"\t", b"  ", "\u00a0".encode(), "\u3000".encode(), b"\x1c"]
+    line_ends = [b"\n", b"\r\n", b"\r"]
+    lines = []
+    for number in range(n_lines):
+        kind = rng.integers(10)
+        if kind == 0:
+            lines.append(b"" if rng.integers(2) else b" \t ")
+            continue
+        n_tokens = 40 if kind == 1 else int(rng.integers(1, 12))  # 40: longer than max_sentence_length 15
+        tokens = [common[i] for i in rng.integers(len(common), size=n_tokens)]
+        if number > n_lines // 2 and rng.integers(3) == 0:
+            tokens.append(f"late{number % 7}".encode())  # first seen in the second half, some only there
+        lines.append(b"".join(token + spaces[rng.integers(len(spaces))] for token in tokens))
+    ends = [line_ends[i] for i in rng.integers(len(line_ends), size=n_lines)]
+    return b"".join(line + end for line, end in zip(lines, ends))
+
+
+def assert_same_scan(expected, actual):
+    assert actual.words == expected.words
+    np.testing.assert_array_equal(actual.counts, expected.counts)
+    np.testing.assert_array_equal(actual.tokens, expected.tokens)
+    np.testing.assert_array_equal(actual.offsets, expected.offsets)
+    assert actual.tokens.dtype == expected.tokens.dtype and actual.offsets.dtype == expected.offsets.dtype
+    assert actual.stats == expected.stats
+
+
+@pytest.fixture
+def two_parts_from_small_files(monkeypatch):
+    from word2bert.corpus import scan
+
+    monkeypatch.setattr(scan, "TWO_PARTS_BYTES", 1)
+    monkeypatch.setattr(scan, "BLOCK_BYTES", 61)  # many blocks in each part
+    return scan
+
+
+@pytest.mark.parametrize("lowercase", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_two_part_scan_equals_one_part_scan(tmp_path, two_parts_from_small_files, seed, lowercase):
+    data = generated_text(seed)
+    if seed % 2:
+        data = data.rstrip(b"\r\n") + b" last line without a line end"
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(data)
+    assert two_parts_from_small_files._split_point(path) is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnicodeWarning)
+        one = scan_file(path, lowercase, 15, workers=1)
+        two = scan_file(path, lowercase, 15, workers=2)
+    assert_same_scan(one, two)
+    assert one.stats.undecodable_lines > 0 and one.stats.control_bytes > 0
+    assert any(word.startswith("late") for word in one.words)
+    expected_vocab, expected = python_reading(path, lowercase, 15, 1)
+    vocab = vocabulary_of(merge_duplicates(two), 1)
+    assert vocab.words == expected_vocab.words
+    np.testing.assert_array_equal(encode_scan(merge_duplicates(two), vocab).tokens, expected.tokens)
+
+
+@pytest.mark.parametrize("first_half_end, second_half_start, cut_after", [
+    (b"a b\r", b"\nc d\n", 1),  # the middle byte is the \n of a \r\n: cut after it
+    (b"a b", b"\r\nc d\n", 2),  # the middle byte is the \r of a \r\n: cut after both
+    (b"a b", b"\rc d\n", 1),  # a lone \r
+    (b"a b\n", b"\n\n \nc d\n", 1),  # empty and blank lines after the cut
+    (b"a b", b" c d\r\n\r\n", 6),  # the middle in a line: cut after its end
+])
+def test_two_parts_are_cut_after_a_whole_line_end(tmp_path, two_parts_from_small_files, first_half_end,
+                                                  second_half_start, cut_after):
+    second_half = second_half_start + b"late a\rb late\n\n" + b"x " * 10 + b"tail"
+    first_half = b"first line\r\nlate? no: a b a\n" + first_half_end
+    first_half = b"y" * (len(second_half) - len(first_half)) + first_half  # the middle byte starts the second half
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(first_half + second_half)
+    assert two_parts_from_small_files._split_point(path) == len(first_half) + cut_after
+    one = scan_file(path, False, 4, workers=1)
+    two = scan_file(path, False, 4, workers=2)
+    assert_same_scan(one, two)
+
+
+def test_two_part_scan_advances_progress_by_every_token_and_refuses_binaries(tmp_path, two_parts_from_small_files):
+    class Progress:
+        total = 0
+
+        def update(self, n):
+            self.total += n
+
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(generated_text(7).replace(b"\xe9", b"e").replace(b"\xe8", b"e"))
+    progress = Progress()
+    scanned = scan_file(path, progress=progress, workers=2)
+    assert progress.total == len(scanned.tokens) > 0
+    rng = np.random.default_rng(1)
+    binary = tmp_path / "program"
+    binary.write_bytes(bytes(rng.integers(0, 256, 200_000, dtype=np.uint8)))
+    with pytest.raises(Word2BertError, match="does not look like a text file"):
+        scan_file(binary, workers=2)
+
+
+def test_compressed_small_and_lineless_files_are_read_in_one_part(tmp_path, monkeypatch):
+    from word2bert.corpus import scan
+
+    text = generated_text(3)
+    compressed = tmp_path / "corpus.txt.gz"
+    compressed.write_bytes(gzip.compress(text))
+    plain = tmp_path / "corpus.txt"
+    plain.write_bytes(text)
+    one_line = tmp_path / "one_line.txt"
+    one_line.write_bytes(b"a b c " * 100 + b"\n")
+    assert scan._split_point(plain) is None  # smaller than TWO_PARTS_BYTES
+    monkeypatch.setattr(scan, "TWO_PARTS_BYTES", 1)
+    assert scan._split_point(compressed) is None and scan._split_point(one_line) is None
+    assert scan._split_point(plain) is not None

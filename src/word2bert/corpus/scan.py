@@ -27,8 +27,12 @@ text (a binary given by mistake) and warns about undecodable lines in a text fil
 
 from __future__ import annotations
 
+import io
 import itertools
+import os
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numba
@@ -41,6 +45,7 @@ BLOCK_BYTES = 1 << 20
 MAX_SENTENCE_LENGTH = 10000  # as corpus.reader (gensim's MAX_WORDS_IN_BATCH)
 NOT_TEXT_LIMIT = 0.3  # a larger share of non-text bytes means "not a text file"
 SNIFF_BYTES = 1 << 16  # what is looked at before the file is refused
+TWO_PARTS_BYTES = 8 << 20  # a plain file this large is read by two threads, a half each
 
 
 class TextStats(NamedTuple):
@@ -278,31 +283,99 @@ class ScannedFile(NamedTuple):
 
 
 def scan_file(path, lowercase: bool = False, max_sentence_length: int = MAX_SENTENCE_LENGTH, progress=None,
-              check: bool = True) -> ScannedFile:
+              check: bool = True, workers: int | None = None) -> ScannedFile:
     """Read ``path`` once (see the module docstring); ``progress`` (tqdm) advances in tokens. With
-    ``check``, a file that is mostly not text is refused after its first block (:func:`check_text`)."""
+    ``check``, a file that is mostly not text is refused after its first block (:func:`check_text`).
+
+    With ``workers`` >= 2 (the default where the machine has two cores) a plain file of at least
+    ``TWO_PARTS_BYTES`` is read as two halves of whole lines by two threads at once (``progress`` is
+    then advanced from both, one call at a time); the result is the same.
+    """
     if max_sentence_length < 1:
         raise Word2BertError(f"parameter max_sentence_length={max_sentence_length} must be >= 1")
-    counters = np.zeros(9, np.int64)
-    slots = np.zeros(1 << 16, np.int32)
-    hashes = np.empty(1 << 14, np.uint64)
-    word_start = np.empty(1 << 14, np.int64)
-    word_length = np.empty(1 << 14, np.int64)
-    counts = np.zeros(1 << 14, np.int64)
-    arena = np.empty(1 << 18, np.uint8)
-    tokens = np.empty(1 << 20, np.int32)
-    offsets = np.zeros(1 << 16, np.int64)
-    head = b""
-    checked = not check
-    read = 0
+    if workers is None:
+        workers = os.cpu_count() or 1
+    lowercase, max_sentence_length = bool(lowercase), int(max_sentence_length)
+    split = _split_point(path) if workers >= 2 else None
+    if split is None:
+        advance = _no_progress if progress is None else progress.update
+        scan = _scan_range(path, 0, None, lowercase, max_sentence_length, advance, check, threading.Event())
+    else:
+        scan = _scan_in_two_parts(path, split, lowercase, max_sentence_length, progress, check)
+    if check:
+        check_text(path, scan.stats(), scan.head)
+    return scan.scanned_file()
+
+
+def _no_progress(n_tokens):
+    pass
+
+
+def _split_point(path) -> int | None:
+    """Where a plain file of at least ``TWO_PARTS_BYTES`` is cut into two parts of whole lines: right after
+    the first line end at or after its middle (after both bytes of a ``\\r\\n``). None for a compressed or
+    smaller file, or one whose second half holds no line start."""
     with open_binary(path) as handle:
+        if not isinstance(handle, io.BufferedReader):  # a decompressor: it cannot start in the middle
+            return None
+        size = os.fstat(handle.fileno()).st_size
+        if size < TWO_PARTS_BYTES:
+            return None
+        position = size // 2
+        handle.seek(position)
+        while window := handle.read(SNIFF_BYTES):
+            found = [i for i in (window.find(b"\n"), window.find(b"\r")) if i >= 0]
+            if found:
+                line_end = min(found)
+                following = window[line_end + 1:line_end + 2] or handle.read(1)
+                crlf = window[line_end:line_end + 1] == b"\r" and following == b"\n"
+                split = position + line_end + (2 if crlf else 1)
+                return split if split < size else None
+            position += len(window)
+    return None
+
+
+def _scan_in_two_parts(path, split, lowercase, max_sentence_length, progress, check) -> _Scan:
+    """The scan of ``path``: its bytes before ``split`` (a line start) read in this thread, the rest in
+    another at the same time, then joined (:meth:`_Scan.append`)."""
+    lock = threading.Lock()
+
+    def advance(n_tokens):
+        if progress is not None:
+            with lock:
+                progress.update(n_tokens)
+
+    cancelled = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        second = pool.submit(_scan_range, path, split, None, lowercase, max_sentence_length, advance, False,
+                             cancelled)
+        try:
+            first = _scan_range(path, 0, split, lowercase, max_sentence_length, advance, check, threading.Event())
+        except BaseException:  # a file that is not text, an interrupt: the other thread stops after its block
+            cancelled.set()
+            raise
+        first.append(second.result())
+    return first
+
+
+def _scan_range(path, start, stop, lowercase, max_sentence_length, advance, check, cancelled) -> _Scan | None:
+    """The scan of the bytes of ``path`` from ``start`` (a line start) to ``stop`` (right after a line end;
+    None: the end of the file). ``advance`` is called with each block's number of tokens; with ``check``, a
+    part that is mostly not text is refused after its first block. None once ``cancelled`` is set."""
+    scan = _Scan(lowercase, max_sentence_length)
+    checked = not check
+    with open_binary(path) as handle:
+        if start:
+            handle.seek(start)
         carry = b""
         while True:
-            chunk = handle.read(BLOCK_BYTES)
+            if cancelled.is_set():
+                return None
+            chunk = handle.read(BLOCK_BYTES if stop is None else min(BLOCK_BYTES, stop - start - scan.bytes_read))
             final = not chunk
-            read += len(chunk)
-            if not head:
-                head = chunk[:4]
+            scan.bytes_read += len(chunk)
+            if not scan.head:
+                scan.head = chunk[:4]
             data = carry + chunk
             if final:
                 end = len(data)
@@ -314,46 +387,126 @@ def scan_file(path, lowercase: bool = False, max_sentence_length: int = MAX_SENT
                     continue
                 if end == 0:
                     end = len(data)  # a 64 MiB line: cut it (between tokens only by chance)
-            block = np.frombuffer(data, np.uint8, count=end)
             carry = data[end:]
-            room = end // 2 + 2
-            n_words, used, n_tokens, n_sentences = (int(x) for x in counters[:4])
-            hashes = _grown(hashes, n_words + room)
-            word_start = _grown(word_start, n_words + room)
-            word_length = _grown(word_length, n_words + room)
-            counts = _grown(counts, n_words + room, fill=0)
-            arena = _grown(arena, used + end)
-            tokens = _grown(tokens, n_tokens + room)
-            offsets = _grown(offsets, n_sentences + room + 1, fill=0)
-            if len(slots) < 2 * (n_words + room):
-                size = len(slots)
-                while size < 2 * (n_words + room):
-                    size *= 2
-                slots = np.zeros(size, np.int32)
-                _rehash(slots, hashes, n_words)
-            _scan_block(block, end, bool(lowercase), int(max_sentence_length), slots, hashes, arena, word_start,
-                        word_length, counts, tokens, offsets, counters)
-            if progress is not None:
-                progress.update(int(counters[2]) - n_tokens)
-            if not checked and (read >= SNIFF_BYTES or final):
-                check_text(path, _stats(counters, read - len(carry)), head)  # refuse a binary before reading on
+            advance(scan.add_block(np.frombuffer(data, np.uint8, count=end)))
+            if not checked and (scan.bytes_read >= SNIFF_BYTES or final):
+                # refuse a binary before reading on
+                check_text(path, _stats(scan.counters, scan.bytes_read - len(carry)), scan.head)
                 checked = True
             if final:
-                break
-    n_words, used, n_tokens, n_sentences, open_count = (int(x) for x in counters[:5])
-    if open_count > 0:  # the last line had no line end
-        n_sentences += 1
-        offsets = _grown(offsets, n_sentences + 1, fill=0)
-        offsets[n_sentences] = n_tokens
-    stats = _stats(counters, read)
-    if check:
-        check_text(path, stats, head)
-    blob = arena[:used].tobytes()
-    starts, lengths = word_start[:n_words], word_length[:n_words]
-    words = [blob[s:s + n].decode("utf-8", "replace") for s, n in zip(starts.tolist(), lengths.tolist())]
-    if lowercase:
-        words = [w.lower() if not w.isascii() else w for w in words]
-    return ScannedFile(words, counts[:n_words].copy(), tokens[:n_tokens], offsets[:n_sentences + 1].copy(), stats)
+                return scan
+
+
+class _Scan:
+    """What a scan of consecutive whole lines of a file has found so far, in arrays that grow as blocks are
+    added: the word table (distinct tokens' ``hashes``, ``slots`` to find them, their bytes in ``arena``
+    at ``word_start`` / ``word_length``), the words' ``counts``, the ``tokens``, the sentence ``offsets``
+    and ``counters`` (see :func:`_scan_block`); the number of bytes read and the first four (``head``)."""
+
+    def __init__(self, lowercase: bool, max_sentence_length: int):
+        self.lowercase = lowercase
+        self.max_sentence_length = max_sentence_length
+        self.counters = np.zeros(9, np.int64)
+        self.slots = np.zeros(1 << 16, np.int32)
+        self.hashes = np.empty(1 << 14, np.uint64)
+        self.word_start = np.empty(1 << 14, np.int64)
+        self.word_length = np.empty(1 << 14, np.int64)
+        self.arena = np.empty(1 << 18, np.uint8)
+        self.counts = np.zeros(1 << 14, np.int64)
+        self.tokens = np.empty(1 << 20, np.int32)
+        self.offsets = np.zeros(1 << 16, np.int64)
+        self.bytes_read = 0
+        self.head = b""
+
+    def add_block(self, block) -> int:
+        """Scan ``block`` (whole lines, or the end of the file); the number of tokens it held."""
+        room = len(block) // 2 + 2  # at most this many new words, tokens or sentences
+        n_words, _, n_tokens, n_sentences = (int(x) for x in self.counters[:4])
+        self._make_room_for_words(len(block))
+        self.counts = _grown(self.counts, n_words + room, fill=0)
+        self.tokens = _grown(self.tokens, n_tokens + room)
+        self.offsets = _grown(self.offsets, n_sentences + room + 1, fill=0)
+        _scan_block(block, len(block), self.lowercase, self.max_sentence_length, self.slots, self.hashes,
+                    self.arena, self.word_start, self.word_length, self.counts, self.tokens, self.offsets,
+                    self.counters)
+        return int(self.counters[2]) - n_tokens
+
+    def _make_room_for_words(self, n_bytes):
+        """Grow the word table to take the new words that ``n_bytes`` bytes can hold."""
+        room = n_bytes // 2 + 2
+        n_words, used = int(self.counters[0]), int(self.counters[1])
+        self.hashes = _grown(self.hashes, n_words + room)
+        self.word_start = _grown(self.word_start, n_words + room)
+        self.word_length = _grown(self.word_length, n_words + room)
+        self.arena = _grown(self.arena, used + n_bytes)
+        if len(self.slots) < 2 * (n_words + room):
+            size = len(self.slots)
+            while size < 2 * (n_words + room):
+                size *= 2
+            self.slots = np.zeros(size, np.int32)
+            _rehash(self.slots, self.hashes, n_words)
+
+    def append(self, later: _Scan) -> None:
+        """Take in ``later``, the scan (on its own) of the lines that follow this scan's, as if this scan had
+        read on: ``later``'s words that this scan has keep their ids here, its new words follow in their order
+        of first appearance; counts add up, tokens and sentences follow, and so do the stats."""
+        ids = self._word_ids(later.words_as_lines(), int(later.counters[0]))
+        n_words, _, n_tokens, n_sentences = (int(x) for x in self.counters[:4])
+        later_tokens, later_sentences = int(later.counters[2]), int(later.counters[3])
+        self.counts = _grown(self.counts, n_words, fill=0)
+        self.counts[ids] += later.counts[:len(ids)]  # no id twice: later's words are distinct byte strings
+        self.tokens = _grown(self.tokens, n_tokens + later_tokens)
+        self.tokens[n_tokens:n_tokens + later_tokens] = ids[later.tokens[:later_tokens]]
+        self.offsets = _grown(self.offsets, n_sentences + later_sentences + 1, fill=0)
+        self.offsets[n_sentences + 1:n_sentences + later_sentences + 1] = (
+            later.offsets[1:later_sentences + 1] + n_tokens)
+        self.counters[2:] += later.counters[2:]  # tokens, sentences, later's open sentence (this one has none), stats
+        self.bytes_read += later.bytes_read
+
+    def _word_ids(self, lines, n_lines) -> np.ndarray:
+        """The ids of the words of ``lines`` (``n_lines`` distinct byte strings, one a line): a word this scan
+        has keeps its id, the others become its next words, in order. The kernel reads them as a block, into
+        this scan's word table (matching bytes as it does in a scan) but counts, tokens and sentences of
+        their own."""
+        self._make_room_for_words(len(lines))
+        counters = np.zeros(9, np.int64)
+        counters[:2] = self.counters[:2]  # words, arena bytes
+        ids = np.empty(n_lines, np.int32)
+        _scan_block(lines, len(lines), self.lowercase, 1, self.slots, self.hashes, self.arena, self.word_start,
+                    self.word_length, np.zeros(len(self.hashes), np.int64), ids, np.zeros(n_lines + 1, np.int64),
+                    counters)
+        self.counters[:2] = counters[:2]
+        return ids
+
+    def words_as_lines(self) -> np.ndarray:
+        """The words' bytes, one a line (in order of first appearance; the last line without a line end)."""
+        n_words, used = int(self.counters[0]), int(self.counters[1])
+        return np.insert(self.arena[:used], self.word_start[1:n_words], ord("\n"))
+
+    def word_bytes(self) -> list:
+        """The words' bytes (lowercased where ASCII, with ``lowercase``), in order of first appearance."""
+        n_words, used = int(self.counters[0]), int(self.counters[1])
+        blob = self.arena[:used].tobytes()
+        starts, lengths = self.word_start[:n_words].tolist(), self.word_length[:n_words].tolist()
+        return [blob[s:s + n] for s, n in zip(starts, lengths)]
+
+    def stats(self) -> TextStats:
+        return _stats(self.counters, self.bytes_read)
+
+    def scanned_file(self) -> ScannedFile:
+        """The words, counts, tokens and sentences found, with the file's last line a sentence even without
+        a line end."""
+        n_words, _, n_tokens, n_sentences, open_count = (int(x) for x in self.counters[:5])
+        offsets = self.offsets
+        if open_count > 0:  # the last line had no line end
+            n_sentences += 1
+            offsets = _grown(offsets, n_sentences + 1, fill=0)
+            offsets[n_sentences] = n_tokens
+        words = [word.decode("utf-8", "replace") for word in self.word_bytes()]
+        if self.lowercase:
+            words = [w.lower() if not w.isascii() else w for w in words]
+        return ScannedFile(words, self.counts[:n_words].copy(), self.tokens[:n_tokens],
+                           offsets[:n_sentences + 1].copy(), self.stats())
 
 
 def _stats(counters, n_bytes) -> TextStats:
