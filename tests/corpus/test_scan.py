@@ -247,6 +247,7 @@ def test_two_part_scan_advances_progress_by_every_token_and_refuses_binaries(tmp
     progress = Progress()
     scanned = scan_file(path, progress=progress, workers=2)
     assert progress.total == len(scanned.tokens) > 0
+    assert len(two_parts_from_small_files._scan_block.signatures) == 1  # no second compilation for the join
     rng = np.random.default_rng(1)
     binary = tmp_path / "program"
     binary.write_bytes(bytes(rng.integers(0, 256, 200_000, dtype=np.uint8)))

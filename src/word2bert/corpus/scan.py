@@ -481,7 +481,9 @@ class _Scan:
     def words_as_lines(self) -> np.ndarray:
         """The words' bytes, one a line (in order of first appearance; the last line without a line end)."""
         n_words, used = int(self.counters[0]), int(self.counters[1])
-        return np.insert(self.arena[:used], self.word_start[1:n_words], ord("\n"))
+        lines = np.insert(self.arena[:used], self.word_start[1:n_words], ord("\n"))
+        lines.flags.writeable = False  # read-only, as the blocks of a file: the kernel is compiled once, for those
+        return lines
 
     def word_bytes(self) -> list:
         """The words' bytes (lowercased where ASCII, with ``lowercase``), in order of first appearance."""
