@@ -351,10 +351,10 @@ def _scan_in_two_parts(path, split, lowercase, max_sentence_length, progress, ch
                              cancelled)
         try:
             first = _scan_range(path, 0, split, lowercase, max_sentence_length, advance, check, threading.Event())
+            first.append(second.result())
         except BaseException:  # a file that is not text, an interrupt: the other thread stops after its block
             cancelled.set()
             raise
-        first.append(second.result())
     return first
 
 
@@ -455,8 +455,10 @@ class _Scan:
         later_tokens, later_sentences = int(later.counters[2]), int(later.counters[3])
         self.counts = _grown(self.counts, n_words, fill=0)
         self.counts[ids] += later.counts[:len(ids)]  # no id twice: later's words are distinct byte strings
-        self.tokens = _grown(self.tokens, n_tokens + later_tokens)
-        self.tokens[n_tokens:n_tokens + later_tokens] = ids[later.tokens[:later_tokens]]
+        tokens = np.empty(n_tokens + later_tokens, np.int32)  # no room for more: nothing is read after
+        tokens[:n_tokens] = self.tokens[:n_tokens]
+        tokens[n_tokens:] = ids[later.tokens[:later_tokens]]
+        self.tokens = tokens
         self.offsets = _grown(self.offsets, n_sentences + later_sentences + 1, fill=0)
         self.offsets[n_sentences + 1:n_sentences + later_sentences + 1] = (
             later.offsets[1:later_sentences + 1] + n_tokens)
