@@ -269,3 +269,19 @@ def test_compressed_small_and_lineless_files_are_read_in_one_part(tmp_path, monk
     monkeypatch.setattr(scan, "TWO_PARTS_BYTES", 1)
     assert scan._split_point(compressed) is None and scan._split_point(one_line) is None
     assert scan._split_point(plain) is not None
+
+
+def test_words_are_decoded_as_python_decodes_each_line(tmp_path):
+    rng = np.random.default_rng(5)
+    alphabet = np.array([b for b in range(256) if b not in (9, 10, 11, 12, 13, 28, 29, 30, 31, 32)] + list(
+        range(0x80, 0x100)) * 3, np.uint8)  # mostly bytes of multibyte sequences, valid or not
+    lines = [b" ".join(alphabet[rng.integers(len(alphabet), size=rng.integers(1, 7))].tobytes()
+                       for _ in range(rng.integers(1, 9))) for _ in range(3000)]
+    path = tmp_path / "bytes.txt"
+    path.write_bytes(b"\n".join(lines))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnicodeWarning)
+        scanned = scan_file(path, check=False)
+    expected = dict.fromkeys(word for line in path.read_bytes().decode("utf-8", "replace").split("\n")
+                             for word in line.split())
+    assert merge_duplicates(scanned).words == list(expected)

@@ -481,18 +481,12 @@ class _Scan:
         return ids
 
     def words_as_lines(self) -> np.ndarray:
-        """The words' bytes, one a line (in order of first appearance; the last line without a line end)."""
+        """The words' bytes (lowercased where ASCII, with ``lowercase``), one a line, in order of first
+        appearance (the last line without a line end)."""
         n_words, used = int(self.counters[0]), int(self.counters[1])
         lines = np.insert(self.arena[:used], self.word_start[1:n_words], ord("\n"))
         lines.flags.writeable = False  # read-only, as the blocks of a file: the kernel is compiled once, for those
         return lines
-
-    def word_bytes(self) -> list:
-        """The words' bytes (lowercased where ASCII, with ``lowercase``), in order of first appearance."""
-        n_words, used = int(self.counters[0]), int(self.counters[1])
-        blob = self.arena[:used].tobytes()
-        starts, lengths = self.word_start[:n_words].tolist(), self.word_length[:n_words].tolist()
-        return [blob[s:s + n] for s, n in zip(starts, lengths)]
 
     def stats(self) -> TextStats:
         return _stats(self.counters, self.bytes_read)
@@ -506,7 +500,8 @@ class _Scan:
             n_sentences += 1
             offsets = _grown(offsets, n_sentences + 1, fill=0)
             offsets[n_sentences] = n_tokens
-        words = [word.decode("utf-8", "replace") for word in self.word_bytes()]
+        # decoded at once: a line end ends any UTF-8 sequence, so each line decodes as it would alone
+        words = self.words_as_lines().tobytes().decode("utf-8", "replace").split("\n") if n_words else []
         if self.lowercase:
             words = [w.lower() if not w.isascii() else w for w in words]
         return ScannedFile(words, self.counts[:n_words].copy(), self.tokens[:n_tokens],
