@@ -3,9 +3,12 @@
 :func:`scan_file` reads the file's bytes in blocks (decompressing .gz/.bz2/.xz; the decompressors
 release the GIL) and a numba kernel (``nogil``) splits them into lines and tokens, counts every
 distinct token in an open-addressing hash table and writes each token's provisional id (its rank
-of first appearance) and each line's boundaries. :func:`vocabulary_and_corpus` then keeps the words
-with ``min_count`` and maps the provisional ids to vocabulary ids with numpy: the vocabulary and
-the :class:`~word2bert.corpus.EncodedCorpus` of one read of the file, with no Python per token
+of first appearance) and each line's boundaries. A plain file of ``TWO_PARTS_BYTES`` or more is
+read as two halves of whole lines by two threads at once, and the second half's scan is appended to
+the first's (its words take the first half's ids, or the next ones): the same result.
+:func:`vocabulary_of` then keeps the words with ``min_count`` and :func:`encode_scan` maps the
+provisional ids to vocabulary ids with numpy: the vocabulary and the
+:class:`~word2bert.corpus.EncodedCorpus` of one read of the file, with no Python per token
 (gensim's ``build_vocab`` and our old path kept a Python dict lookup per token and read the file
 twice).
 
