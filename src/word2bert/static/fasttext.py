@@ -188,6 +188,12 @@ class FastText:
         return "ns" if self.negative > 0 else "softmax"
 
     # -- vocabulary and weights --------------------------------------------------------
+    @property
+    def ngram_buckets(self) -> int:
+        """The input rows of hashed character n-grams after the word rows: ``bucket``, or 0 without
+        n-grams (``max_n == 0``), as fastText."""
+        return self.bucket if self.max_n > 0 else 0
+
     def build_vocab(self, sentences=None, corpus_file=None, corpus_iterable=None, **gensim_options):
         """Count words (``min_count``, ``max_vocab_size``), build n-gram tables and initialise weights.
 
@@ -201,7 +207,7 @@ class FastText:
         if self._started is None:
             self._started = time.perf_counter()
         source = file_source(sentences, corpus_file)
-        zeros = input_matrix_ahead(source[0], self.bucket if self.max_n > 0 else 0, self.vector_size) \
+        zeros = input_matrix_ahead(source[0], self.ngram_buckets, self.vector_size) \
             if source is not None else None
         self._prepare_kernel()
         self._scanned = None
@@ -219,7 +225,7 @@ class FastText:
                                          progress=progress)
         self.timings["vocabulary"] = time.perf_counter() - start
         self._set_vocabulary(vocab)
-        rows = len(vocab) + (self.bucket if self.max_n > 0 else 0)
+        rows = len(vocab) + self.ngram_buckets
         self.input_vectors = uniform_rows(rows, self.vector_size, 1.0 / self.vector_size, self.seed,
                                           self.subword_rows, self.workers,
                                           out=zeros.result(rows) if zeros is not None else None)
@@ -257,8 +263,8 @@ class FastText:
 
     def _set_vocabulary(self, vocab: Vocabulary):
         self.vocab = vocab
-        bucket = self.bucket if self.max_n > 0 else 0
-        self.subword_offsets, self.subword_rows = subword_rows(vocab.words, self.min_n, self.max_n, bucket)
+        self.subword_offsets, self.subword_rows = subword_rows(vocab.words, self.min_n, self.max_n,
+                                                               self.ngram_buckets)
 
     def _output_tables(self):
         counts = self.vocab.counts
@@ -345,12 +351,12 @@ class FastText:
         if self._wv is None:
             vectors = kernels.bag_means(self.input_vectors, self.subword_offsets, self.subword_rows)
             self._wv = FastTextKeyedVectors(vectors, self.vocab.words, self.vocab.counts, self.input_vectors,
-                                            self.min_n, self.max_n, self.bucket if self.max_n > 0 else 0)
+                                            self.min_n, self.max_n, self.ngram_buckets)
         return self._wv
 
     def get_subwords(self, word: str):
         """(n-gram strings, input rows) of ``word``, as fastText's ``get_subwords`` (word first if known)."""
-        bucket = self.bucket if self.max_n > 0 else 0
+        bucket = self.ngram_buckets
         _, rows = subword_rows([word], self.min_n, self.max_n, bucket, nwords=len(self.vocab), include_self=False)
         grams = word_ngrams(word, self.min_n, self.max_n) if bucket else []
         if word in self.vocab:
@@ -363,7 +369,7 @@ class FastText:
 
         args = dict(dim=self.vector_size, ws=self.window, epoch=self.epochs, minCount=self.min_count,
                     neg=self.negative, wordNgrams=1, loss=LOSS_CODES[self.loss],
-                    model=MODEL_CODES["sg" if self.sg else "cbow"], bucket=self.bucket if self.max_n > 0 else 0,
+                    model=MODEL_CODES["sg" if self.sg else "cbow"], bucket=self.ngram_buckets,
                     minn=self.min_n if self.max_n > 0 else 0, maxn=self.max_n, lrUpdateRate=100, t=self.sample)
         return FastTextFile(args, self.vocab.words, self.vocab.counts, [], np.zeros(0, np.int64),
                             self.ntokens or int(self.vocab.counts.sum()), self.input_vectors, self.output_vectors)
@@ -424,7 +430,7 @@ class FastText:
         model.ntokens = stored.state["ntokens"]
         model.input_vectors = stored.arrays["input_vectors"]
         model.output_vectors = stored.arrays["output_vectors"]
-        rows = len(model.vocab) + (model.bucket if model.max_n > 0 else 0)
+        rows = len(model.vocab) + model.ngram_buckets
         storage.check_shape(path, "input_vectors", model.input_vectors, (rows, model.vector_size))
         storage.check_shape(path, "output_vectors", model.output_vectors, (len(model.vocab), model.vector_size))
         model._resume_state = stored.resume
