@@ -114,6 +114,9 @@ def check_finite_rows(path, vectors: np.ndarray, words: list[str], where) -> Non
                          f"float32 number){more}")
 
 
+_WORD_SEPARATORS = (" ", "\n", "\t", "\r")  # a word holding one cannot be read back
+
+
 def _check_writable(vectors, words):
     vectors = np.asarray(vectors)
     if vectors.ndim != 2:
@@ -121,9 +124,9 @@ def _check_writable(vectors, words):
     if len(words) != vectors.shape[0]:
         raise Word2BertError(f"{len(words)} words but {vectors.shape[0]} vectors")
     joined = "\x00".join(words)  # one C-speed search over all words; the loop below names the culprit
-    if not all(words) or any(ch in joined for ch in (" ", "\n", "\t", "\r")):
+    if not all(words) or any(ch in joined for ch in _WORD_SEPARATORS):
         for word in words:
-            if not word or any(ch in word for ch in (" ", "\n", "\t", "\r")):
+            if not word or any(ch in word for ch in _WORD_SEPARATORS):
                 raise Word2BertError(
                     f"word {word!r} cannot be written in a word2vec/GloVe file (empty or contains whitespace)")
     return np.ascontiguousarray(vectors, dtype=np.float32)
