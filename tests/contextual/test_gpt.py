@@ -19,7 +19,8 @@ from word2bert.models.gpt import (
     OpenAIGPTLMHeadModel,
     OpenAIGPTModel,
 )
-from word2bert.objectives.causal_lm import CausalLanguageModeling, Workspace, linear_cross_entropy
+from word2bert.nn.linear_cross_entropy import Workspace, linear_cross_entropy
+from word2bert.objectives.causal_lm import CausalLanguageModeling
 
 transformers = pytest.importorskip("transformers")
 
@@ -155,6 +156,20 @@ def test_fused_mean_loss_reuses_its_workspace_and_matches_pytorch():
     assert copy.deepcopy(workspace).buffer is None
     with pytest.raises(Word2BertError, match="reduction"):
         linear_cross_entropy(hidden, weight, targets, reduction="none")
+
+
+def test_fused_loss_computes_in_float32_under_autocast():
+    generator = torch.Generator().manual_seed(2)
+    hidden = torch.randn(9, 16, generator=generator, requires_grad=True)
+    weight = torch.randn(300, 16, generator=generator, requires_grad=True)
+    targets = torch.randint(0, 300, (9,), generator=generator)
+    expected, _ = linear_cross_entropy(hidden, weight, targets, chunk_rows=4)
+    expected_grad = torch.autograd.grad(expected, hidden)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = linear_cross_entropy(hidden, weight, targets, chunk_rows=4)
+    assert loss.dtype == torch.float32
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-6)  # bf16 products: ~1e-2 off
+    torch.testing.assert_close(torch.autograd.grad(loss, hidden)[0], expected_grad, rtol=1e-5, atol=1e-6)
 
 
 def test_objective_targets_skip_padding_and_report_summable_stats():

@@ -121,7 +121,8 @@ def test_fused_linear_cross_entropy_equals_pytorch(with_bias):
     bias = torch.randn(11, dtype=torch.float64, requires_grad=True) if with_bias else None
     targets = torch.randint(0, 11, (2, 7))
     targets[0, 3] = targets[1, 6] = -100
-    nll, count = linear_cross_entropy(hidden, weight, bias, targets)
+    nll, correct = linear_cross_entropy(hidden, weight, targets, bias, chunk_rows=5, ignore_index=-100)
+    count = (targets != -100).sum()
     (nll / count * 3.0).backward()
     ours = [hidden.grad.clone(), weight.grad.clone()] + ([bias.grad.clone()] if with_bias else [])
     for tensor in [hidden, weight] + ([bias] if with_bias else []):
@@ -130,6 +131,8 @@ def test_fused_linear_cross_entropy_equals_pytorch(with_bias):
     (reference * 3.0).backward()
     theirs = [hidden.grad, weight.grad] + ([bias.grad] if with_bias else [])
     assert int(count) == 12
+    kept = targets.reshape(-1) != -100
+    assert int(correct) == int((F.linear(hidden, weight, bias).reshape(-1, 11).argmax(1) == targets.reshape(-1))[kept].sum())
     assert float((nll / count).detach()) == pytest.approx(float(reference.detach()), rel=1e-12)
     for a, b in zip(ours, theirs):
         assert torch.allclose(a, b, atol=1e-12)

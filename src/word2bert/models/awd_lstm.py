@@ -30,7 +30,7 @@ from torch import nn
 from word2bert.errors import Word2BertError
 from word2bert.interop.huggingface import KeyMap, rename
 from word2bert.models.base import EncoderOutput, PretrainedConfig, PretrainedModel
-from word2bert.nn.linear_cross_entropy import linear_cross_entropy
+from word2bert.nn.linear_cross_entropy import Workspace, linear_cross_entropy
 from word2bert.nn.recurrent import EmbeddingDropout, LockedDropout, WeightDropLSTM
 
 IGNORE_INDEX = -100
@@ -229,6 +229,7 @@ class AWDLSTMForLanguageModeling(PretrainedModel):
         self.decoder_bias = nn.Parameter(torch.zeros(config.vocab_size))
         self.discriminative_factor = 1.0
         self.last_window_length = 0
+        self.loss_workspace = Workspace()  # the loss's logits buffer, kept between training steps
 
     @property
     def output_weight(self) -> torch.Tensor:
@@ -262,8 +263,11 @@ class AWDLSTMForLanguageModeling(PretrainedModel):
             logits = torch.nn.functional.linear(dropped, self.output_weight, self.decoder_bias).transpose(0, 1)
         loss, stats = None, {}
         if labels is not None:
-            nll, count = linear_cross_entropy(dropped, self.output_weight, self.decoder_bias, labels.t(), IGNORE_INDEX)
-            count_value = int(count)
+            targets = labels.t()
+            nll, _ = linear_cross_entropy(dropped, self.output_weight, targets, self.decoder_bias,
+                                          workspace=self.loss_workspace if self.training else None,
+                                          ignore_index=IGNORE_INDEX)
+            count_value = int((targets != IGNORE_INDEX).sum())
             loss = nll / max(count_value, 1)
             stats = {"nll": (nll.detach(), count_value)}
             if self.training:

@@ -33,6 +33,7 @@ from word2bert.errors import Word2BertError
 from word2bert.fileio import atomic_save, atomic_write
 from word2bert.interop.huggingface import read_json_object
 from word2bert.nn.linear_cross_entropy import linear_cross_entropy
+from word2bert.objectives.base import IGNORE_INDEX
 
 
 @dataclass
@@ -134,8 +135,9 @@ class NNLM(nn.Module):
         logits = self.output(features) if return_logits else None
         loss, stats = None, {}
         if labels is not None:
-            nll, count = linear_cross_entropy(features, self.output.weight, self.output.bias, labels)
-            count = int(count)
+            nll, _ = linear_cross_entropy(features, self.output.weight, labels, self.output.bias,
+                                          ignore_index=IGNORE_INDEX)
+            count = int((labels != IGNORE_INDEX).sum())
             loss = nll / count
             stats = {"nll": (nll.detach(), count)}
         return LMOutput(loss, logits, stats)

@@ -1,73 +1,165 @@
-"""The output layer and its softmax cross-entropy as one autograd step (for large vocabularies).
+"""The output layer and its softmax cross-entropy as one autograd step, for large vocabularies.
 
-``linear_cross_entropy(h, W, b, y)`` returns ``sum_i -ln softmax(W h_i + b)[y_i]`` and its
-gradients, with the same values as ``F.cross_entropy(F.linear(h, W, b), y, reduction="sum")``.
-It keeps one (N, V) buffer: the logits, turned in place into ``softmax - onehot`` (the gradient
-of the loss with respect to the logits) during the backward pass. PyTorch's composition allocates
-and passes over four such buffers (logits, log-softmax, the zero-filled NLL gradient, the
-log-softmax gradient); on a CPU those passes and the page faults of their fresh memory cost
-about as much as the matrix products for a 10,000-word vocabulary.
+``linear_cross_entropy(h, W, y, b)`` returns ``(sum_i -ln softmax(W h_i + b)[y_i], number of rows whose
+target has the largest logit)`` with the values and gradients of
+``F.cross_entropy(F.linear(h, W, b), y, reduction="sum")``, computed chunk by chunk in one reused
+(chunk, V) buffer turned in place into ``softmax - onehot`` (the gradient with respect to the logits).
+PyTorch's composition allocates and passes over four (N, V) buffers (logits, log-softmax, the
+zero-filled NLL gradient, the log-softmax gradient); on a CPU those passes and the page faults of
+their fresh memory cost about as much as the matrix products (GPT-2's 50,257 logits of a 16 x 256
+batch alone take 0.8 GB). Used by every language model's output layer: GPT/GPT-2 (causal LM),
+the NNLM and AWD-LSTM.
 """
 
 from __future__ import annotations
 
 import torch
 
+from word2bert.errors import Word2BertError
+
+#: Rows of logits computed at once: 1024 x 50,257 floats are 206 MB, one buffer reused for every chunk.
+#: Smaller chunks re-read the (V, d) gradient of the output weights more often.
+DEFAULT_CHUNK_ROWS = 1024
+
+
+class Workspace:
+    """Memory :func:`linear_cross_entropy` may keep between calls (its logits buffer), so that each
+    training step does not fault in hundreds of MB of fresh pages. Owned by a module (an objective);
+    copies and pickles of it are empty."""
+
+    def __init__(self):
+        self.buffer: torch.Tensor | None = None
+
+    def get(self, rows: int, columns: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        buffer = self.buffer
+        if (buffer is None or buffer.dtype != dtype or buffer.device != device or buffer.shape[1] != columns
+                or buffer.shape[0] < rows):
+            buffer = self.buffer = None  # free the old one first
+            buffer = self.buffer = torch.empty(rows, columns, dtype=dtype, device=device)
+        return buffer
+
+    def clear(self) -> None:
+        self.buffer = None
+
+    def __deepcopy__(self, memo):
+        return Workspace()
+
+    def __reduce__(self):
+        return (Workspace, ())
+
 
 class _LinearCrossEntropy(torch.autograd.Function):
-    """Forward: ``z = h W^T + b`` into one buffer, ``m = max_j z_j``; the buffer becomes ``e = exp(z - m)``
-    in place and ``nll = m + ln(sum_j e_j) - z_y``. Backward: ``e / sum_j e_j - onehot(y)`` in the same
-    buffer is the gradient with respect to ``z``; two matrix products give those of ``h`` and ``W``."""
+    """s * sum_i -log softmax(h_i W^T + b)[y_i] (s = 1, or 1/N for the mean) and the count of rows whose
+    target has the largest logit, chunk by chunk in ONE reused (chunk, V) buffer.
+
+    Per chunk: z = h W^T + b into the buffer; m = max_j z_j; the buffer becomes p = softmax(z) in
+    place; -log p_y = (m - z_y) - log max_j p_j (exact: max_j p_j = 1 / sum_j exp(z_j - m) >= 1/V
+    never underflows). When autograd needs them the gradients are computed right away: the buffer
+    becomes p - onehot(y) = d(-log p_y)/dz, then d h = s (p - onehot) W and d W += (p - onehot)^T (s h);
+    backward returns them as they are when the incoming gradient is 1 (``loss.backward()``), else
+    scaled. PyTorch's composition (linear, log_softmax, nll_loss, argmax) allocates and passes over
+    four (N, V) buffers."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, ignore_index):
-        buffer = hidden @ weight.t() if bias is None else torch.addmm(bias, hidden, weight.t())
-        keep = targets != ignore_index
-        safe_targets = torch.where(keep, targets, 0)
-        target_logits = buffer.gather(1, safe_targets[:, None]).squeeze(1)
-        row_max = buffer.amax(dim=1)
-        torch.sub(buffer, row_max[:, None], out=buffer).exp_()          # e = exp(z - m), in place
-        sums = buffer.sum(dim=1)
-        nll = torch.where(keep, row_max + sums.log() - target_logits, 0.0)
-        ctx.save_for_backward(hidden, weight, buffer, sums, safe_targets, keep)
-        ctx.has_bias = bias is not None
-        count = keep.sum()
-        ctx.mark_non_differentiable(count)
-        return nll.sum(), count
+    def forward(ctx, hidden, weight, bias, targets, chunk_rows, scale, workspace):
+        needs_grad = any(ctx.needs_input_grad[:3])
+        rows = hidden.shape[0]
+        exact = torch.float64 if hidden.dtype == torch.float64 else torch.float32  # bf16/fp16 accumulate in fp32
+        nll_sum = hidden.new_zeros((), dtype=exact)
+        correct = torch.zeros((), dtype=torch.long, device=hidden.device)
+        grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
+        grad_weight = None
+        grad_bias = torch.zeros(weight.shape[0], dtype=exact, device=weight.device) \
+            if bias is not None and ctx.needs_input_grad[2] else None
+        chunk = min(chunk_rows, rows)
+        buffer = (workspace.get(chunk, weight.shape[0], exact, hidden.device) if workspace is not None
+                  else torch.empty(chunk, weight.shape[0], dtype=exact, device=hidden.device))
+        weight_t = weight.t().to(exact)
+        for start in range(0, rows, chunk_rows):
+            h = hidden[start:start + chunk_rows].to(exact)
+            y = targets[start:start + chunk_rows]
+            logits = buffer[:h.shape[0]]
+            if bias is None:
+                torch.mm(h, weight_t, out=logits)
+            else:
+                torch.addmm(bias.to(exact), h, weight_t, out=logits)
+            target_logit = logits.gather(1, y[:, None]).squeeze(1)
+            max_logit = logits.amax(dim=1)
+            correct += (target_logit >= max_logit).sum()
+            torch._softmax(logits, 1, False, out=logits)  # in place: each row is read before it is written
+            nll_sum += (max_logit - target_logit - logits.amax(dim=1).log()).sum()
+            if not needs_grad:
+                continue
+            logits[torch.arange(y.shape[0], device=y.device), y] -= 1.0  # softmax - onehot
+            if grad_hidden is not None:
+                rows_grad = grad_hidden[start:start + chunk_rows]
+                if logits.dtype == hidden.dtype:
+                    torch.mm(logits, weight, out=rows_grad)
+                else:
+                    rows_grad.copy_(torch.mm(logits, weight_t.t()))
+                if scale != 1.0:
+                    rows_grad.mul_(scale)
+            if ctx.needs_input_grad[1]:
+                scaled = h if scale == 1.0 else h * scale
+                if grad_weight is None:
+                    grad_weight = torch.mm(logits.t(), scaled)
+                else:
+                    grad_weight.addmm_(logits.t(), scaled)
+            if grad_bias is not None:
+                grad_bias += logits.sum(0)
+        if grad_bias is not None and scale != 1.0:
+            grad_bias.mul_(scale)
+        del buffer, logits
+        ctx.save_for_backward(grad_hidden if grad_hidden is not None else hidden.new_empty(0),
+                              grad_weight.to(weight.dtype) if grad_weight is not None else weight.new_empty(0),
+                              grad_bias.to(weight.dtype) if grad_bias is not None else weight.new_empty(0))
+        ctx.has = (grad_hidden is not None, grad_weight is not None, grad_bias is not None)
+        ctx.mark_non_differentiable(correct)
+        return nll_sum * scale, correct
 
     @staticmethod
-    def backward(ctx, grad_loss, _grad_count):
-        hidden, weight, buffer, sums, targets, keep = ctx.saved_tensors
-        scale = float(grad_loss)
-        # d loss / d z = scale * (softmax - onehot), rows without a target zeroed: built in the buffer
-        row_scale = torch.where(keep, scale / sums, 0.0)
-        grad = buffer.mul_(row_scale[:, None])
-        rows = torch.arange(grad.size(0), device=grad.device)
-        grad[rows, targets] -= torch.where(keep, scale, 0.0).to(grad.dtype)
-        grad_hidden = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_hidden = torch.mm(grad, weight)
-        if ctx.needs_input_grad[1]:
-            grad_weight = torch.mm(grad.t(), hidden)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = grad.sum(0)
-        return grad_hidden, grad_weight, grad_bias, None, None
+    def backward(ctx, grad_loss, grad_correct):
+        gradients = [g if has else None for g, has in zip(ctx.saved_tensors, ctx.has)]
+        if not bool(grad_loss == 1):
+            gradients = [None if g is None else g * grad_loss.to(g.dtype) for g in gradients]
+        return (*gradients, None, None, None, None)
 
 
-def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                         targets: torch.Tensor, ignore_index: int = -100) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(sum of -ln softmax(hidden W^T + bias)[target], number of targets)`` over rows whose target
-    is not ``ignore_index``; ``hidden`` (..., d), ``weight`` (V, d), ``targets`` (...).
+def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                         bias: torch.Tensor | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS, *,
+                         reduction: str = "sum", workspace: Workspace | None = None,
+                         ignore_index: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(loss, number of rows whose target has the largest logit)`` with
+    ``loss = sum_i -log softmax(hidden_i W^T + b)[targets_i]`` (``reduction="sum"``) or that sum / N
+    (``"mean"``), over the rows whose target is not ``ignore_index`` (N counts those).
 
-    The backward pass overwrites the saved logits, so the graph cannot be run backward twice.
-    It computes in float32 (float64 inputs stay float64), also under autocast.
+    ``hidden`` (..., d), ``weight`` (V, d), ``targets`` (...) in [0, V). Equal to
+    ``F.cross_entropy(F.linear(hidden, weight, bias), targets, reduction=reduction,
+    ignore_index=ignore_index)`` with the same gradients (zero at ignored rows), computed
+    ``chunk_rows`` rows at a time without storing the (N, V) logits (a ``workspace`` keeps the chunk
+    buffer from one call to the next). The gradients are computed during the forward pass when
+    autograd will need them (first-order only: no gradient of a gradient through this function).
+    A target tied with the largest logit counts as correct. It computes in float32 (float64 inputs
+    stay float64), also under autocast.
     """
-    hidden = hidden.reshape(-1, hidden.size(-1))
-    targets = targets.reshape(-1)
+    if hidden.dim() < 1 or tuple(targets.shape) != tuple(hidden.shape[:-1]):
+        raise Word2BertError(f"linear_cross_entropy takes hidden (..., d) and targets (...) of the same leading "
+                             f"shape; got {tuple(hidden.shape)} and {tuple(targets.shape)}")
+    if reduction not in ("sum", "mean"):
+        raise Word2BertError(f"reduction={reduction!r} must be 'sum' or 'mean'")
+    hidden = hidden.reshape(-1, hidden.shape[-1])
+    targets = targets.reshape(-1).long()
+    if ignore_index is not None:
+        keep = targets != ignore_index
+        if not bool(keep.all()):
+            rows = keep.nonzero().squeeze(1)
+            hidden, targets = hidden.index_select(0, rows), targets.index_select(0, rows)
+    if hidden.shape[0] == 0:
+        zero = (hidden.sum() + weight.sum() * 0.0) * 0.0
+        return zero.float(), torch.zeros((), dtype=torch.long, device=hidden.device)
+    scale = 1.0 if reduction == "sum" else 1.0 / hidden.shape[0]
     with torch.autocast(hidden.device.type, enabled=False):
-        return _LinearCrossEntropy.apply(_full_precision(hidden), _full_precision(weight),
-                                         None if bias is None else _full_precision(bias), targets, ignore_index)
+        return _LinearCrossEntropy.apply(hidden, weight, bias, targets, int(chunk_rows), scale, workspace)
 
 
-def _full_precision(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor if tensor.dtype in (torch.float32, torch.float64) else tensor.float()
+__all__ = ["DEFAULT_CHUNK_ROWS", "Workspace", "linear_cross_entropy"]
