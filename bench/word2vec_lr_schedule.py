@@ -25,6 +25,7 @@ Spearman rho, Google analogies over the 30,000 most frequent words). Results:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -77,24 +78,25 @@ def main() -> None:
         raise SystemExit(f"unknown mode(s) {unknown}: choose from {sorted(W2V_MODES)}")
     seeds = [int(s) for s in args.seeds.split(",")]
     pairs, questions = args.data / "wordsim353.tsv", args.data / "questions-words.txt"
-    env = dict(__import__("os").environ, PYTHONPATH=str(REPO / "src"))
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     before = uptime()
-    kinds = ["word2bert, linear", f"word2bert, corpus_file sawtooth ({args.workers} workers)"]
+    # (label, how the vectors are trained): "linear" / "sawtooth" are word2bert's schedules, "gensim" the peer
+    kinds = [("word2bert, linear", "linear"),
+             (f"word2bert, corpus_file sawtooth ({args.workers} workers)", "sawtooth")]
     if not args.no_gensim:
-        kinds.append("gensim corpus_file")
+        kinds.append(("gensim corpus_file", "gensim"))
     scores: dict[tuple[str, str], list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         corpus = decompress(args.data / "enmix.txt.xz", tmp / "enmix.txt")
         for mode in modes:
             for seed in seeds:
-                for kind in kinds:
+                for kind, training in kinds:
                     out = tmp / "vectors.bin"
-                    if kind.startswith("gensim"):
+                    if training == "gensim":
                         script = gensim_script(corpus, out, W2V_MODES[mode], seed, args.workers)
                     else:
-                        schedule = "linear" if kind.endswith("linear") else "sawtooth"
-                        script = word2bert_script(corpus, out, W2V_MODES[mode], seed, args.workers, schedule)
+                        script = word2bert_script(corpus, out, W2V_MODES[mode], seed, args.workers, training)
                     start = time.perf_counter()
                     subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp, check=True)
                     rho, analogy = quality(out, pairs, questions)
@@ -109,7 +111,7 @@ def main() -> None:
              f"Load before: `{before}`; after: `{uptime()}`.\n",
              "| mode | training | WordSim353 rho | analogy |", "|---|---|---|---|"]
     for mode in modes:
-        for kind in kinds:
+        for kind, _ in kinds:
             runs = scores[(mode, kind)]
             rho = statistics.mean(r for r, _ in runs)
             analogy = statistics.mean(a for _, a in runs)
