@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from word2bert.errors import Word2BertError
@@ -37,6 +36,7 @@ from word2bert.nn.cache import KeyValueCache
 from word2bert.nn.decoder import TransformerDecoder
 from word2bert.nn.embeddings import TransformerEmbeddings
 from word2bert.nn.linear import linear
+from word2bert.nn.linear_cross_entropy import Workspace, linear_cross_entropy
 from word2bert.nn.packed import Packing, packed_decoder_layer, packed_encoder_layer
 from word2bert.nn.transformer import ACTIVATIONS, TransformerEncoder, get_activation
 
@@ -179,66 +179,6 @@ def label_smoothed_nll(logits: torch.Tensor, labels: torch.Tensor, epsilon: floa
     loss = nll if epsilon == 0 else (1.0 - epsilon) * nll - epsilon * log_probs.mean(-1)
     correct = (logits.argmax(-1) == labels).sum()
     return loss.sum(), nll.detach().sum(), correct
-
-
-class _LabelSmoothedLinearCrossEntropy(torch.autograd.Function):
-    """The output layer and :func:`label_smoothed_nll` in one step, keeping one (N, V) buffer.
-
-    Forward: ``z = h E^T + b``, ``m = max_v z_v``, the buffer becomes ``e = exp(z - m)`` in place,
-    ``lse = m + ln sum_v e_v`` and ``loss = (1 - eps) (lse - z_y) + eps (lse - mean_v z_v)``.
-    Backward: ``d loss / d z_v = e_v / sum e - (1 - eps) [v = y] - eps / V``, built in the same buffer;
-    two matrix products give the gradients of h and E. (PyTorch's composition allocates and passes over
-    the logits, the log-softmax, its gradient and the NLL's scattered gradient: four (N, V) buffers.)
-    A prediction counts as correct when the target's logit is the row's maximum. The buffer returns to
-    the class after backward and the next forward reuses it (a graph freed without backward frees it).
-    """
-
-    #: The (N, V) buffer of the last finished backward pass, lent to the next forward: a fresh one of
-    #: ~60 MB costs its page faults again at every step (glibc maps buffers this large anew each time).
-    _spare: torch.Tensor | None = None
-
-    @classmethod
-    def _borrow_buffer(cls, rows: int, columns: int, like: torch.Tensor) -> torch.Tensor:
-        spare, cls._spare = cls._spare, None
-        size = rows * columns
-        if spare is None or spare.numel() < size or spare.dtype != like.dtype or spare.device != like.device:
-            spare = torch.empty(size + size // 8, dtype=like.dtype, device=like.device)  # room for longer batches
-        return spare[:size].view(rows, columns)
-
-    @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, epsilon):
-        buffer = _LabelSmoothedLinearCrossEntropy._borrow_buffer(hidden.shape[0], weight.shape[0], hidden)
-        if bias.any():
-            torch.addmm(bias, hidden, weight.t(), out=buffer)
-        else:  # Marian's final_logits_bias is zeros: skip addmm's copy of it into every row (a pass over N x V)
-            torch.mm(hidden, weight.t(), out=buffer)
-        target_logits = buffer.gather(1, targets[:, None]).squeeze(1)
-        row_max = buffer.amax(dim=1)
-        mean_logits = buffer.mean(dim=1) if epsilon else None
-        torch.sub(buffer, row_max[:, None], out=buffer).exp_()
-        sums = buffer.sum(dim=1)
-        log_normaliser = row_max + sums.log()
-        nll = log_normaliser - target_logits
-        loss = nll if not epsilon else (1.0 - epsilon) * nll + epsilon * (log_normaliser - mean_logits)
-        ctx.save_for_backward(hidden, weight, buffer, sums, targets)
-        ctx.epsilon = epsilon
-        nll_sum, correct = nll.sum(), (target_logits >= row_max).sum()
-        ctx.mark_non_differentiable(nll_sum, correct)
-        return loss.sum(), nll_sum, correct
-
-    @staticmethod
-    def backward(ctx, grad_loss, _grad_nll, _grad_correct):
-        hidden, weight, buffer, sums, targets = ctx.saved_tensors
-        scale, epsilon = float(grad_loss), ctx.epsilon
-        grad = buffer.mul_((scale / sums)[:, None])
-        if epsilon:
-            grad.sub_(scale * epsilon / grad.shape[1])
-        grad[torch.arange(grad.shape[0], device=grad.device), targets] -= scale * (1.0 - epsilon)
-        grad_hidden = torch.mm(grad, weight) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.mm(grad.t(), hidden) if ctx.needs_input_grad[1] else None
-        grad_bias = grad.sum(0) if ctx.needs_input_grad[2] else None
-        _LabelSmoothedLinearCrossEntropy._spare = buffer._base  # done with it: the next forward may reuse it
-        return grad_hidden, grad_weight, grad_bias, None, None
 
 
 def init_seq2seq_weights(module: nn.Module) -> None:
@@ -437,6 +377,7 @@ class TransformerForTranslation(PretrainedModel):
         self.packed = True
         self.model = TransformerModel(config)
         self.register_buffer("final_logits_bias", torch.zeros(1, config.vocab_size))
+        self.loss_workspace = Workspace()  # the fused output layer's logits buffer, kept between steps
 
     @classmethod
     def hf_key_map(cls, config: TransformerConfig) -> KeyMap:
@@ -502,13 +443,15 @@ class TransformerForTranslation(PretrainedModel):
     def _add_loss(self, output: Seq2SeqOutput, hidden: torch.Tensor, targets: torch.Tensor) -> Seq2SeqOutput:
         """Loss and statistics of the labelled rows ``hidden`` (N, d) with labels ``targets`` (N,); the
         logits too, except when a gradient is being recorded: the output layer and the loss then run as
-        one fused step (:class:`_LabelSmoothedLinearCrossEntropy`) that does not keep them."""
+        one fused step (:func:`~word2bert.nn.linear_cross_entropy.linear_cross_entropy`) that does not keep them."""
         epsilon = self.label_smoothing if self.training else 0.0
         weight = self.model.get_input_embeddings().weight
-        if torch.is_grad_enabled() and hidden.dtype == torch.float32 and weight.dtype == torch.float32:
+        if torch.is_grad_enabled():
             logits = None
-            loss_sum, nll_sum, correct = _LabelSmoothedLinearCrossEntropy.apply(
-                hidden, weight, self.final_logits_bias[0], targets, epsilon)
+            bias = self.final_logits_bias[0]
+            bias = bias if bool(bias.any()) else None  # Marian's is zeros: no pass adding it to every row
+            loss_sum, nll_sum, correct = linear_cross_entropy(hidden, weight, targets, bias, label_smoothing=epsilon,
+                                                              with_nll=True, workspace=self.loss_workspace)
         else:
             logits = self.output_logits(hidden)
             loss_sum, nll_sum, correct = label_smoothed_nll(logits, targets, epsilon)

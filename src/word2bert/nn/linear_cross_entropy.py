@@ -4,11 +4,12 @@
 target has the largest logit)`` with the values and gradients of
 ``F.cross_entropy(F.linear(h, W, b), y, reduction="sum")``, computed chunk by chunk in one reused
 (chunk, V) buffer turned in place into ``softmax - onehot`` (the gradient with respect to the logits).
+With ``label_smoothing=eps`` the loss is that of ``F.cross_entropy(..., label_smoothing=eps)``.
 PyTorch's composition allocates and passes over four (N, V) buffers (logits, log-softmax, the
 zero-filled NLL gradient, the log-softmax gradient); on a CPU those passes and the page faults of
 their fresh memory cost about as much as the matrix products (GPT-2's 50,257 logits of a 16 x 256
 batch alone take 0.8 GB). Used by every language model's output layer: GPT/GPT-2 (causal LM),
-the NNLM and AWD-LSTM.
+the NNLM, AWD-LSTM and the Transformer encoder-decoder (label-smoothed).
 """
 
 from __future__ import annotations
@@ -49,31 +50,36 @@ class Workspace:
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
-    """s * sum_i -log softmax(h_i W^T + b)[y_i] (s = 1, or 1/N for the mean) and the count of rows whose
-    target has the largest logit, chunk by chunk in ONE reused (chunk, V) buffer.
+    """s * sum_i loss_i (s = 1, or 1/N for the mean), s * sum_i -log p_i[y_i] and the count of rows whose
+    target has the largest logit, chunk by chunk in ONE reused (chunk, V) buffer, where p_i = softmax(z_i),
+    z_i = h_i W^T + b and, with label smoothing eps (Szegedy et al. 2016, section 7: the target
+    distribution q = (1 - eps) onehot(y) + eps / V)::
 
-    Per chunk: z = h W^T + b into the buffer; m = max_j z_j; the buffer becomes p = softmax(z) in
-    place; -log p_y = (m - z_y) - log max_j p_j (exact: max_j p_j = 1 / sum_j exp(z_j - m) >= 1/V
-    never underflows). When autograd needs them the gradients are computed right away: the buffer
-    becomes p - onehot(y) = d(-log p_y)/dz, then d h = s (p - onehot) W and d W += (p - onehot)^T (s h);
-    backward returns them as they are when the incoming gradient is 1 (``loss.backward()``), else
-    scaled. PyTorch's composition (linear, log_softmax, nll_loss, argmax) allocates and passes over
-    four (N, V) buffers."""
+        loss_i = -sum_v q_v log p_v = (1 - eps) (lse_i - z_iy) + eps (lse_i - mean_v z_iv),  lse_i = log sum_v exp z_iv
+
+    Per chunk: z into the buffer; m = max_v z_v; the buffer becomes p = softmax(z) in place; then
+    lse = m - log max_v p_v (exact: max_v p_v = 1 / sum_v exp(z_v - m) >= 1/V never underflows). When
+    autograd needs them the gradients are computed right away: the buffer becomes
+    d loss / dz = p - (1 - eps) onehot(y) - eps / V, then d h = s (d loss / dz) W and
+    d W += (d loss / dz)^T (s h); backward returns them as they are when the incoming gradient is 1
+    (``loss.backward()``), else scaled. PyTorch's composition (linear, log_softmax, nll_loss, argmax)
+    allocates and passes over four (N, V) buffers."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, chunk_rows, scale, workspace):
+    def forward(ctx, hidden, weight, bias, targets, chunk_rows, scale, workspace, smoothing):
         needs_grad = any(ctx.needs_input_grad[:3])
-        rows = hidden.shape[0]
+        rows, vocabulary = hidden.shape[0], weight.shape[0]
         exact = torch.float64 if hidden.dtype == torch.float64 else torch.float32  # bf16/fp16 accumulate in fp32
+        loss_sum = hidden.new_zeros((), dtype=exact)
         nll_sum = hidden.new_zeros((), dtype=exact)
         correct = torch.zeros((), dtype=torch.long, device=hidden.device)
         grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
         grad_weight = None
-        grad_bias = torch.zeros(weight.shape[0], dtype=exact, device=weight.device) \
+        grad_bias = torch.zeros(vocabulary, dtype=exact, device=weight.device) \
             if bias is not None and ctx.needs_input_grad[2] else None
         chunk = min(chunk_rows, rows)
-        buffer = (workspace.get(chunk, weight.shape[0], exact, hidden.device) if workspace is not None
-                  else torch.empty(chunk, weight.shape[0], dtype=exact, device=hidden.device))
+        buffer = (workspace.get(chunk, vocabulary, exact, hidden.device) if workspace is not None
+                  else torch.empty(chunk, vocabulary, dtype=exact, device=hidden.device))
         weight_t = weight.t().to(exact)
         for start in range(0, rows, chunk_rows):
             h = hidden[start:start + chunk_rows].to(exact)
@@ -85,12 +91,19 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 torch.addmm(bias.to(exact), h, weight_t, out=logits)
             target_logit = logits.gather(1, y[:, None]).squeeze(1)
             max_logit = logits.amax(dim=1)
+            mean_logit = logits.mean(dim=1) if smoothing else None
             correct += (target_logit >= max_logit).sum()
             torch._softmax(logits, 1, False, out=logits)  # in place: each row is read before it is written
-            nll_sum += (max_logit - target_logit - logits.amax(dim=1).log()).sum()
+            log_normaliser = max_logit - logits.amax(dim=1).log()
+            nll = (log_normaliser - target_logit).sum()
+            nll_sum += nll
+            loss_sum += nll if not smoothing else (
+                (1.0 - smoothing) * nll + smoothing * (log_normaliser - mean_logit).sum())
             if not needs_grad:
                 continue
-            logits[torch.arange(y.shape[0], device=y.device), y] -= 1.0  # softmax - onehot
+            logits[torch.arange(y.shape[0], device=y.device), y] -= 1.0 - smoothing  # p - (1 - eps) onehot
+            if smoothing:
+                logits.sub_(smoothing / vocabulary)  # - eps / V
             if grad_hidden is not None:
                 rows_grad = grad_hidden[start:start + chunk_rows]
                 if logits.dtype == hidden.dtype:
@@ -114,24 +127,31 @@ class _LinearCrossEntropy(torch.autograd.Function):
                               grad_weight.to(weight.dtype) if grad_weight is not None else weight.new_empty(0),
                               grad_bias.to(weight.dtype) if grad_bias is not None else weight.new_empty(0))
         ctx.has = (grad_hidden is not None, grad_weight is not None, grad_bias is not None)
-        ctx.mark_non_differentiable(correct)
-        return nll_sum * scale, correct
+        nll_sum = nll_sum * scale
+        ctx.mark_non_differentiable(nll_sum, correct)
+        return loss_sum * scale, nll_sum, correct
 
     @staticmethod
-    def backward(ctx, grad_loss, grad_correct):
+    def backward(ctx, grad_loss, grad_nll, grad_correct):
         gradients = [g if has else None for g, has in zip(ctx.saved_tensors, ctx.has)]
         if not bool(grad_loss == 1):
             gradients = [None if g is None else g * grad_loss.to(g.dtype) for g in gradients]
-        return (*gradients, None, None, None, None)
+        return (*gradients, None, None, None, None, None)
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                          bias: torch.Tensor | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS, *,
                          reduction: str = "sum", workspace: Workspace | None = None,
-                         ignore_index: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                         ignore_index: int | None = None, label_smoothing: float = 0.0,
+                         with_nll: bool = False) -> tuple[torch.Tensor, ...]:
     """``(loss, number of rows whose target has the largest logit)`` with
     ``loss = sum_i -log softmax(hidden_i W^T + b)[targets_i]`` (``reduction="sum"``) or that sum / N
     (``"mean"``), over the rows whose target is not ``ignore_index`` (N counts those).
+
+    With ``label_smoothing=eps`` each row's loss is ``-sum_v q_v log p_v`` for the target distribution
+    ``q = (1 - eps) onehot(y) + eps / V`` (``F.cross_entropy(..., label_smoothing=eps)``); ``with_nll=True``
+    returns ``(loss, nll, correct)`` where ``nll`` is the unsmoothed negative log-likelihood, reduced
+    alike (no gradient flows through it).
 
     ``hidden`` (..., d), ``weight`` (V, d), ``targets`` (...) in [0, V). Equal to
     ``F.cross_entropy(F.linear(hidden, weight, bias), targets, reduction=reduction,
@@ -147,6 +167,8 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
                              f"shape; got {tuple(hidden.shape)} and {tuple(targets.shape)}")
     if reduction not in ("sum", "mean"):
         raise Word2BertError(f"reduction={reduction!r} must be 'sum' or 'mean'")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise Word2BertError(f"label_smoothing={label_smoothing!r} must be in [0, 1)")
     hidden = hidden.reshape(-1, hidden.shape[-1])
     targets = targets.reshape(-1).long()
     if ignore_index is not None:
@@ -156,10 +178,13 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
             hidden, targets = hidden.index_select(0, rows), targets.index_select(0, rows)
     if hidden.shape[0] == 0:
         zero = (hidden.sum() + weight.sum() * 0.0) * 0.0
-        return zero.float(), torch.zeros((), dtype=torch.long, device=hidden.device)
-    scale = 1.0 if reduction == "sum" else 1.0 / hidden.shape[0]
-    with torch.autocast(hidden.device.type, enabled=False):
-        return _LinearCrossEntropy.apply(hidden, weight, bias, targets, int(chunk_rows), scale, workspace)
+        loss, nll, correct = zero.float(), zero.detach().float(), torch.zeros((), dtype=torch.long, device=hidden.device)
+    else:
+        scale = 1.0 if reduction == "sum" else 1.0 / hidden.shape[0]
+        with torch.autocast(hidden.device.type, enabled=False):
+            loss, nll, correct = _LinearCrossEntropy.apply(hidden, weight, bias, targets, int(chunk_rows), scale,
+                                                           workspace, float(label_smoothing))
+    return (loss, nll, correct) if with_nll else (loss, correct)
 
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "Workspace", "linear_cross_entropy"]
