@@ -1,7 +1,8 @@
 """Is word2bert's GPT-2 loss after 200 steps the same as transformers' up to dropout noise? Several seeds.
 
-A small GPT-2 (2 layers, hidden 128, 4 heads, context 256) on the start of enmix, GPT-2's BPE ids mapped
-to a vocabulary of the 7,999 most frequent ids plus one id for the rest (8,000), batch 8, AdamW lr 3e-4
+A small GPT-2 (by default 2 layers, hidden 128, 4 heads, context 256) on the start of enmix, GPT-2's BPE
+ids mapped to a vocabulary of the 7,999 most frequent ids plus one id for the rest (``--vocab 8000``;
+``--vocab 50257`` keeps GPT-2's), batch 8, AdamW lr 3e-4
 wd 0.01 as in ``bench/gpt_vs_transformers.py``. For each seed both models start from transformers'
 random initialisation (copied into ours through the key map) and train 200 steps on the same batches;
 the seed also seeds the dropout masks (ours draw theirs from numpy, seeded from torch's generator;
@@ -10,7 +11,8 @@ float rounding. With ``--dropout 0`` the two compute the same function: their lo
 other closely (the check that the models, gradients and optimizers agree); with dropout 0.1 the gap
 between the two sides of one seed is compared with the spread across seeds.
 
-    python bench/gpt_loss_seeds.py --seeds 0,1,2,3 [--dropout 0.1] [--steps 200] [--out FILE]
+    python bench/gpt_loss_seeds.py --seeds 0,1,2,3 [--dropout 0.1] [--steps 200] [--layers 2] [--hidden 128]
+                                   [--vocab 8000] [--out FILE]
 """
 
 from __future__ import annotations
@@ -32,17 +34,19 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpt_vs_transformers import DATA, encoded_windows, load_average, make_optimizer  # noqa: E402
 
-LAYERS, HIDDEN, HEADS, CONTEXT, VOCAB, BATCH = 2, 128, 4, 256, 8000, 8
+HEADS, CONTEXT, BATCH, GPT2_VOCAB = 4, 256, 8, 50257
 HELD_OUT_BATCHES = 4
 
 
-def remapped_windows(data_dir: Path, steps: int) -> torch.Tensor:
-    """(steps + held-out) * BATCH windows of ids in [0, VOCAB): the VOCAB - 1 most frequent BPE ids keep
-    a rank each (by frequency), every other id becomes VOCAB - 1."""
+def remapped_windows(data_dir: Path, steps: int, vocab: int) -> torch.Tensor:
+    """(steps + held-out) * BATCH windows of ids in [0, vocab): the vocab - 1 most frequent BPE ids keep
+    a rank each (by frequency), every other id becomes vocab - 1 (GPT-2's ids as they are for 50,257)."""
     windows = encoded_windows(data_dir, (steps + HELD_OUT_BATCHES) * BATCH, BATCH)
+    if vocab >= GPT2_VOCAB:
+        return torch.from_numpy(windows)
     ids, counts = np.unique(windows, return_counts=True)
-    kept = ids[np.argsort(-counts, kind="stable")[: VOCAB - 1]]
-    mapping = np.full(windows.max() + 1, VOCAB - 1, dtype=np.int64)
+    kept = ids[np.argsort(-counts, kind="stable")[: vocab - 1]]
+    mapping = np.full(windows.max() + 1, vocab - 1, dtype=np.int64)
     mapping[kept] = np.arange(len(kept))
     return torch.from_numpy(mapping[windows])
 
@@ -71,6 +75,9 @@ def main(argv=None):
     parser.add_argument("--seeds", default="0,1,2,3")
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--vocab", type=int, default=8000, help="50257: GPT-2's BPE ids unchanged")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--out", help="append the results table to this Markdown file")
@@ -81,10 +88,10 @@ def main(argv=None):
 
     from word2bert.models.gpt import GPT2Config, GPT2LMHeadModel
 
-    windows = remapped_windows(Path(args.data), args.steps)
+    windows = remapped_windows(Path(args.data), args.steps, args.vocab)
     batches = list(windows.split(BATCH))
     train_batches, held_out_batches = batches[: args.steps], batches[args.steps:]
-    config = GPT2Config(vocab_size=VOCAB, n_positions=CONTEXT, n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS,
+    config = GPT2Config(vocab_size=args.vocab, n_positions=CONTEXT, n_embd=args.hidden, n_layer=args.layers, n_head=HEADS,
                         resid_pdrop=args.dropout, embd_pdrop=args.dropout, attn_pdrop=args.dropout)
     hf_fields = {k: v for k, v in config.to_hf_dict().items() if k != "model_type"}
     sides = {
@@ -115,11 +122,12 @@ def main(argv=None):
     lines = [
         f"### GPT-2 loss parity over seeds, dropout {args.dropout:g}",
         "",
-        f"Command: `python bench/gpt_loss_seeds.py --seeds {args.seeds} --dropout {args.dropout:g} --steps {args.steps}`"
+        f"Command: `python bench/gpt_loss_seeds.py --seeds {args.seeds} --dropout {args.dropout:g} --steps {args.steps} "
+        f"--layers {args.layers} --hidden {args.hidden} --vocab {args.vocab}`"
         f" ({time.perf_counter() - started:.0f} s; load before `{load_before}`, after `{load_average()}`); torch "
         f"{torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads.",
-        f"Model: {LAYERS} layers, hidden {HIDDEN}, {HEADS} heads, context {CONTEXT}, vocabulary {VOCAB} (GPT-2 BPE ids "
-        f"remapped by frequency), batch {BATCH}; loss at step s = mean training loss of steps s-9..s "
+        f"Model: {args.layers} layers, hidden {args.hidden}, {HEADS} heads, context {CONTEXT}, vocabulary {args.vocab} "
+        f"({'GPT-2 BPE' if args.vocab >= GPT2_VOCAB else 'GPT-2 BPE ids remapped by frequency'}), batch {BATCH}; loss at step s = mean training loss of steps s-9..s "
         "(word2bert / transformers).",
         "",
         "| seed | " + " | ".join(f"step {s}" for s in checkpoints) + " | last 20 steps | held-out | held-out gap |",
