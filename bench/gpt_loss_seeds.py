@@ -32,9 +32,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpt_vs_transformers import DATA, encoded_windows, load_average, make_optimizer  # noqa: E402
+from gpt_vs_transformers import (CONTEXT, DATA, Runner, encoded_windows, load_average, ours_loss,  # noqa: E402
+                                 paired_models, theirs_loss)
 
-HEADS, CONTEXT, BATCH, GPT2_VOCAB = 4, 256, 8, 50257
+HEADS, BATCH, GPT2_VOCAB = 4, 8, 50257
 HELD_OUT_BATCHES = 4
 
 
@@ -49,25 +50,6 @@ def remapped_windows(data_dir: Path, steps: int, vocab: int) -> torch.Tensor:
     mapping = np.full(windows.max() + 1, vocab - 1, dtype=np.int64)
     mapping[kept] = np.arange(len(kept))
     return torch.from_numpy(mapping[windows])
-
-
-def train(model, loss_fn, batches) -> list[float]:
-    optimizer, _ = make_optimizer(model)
-    model.train()
-    losses = []
-    for ids in batches:
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model, ids)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
-
-
-@torch.no_grad()
-def held_out(model, loss_fn, batches) -> float:
-    model.eval()
-    return float(np.mean([loss_fn(model, ids).item() for ids in batches]))
 
 
 def main(argv=None):
@@ -86,32 +68,22 @@ def main(argv=None):
 
     import transformers
 
-    from word2bert.models.gpt import GPT2Config, GPT2LMHeadModel
+    from word2bert.models.gpt import GPT2Config
 
     windows = remapped_windows(Path(args.data), args.steps, args.vocab)
     batches = list(windows.split(BATCH))
     train_batches, held_out_batches = batches[: args.steps], batches[args.steps:]
     config = GPT2Config(vocab_size=args.vocab, n_positions=CONTEXT, n_embd=args.hidden, n_layer=args.layers, n_head=HEADS,
                         resid_pdrop=args.dropout, embd_pdrop=args.dropout, attn_pdrop=args.dropout)
-    hf_fields = {k: v for k, v in config.to_hf_dict().items() if k != "model_type"}
-    sides = {
-        "word2bert": lambda model, ids: model(ids).loss,
-        "transformers": lambda model, ids: model(input_ids=ids, labels=ids).loss,
-    }
     rows, load_before, started = [], load_average(), time.perf_counter()
     for seed in [int(s) for s in args.seeds.split(",")]:
         torch.manual_seed(seed)
-        hf_config = transformers.GPT2Config(**hf_fields)
-        hf_config._attn_implementation = "sdpa"
-        theirs = transformers.GPT2LMHeadModel(hf_config)
-        ours = GPT2LMHeadModel(config)
-        state, _ = GPT2LMHeadModel.hf_key_map(config).to_ours(theirs.state_dict())
-        ours.load_state_dict(state)
+        ours, theirs = paired_models(config)
         result = {"seed": seed}
-        for name, model in (("word2bert", ours), ("transformers", theirs)):
+        for runner in (Runner("word2bert", ours, ours_loss, BATCH), Runner("transformers", theirs, theirs_loss, BATCH)):
             torch.manual_seed(1000 + seed)  # each side's dropout stream starts from the same seed
-            losses = train(model, sides[name], train_batches)
-            result[name] = (losses, held_out(model, sides[name], held_out_batches))
+            runner.train_steps(train_batches, warmup_steps=len(train_batches))  # (untimed)
+            result[runner.name] = (runner.losses, runner.evaluate(held_out_batches))
         rows.append(result)
         ours_losses, ours_eval = result["word2bert"]
         theirs_losses, theirs_eval = result["transformers"]

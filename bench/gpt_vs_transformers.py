@@ -114,6 +114,23 @@ class Runner:
         return float(np.mean([self.loss_fn(self.model, ids).item() for ids in batches]))
 
 
+def paired_models(config):
+    """(ours, theirs) for a word2bert ``GPT2Config``: transformers' ``GPT2LMHeadModel`` (SDPA attention) with its
+    random initialisation (drawn from torch's generator, so ``torch.manual_seed`` fixes it), and ours with the
+    same weights copied in through the key map."""
+    import transformers
+
+    from word2bert.models.gpt import GPT2LMHeadModel
+
+    hf_config = transformers.GPT2Config(**{k: v for k, v in config.to_hf_dict().items() if k != "model_type"})
+    hf_config._attn_implementation = "sdpa"
+    theirs = transformers.GPT2LMHeadModel(hf_config)
+    ours = GPT2LMHeadModel(config)
+    state, _ = GPT2LMHeadModel.hf_key_map(config).to_ours(theirs.state_dict())
+    ours.load_state_dict(state)  # identical starting point
+    return ours, theirs
+
+
 def load_average() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
@@ -184,19 +201,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    import transformers
-
-    from word2bert.models.gpt import GPT2Config, GPT2LMHeadModel
+    from word2bert.models.gpt import GPT2Config
 
     loads = [load_average()]
     config = GPT2Config(vocab_size=VOCAB, n_positions=CONTEXT, n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS)
     torch.manual_seed(args.seed)
-    hf_config = transformers.GPT2Config(**{k: v for k, v in config.to_hf_dict().items() if k != "model_type"})
-    hf_config._attn_implementation = "sdpa"
-    theirs = transformers.GPT2LMHeadModel(hf_config)
-    ours = GPT2LMHeadModel(config)
-    state, missing = GPT2LMHeadModel.hf_key_map(config).to_ours(theirs.state_dict())
-    ours.load_state_dict(state)  # identical starting point
+    ours, theirs = paired_models(config)
 
     held_out_batches = 4
     windows = torch.from_numpy(encoded_windows(Path(args.data), (args.steps + held_out_batches) * args.batch,

@@ -26,7 +26,8 @@ DEFAULT_CHUNK_ROWS = 1024
 class Workspace:
     """Memory :func:`linear_cross_entropy` may keep between calls (its logits buffer), so that each
     training step does not fault in hundreds of MB of fresh pages. Owned by a module (the causal LM
-    objective, AWD-LSTM's language model); copies and pickles of it are empty."""
+    objective, AWD-LSTM's language model, the Transformer's translation head); copies and pickles of it are
+    empty."""
 
     def __init__(self):
         self.buffer: torch.Tensor | None = None
