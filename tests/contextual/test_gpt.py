@@ -19,6 +19,7 @@ from word2bert.models.gpt import (
     OpenAIGPTLMHeadModel,
     OpenAIGPTModel,
 )
+from word2bert.nn.dropout import set_mask_source
 from word2bert.nn.linear_cross_entropy import Workspace, linear_cross_entropy
 from word2bert.objectives.causal_lm import CausalLanguageModeling
 
@@ -315,3 +316,41 @@ def test_resize_token_embeddings_and_bad_configs():
         OpenAIGPTConfig(resid_pdrop=1.5)
     with pytest.raises(Word2BertError, match="max_position|positions"):
         GPT2LMHeadModel(GPT2Config(**SHAPES[0])).logits(torch.zeros(1, 41, dtype=torch.long))
+
+
+@pytest.fixture
+def torch_dropout_masks():
+    """Dropout masks drawn as torch's F.dropout draws them (restored afterwards)."""
+    previous = set_mask_source("torch")
+    yield
+    set_mask_source(previous)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("shape", [0, 1])
+def test_training_with_dropout_equals_transformers_with_torch_masks(family, shape, tmp_path, torch_dropout_masks):
+    """With dropout 0.1 at every site (embeddings, attention probabilities, residuals) and the masks drawn
+    as F.dropout draws them, our model and transformers' take the same three AdamW steps: the same
+    losses (to 1e-5) from the same generator state, though each step's loss differs from the loss
+    without dropout (the masks are really drawn)."""
+    theirs = their_model(family, SHAPES[shape], resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1)
+    theirs.save_pretrained(tmp_path / "theirs")
+    ours = FAMILIES[family][3].from_pretrained(tmp_path / "theirs")
+    ours.train(), theirs.train()
+    ours_optimizer = torch.optim.AdamW(ours.parameters(), lr=1e-2)
+    their_optimizer = torch.optim.AdamW(theirs.parameters(), lr=1e-2)
+    ids = torch.randint(0, SHAPES[shape]["vocab_size"], (3, 17), generator=torch.Generator().manual_seed(1))
+    for step in range(3):
+        with torch.no_grad():
+            without_dropout = float(theirs.eval()(ids, labels=ids).loss)
+        theirs.train()
+        torch.manual_seed(100 + step)
+        our_loss = ours(ids).loss
+        torch.manual_seed(100 + step)
+        their_loss = theirs(ids, labels=ids).loss
+        assert our_loss.item() == pytest.approx(their_loss.item(), abs=1e-5)
+        assert abs(their_loss.item() - without_dropout) > 1e-3
+        for optimizer, loss in ((ours_optimizer, our_loss), (their_optimizer, their_loss)):
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()

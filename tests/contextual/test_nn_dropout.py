@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from word2bert.errors import Word2BertError
 from word2bert.nn.attention import attend, causal_mask
-from word2bert.nn.dropout import Dropout, dropout, dropout_add, dropout_mask
+from word2bert.nn.dropout import Dropout, dropout, dropout_add, dropout_mask, mask_source, set_mask_source
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5])
@@ -110,3 +110,31 @@ def test_attention_gradients_through_dropout_match_the_reference():
     reference = reference_attention(q, k, v, causal_mask(6, 6), mask_values)
     for ours_grad, reference_grad in zip(grads, torch.autograd.grad(reference.sum(), (q, k, v))):
         assert torch.allclose(ours_grad, reference_grad, atol=1e-10)
+
+
+def test_torch_mask_source_draws_the_masks_of_f_dropout_and_of_sdpa_bit_for_bit():
+    previous = set_mask_source("torch")
+    try:
+        assert mask_source() == "torch"
+        x = torch.randn(6, 40, 16)
+        for tensor in (x, x.transpose(0, 2)):  # contiguous and strided
+            torch.manual_seed(5)
+            expected = F.dropout(tensor, 0.3)
+            torch.manual_seed(5)
+            assert torch.equal(dropout(tensor, 0.3), expected)
+            torch.manual_seed(5)
+            assert torch.equal(dropout_add(torch.zeros_like(tensor), tensor, 0.3), expected)
+        query, key, value = (torch.randn(2, 3, 12, 8) for _ in range(3))
+        torch.manual_seed(6)
+        expected = F.scaled_dot_product_attention(query, key, value, is_causal=True, dropout_p=0.2)
+        torch.manual_seed(6)
+        torch.testing.assert_close(attend(query, key, value, causal=True, dropout_p=0.2), expected,
+                                   atol=1e-6, rtol=0)
+        assert torch.equal(dropout(x, 0.3, training=False), x)
+    finally:
+        set_mask_source(previous)
+    assert mask_source() == previous == "numpy"
+    torch.manual_seed(5)  # the default source draws other masks
+    assert not torch.equal(dropout(x, 0.3), (torch.manual_seed(5), F.dropout(x, 0.3))[1])
+    with pytest.raises(Word2BertError, match="mask source must be one of numpy, torch, got 'mkl'"):
+        set_mask_source("mkl")

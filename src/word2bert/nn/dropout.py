@@ -11,6 +11,12 @@ CPU; here the 16-bit draws come from numpy's PCG64 (``Generator.integers``, 4 dr
 bits), seeded from torch's default generator so that ``torch.manual_seed`` makes runs repeatable:
 about 5x cheaper than ``bernoulli_`` for the same number of elements. ``residual + dropout(x)`` is
 one ``addcmul`` (one pass instead of two); its gradient is ``d residual = g``, ``d x = g * m``.
+
+:func:`set_mask_source` ``("torch")`` draws every mask as ``torch.nn.functional.dropout`` does instead,
+``m = bernoulli(1 - p) / (1 - p)`` with p unrounded: from the same generator state the masks are then
+those of ``torch.nn.Dropout`` and of SDPA's dropout, bit for bit, so that a model here and its
+transformers counterpart that drop at the same places in the same order train identically with dropout
+on (for comparisons; it costs the cheaper draw).
 """
 
 from __future__ import annotations
@@ -23,6 +29,22 @@ from word2bert.errors import Word2BertError
 
 #: Dropout probabilities are rounded to multiples of 1 / MASK_LEVELS (16-bit uniform draws).
 MASK_LEVELS = 65536
+MASK_SOURCES = ("numpy", "torch")
+_SOURCE = {"masks": "numpy"}
+
+
+def set_mask_source(source: str) -> str:
+    """Draw dropout masks with numpy's 16-bit draws (``"numpy"``, the default) or with torch's
+    ``bernoulli_`` exactly as ``F.dropout`` (``"torch"``); returns the source in use before."""
+    if source not in MASK_SOURCES:
+        raise Word2BertError(f"dropout mask source must be one of {', '.join(MASK_SOURCES)}, got {source!r}")
+    previous, _SOURCE["masks"] = _SOURCE["masks"], source
+    return previous
+
+
+def mask_source() -> str:
+    """The source dropout masks are drawn from now (see :func:`set_mask_source`)."""
+    return _SOURCE["masks"]
 
 
 def check_probability(p: float, name: str = "dropout") -> float:
@@ -38,7 +60,10 @@ def _threshold(p: float) -> int:
 
 def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
     """m with the shape, dtype and device of ``like``: m_i = [u_i >= t] * 65536 / (65536 - t) with
-    t = round(65536 p) and u_i uniform 16-bit integers (0 < t < 65536)."""
+    t = round(65536 p) and u_i uniform 16-bit integers (0 < t < 65536); with the ``"torch"`` source,
+    m_i = bernoulli(1 - p) / (1 - p) as ``F.dropout`` draws it."""
+    if _SOURCE["masks"] == "torch" and 0.0 < p < 1.0:
+        return _torch_mask(like, p)
     return _mask_for_threshold(like, _threshold(p))
 
 
@@ -50,8 +75,15 @@ def _mask_for_threshold(like: torch.Tensor, threshold: int) -> torch.Tensor:
     return keep.to(device=like.device, dtype=like.dtype).mul_(MASK_LEVELS / (MASK_LEVELS - threshold))
 
 
+def _torch_mask(like: torch.Tensor, p: float) -> torch.Tensor:
+    """``F.dropout``'s mask: bernoulli(1 - p) / (1 - p), drawn by ``bernoulli_`` from torch's generator."""
+    return torch.empty_like(like).bernoulli_(1 - p).div_(1 - p)
+
+
 def _mask_or_none(x: torch.Tensor, p: float, training: bool) -> torch.Tensor | None:
     """The mask to multiply ``x`` by, or None where dropout is the identity (evaluation, or t = 0)."""
+    if _SOURCE["masks"] == "torch" and training and 0.0 < p < 1.0:
+        return _torch_mask(x, p)
     threshold = _threshold(p)
     if not training or threshold == 0:
         return None
@@ -90,4 +122,5 @@ class Dropout(nn.Module):
         return f"p={self.p}"
 
 
-__all__ = ["MASK_LEVELS", "Dropout", "check_probability", "dropout", "dropout_add", "dropout_mask"]
+__all__ = ["MASK_LEVELS", "MASK_SOURCES", "Dropout", "check_probability", "dropout", "dropout_add", "dropout_mask",
+           "mask_source", "set_mask_source"]
