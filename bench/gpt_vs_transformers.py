@@ -14,7 +14,7 @@ Timing: the training steps run in chunks, alternating ours / theirs chunk by chu
 machine load; each model's first 2 steps are warm-up and not timed; tokens/s is the median over the
 chunks (>= 3). Quality: training loss over the last 20 steps and held-out loss (eval mode) after all steps.
 
-    flock /tmp/w2b-bench.lock python bench/gpt_vs_transformers.py [--steps 200] [--chunk 10] [--max-minutes M]
+    flock /tmp/w2b-bench.lock python bench/gpt_vs_transformers.py [--steps 200] [--chunk 10] [--max-minutes M] [--seed N] [--masks numpy|torch]
 
 --max-minutes stops training after the chunk that passes M wall minutes (a fair share of a shared
 machine); both models have then taken the same steps, and their held-out loss is still compared.
@@ -148,6 +148,10 @@ def write_report(path: Path, runners, args, steps_done, eval_losses, loads):
     ratio = medians["word2bert"] / medians["transformers"]
     per_chunk = [a / b for a, b in zip(ours.chunk_rates, theirs.chunk_rates)]
     command = f"python bench/gpt_vs_transformers.py --steps {args.steps} --chunk {args.chunk} --batch {args.batch}"
+    if args.seed:
+        command += f" --seed {args.seed}"
+    if args.masks != "numpy":
+        command += f" --masks {args.masks}"
     if args.max_minutes is not None:
         command += f" --max-minutes {args.max_minutes:g}"
     lines = [
@@ -196,12 +200,18 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop training after the chunk that passes this many wall minutes (then evaluate)")
+    parser.add_argument("--masks", choices=("numpy", "torch"), default="numpy",
+                        help="word2bert's dropout masks: its own numpy draws (default) or drawn as F.dropout draws them "
+                             "(the two sides still draw different masks: they share one generator)")
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "gpt_vs_transformers.md"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     from word2bert.models.gpt import GPT2Config
+    from word2bert.nn.dropout import set_mask_source
+
+    set_mask_source(args.masks)
 
     loads = [load_average()]
     config = GPT2Config(vocab_size=VOCAB, n_positions=CONTEXT, n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS)
