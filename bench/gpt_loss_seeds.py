@@ -87,7 +87,6 @@ def main(argv=None):
     from word2bert.models.gpt import GPT2Config
     from word2bert.nn.dropout import set_mask_source
 
-
     windows = remapped_windows(Path(args.data), args.steps, args.vocab, args.batch)
     batches = list(windows.split(args.batch))
     train_batches, held_out_batches = batches[: args.steps], batches[args.steps:]
@@ -111,10 +110,10 @@ def main(argv=None):
             runner.train_steps(train_batches, warmup_steps=len(train_batches))  # (untimed)
             result[name] = (runner.losses, runner.evaluate(held_out_batches))
         rows.append(result)
-        ours_losses, ours_eval = result[first]
-        theirs_losses, theirs_eval = result[second]
-        print(f"seed {seed}: last 20 steps {np.mean(ours_losses[-20:]):.4f} / {np.mean(theirs_losses[-20:]):.4f}, "
-              f"held-out {ours_eval:.4f} / {theirs_eval:.4f} ({first} / {second})", flush=True)
+        first_losses, first_eval = result[first]
+        second_losses, second_eval = result[second]
+        print(f"seed {seed}: last 20 steps {np.mean(first_losses[-20:]):.4f} / {np.mean(second_losses[-20:]):.4f}, "
+              f"held-out {first_eval:.4f} / {second_eval:.4f} ({first} / {second})", flush=True)
 
     checkpoints = [s for s in (10, 50, 100, 150, 200) if s <= args.steps]
     lines = [
@@ -139,22 +138,22 @@ def main(argv=None):
     ]
     gaps = []
     for result in rows:
-        ours_losses, ours_eval = result[first]
-        theirs_losses, theirs_eval = result[second]
-        cells = [f"{np.mean(ours_losses[s - 10:s]):.4f} / {np.mean(theirs_losses[s - 10:s]):.4f}" for s in checkpoints]
-        gaps.append(ours_eval - theirs_eval)
+        first_losses, first_eval = result[first]
+        second_losses, second_eval = result[second]
+        cells = [f"{np.mean(first_losses[s - 10:s]):.4f} / {np.mean(second_losses[s - 10:s]):.4f}" for s in checkpoints]
+        gaps.append(first_eval - second_eval)
         lines.append(f"| {result['seed']} | " + " | ".join(cells)
-                     + f" | {np.mean(ours_losses[-20:]):.4f} / {np.mean(theirs_losses[-20:]):.4f} | "
-                     f"{ours_eval:.4f} / {theirs_eval:.4f} | {gaps[-1]:+.4f} |")
-    ours_mean = statistics.mean(r[first][1] for r in rows)
-    theirs_mean = statistics.mean(r[second][1] for r in rows)
-    spread = statistics.pstdev([r[second][1] for r in rows]) if len(rows) > 1 else float("nan")
+                     + f" | {np.mean(first_losses[-20:]):.4f} / {np.mean(second_losses[-20:]):.4f} | "
+                     f"{first_eval:.4f} / {second_eval:.4f} | {gaps[-1]:+.4f} |")
+    first_mean = statistics.mean(r[first][1] for r in rows)
+    second_mean = statistics.mean(r[second][1] for r in rows)
     first_spread = statistics.pstdev([r[first][1] for r in rows]) if len(rows) > 1 else float("nan")
+    second_spread = statistics.pstdev([r[second][1] for r in rows]) if len(rows) > 1 else float("nan")
     standard_error = statistics.stdev(gaps) / len(gaps) ** 0.5 if len(gaps) > 1 else float("nan")
-    lines += ["", f"Held-out mean: {first} {ours_mean:.4f}, {second} {theirs_mean:.4f} (difference "
-              f"{ours_mean - theirs_mean:+.4f}, standard error {standard_error:.4f}; {first} lower in "
+    lines += ["", f"Held-out mean: {first} {first_mean:.4f}, {second} {second_mean:.4f} (difference "
+              f"{first_mean - second_mean:+.4f}, standard error {standard_error:.4f}; {first} lower in "
               f"{sum(g < 0 for g in gaps)} of {len(gaps)} seeds; standard deviation of the held-out loss across seeds "
-              f"{first_spread:.4f} / {spread:.4f}).", ""]
+              f"{first_spread:.4f} / {second_spread:.4f}).", ""]
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -62,7 +62,7 @@ def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
     """m with the shape, dtype and device of ``like``: m_i = [u_i >= t] * 65536 / (65536 - t) with
     t = round(65536 p) and u_i uniform 16-bit integers (0 < t < 65536); with the ``"torch"`` source,
     m_i = bernoulli(1 - p) / (1 - p) as ``F.dropout`` draws it."""
-    if _SOURCE["masks"] == "torch" and 0.0 < p < 1.0:
+    if _draws_like_torch(p):
         return _torch_mask(like, p)
     return _mask_for_threshold(like, _threshold(p))
 
@@ -75,6 +75,11 @@ def _mask_for_threshold(like: torch.Tensor, threshold: int) -> torch.Tensor:
     return keep.to(device=like.device, dtype=like.dtype).mul_(MASK_LEVELS / (MASK_LEVELS - threshold))
 
 
+def _draws_like_torch(p: float) -> bool:
+    """The ``"torch"`` source is on and p is one that ``F.dropout`` draws a mask for (0 < p < 1)."""
+    return _SOURCE["masks"] == "torch" and 0.0 < p < 1.0
+
+
 def _torch_mask(like: torch.Tensor, p: float) -> torch.Tensor:
     """``F.dropout``'s mask: bernoulli(1 - p) / (1 - p), drawn by ``bernoulli_`` from torch's generator."""
     return torch.empty_like(like).bernoulli_(1 - p).div_(1 - p)
@@ -82,7 +87,7 @@ def _torch_mask(like: torch.Tensor, p: float) -> torch.Tensor:
 
 def _mask_or_none(x: torch.Tensor, p: float, training: bool) -> torch.Tensor | None:
     """The mask to multiply ``x`` by, or None where dropout is the identity (evaluation, or t = 0)."""
-    if _SOURCE["masks"] == "torch" and training and 0.0 < p < 1.0:
+    if training and _draws_like_torch(p):
         return _torch_mask(x, p)
     threshold = _threshold(p)
     if not training or threshold == 0:
