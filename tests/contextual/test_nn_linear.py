@@ -257,3 +257,127 @@ def test_the_first_one_row_product_keeps_torchs_thread_count():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-1] == "1"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training on many rows: oneDNN's products for the output and the input gradient
+# ---------------------------------------------------------------------------------------------------
+@pytest.fixture
+def onednn_training_from_few_rows(monkeypatch):
+    """The training path from 8 rows on, so that small tensors exercise it."""
+    monkeypatch.setattr(packed_linear, "MIN_TRAINING_ROWS", 8)
+    packed_linear.set_onednn_training(True)
+    yield
+    packed_linear.set_onednn_training(True)
+
+
+def took_onednn(out):
+    return type(out.grad_fn).__name__.startswith("_OneDNNLinear")
+
+
+def assert_product_within_rounding(got, a, b):
+    """|got - a b| <= (K + 1) 2^-23 |a| |b| elementwise, K the inner dimension (any fp32 summation order)."""
+    exact = a.double() @ b.double()
+    allowed = (a.shape[-1] + 1) * 2.0 ** -23 * (a.double().abs() @ b.double().abs()) + 1e-30
+    assert bool(((got.double() - exact).abs() <= allowed).all())
+
+
+@needs_onednn
+@pytest.mark.parametrize("shape,out_features,bias", [((40, 64), 300, True), ((3, 17, 48), 130, False),
+                                                      ((2, 9, 33), 8, True)])
+def test_training_values_and_gradients_are_products_to_fp32_rounding(shape, out_features, bias,
+                                                                      onednn_training_from_few_rows):
+    generator = torch.Generator().manual_seed(7)
+    x = torch.randn(*shape, generator=generator, requires_grad=True)
+    weight = torch.randn(out_features, shape[-1], generator=generator, requires_grad=True)
+    b = torch.randn(out_features, generator=generator, requires_grad=True) if bias else None
+    out = linear(x, weight, b)
+    assert took_onednn(out) and out.shape == (*shape[:-1], out_features)
+    assert_within_fp32_rounding(out.detach(), x.detach(), weight.detach(), None if b is None else b.detach())
+    upstream = torch.randn(out.shape, generator=generator)
+    out.backward(upstream)
+    rows, grad_rows = x.detach().reshape(-1, shape[-1]), upstream.reshape(-1, out_features)
+    assert_product_within_rounding(x.grad.reshape(-1, shape[-1]), grad_rows, weight.detach())  # dL/dx = g W
+    assert_product_within_rounding(weight.grad, grad_rows.t(), rows)  # dL/dW = g^T x
+    if bias:
+        torch.testing.assert_close(b.grad, grad_rows.sum(0), rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+def test_training_accepts_strided_inputs_and_gradients_and_frozen_operands(onednn_training_from_few_rows):
+    generator = torch.Generator().manual_seed(8)
+    x = torch.randn(4, 12, 2 * 24, generator=generator)[..., ::2].requires_grad_(True)  # not contiguous
+    weight = torch.randn(30, 24, generator=generator)  # frozen
+    out = linear(x, weight)
+    assert took_onednn(out)
+    upstream = torch.randn(4, 30, 12, generator=generator).transpose(1, 2)  # a strided incoming gradient
+    out.backward(upstream)
+    torch.testing.assert_close(x.grad, upstream @ weight, rtol=1e-5, atol=1e-5)
+    assert weight.grad is None
+    inputs = torch.randn(50, 24, generator=generator)  # frozen inputs, trained weight
+    weight.requires_grad_(True)
+    linear(inputs, weight).sum().backward()
+    torch.testing.assert_close(weight.grad, torch.ones(30, 50) @ inputs, rtol=1e-5, atol=1e-5)
+
+
+def test_training_below_the_row_threshold_or_switched_off_is_f_linear_bit_for_bit():
+    generator = torch.Generator().manual_seed(9)
+    weight = torch.randn(16, 32, generator=generator, requires_grad=True)
+    few = torch.randn(packed_linear.MIN_TRAINING_ROWS - 1, 32, generator=generator)
+    assert torch.equal(linear(few, weight), F.linear(few, weight))
+    assert not took_onednn(linear(few, weight))
+    packed_linear.set_onednn_training(False)
+    try:
+        many = torch.randn(packed_linear.MIN_TRAINING_ROWS, 32, generator=generator)
+        out = linear(many, weight)
+        assert not took_onednn(out) and torch.equal(out, F.linear(many, weight))
+    finally:
+        packed_linear.set_onednn_training(True)
+    float64 = torch.randn(packed_linear.MIN_TRAINING_ROWS, 32, dtype=torch.float64, generator=generator)
+    assert not took_onednn(linear(float64, weight.double()))
+
+
+@needs_onednn
+def test_a_failing_operator_in_training_falls_back_to_f_linear(monkeypatch, onednn_training_from_few_rows):
+    def broken(*_args):
+        raise RuntimeError("no oneDNN here")
+
+    monkeypatch.setattr(packed_linear, "_packed_product", broken)
+    x = torch.randn(20, 6, requires_grad=True)
+    weight = torch.randn(4, 6, requires_grad=True)
+    with pytest.warns(RuntimeWarning, match="pre-packed linear layers are off"):
+        out = linear(x, weight)
+    assert torch.equal(out, F.linear(x, weight)) and not took_onednn(out)
+
+
+@needs_onednn
+def test_gpt2_trains_the_same_with_onednn_products(onednn_training_from_few_rows):
+    """Three AdamW steps of a small GPT-2 with every linear layer on oneDNN's products and with F.linear:
+    the same losses and weights to fp32 rounding (the path is taken: the model's layers see 3 x 20 rows)."""
+    from word2bert.models.gpt import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(vocab_size=97, n_positions=32, n_embd=48, n_layer=2, n_head=4, resid_pdrop=0.0,
+                        embd_pdrop=0.0, attn_pdrop=0.0)
+    torch.manual_seed(0)
+    first = GPT2LMHeadModel(config)
+    second = GPT2LMHeadModel(config)
+    second.load_state_dict(first.state_dict())
+    ids = torch.randint(0, 97, (3, 20), generator=torch.Generator().manual_seed(2))
+    seen = []
+    first.transformer.encoder.layers[0].feed_forward.dense_in.register_forward_hook(lambda _m, _i, out: seen.append(took_onednn(out)))
+    losses = {}
+    for name, model, onednn in (("onednn", first, True), ("f_linear", second, False)):
+        packed_linear.set_onednn_training(onednn)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        losses[name] = []
+        for _ in range(3):
+            optimizer.zero_grad()
+            loss = model(ids).loss
+            loss.backward()
+            optimizer.step()
+            losses[name].append(loss.item())
+    assert seen == [True] * 3
+    assert losses["onednn"] == pytest.approx(losses["f_linear"], abs=1e-5)
+    assert losses["onednn"][2] < losses["onednn"][0] - 0.1  # it did learn
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
