@@ -264,11 +264,8 @@ def test_the_first_one_row_product_keeps_torchs_thread_count():
 # ---------------------------------------------------------------------------------------------------
 @pytest.fixture
 def onednn_training_from_few_rows(monkeypatch):
-    """The training path from 8 rows on, so that small tensors exercise it."""
+    """The training path from 8 rows on, so that small tensors exercise it (fresh_state restores the switch)."""
     monkeypatch.setattr(packed_linear, "MIN_TRAINING_ROWS", 8)
-    packed_linear.set_onednn_training(True)
-    yield
-    packed_linear.set_onednn_training(True)
 
 
 def took_onednn(out):
@@ -326,13 +323,10 @@ def test_training_below_the_row_threshold_or_switched_off_is_f_linear_bit_for_bi
     few = torch.randn(packed_linear.MIN_TRAINING_ROWS - 1, 32, generator=generator)
     assert torch.equal(linear(few, weight), F.linear(few, weight))
     assert not took_onednn(linear(few, weight))
-    packed_linear.set_onednn_training(False)
-    try:
-        many = torch.randn(packed_linear.MIN_TRAINING_ROWS, 32, generator=generator)
-        out = linear(many, weight)
-        assert not took_onednn(out) and torch.equal(out, F.linear(many, weight))
-    finally:
-        packed_linear.set_onednn_training(True)
+    packed_linear.set_onednn_training(False)  # fresh_state switches it back on
+    many = torch.randn(packed_linear.MIN_TRAINING_ROWS, 32, generator=generator)
+    out = linear(many, weight)
+    assert not took_onednn(out) and torch.equal(out, F.linear(many, weight))
     float64 = torch.randn(packed_linear.MIN_TRAINING_ROWS, 32, dtype=torch.float64, generator=generator)
     assert not took_onednn(linear(float64, weight.double()))
 
@@ -364,7 +358,8 @@ def test_gpt2_trains_the_same_with_onednn_products(onednn_training_from_few_rows
     second.load_state_dict(first.state_dict())
     ids = torch.randint(0, 97, (3, 20), generator=torch.Generator().manual_seed(2))
     seen = []
-    first.transformer.encoder.layers[0].feed_forward.dense_in.register_forward_hook(lambda _m, _i, out: seen.append(took_onednn(out)))
+    first_layer = first.transformer.encoder.layers[0].feed_forward.dense_in
+    first_layer.register_forward_hook(lambda _module, _inputs, out: seen.append(took_onednn(out)))
     losses = {}
     for name, model, onednn in (("onednn", first, True), ("f_linear", second, False)):
         packed_linear.set_onednn_training(onednn)

@@ -16,8 +16,8 @@ kept by :mod:`word2bert.nn.weight_cache` and rebuilt when W changes) and multipl
   (otherwise, or if the operator fails, every call takes ``F.linear`` from then on).
 
 The packed product sums in another order than ``F.linear``: results agree to float rounding (relative
-~1e-6), as any two fp32 matrix products do. Training and every gradient go through ``F.linear``
-unchanged. The packed copy costs the weight's size again in memory while it is cached
+~1e-6), as any two fp32 matrix products do. Training never takes the packed path (large inputs take
+oneDNN's training products below, the others ``F.linear`` unchanged). The packed copy costs the weight's size again in memory while it is cached
 (:func:`set_packed_inference` switches the path off and frees them).
 
 A single row (greedy decoding of one sequence) goes, under the same conditions (and contiguous),
@@ -130,21 +130,28 @@ class _OneDNNLinear(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
-def _trains_with_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
-    """Gradients are wanted for float32 CPU operands of at least MIN_TRAINING_ROWS rows (module doc)."""
-    if not (_STATE["training"] and _STATE["enabled"] and torch.is_grad_enabled()):
-        return False
-    if not (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
-        return False
+def _wants_gradient(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Autograd will differentiate the product: gradients are on and an operand requires one."""
+    return torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                        or (bias is not None and bias.requires_grad))
+
+
+def _float32_cpu_operands(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """x (..., K), W (N, K) and b (N,) are float32 on the CPU: what oneDNN's product takes."""
     if x.dtype != torch.float32 or weight.dtype != torch.float32 or not (x.is_cpu and weight.is_cpu):
         return False
-    if weight.dim() != 2 or x.dim() < 2 or x.shape[-1] != weight.shape[1] or x.numel() == 0:
+    if weight.dim() != 2 or x.dim() == 0 or x.shape[-1] != weight.shape[1]:
         return False
-    if x.numel() < MIN_TRAINING_ROWS * x.shape[-1]:
+    return bias is None or (bias.dtype == torch.float32 and bias.dim() == 1)
+
+
+def _trains_with_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Gradients are wanted for float32 CPU operands of at least MIN_TRAINING_ROWS rows (module doc)."""
+    if not (_STATE["training"] and _STATE["enabled"] and _wants_gradient(x, weight, bias)):
         return False
-    if bias is not None and (bias.dtype != torch.float32 or bias.dim() != 1):
+    if not _float32_cpu_operands(x, weight, bias) or x.dim() < 2 or x.numel() == 0:
         return False
-    return _operator_checked()
+    return x.numel() >= MIN_TRAINING_ROWS * x.shape[-1] and _operator_checked()
 
 
 def _operator_checked() -> bool:
@@ -168,16 +175,7 @@ def _operator_checked() -> bool:
 def _fast_paths_apply(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
     """The conditions the packed and the one-row products share: switched on, no gradient wanted,
     float32 CPU operands of matching widths (see the module doc)."""
-    if not _STATE["enabled"]:
-        return False
-    if torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad
-                                    or (bias is not None and bias.requires_grad)):
-        return False  # training: gradients go through F.linear
-    if x.dtype != torch.float32 or weight.dtype != torch.float32 or not (x.is_cpu and weight.is_cpu):
-        return False
-    if weight.dim() != 2 or x.dim() == 0 or x.shape[-1] != weight.shape[1]:
-        return False
-    return bias is None or (bias.dtype == torch.float32 and bias.dim() == 1)
+    return _STATE["enabled"] and not _wants_gradient(x, weight, bias) and _float32_cpu_operands(x, weight, bias)
 
 
 def _one_contiguous_row(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
