@@ -82,15 +82,19 @@ def theirs_loss(model, ids):
 
 
 class Runner:
-    """One model, its optimizer, its step times and losses."""
+    """One model, its optimizer, its step times and losses, and its own state of torch's generator (every
+    runner starts from ``rng_state``; its dropout draws then do not depend on how the chunks interleave, and
+    two models that draw the same masks in the same order draw the same values)."""
 
-    def __init__(self, name, model, loss_fn, batch):
+    def __init__(self, name, model, loss_fn, batch, rng_state):
         self.name, self.model, self.loss_fn, self.batch = name, model, loss_fn, batch
         self.optimizer, self.optimizer_kind = make_optimizer(model)
         self.losses, self.step_seconds, self.chunk_rates = [], [], []
+        self.rng_state = rng_state.clone()
 
     def train_steps(self, batches, warmup_steps: int):
         self.model.train()
+        torch.set_rng_state(self.rng_state)
         timed_seconds, timed_steps = 0.0, 0
         for ids in batches:
             start = time.perf_counter()
@@ -107,6 +111,7 @@ class Runner:
                 timed_steps += 1
         if timed_steps:
             self.chunk_rates.append(timed_steps * self.batch * CONTEXT / timed_seconds)
+        self.rng_state = torch.get_rng_state()
 
     @torch.no_grad()
     def evaluate(self, batches) -> float:
@@ -162,7 +167,10 @@ def write_report(path: Path, runners, args, steps_done, eval_losses, loads):
         "",
         f"Config: GPT-2 shape, {LAYERS} layers, hidden {HIDDEN}, {HEADS} heads, context {CONTEXT}, vocabulary "
         f"{VOCAB} (GPT-2's BPE), dropout 0.1; batch {args.batch} x {CONTEXT} tokens of enmix; AdamW lr 3e-4 "
-        f"wd 0.01 ({ours.optimizer_kind}); same initial weights and batches.",
+        f"wd 0.01 ({ours.optimizer_kind}); same initial weights and batches. Dropout masks: "
+        + ("word2bert's own (numpy 16-bit draws), transformers' by `bernoulli_`" if args.masks == "numpy" else
+           "both sides by `bernoulli_` from the same generator state, each side its own stream: the same masks")
+        + ".",
         f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, transformers "
         f"{transformers.__version__} (attn_implementation={theirs.model.config._attn_implementation}), "
         f"{torch.get_num_threads()} threads. Load: before `{loads[0]}`; after `{loads[-1]}`.",
@@ -201,8 +209,9 @@ def main(argv=None):
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop training after the chunk that passes this many wall minutes (then evaluate)")
     parser.add_argument("--masks", choices=("numpy", "torch"), default="numpy",
-                        help="word2bert's dropout masks: its own numpy draws (default) or drawn as F.dropout draws them "
-                             "(the two sides still draw different masks: they share one generator)")
+                        help="word2bert's dropout masks: its own numpy draws (default) or drawn as F.dropout draws them; "
+                             "each side keeps its own generator state from the same start, so with 'torch' both sides "
+                             "draw the same masks")
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "gpt_vs_transformers.md"))
     args = parser.parse_args(argv)
@@ -224,7 +233,9 @@ def main(argv=None):
     batches = list(windows.split(args.batch))
     train_batches, held_out = batches[: args.steps], batches[args.steps:]
 
-    runners = [Runner("word2bert", ours, ours_loss, args.batch), Runner("transformers", theirs, theirs_loss, args.batch)]
+    start_state = torch.get_rng_state()  # both sides draw their dropout masks from here on, each its own stream
+    runners = [Runner("word2bert", ours, ours_loss, args.batch, start_state),
+               Runner("transformers", theirs, theirs_loss, args.batch, start_state)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
