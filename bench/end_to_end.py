@@ -32,7 +32,8 @@ Quality: WordSim353 Spearman rho and analogy accuracy (top 30,000 words) by gens
 every tool's vectors, P@1 for the classifiers; each repeat uses another seed (1, 2, 3, ...) on both
 sides and the table gives the mean. Times are medians of ``--repeats`` runs; the ratio is peer time /
 word2bert time. ``--first-word`` also measures, per model and vector size, the seconds from the call
-to the first trained word (``model.timings['first_word']``) on a first run and on the second.
+to the first trained word (``model.timings['first_word']``) on a first run and on the second, for
+each seed in ``--seeds`` (default ``--repeats``) a new pair with an empty cache; medians.
 
 The load average is written with the results (``bench/results/end_to_end.md``); numbers taken while
 other jobs load the machine are not comparable with a quiet machine's.
@@ -271,9 +272,9 @@ def main() -> None:
             lines = end_to_end(args, rows, tmp, env, corpus, train, test, small, small_train)
     load_after = os.getloadavg()
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    header = [f"# End to end: {'first trained word' if args.first_word else 'file in, vectors out'}", "",
-              HOW if not args.first_word else "", "",
-              f"Last command: `python bench/end_to_end.py {' '.join(sys.argv[1:])}`", "",
+    header = [f"# End to end: {'first trained word' if args.first_word else 'file in, vectors out'}", ""]
+    header += [] if args.first_word else [HOW, ""]
+    header += [f"Last command: `python bench/end_to_end.py {' '.join(sys.argv[1:])}`", "",
               f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; load average "
               f"{load_before[0]:.2f} before, {load_after[0]:.2f} after (`uptime`: {uptime}); "
               f"{time.strftime('%Y-%m-%d %H:%M')}.", ""]
@@ -508,21 +509,32 @@ def first_word(args, tmp, env, corpus, train) -> list[str]:
                                        f"TaggedLineDocument\nm = Doc2Vec(TaggedLineDocument({str(train)!r}), dm=0, "
                                        f"vector_size={dim}, epochs=1, workers={args.workers}, progress=False)",
     }
-    table = ["| model | vector size | first run: to first word (s) | of which compiling (s) | "
-             "second run: to first word (s) | process wall first / second (s) |", "|---|---:|---:|---:|---:|---:|"]
+    repeats = len(args.seeds)
+    table = ["| model | vector size | first run: to first word (s) | of which waiting for the helper (s) | "
+             "second run: to first word (s) | first minus second (s) | process wall first / second (s) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, make in models.items():
         for dim in [int(d) for d in args.dims.split(",")]:
-            cache = tmp / f"numba-{name.replace(' ', '-')}-{dim}"
             script = "import json\n" + make(dim) + "\nprint('TIMINGS ' + json.dumps(m.timings))\n"
-            walls, timings = [], []
-            for _ in range(2):
-                wall, output = run(script, dict(env, NUMBA_CACHE_DIR=str(cache)), tmp)
-                walls.append(wall)
-                timings.append(parse(output)["timings"])
-            shutil.rmtree(cache, ignore_errors=True)
-            table.append(f"| {name} | {dim} | {timings[0]['first_word']:.1f} | {timings[0]['compile_wait']:.1f} | "
-                         f"{timings[1]['first_word']:.1f} | {walls[0]:.1f} / {walls[1]:.1f} |")
+            firsts, seconds = [], []  # per repeat: (timings, process wall) of the first and the second run
+            for repeat in range(repeats):
+                cache = tmp / f"numba-{name.replace(' ', '-')}-{dim}-{repeat}"
+                for runs in (firsts, seconds):
+                    wall, output = run(script, dict(env, NUMBA_CACHE_DIR=str(cache)), tmp)
+                    runs.append((parse(output)["timings"], wall))
+                shutil.rmtree(cache, ignore_errors=True)
+            to_first_word = statistics.median(timings["first_word"] for timings, _ in firsts)
+            helper_wait = statistics.median(timings["compile_wait"] for timings, _ in firsts)
+            second_word = statistics.median(timings["first_word"] for timings, _ in seconds)
+            extras = sorted(a["first_word"] - b["first_word"] for (a, _), (b, _) in zip(firsts, seconds))
+            spread = f" ({extras[0]:.1f}-{extras[-1]:.1f})" if repeats > 1 else ""
+            walls = [statistics.median(wall for _, wall in runs) for runs in (firsts, seconds)]
+            table.append(f"| {name} | {dim} | {to_first_word:.1f} | {helper_wait:.1f} | {second_word:.1f} | "
+                         f"{statistics.median(extras):.1f}{spread} | {walls[0]:.1f} / {walls[1]:.1f} |")
             print(table[-1], flush=True)  # (kept in the log if the run is cut short)
+    if repeats > 1:
+        table += ["", f"Medians of {repeats} pairs of runs (each pair: a new empty numba cache, then the same cache "
+                  "again); in brackets the range of the first-minus-second column."]
     return table
 
 
