@@ -68,14 +68,20 @@ def real_tokens(batch) -> int:
 
 
 class Runner:
-    def __init__(self, name, model, loss_fn):
+    """One model, its optimizer, step times and losses, and its own state of torch's generator: every runner
+    starts from ``rng_state``, so its dropout draws do not depend on how the chunks interleave, and two models
+    that draw the same masks in the same order (``--masks torch``) draw the same values."""
+
+    def __init__(self, name, model, loss_fn, rng_state):
         self.name, self.model, self.loss_fn = name, model, loss_fn
+        self.rng_state = rng_state.clone()
         self.optimizer = torch.optim.Adam(model.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-9, foreach=True)
         self.losses, self.chunk_rates, self.steps = [], [], 0
         self.untimed_until = 2  # the first steps (of each process) warm the allocator up
 
     def train_steps(self, batches):
         self.model.train()
+        torch.set_rng_state(self.rng_state)
         seconds, tokens = 0.0, 0
         for batch in batches:
             start = time.perf_counter()
@@ -92,6 +98,7 @@ class Runner:
                 tokens += real_tokens(batch)
         if seconds:
             self.chunk_rates.append(tokens / seconds)
+        self.rng_state = torch.get_rng_state()
 
     @torch.no_grad()
     def evaluate(self, batches) -> float:
@@ -173,7 +180,15 @@ def run_train(args) -> list[str]:
     state, _ = ours.hf_key_map(config).to_ours(theirs.state_dict())
     ours.load_state_dict(state, strict=False)  # the sinusoidal tables are computed, not loaded
 
-    runners = [Runner("word2bert", ours, ours_loss), Runner("transformers", theirs, theirs_loss)]
+    if args.masks == "torch":
+        from word2bert.nn.dropout import set_mask_source
+
+        set_mask_source("torch")
+        # Training runs on the real tokens only (packed), which draws fewer mask elements than transformers
+        # draws over the padded batch; the padded path draws them where transformers does.
+        ours.packed = False
+    start_state = torch.get_rng_state()  # both sides draw their dropout masks from here on, each its own stream
+    runners = [Runner("word2bert", ours, ours_loss, start_state), Runner("transformers", theirs, theirs_loss, start_state)]
     resumed_from, earlier = 0, []
     if args.state and Path(args.state).is_file():  # continue an earlier invocation's run where it stopped
         saved = torch.load(args.state, weights_only=False)
@@ -183,7 +198,7 @@ def run_train(args) -> list[str]:
             runner.optimizer.load_state_dict(part["optimizer"])
             runner.losses, runner.chunk_rates, runner.steps = part["losses"], part["chunk_rates"], part["steps"]
             runner.untimed_until = runner.steps + 2
-        torch.set_rng_state(saved["rng"])
+            runner.rng_state = part["rng"]
         resumed_from, earlier = runners[0].steps, saved["invocations"]
         print(f"resumed from {args.state} after {resumed_from} steps", flush=True)
     first_chunk = {r.name: len(r.chunk_rates) for r in runners}
@@ -207,8 +222,9 @@ def run_train(args) -> list[str]:
         from word2bert.fileio import atomic_save
 
         state = {"runners": {r.name: dict(model=r.model.state_dict(), optimizer=r.optimizer.state_dict(),
-                                          losses=r.losses, chunk_rates=r.chunk_rates, steps=r.steps) for r in runners},
-                 "rng": torch.get_rng_state(), "invocations": invocations}
+                                          losses=r.losses, chunk_rates=r.chunk_rates, steps=r.steps, rng=r.rng_state)
+                                for r in runners},
+                 "invocations": invocations}
         atomic_save(args.state, lambda path: torch.save(state, path))
         print(f"{steps_done} of {args.steps} steps done; state saved to {args.state}: run the same command again "
               "to continue", flush=True)
@@ -240,7 +256,11 @@ def run_train(args) -> list[str]:
         f"Config: {args.layers} + {args.layers} layers, d {args.d_model}, {args.heads} heads, FFN {args.ffn}, joint "
         f"byte-level BPE vocabulary {tokenizer.vocab_size}, dropout 0.1, post-LN; Adam lr 5e-4 betas (0.9, 0.98); "
         f"batches of <= {args.max_tokens} padded source + target positions (mean {tokens_per_batch:,.0f}) from "
-        f"po_en_fr train, length-grouped; plain cross-entropy for both. Data preparation ({prepared}) {data_seconds:.0f} s, untimed. Held-out "
+        f"po_en_fr train, length-grouped; plain cross-entropy for both; dropout masks: "
+        + ("word2bert's own (numpy 16-bit draws), transformers' by `bernoulli_`" if args.masks == "numpy" else
+           "both sides by `bernoulli_` from the same generator state, each side its own stream, word2bert on the "
+           "padded batch (not packed): the same masks")
+        + f". Data preparation ({prepared}) {data_seconds:.0f} s, untimed. Held-out "
         f"loss over {len(held_out)} validation batches.",
         machine_line(),
         f"transformers attention: {theirs.config._attn_implementation}.",
@@ -358,6 +378,11 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--masks", choices=("numpy", "torch"), default="numpy",
+                        help="--task train: word2bert's dropout masks, its own numpy draws (default) or drawn as "
+                             "F.dropout draws them; each side keeps its own generator state from the same start, so "
+                             "with 'torch' both sides draw the same masks (word2bert then trains on the padded batch as transformers "
+                             "does instead of its packed real tokens: slower, for comparing losses)")
     parser.add_argument("--out", help="results file (default bench/results/transformer_vs_marian_<task>.md)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
