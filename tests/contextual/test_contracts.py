@@ -402,3 +402,19 @@ def test_a_callback_stops_the_run_early_and_resume_goes_on_to_the_end(tmp_path):
     resumed = make_trainer()
     state = resumed.train(resume_from=tmp_path)
     assert state.global_step == 6 and state.total_steps == 6
+
+
+def test_classification_stats_sum_the_nll_and_count_correct_rows_over_real_labels():
+    """A worked example: rows (log-probabilities known by hand) and an ignored row; the caller's mean
+    loss gives the same sum as the statistics' own pass."""
+    from word2bert.objectives.base import classification_stats
+
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1], [0.2, 0.2, 0.6]]))
+    labels = torch.tensor([0, 1, -100, 2])
+    expected_nll = -(math.log(0.5) + math.log(0.2) + math.log(0.6))
+    stats = classification_stats(logits, labels)
+    assert stats["nll"][1] == 3 and stats["nll"][0] == pytest.approx(expected_nll, rel=1e-6)
+    assert stats["accuracy"] == (2, 3)          # rows 0 and 3 right, row 1 wrong, row 2 ignored
+    mean = F.cross_entropy(logits, labels, ignore_index=-100)
+    assert classification_stats(logits, labels, mean)["nll"][0] == pytest.approx(expected_nll, rel=1e-6)
+    assert classification_stats(logits, torch.full((4,), -100)) == {"nll": (0.0, 0), "accuracy": (0, 0)}

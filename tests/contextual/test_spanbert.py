@@ -42,6 +42,41 @@ def test_head_is_the_papers_formula():
     torch.testing.assert_close(logits, y @ embeddings.T + head.bias)
 
 
+def test_sbo_objective_loss_gradients_and_stats_equal_the_unfused_head():
+    """The objective's fused output layer + cross-entropy against head(...) logits and F.cross_entropy:
+    the same loss, gradients (hidden rows, head, embeddings, bias) and statistics; padding slots ignored."""
+    from types import SimpleNamespace
+
+    from word2bert.objectives.span import SpanBoundaryObjective
+
+    torch.manual_seed(1)
+    head = SpanBoundaryHead(hidden_size=8, vocab_size=13, max_targets=5, position_size=3)
+    with torch.no_grad():
+        head.bias.normal_()
+    embedding = torch.nn.Embedding(13, 8)
+    model = SimpleNamespace(get_input_embeddings=lambda: embedding)
+    objective = SpanBoundaryObjective(head)
+    labels = torch.tensor([[3, 7, -100], [12, 0, 5]])
+    batch = {"sbo_left": torch.zeros(2, 3, dtype=torch.long), "sbo_right": torch.zeros(2, 3, dtype=torch.long),
+             "sbo_relative": torch.tensor([[0, 1, 0], [0, 1, 7]]), "masked_labels": labels}
+    hidden = torch.randn(2, 6, 8, requires_grad=True)
+    parameters = [hidden, *head.parameters(), embedding.weight]
+
+    out = objective(hidden, batch, model)
+    fused = torch.autograd.grad(out.loss, parameters)
+    logits = head(hidden[:, :3], hidden[:, 3:], batch["sbo_relative"], embedding.weight).reshape(6, 13)
+    reference = F.cross_entropy(logits, labels.reshape(-1), ignore_index=-100)
+    expected = torch.autograd.grad(reference, parameters)
+    torch.testing.assert_close(out.loss, reference)
+    for got, want in zip(fused, expected):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    keep = labels.reshape(-1) != -100
+    nll, count = out.stats["nll"]
+    assert count == 5 and nll == pytest.approx(float(reference.detach()) * 5, rel=1e-6)
+    correct = int((logits[keep].argmax(-1) == labels.reshape(-1)[keep]).sum())
+    assert out.stats["accuracy"] == (correct, 5)
+
+
 def small_model(vocab=48, span_boundary=True, seed=0):
     torch.manual_seed(seed)
     config = SpanBertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -73,6 +108,37 @@ def test_sbo_loss_falls_on_planted_spans():
     # chance is 1/40; a span touching another has a masked boundary (its own unit's, as in SpanBERT),
     # so not every slot can be read off its boundaries
     assert last[0] < 0.35 * first[0] and last[1] > 0.5, (first, last)
+
+
+def test_last_layer_once_per_distinct_position_gives_the_same_losses_and_gradients(monkeypatch):
+    """The pre-training model computes the last layer once per distinct read position (the SBO's
+    boundaries are read by every token of their span); reading the concatenated positions in place
+    instead gives the same losses and gradients."""
+    import word2bert.models.pretraining as pretraining
+
+    model = small_model()
+    rng = np.random.default_rng(7)
+    items = [{"input_ids": np.r_[2, rng.integers(5, 48, 36), 3]} for _ in range(6)]
+    batch = model.collator(pad_id=0, keys=("input_ids",))(items, rng)
+    union = torch.cat([model.objectives[name].read_positions(batch).long() for name in ("mlm", "sbo")], dim=1)
+    distinct, slots = pretraining.distinct_positions(union)
+    assert slots is not None and distinct.shape[1] <= 0.9 * union.shape[1]
+    assert torch.equal(distinct.gather(1, slots), union)
+
+    def losses_and_gradients():
+        model.zero_grad()
+        out = model(**batch)
+        out.loss.backward()
+        return out.losses, {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+    losses, gradients = losses_and_gradients()
+    monkeypatch.setattr(pretraining, "distinct_positions", lambda positions: (positions, None))
+    in_place_losses, in_place_gradients = losses_and_gradients()
+    for name in ("mlm", "sbo"):
+        torch.testing.assert_close(losses[name], in_place_losses[name])
+    assert gradients.keys() == in_place_gradients.keys()
+    for key, value in gradients.items():
+        torch.testing.assert_close(value, in_place_gradients[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
 def test_checkpoint_keeps_both_heads(tmp_path):

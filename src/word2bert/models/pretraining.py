@@ -109,11 +109,12 @@ class PreTrainingModel(PretrainedModel):
         rows: dict[str, torch.Tensor] = {}
         if active and all(p is not None for p in positions.values()):
             # every objective names its rows: compute the last layer only at their union
-            union = torch.cat([p.long() for p in positions.values()], dim=1)
+            union, slots = distinct_positions(torch.cat([p.long() for p in positions.values()], dim=1))
             encoded = self.encoder(input_ids, read_positions=union, **encoder_kwargs)
             start = 0
             for name, p in positions.items():
-                rows[name] = encoded.last_hidden_state[:, start:start + p.shape[1]]
+                rows[name] = (encoded.last_hidden_state[:, start:start + p.shape[1]] if slots is None else
+                              gather_rows(encoded.last_hidden_state, slots[:, start:start + p.shape[1]]))
                 start += p.shape[1]
         else:
             encoded = self.encoder(input_ids, **encoder_kwargs)
@@ -135,4 +136,23 @@ class PreTrainingModel(PretrainedModel):
         return output
 
 
-__all__ = ["PreTrainingModel", "PreTrainingOutput"]
+def distinct_positions(positions: torch.Tensor, keep_below: float = 0.9):
+    """``(distinct, slots)`` with ``positions[b, q] = distinct[b, slots[b, q]]``: each row's distinct
+    positions (sorted; rows with fewer are filled with their smallest), so that the last layer is
+    computed once per position however many objectives or slots read it (SpanBERT's boundary tokens
+    are read by every token of their span). When that would save less than ``1 - keep_below`` of the
+    rows, ``(positions, None)``: the rows are read in place."""
+    ordered, order = positions.sort(dim=1)
+    first = torch.ones_like(ordered, dtype=torch.bool)
+    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    slot_of_ordered = first.cumsum(1) - 1
+    width = int(slot_of_ordered[:, -1].max()) + 1
+    if width >= keep_below * positions.shape[1]:
+        return positions, None
+    distinct = ordered[:, :1].expand(-1, width).clone()
+    distinct.scatter_(1, slot_of_ordered, ordered)
+    slots = torch.empty_like(positions).scatter_(1, order, slot_of_ordered)
+    return distinct, slots
+
+
+__all__ = ["PreTrainingModel", "PreTrainingOutput", "distinct_positions"]

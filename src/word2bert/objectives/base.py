@@ -69,20 +69,26 @@ class Objective(nn.Module):
         raise NotImplementedError
 
 
-def classification_stats(logits: torch.Tensor, labels: torch.Tensor) -> dict:
+def classification_stats(logits: torch.Tensor, labels: torch.Tensor, mean_loss: torch.Tensor | None = None) -> dict:
     """``{"nll": (sum of -log p(label), n), "accuracy": (correct, n)}`` over labels != -100.
 
+    ``mean_loss``, when the caller already has ``F.cross_entropy(logits, labels, ignore_index=-100)``
+    (the mean over those n), gives ``sum = mean_loss * n`` without a second pass over the logits.
     Counts are plain numbers: the statistics are detached from the graph.
     """
     with torch.no_grad():
         labels = labels.reshape(-1).long()
-        logits = logits.reshape(labels.numel(), -1).float()
+        logits = logits.reshape(labels.numel(), -1)
         keep = labels != IGNORE_INDEX
         count = int(keep.sum())
         if count == 0:
             return {"nll": (0.0, 0), "accuracy": (0, 0)}
-        nll = float(torch.nn.functional.cross_entropy(logits[keep], labels[keep], reduction="sum"))
-        correct = int((logits[keep].argmax(-1) == labels[keep]).sum())
+        if mean_loss is not None:
+            nll = float(mean_loss) * count
+        else:
+            nll = float(torch.nn.functional.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX,
+                                                          reduction="sum"))
+        correct = int(((logits.argmax(-1) == labels) & keep).sum())
     return {"nll": (nll, count), "accuracy": (correct, count)}
 
 

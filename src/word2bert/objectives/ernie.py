@@ -580,7 +580,7 @@ class TokenClassification(Objective):
             loss = F.cross_entropy(flat, labels, ignore_index=IGNORE_INDEX)
         else:
             loss = flat.sum() * 0.0
-        return ObjectiveOutput(loss=loss, stats=classification_stats(flat, labels), logits=logits)
+        return ObjectiveOutput(loss=loss, stats=classification_stats(flat, labels, loss), logits=logits)
 
 
 class MultiTaskCollator:

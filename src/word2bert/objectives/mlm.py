@@ -268,4 +268,4 @@ class MaskedLMObjective(Objective):
             loss = F.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE_INDEX)
         else:  # no prediction in this batch: a zero loss that keeps the graph connected
             loss = flat_logits.sum() * 0.0
-        return ObjectiveOutput(loss=loss, stats=classification_stats(flat_logits, flat_labels), logits=logits)
+        return ObjectiveOutput(loss=loss, stats=classification_stats(flat_logits, flat_labels, loss), logits=logits)

@@ -24,7 +24,8 @@ from torch import nn
 
 from word2bert.errors import Word2BertError
 from word2bert.nn.transformer import get_activation
-from word2bert.objectives.base import IGNORE_INDEX, Objective, ObjectiveOutput, classification_stats
+from word2bert.nn.linear_cross_entropy import Workspace, linear_cross_entropy
+from word2bert.objectives.base import IGNORE_INDEX, Objective, ObjectiveOutput
 
 
 class SpanBoundaryHead(nn.Module):
@@ -42,13 +43,17 @@ class SpanBoundaryHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(vocab_size))
         self.max_targets = max_targets
 
-    def forward(self, left: torch.Tensor, right: torch.Tensor, relative: torch.Tensor,
-                word_embeddings: torch.Tensor) -> torch.Tensor:
-        """``left``, ``right`` (..., H) boundary vectors, ``relative`` (...) 0-based offsets in the span."""
+    def transform(self, left: torch.Tensor, right: torch.Tensor, relative: torch.Tensor) -> torch.Tensor:
+        """y (..., H) from ``left``, ``right`` (..., H) boundary vectors and ``relative`` (...) 0-based
+        offsets in the span: everything but the output layer."""
         h0 = torch.cat([left, right, self.position_embeddings(relative.clamp(0, self.max_targets - 1))], dim=-1)
         h1 = self.layer_norm1(self.activation(self.dense1(h0)))
-        y = self.layer_norm2(self.activation(self.dense2(h1)))
-        return F.linear(y, word_embeddings, self.bias)
+        return self.layer_norm2(self.activation(self.dense2(h1)))
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor, relative: torch.Tensor,
+                word_embeddings: torch.Tensor) -> torch.Tensor:
+        """logits = transform(left, right, relative) E^T + b."""
+        return F.linear(self.transform(left, right, relative), word_embeddings, self.bias)
 
 
 def span_bounds(positions: np.ndarray, valid: np.ndarray, unit_ids: np.ndarray | None = None):
@@ -82,7 +87,10 @@ class SpanBoundaryObjective(Objective):
     ``prepare`` adds ``sbo_left`` / ``sbo_right`` (B, P), the boundary positions ``s - 1`` and
     ``e + 1`` of every masked token's span, and ``sbo_relative`` (B, P) = ``i - s``; the model reads
     the last layer at the boundaries only; ``forward`` predicts ``masked_labels`` and returns
-    ``loss = mean -log p(x_i | x_{s-1}, x_{e+1}, p_{i-s+1})`` with ``nll`` / ``accuracy``.
+    ``loss = mean -log p(x_i | x_{s-1}, x_{e+1}, p_{i-s+1})`` with ``nll`` / ``accuracy``. With targets
+    the output layer and its softmax cross-entropy run as one step over the real targets only
+    (:func:`~word2bert.nn.linear_cross_entropy.linear_cross_entropy`: no (B, P, V) logits are kept, so
+    the output carries none; ``head(...)`` gives them).
     """
 
     input_keys = ("sbo_left", "sbo_right", "sbo_relative", "masked_labels")
@@ -90,6 +98,7 @@ class SpanBoundaryObjective(Objective):
     def __init__(self, head: SpanBoundaryHead | None = None):
         super().__init__()
         self.head = head
+        self.workspace = Workspace()  # the output layer's logits buffer, kept between steps
 
     def prepare(self, batch, items, rng) -> None:
         if "masked_positions" not in batch or "masked_labels" not in batch:
@@ -108,15 +117,15 @@ class SpanBoundaryObjective(Objective):
 
     def forward(self, hidden, batch, model) -> ObjectiveOutput:
         count = batch["sbo_left"].shape[1]
-        logits = self.head(hidden[:, :count], hidden[:, count:], batch["sbo_relative"].long(),
-                           model.get_input_embeddings().weight)
+        y = self.head.transform(hidden[:, :count], hidden[:, count:], batch["sbo_relative"].long())
+        embeddings = model.get_input_embeddings().weight
         labels = batch["masked_labels"].reshape(-1).long()
-        flat = logits.reshape(-1, logits.shape[-1])
-        if bool((labels != IGNORE_INDEX).any()):
-            loss = F.cross_entropy(flat, labels, ignore_index=IGNORE_INDEX)
-        else:
-            loss = flat.sum() * 0.0
-        return ObjectiveOutput(loss=loss, stats=classification_stats(flat, labels), logits=logits)
+        targets = int((labels != IGNORE_INDEX).sum())
+        loss, nll, correct = linear_cross_entropy(y.reshape(labels.numel(), -1), embeddings, labels, self.head.bias,
+                                                  reduction="mean", ignore_index=IGNORE_INDEX, with_nll=True,
+                                                  workspace=self.workspace)
+        return ObjectiveOutput(loss=loss, stats={"nll": (float(nll) * targets, targets),
+                                                 "accuracy": (int(correct), targets)})
 
 
 __all__ = ["SpanBoundaryHead", "SpanBoundaryObjective", "span_bounds"]
