@@ -7,7 +7,7 @@ Inverted dropout keeps each element with probability 1 - p' and scales what it k
 with u_i uniform on {0, ..., 65535} (16 random bits), i.e. p' = t / 65536 (|p' - p| <= 2^-17) and
 E[m_i] = 1 exactly, so the layer is the identity in expectation and at evaluation.
 ``torch.nn.functional.dropout`` draws its mask with ``bernoulli_``, which dominates its cost on the
-CPU; here the 16-bit draws come from numpy's PCG64 (``Generator.integers``, 4 draws per 64 random
+CPU; here the 16-bit draws come from numpy's PCG64 (its raw 64-bit outputs, each read as 4 draws of 16
 bits), seeded from torch's default generator so that ``torch.manual_seed`` makes runs repeatable:
 about 5x cheaper than ``bernoulli_`` for the same number of elements. ``residual + dropout(x)`` is
 one ``addcmul`` (one pass instead of two); its gradient is ``d residual = g``, ``d x = g * m``.
@@ -69,8 +69,10 @@ def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
 
 def _mask_for_threshold(like: torch.Tensor, threshold: int) -> torch.Tensor:
     seed = int(torch.randint(0, 2**62, (1,)).item())
-    half = MASK_LEVELS // 2  # numpy draws signed int16: u - 32768
-    bits = np.random.default_rng(seed).integers(-half, half, like.numel(), dtype=np.int16)
+    half = MASK_LEVELS // 2  # the draws read as signed int16: u - 32768
+    count = like.numel()
+    words = np.random.default_rng(seed).bit_generator.random_raw((count + 3) // 4)  # 64 bits = four 16-bit draws
+    bits = words.view(np.int16)[:count]
     keep = torch.from_numpy(bits).view(like.shape) >= threshold - half
     return keep.to(device=like.device, dtype=like.dtype).mul_(MASK_LEVELS / (MASK_LEVELS - threshold))
 
