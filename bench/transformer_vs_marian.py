@@ -188,7 +188,8 @@ def run_train(args) -> list[str]:
         # draws over the padded batch; the padded path draws them where transformers does.
         ours.packed = False
     start_state = torch.get_rng_state()  # both sides draw their dropout masks from here on, each its own stream
-    runners = [Runner("word2bert", ours, ours_loss, start_state), Runner("transformers", theirs, theirs_loss, start_state)]
+    runners = [Runner("word2bert", ours, ours_loss, start_state),
+               Runner("transformers", theirs, theirs_loss, start_state)]
     resumed_from, earlier = 0, []
     if args.state and Path(args.state).is_file():  # continue an earlier invocation's run where it stopped
         saved = torch.load(args.state, weights_only=False)
@@ -381,8 +382,8 @@ def main(argv=None):
     parser.add_argument("--masks", choices=("numpy", "torch"), default="numpy",
                         help="--task train: word2bert's dropout masks, its own numpy draws (default) or drawn as "
                              "F.dropout draws them; each side keeps its own generator state from the same start, so "
-                             "with 'torch' both sides draw the same masks (word2bert then trains on the padded batch as transformers "
-                             "does instead of its packed real tokens: slower, for comparing losses)")
+                             "with 'torch' both sides draw the same masks (word2bert then trains on the padded batch "
+                             "as transformers does instead of its packed real tokens: slower, for comparing losses)")
     parser.add_argument("--out", help="results file (default bench/results/transformer_vs_marian_<task>.md)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

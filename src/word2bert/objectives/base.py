@@ -92,6 +92,18 @@ def classification_stats(logits: torch.Tensor, labels: torch.Tensor, mean_loss: 
     return {"nll": (nll, count), "accuracy": (correct, count)}
 
 
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """``(loss, stats)`` for (N, C) ``logits`` and (N,) ``labels``: ``loss`` = mean over labels != -100 of
+    ``-log softmax(logits)[label]`` (``F.cross_entropy``), or a zero that keeps the graph connected when
+    no label is set; ``stats`` = :func:`classification_stats` from that loss."""
+    labels = labels.reshape(-1).long()
+    if bool((labels != IGNORE_INDEX).any()):
+        loss = torch.nn.functional.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+    else:
+        loss = logits.sum() * 0.0
+    return loss, classification_stats(logits, labels, loss)
+
+
 # --------------------------------------------------------------------------- batches
 
 def pad_batch(items: Sequence[dict], pad_id: int, keys: Sequence[str] = ("input_ids", "token_type_ids"),

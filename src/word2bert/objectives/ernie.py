@@ -38,11 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch.nn.functional as F
 from torch import nn
 
 from word2bert.errors import Word2BertError
-from word2bert.objectives.base import Objective, ObjectiveOutput, classification_stats, pad_batch, to_tensors
+from word2bert.objectives.base import Objective, ObjectiveOutput, classification_loss, pad_batch, to_tensors
 from word2bert.objectives.nsp import NextSentencePrediction, truncate_seq_pair
 
 IGNORE_INDEX = -100
@@ -574,13 +573,8 @@ class TokenClassification(Objective):
 
     def forward(self, hidden, batch, model) -> ObjectiveOutput:
         logits = self.head(hidden)
-        labels = batch[self.label_key].reshape(-1).long()
-        flat = logits.reshape(-1, logits.shape[-1])
-        if bool((labels != IGNORE_INDEX).any()):
-            loss = F.cross_entropy(flat, labels, ignore_index=IGNORE_INDEX)
-        else:
-            loss = flat.sum() * 0.0
-        return ObjectiveOutput(loss=loss, stats=classification_stats(flat, labels, loss), logits=logits)
+        loss, stats = classification_loss(logits.reshape(-1, logits.shape[-1]), batch[self.label_key])
+        return ObjectiveOutput(loss=loss, stats=stats, logits=logits)
 
 
 class MultiTaskCollator:

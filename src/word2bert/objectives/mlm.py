@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from word2bert.errors import Word2BertError
-from word2bert.objectives.base import Objective, ObjectiveOutput, classification_stats
+from word2bert.objectives.base import Objective, ObjectiveOutput, classification_loss
 
 IGNORE_INDEX = -100
 
@@ -262,10 +262,5 @@ class MaskedLMObjective(Objective):
         if tuple(labels.shape) != tuple(batch["masked_positions"].shape):
             raise Word2BertError(f"masked_labels shape {tuple(labels.shape)} != masked_positions shape "
                                  f"{tuple(batch['masked_positions'].shape)}")
-        flat_labels = labels.reshape(-1).long()
-        flat_logits = logits.reshape(-1, logits.shape[-1])
-        if bool((flat_labels != IGNORE_INDEX).any()):
-            loss = F.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE_INDEX)
-        else:  # no prediction in this batch: a zero loss that keeps the graph connected
-            loss = flat_logits.sum() * 0.0
-        return ObjectiveOutput(loss=loss, stats=classification_stats(flat_logits, flat_labels, loss), logits=logits)
+        loss, stats = classification_loss(logits.reshape(-1, logits.shape[-1]), labels)
+        return ObjectiveOutput(loss=loss, stats=stats, logits=logits)
