@@ -76,6 +76,49 @@ def test_the_packed_copy_is_rebuilt_when_the_weight_changes():
     assert not torch.allclose(first, layer(x).detach())
 
 
+@pytest.mark.parametrize("change", ["fused adamw", "adam", "sgd through .data", "row through .data"])
+def test_changes_the_version_misses_still_reach_the_packed_and_one_row_products(change):
+    """torch's fused optimizers and edits through ``.data`` leave ``weight._version`` as it was: the probe
+    of the weight's values or the optimizer step hook still rebuild the cached copies, so inference after
+    training never multiplies by the weights of before (what transformers' default ``adamw_torch_fused``
+    would otherwise have caused)."""
+    torch.manual_seed(0)
+    layer = Linear(16, 40)
+    rows, row = torch.randn(4, 16), torch.randn(1, 16)
+    with torch.no_grad():
+        before = layer(rows), layer(row)
+    if change == "row through .data":  # a probed element changes (the first); other rows need clear()
+        layer.weight.data[0].add_(1.0)
+    elif change == "sgd through .data":
+        layer(rows).square().sum().backward()
+        for parameter in layer.parameters():
+            parameter.data.add_(-0.1 * parameter.grad)
+    else:
+        optimizer = (torch.optim.AdamW(layer.parameters(), lr=0.1, fused=True) if change == "fused adamw"
+                     else torch.optim.Adam(layer.parameters(), lr=0.1))
+        version = layer.weight._version
+        layer(rows).square().sum().backward()
+        optimizer.step()
+        if change == "fused adamw":
+            assert layer.weight._version == version  # what made the version key blind to it
+    with torch.no_grad():
+        for x, old in zip((rows, row), before):
+            got = layer(x)
+            assert not torch.allclose(got, old)
+            torch.testing.assert_close(got, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+
+
+def test_every_optimizer_step_empties_the_cache():
+    layer = Linear(8, 8)
+    with torch.no_grad():
+        layer(torch.randn(2, 8))
+    assert weight_cache._ENTRIES
+    frozen = torch.nn.Parameter(torch.zeros(1))
+    frozen.grad = torch.zeros(1)
+    torch.optim.SGD([frozen], lr=0.1).step()  # another model's optimizer: the cache is rebuilt all the same
+    assert not weight_cache._ENTRIES
+
+
 @needs_onednn
 def test_the_cache_leaves_with_its_weight():
     layer = Linear(8, 8)

@@ -1,10 +1,19 @@
 """Tensors derived from a weight (a packed copy, a quantised screen), kept as long as the weight lives
 and rebuilt when it changes.
 
-The key of an entry is the weight's identity and its version: ``weight._version`` (which every
-in-place change bumps: an optimizer step, ``load_state_dict``'s ``copy_``), its storage address
-(``param.data = other`` changes it) and its shape. An entry leaves with its weight (weak reference),
-so the cache never keeps a model alive.
+The key of an entry is the weight's identity and what tells that it changed:
+
+- ``weight._version``, which in-place operations on the weight bump (the default optimizer steps,
+  ``load_state_dict``'s ``copy_``), its storage address (``param.data = other`` changes it) and its shape;
+- a probe of its values: :data:`PROBE_SIZE` elements spread evenly over a CPU weight, read through a
+  numpy view. Changes made through ``weight.data`` (``p.data.add_(-lr * p.grad)``, a common hand-written
+  SGD step) do not bump the version, and neither do torch's fused optimizers (``fused=True``,
+  transformers' default ``adamw_torch_fused``); a step of either changes the probed elements;
+- every step of any ``torch.optim`` optimizer empties the cache (a global step hook), whatever it changed.
+
+An edit through ``.data`` that leaves every probed element as it was (one row of an embedding table, say)
+goes unseen: call :func:`clear` after such an edit. An entry leaves with its weight (weak reference), so
+the cache never keeps a model alive.
 """
 
 from __future__ import annotations
@@ -12,16 +21,34 @@ from __future__ import annotations
 import weakref
 from typing import Callable, TypeVar
 
+import numpy as np
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 T = TypeVar("T")
 
-#: (id(weight), kind) -> (weak reference to the weight, its version key, the derived value)
+#: Elements of a CPU weight compared on every lookup (see the module doc).
+PROBE_SIZE = 16
+
+#: (id(weight), kind) -> (weak reference to the weight, its version key, the derived value, probe reader)
 _ENTRIES: dict[tuple[int, str], tuple] = {}
 
 
 def _version_key(weight: torch.Tensor) -> tuple:
     return weight._version, weight.data_ptr(), tuple(weight.shape)
+
+
+def _probe_reader(weight: torch.Tensor) -> Callable[[], bytes] | None:
+    """A function returning the bytes of PROBE_SIZE evenly spread elements of ``weight`` (read through a
+    numpy view sharing its memory), or None where there is none (not on the CPU, or a dtype numpy lacks)."""
+    if weight.device.type != "cpu" or weight.numel() == 0:
+        return None
+    try:
+        flat = weight.detach().numpy().reshape(-1)
+    except (TypeError, RuntimeError, ValueError):
+        return None
+    positions = np.unique(np.linspace(0, flat.size - 1, num=min(PROBE_SIZE, flat.size)).astype(np.int64))
+    return lambda: flat[positions].tobytes()
 
 
 def derived(weight: torch.Tensor, kind: str, build: Callable[[torch.Tensor], T]) -> T:
@@ -30,9 +57,13 @@ def derived(weight: torch.Tensor, kind: str, build: Callable[[torch.Tensor], T])
     key = _version_key(weight)
     entry = _ENTRIES.get(identity)
     if entry is not None and entry[0]() is weight and entry[1] == key:
-        return entry[2]
+        reader, probe = entry[3], entry[4]
+        if reader is None or reader() == probe:
+            return entry[2]
     value = build(weight)
-    _ENTRIES[identity] = (weakref.ref(weight, lambda _, i=identity: _ENTRIES.pop(i, None)), key, value)
+    reader = _probe_reader(weight)
+    _ENTRIES[identity] = (weakref.ref(weight, lambda _, i=identity: _ENTRIES.pop(i, None)), key, value, reader,
+                          None if reader is None else reader())
     return value
 
 
@@ -42,4 +73,10 @@ def clear(kind: str | None = None) -> None:
         _ENTRIES.pop(identity, None)
 
 
-__all__ = ["clear", "derived"]
+def _after_optimizer_step(optimizer, args, kwargs) -> None:
+    clear()
+
+
+register_optimizer_step_post_hook(_after_optimizer_step)
+
+__all__ = ["PROBE_SIZE", "clear", "derived"]
