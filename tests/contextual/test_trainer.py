@@ -165,3 +165,44 @@ def test_evaluate_perplexity_is_exp_of_mean_nll():
         out = model(**batch)
     assert math.isclose(metrics["mlm_perplexity"], math.exp(float(out.mlm_loss)), rel_tol=1e-4)
     assert 0 <= metrics["mlm_accuracy"] <= 1 and 0 <= metrics["nsp_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("name", ["adamw", "adam"])
+def test_adam_steps_are_fused_and_follow_the_formula(name):
+    """build_optimizer asks torch for its fused Adam/AdamW on CPU parameters; two steps equal the update
+    written out (bias-corrected moments; AdamW's decoupled decay), and torch's default implementation."""
+    from word2bert.train.trainer import build_optimizer, fused_update
+
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.nn.Parameter(torch.randn(4, 3, generator=generator))
+    model = torch.nn.Module()
+    model.weight = weight
+    args = TrainingArguments(optimizer=name, learning_rate=0.1, weight_decay=0.5, adam_beta1=0.8, adam_beta2=0.9,
+                             adam_epsilon=1e-3, progress=False)
+    optimizer = build_optimizer(model, args)
+    assert all(group["fused"] for group in optimizer.param_groups)
+    reference = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+    twin = torch.nn.Parameter(weight.detach().clone())
+    plain = reference([twin], lr=0.1, betas=(0.8, 0.9), eps=1e-3, weight_decay=0.5, foreach=False)
+    expected = weight.detach().double().clone()
+    m = torch.zeros_like(expected)
+    v = torch.zeros_like(expected)
+    decay = optimizer.param_groups[0]["weight_decay"]  # parameter_groups: a matrix decays
+    assert decay == 0.5
+    for t in (1, 2):
+        grad = torch.randn(4, 3, generator=generator)
+        weight.grad, twin.grad = grad.clone(), grad.clone()
+        optimizer.step()
+        plain.step()
+        g = grad.double()
+        if name == "adamw":
+            expected -= 0.1 * decay * expected
+        else:
+            g = g + decay * expected
+        m = 0.8 * m + 0.2 * g
+        v = 0.9 * v + 0.1 * g * g
+        expected -= 0.1 * (m / (1 - 0.8 ** t)) / ((v / (1 - 0.9 ** t)).sqrt() + 1e-3)
+    torch.testing.assert_close(weight.detach().double(), expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(weight.detach(), twin.detach(), rtol=1e-6, atol=1e-7)
+    meta = torch.nn.Parameter(torch.zeros(2, device="meta"))
+    assert fused_update([{"params": [meta]}]) == {} and fused_update([{"params": []}]) == {}

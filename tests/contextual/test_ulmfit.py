@@ -187,9 +187,13 @@ def test_the_classifier_learns_a_planted_task_from_random_weights(tmp_path):
     train = planted_classification(tmp_path / "train.txt", 300, 2)
     test = planted_classification(tmp_path / "test.txt", 90, 3)
     config = AWDLSTMConfig(embedding_size=32, lstm_size=32, num_layers=2)
-    result = train_classifier(train, test, config=config, batch_size=16, learning_rate=3e-2, epochs=8,
-                              gradual_unfreezing=False, seed=0, progress=False, min_count=1)
-    assert result.metrics["accuracy"] > 0.9, result.metrics          # seeds 0-3: 1.0 each; chance 1/3
+    # Adam at 3e-2 on so small a model is chaotic: two float32 implementations of the same update (torch's
+    # fused and default Adam) agree to 1e-7 for 10 steps and part after ~80, ending at 1.0 / 0.89 for seed 0;
+    # so the test asks for the mean over four seeds (measured 0.98 with the default Adam, 0.96 fused)
+    accuracies = [train_classifier(train, test, config=config, batch_size=16, learning_rate=3e-2, epochs=8,
+                                   gradual_unfreezing=False, seed=seed, progress=False,
+                                   min_count=1).metrics["accuracy"] for seed in range(4)]
+    assert sum(accuracies) / 4 > 0.9 and min(accuracies) > 0.75, accuracies   # chance 1/3
 
 
 def test_command_line_errors(tmp_path, capsys):
