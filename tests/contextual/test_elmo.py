@@ -67,6 +67,27 @@ def test_cached_character_layer_gives_the_same_outputs(tiny):
     assert worst < 1e-5
 
 
+def test_character_cache_follows_an_optimizer_step_taken_in_eval_mode(tiny):
+    """Training in eval mode (dropout off) never calls train(True): the optimizer step hook empties
+    the cache, so inference afterwards sees the new character CNN."""
+    import copy
+
+    model = copy.deepcopy(tiny).eval()
+    model.enable_character_cache()
+    ids = torch.tensor([[[259, 98, 99, 260] + [261] * 46, [259, 100, 260] + [261] * 47]], dtype=torch.long)
+    with torch.no_grad():
+        before = model.token_embeddings(ids)
+    assert len(model.character_cache) == 2
+    optimizer = torch.optim.SGD(model.char_cnn.parameters(), lr=1.0)
+    model.char_cnn(ids).square().sum().backward()
+    optimizer.step()
+    assert len(model.character_cache) == 0
+    with torch.no_grad():
+        after = model.token_embeddings(ids)
+        torch.testing.assert_close(after, model.char_cnn(ids))
+    assert not torch.allclose(after, before)
+
+
 def test_write_then_read_reproduces_the_checkpoint(tiny, tmp_path):
     tiny.save_pretrained(tmp_path)
     original = bilm_format.read_weights(FIXTURE / "lm_weights.hdf5")

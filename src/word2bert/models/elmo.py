@@ -26,6 +26,7 @@ so models trained here load in bilm-tf and AllenNLP and theirs load here.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from word2bert.errors import Word2BertError
 from word2bert.interop import bilm as bilm_format
@@ -220,8 +222,23 @@ class ElmoConfig(PretrainedConfig):
 
 # --------------------------------------------------------------------------- the encoder
 
+#: Every CharacterCache alive; each empties on any torch.optim step (:func:`_after_optimizer_step`).
+_LIVE_CACHES: "weakref.WeakSet[CharacterCache]" = weakref.WeakSet()
+
+
+def _after_optimizer_step(optimizer, args, kwargs) -> None:
+    """A step may have changed a character CNN that trained in eval mode (no ``train()`` call, which
+    empties the cache too): cached vectors would be of the weights before it."""
+    for cache in list(_LIVE_CACHES):
+        cache.clear()
+
+
+register_optimizer_step_post_hook(_after_optimizer_step)
+
+
 class CharacterCache:
-    """Token-layer vectors kept per word type (its character ids) while the weights do not change.
+    """Token-layer vectors kept per word type (its character ids) while the weights do not change
+    (emptied by ``train()``, ``load_state_dict`` and every optimizer step).
 
     At inference the character CNN is a function of the word alone, so every distinct word is run
     through it once; later occurrences, in this batch or another, are looked up. The vectors live in
@@ -233,6 +250,7 @@ class CharacterCache:
         self.max_types = max_types
         self.index: dict[bytes, int] = {}
         self.buffer: torch.Tensor | None = None
+        _LIVE_CACHES.add(self)
 
     def __len__(self) -> int:
         return len(self.index)
