@@ -159,6 +159,28 @@ def test_fused_mean_loss_reuses_its_workspace_and_matches_pytorch():
         linear_cross_entropy(hidden, weight, targets, reduction="none")
 
 
+def test_fused_loss_under_no_grad_computes_no_gradient_products():
+    """An evaluation (torch.no_grad) multiplies each chunk once, by W; with gradients wanted each chunk
+    also takes the products of dL/dh and dL/dW. Same loss either way."""
+    from torch.profiler import profile
+
+    generator = torch.Generator().manual_seed(4)
+    hidden = torch.randn(10, 8, generator=generator, requires_grad=True)
+    weight = torch.randn(30, 8, generator=generator, requires_grad=True)
+    targets = torch.randint(0, 30, (10,), generator=generator)
+
+    def products(grad: bool):
+        with torch.set_grad_enabled(grad), profile() as prof:
+            loss, _ = linear_cross_entropy(hidden, weight, targets, chunk_rows=5)
+        count = sum(event.count for event in prof.key_averages() if event.key in ("aten::mm", "aten::addmm",
+                                                                                   "aten::addmm_"))
+        return count, float(loss.detach())
+
+    (without, loss_without), (with_grad, loss_with) = products(False), products(True)
+    assert without == 2 and with_grad == 6
+    assert loss_without == loss_with
+
+
 def test_fused_loss_computes_in_float32_under_autocast():
     generator = torch.Generator().manual_seed(2)
     hidden = torch.randn(9, 16, generator=generator, requires_grad=True)

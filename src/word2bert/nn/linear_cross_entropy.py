@@ -182,6 +182,11 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
         loss, nll, correct = zero.float(), zero.detach().float(), torch.zeros((), dtype=torch.long, device=hidden.device)
     else:
         scale = 1.0 if reduction == "sum" else 1.0 / hidden.shape[0]
+        if not torch.is_grad_enabled():
+            # autograd.Function sets needs_input_grad from requires_grad alone, also under no_grad: detached
+            # operands keep an evaluation from computing the two gradient products it would throw away
+            hidden, weight = hidden.detach(), weight.detach()
+            bias = None if bias is None else bias.detach()
         with torch.autocast(hidden.device.type, enabled=False):
             loss, nll, correct = _LinearCrossEntropy.apply(hidden, weight, bias, targets, int(chunk_rows), scale,
                                                            workspace, float(label_smoothing))
