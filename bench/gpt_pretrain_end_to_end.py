@@ -120,7 +120,6 @@ def main() -> None:
     shape = ["--layers", str(args.layers), "--heads", str(args.heads), "--context", str(args.context)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     times: dict[str, list[float]] = {"word2bert": [], "transformers": []}
-    results: dict[str, list[dict]] = {"word2bert": [], "transformers": []}
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus.txt"
         write_corpus(corpus, args.megabytes)
@@ -140,7 +139,6 @@ def main() -> None:
                 seconds, out = run(commands[side], env)
                 times[side].append(seconds)
                 last = [line for line in out.splitlines() if line.startswith("{")]
-                results[side].append(json.loads(last[-1]) if last else {})
                 print(f"round {round_ + 1} {side}: {seconds:.1f} s {last[-1] if last else ''}", flush=True)
     ours, theirs = statistics.median(times["word2bert"]), statistics.median(times["transformers"])
     print(f"\nGPT-2 {args.layers} x {args.hidden}, context {args.context}, batch {args.batch}, {args.steps} steps, "

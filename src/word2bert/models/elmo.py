@@ -26,7 +26,6 @@ so models trained here load in bilm-tf and AllenNLP and theirs load here.
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -35,11 +34,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from word2bert.errors import Word2BertError
 from word2bert.interop import bilm as bilm_format
 from word2bert.models.base import EncoderOutput, PretrainedConfig, PretrainedModel
+from word2bert.nn import weight_cache
 from word2bert.nn.char_cnn import CharacterCNN
 from word2bert.nn.recurrent import BidirectionalLMStack
 from word2bert.nn.scalar_mix import ScalarMix
@@ -222,20 +221,6 @@ class ElmoConfig(PretrainedConfig):
 
 # --------------------------------------------------------------------------- the encoder
 
-#: Every CharacterCache alive; each empties on any torch.optim step (:func:`_after_optimizer_step`).
-_LIVE_CACHES: "weakref.WeakSet[CharacterCache]" = weakref.WeakSet()
-
-
-def _after_optimizer_step(optimizer, args, kwargs) -> None:
-    """A step may have changed a character CNN that trained in eval mode (no ``train()`` call, which
-    empties the cache too): cached vectors would be of the weights before it."""
-    for cache in list(_LIVE_CACHES):
-        cache.clear()
-
-
-register_optimizer_step_post_hook(_after_optimizer_step)
-
-
 class CharacterCache:
     """Token-layer vectors kept per word type (its character ids) while the weights do not change
     (emptied by ``train()``, ``load_state_dict`` and every optimizer step).
@@ -250,7 +235,8 @@ class CharacterCache:
         self.max_types = max_types
         self.index: dict[bytes, int] = {}
         self.buffer: torch.Tensor | None = None
-        _LIVE_CACHES.add(self)
+        # a character CNN trained in eval mode never calls train(), which empties the cache too
+        weight_cache.clear_on_optimizer_steps(self)
 
     def __len__(self) -> int:
         return len(self.index)

@@ -30,8 +30,13 @@ T = TypeVar("T")
 #: Elements of a CPU weight compared on every lookup (see the module doc).
 PROBE_SIZE = 16
 
-#: (id(weight), kind) -> (weak reference to the weight, its version key, the derived value, probe reader)
+#: (id(weight), kind) -> (weak reference to the weight, its version key, the derived value, probe reader,
+#: the probe read when the value was built)
 _ENTRIES: dict[tuple[int, str], tuple] = {}
+
+#: Other caches of values computed from weights (anything with ``clear()``), emptied with this one on every
+#: optimizer step (:func:`clear_on_optimizer_steps`).
+_DEPENDENT_CACHES: "weakref.WeakSet" = weakref.WeakSet()
 
 
 def _version_key(weight: torch.Tensor) -> tuple:
@@ -73,10 +78,18 @@ def clear(kind: str | None = None) -> None:
         _ENTRIES.pop(identity, None)
 
 
+def clear_on_optimizer_steps(cache) -> None:
+    """Empty ``cache`` (anything with a ``clear()`` method) after every ``torch.optim`` step too, for as long
+    as it lives: the step may have changed the weights its values were computed from."""
+    _DEPENDENT_CACHES.add(cache)
+
+
 def _after_optimizer_step(optimizer, args, kwargs) -> None:
     clear()
+    for cache in list(_DEPENDENT_CACHES):
+        cache.clear()
 
 
 register_optimizer_step_post_hook(_after_optimizer_step)
 
-__all__ = ["PROBE_SIZE", "clear", "derived"]
+__all__ = ["PROBE_SIZE", "clear", "clear_on_optimizer_steps", "derived"]
