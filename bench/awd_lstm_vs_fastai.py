@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from word2bert.corpus.lm_corpus import EOS, build_lm_vocabulary, encode_lines, token_stream  # noqa: E402
 from word2bert.models.awd_lstm import AWDLSTMConfig  # noqa: E402
 
-DATA = ROOT.parent.parent / "shared" / "data"
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 CONFIGS = {   # the repository's PTB sizes, and a smaller one that fits a shared 2-core budget
     "full": {"embedding_size": 400, "lstm_size": 1150, "num_layers": 3},
     "small": {"embedding_size": 200, "lstm_size": 600, "num_layers": 3},

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 
 
 def minilm_dir() -> Path:

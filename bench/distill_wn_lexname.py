@@ -42,9 +42,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-DATA = next((p for p in (Path(__file__).resolve().parents[1] / ".." / "shared" / "data",
-                         Path(__file__).resolve().parents[3] / "shared" / "data") if p.is_dir()),
-            Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 
 
 def minilm_dir() -> Path:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data"
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 SETTINGS = dict(vector_size=100, window=5, negative=5, sample=1e-3, min_count=2, alpha=0.025, min_alpha=0.0001)
 
 

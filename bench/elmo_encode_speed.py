@@ -31,8 +31,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = next((d for d in (ROOT.parent / "shared" / "data", ROOT.parent.parent / "shared" / "data") if d.exists()),
-            ROOT.parent / "shared" / "data")  # ../shared/data from the checkout (or from a worktree under wt/)
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 FIXTURE = ROOT / "tests" / "fixtures" / "elmo_tiny"
 FILTERS = [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]]
 SHAPES = {

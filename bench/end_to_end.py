@@ -58,8 +58,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-DATA = next((p / "shared" / "data" for p in REPO.parents if (p / "shared" / "data").is_dir()),
-            REPO.parent / "shared" / "data")  # ../shared/data of the clone (or of a worktree's main clone)
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 # minutes one (row, seed) takes on a loaded 2-core machine before the store knows better (--max-minutes)
 UNIT_MINUTES = {"classifier": 3.0, "cbow-ns": 5.0, "cbow-hs": 5.0, "sg-ns": 9.0, "sg-hs": 8.0, "fasttext": 12.0,
                 "glove": 5.0}

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data"
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 
 # the same gensim evaluator as the word2vec benchmark, so both sides are scored alike
 from word2vec_vs_gensim import evaluate, gensim_kv  # noqa: E402  (bench/ is the script directory)

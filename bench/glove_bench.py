@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 STANFORD = {"wall": 394.0, "wordsim": 0.456, "analogy": 0.092}
 
 

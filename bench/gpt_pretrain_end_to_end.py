@@ -33,8 +33,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = next((d for d in (ROOT.parent / "shared" / "data", ROOT.parent.parent / "shared" / "data") if d.exists()),
-            ROOT.parent / "shared" / "data")  # ../shared/data from a clone or from a worktree
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 
 
 def write_corpus(path: Path, megabytes: float) -> None:

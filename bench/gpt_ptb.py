@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import lzma
 import math
-import os
 import platform
 import signal
 import subprocess
@@ -33,8 +32,7 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = next((d for d in (ROOT.parent / "shared" / "data", ROOT.parent.parent / "shared" / "data") if d.exists()),
-            ROOT.parent / "shared" / "data")
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 
 
 def read_ptb(data_dir: Path):

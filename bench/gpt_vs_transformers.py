@@ -39,8 +39,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = next((d for d in (ROOT.parent / "shared" / "data", ROOT.parent.parent / "shared" / "data") if d.exists()),
-            ROOT.parent / "shared" / "data")  # ../shared/data from a clone or from a worktree
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 LAYERS, HIDDEN, HEADS, CONTEXT, VOCAB = 6, 384, 6, 256, 50257
 
 

@@ -29,7 +29,7 @@ from word2bert.fileio import open_text  # noqa: E402
 from word2bert.models.kneser_ney import KneserNeyLM  # noqa: E402
 from word2bert.models.nnlm import NNLMConfig, train_nnlm  # noqa: E402
 
-DATA = ROOT.parent.parent / "shared" / "data"
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 
 
 def main() -> None:

@@ -20,9 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-DATA = next((p for p in (Path(__file__).resolve().parents[1] / ".." / "shared" / "data",
-                         Path(__file__).resolve().parents[3] / "shared" / "data") if p.is_dir()),
-            Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 
 
 def main(argv=None):

@@ -41,9 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 # ../shared/data beside the repository (a worktree sits one level deeper: /work/wt/NAME)
-DATA = next((p for p in (Path(__file__).resolve().parents[1] / ".." / "shared" / "data",
-                         Path(__file__).resolve().parents[3] / "shared" / "data") if p.is_dir()),
-            Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 ROWS = ("control", "token", "whole-word", "span-sbo", "ngram", "phrase", "ernie2")
 
 
@@ -141,7 +139,6 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
 
     from word2bert.corpus.wordpiece import WordPieceTokenizer
-    from word2bert.fileio import atomic_write
     from word2bert.models.bert import BertConfig, BertForPreTraining, BertModel
     from word2bert.models.ernie import ErnieConfig, ErnieForMultiTaskPreTraining
     from word2bert.models.roberta import pack_sentences, segments_dataset

@@ -39,8 +39,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = next((d for d in (ROOT.parent / "shared" / "data", ROOT.parent.parent / "shared" / "data") if d.exists()),
-            ROOT.parent / "shared" / "data")
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 RESULTS = ROOT / "bench" / "results" / "seq2seq_po_en_fr.md"
 ROW_ORDER = ["baseline", "baseline-10", "transformer", "transformer-10", "mass-pretrain", "mass", "mass-10",
              "unilm", "unilm-10"]

@@ -42,8 +42,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = next((d for d in (ROOT.parent / "shared" / "data", ROOT.parent.parent / "shared" / "data") if d.exists()),
-            ROOT.parent / "shared" / "data")  # ../shared/data from the checkout (or from a worktree under wt/)
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from word2bert.models.awd_lstm import AWDLSTMConfig  # noqa: E402
 
-DATA = ROOT.parent.parent / "shared" / "data"
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 SIZES = {"embedding_size": 200, "lstm_size": 600, "num_layers": 3}   # the default of --sizes
 
 

@@ -103,7 +103,7 @@ def main() -> None:
                     scores.setdefault((mode, kind), []).append((rho, analogy))
                     print(f"{mode} seed {seed} {kind}: rho {rho:.4f} analogy {analogy:.4f} "
                           f"({time.perf_counter() - start:.0f} s)", flush=True)
-    lines = [f"# word2vec: the learning-rate schedule of gensim's corpus_file mode\n",
+    lines = ["# word2vec: the learning-rate schedule of gensim's corpus_file mode\n",
              f"Command: `python bench/word2vec_lr_schedule.py --modes {args.modes} --seeds {args.seeds} "
              f"--workers {args.workers}{' --no-gensim' if args.no_gensim else ''}`; enmix, dim 100, window 5, "
              f"sample 1e-3, min_count 5, {EPOCHS} epochs; quality as in end_to_end.py, mean over seeds "

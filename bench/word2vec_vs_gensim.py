@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import lzma
 import os
 import platform
 import shutil
@@ -44,7 +43,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-DATA = REPO.parent / "shared" / "data"
+from shared_data import DATA  # noqa: E402  (../shared/data of the clone or of a worktree's clone)
 MODES = {"sg-ns": dict(sg=1, hs=0, negative=5), "cbow-ns": dict(sg=0, hs=0, negative=5),
          "sg-hs": dict(sg=1, hs=1, negative=0), "cbow-hs": dict(sg=0, hs=1, negative=0)}
 SETTINGS = dict(vector_size=100, window=5, sample=1e-3, min_count=5, alpha=0.025, min_alpha=0.0001)
