@@ -21,6 +21,8 @@ on (for comparisons; it costs the cheaper draw).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -58,22 +60,23 @@ def _threshold(p: float) -> int:
     return round(p * MASK_LEVELS)
 
 
-def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
-    """m with the shape, dtype and device of ``like``: m_i = [u_i >= t] * 65536 / (65536 - t) with
-    t = round(65536 p) and u_i uniform 16-bit integers (0 < t < 65536); with the ``"torch"`` source,
-    m_i = bernoulli(1 - p) / (1 - p) as ``F.dropout`` draws it."""
+def dropout_mask(like: torch.Tensor, p: float, shape=None) -> torch.Tensor:
+    """m with the dtype and device of ``like`` and its shape (or ``shape``): m_i = [u_i >= t] * 65536 /
+    (65536 - t) with t = round(65536 p) and u_i uniform 16-bit integers (0 <= t < 65536); with the
+    ``"torch"`` source, m_i = bernoulli(1 - p) / (1 - p) as ``F.dropout`` draws it."""
+    shape = tuple(like.shape) if shape is None else tuple(shape)
     if _draws_like_torch(p):
-        return _torch_mask(like, p)
-    return _mask_for_threshold(like, _threshold(p))
+        return _torch_mask(like.new_empty(shape), p)
+    return _mask_for_threshold(like, shape, _threshold(p))
 
 
-def _mask_for_threshold(like: torch.Tensor, threshold: int) -> torch.Tensor:
+def _mask_for_threshold(like: torch.Tensor, shape: tuple, threshold: int) -> torch.Tensor:
     seed = int(torch.randint(0, 2**62, (1,)).item())
     half = MASK_LEVELS // 2  # the draws read as signed int16: u - 32768
-    count = like.numel()
+    count = math.prod(shape)
     words = np.random.default_rng(seed).bit_generator.random_raw((count + 3) // 4)  # 64 bits = four 16-bit draws
     bits = words.view(np.int16)[:count]
-    keep = torch.from_numpy(bits).view(like.shape) >= threshold - half
+    keep = torch.from_numpy(bits).view(shape) >= threshold - half
     return keep.to(device=like.device, dtype=like.dtype).mul_(MASK_LEVELS / (MASK_LEVELS - threshold))
 
 
@@ -96,7 +99,7 @@ def _mask_or_none(x: torch.Tensor, p: float, training: bool) -> torch.Tensor | N
         return None
     if threshold >= MASK_LEVELS:
         return torch.zeros_like(x)
-    return _mask_for_threshold(x, threshold)
+    return _mask_for_threshold(x, tuple(x.shape), threshold)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:

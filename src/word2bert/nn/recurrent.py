@@ -21,7 +21,9 @@ Dropout for recurrent networks (AWD-LSTM, Merity et al. 2018; used by ULMFiT, ``
   hidden-to-hidden matrix: one mask per forward call (per batch), the same at every time step,
   a new one at the next call.
 
-Masks scale the kept units by ``1 / (1 - p)`` so that nothing changes at evaluation time.
+Masks scale the kept units by ``1 / (1 - p)`` so that nothing changes at evaluation time. They are
+:func:`word2bert.nn.dropout.dropout_mask`'s (16-bit draws from numpy's PCG64, p rounded to a multiple of
+2^-16; ``set_mask_source("torch")`` draws them with ``bernoulli_`` instead).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from word2bert.errors import Word2BertError
+from word2bert.nn.dropout import dropout_mask
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
@@ -264,11 +267,6 @@ def _check_probability(name: str, p: float) -> float:
     return float(p)
 
 
-def dropout_mask(like: torch.Tensor, shape, p: float) -> torch.Tensor:
-    """A mask ``m`` of ``shape`` with ``m = 1 / (1 - p)`` with probability ``1 - p``, else 0."""
-    return like.new_empty(shape).uniform_().lt_(1.0 - p).div_(1.0 - p)   # P(u < 1 - p) = 1 - p
-
-
 class LockedDropout(nn.Module):
     """Variational ("locked") dropout: ``y[b, t, :] = x[b, t, :] * m[b, :]`` with one mask ``m`` per
     sequence ``b`` for all time steps ``t`` (``x`` is (batch, time, features) if ``batch_first``)."""
@@ -282,9 +280,9 @@ class LockedDropout(nn.Module):
         if not self.training or self.p == 0.0:
             return x
         if self.batch_first:
-            mask = dropout_mask(x, (x.size(0), 1, *x.shape[2:]), self.p)
+            mask = dropout_mask(x, self.p, (x.size(0), 1, *x.shape[2:]))
         else:
-            mask = dropout_mask(x, (1, *x.shape[1:]), self.p)
+            mask = dropout_mask(x, self.p, (1, *x.shape[1:]))
         return x * mask
 
     def extra_repr(self) -> str:
@@ -307,7 +305,7 @@ class EmbeddingDropout(nn.Module):
         embedded = F.embedding(input_ids, weight, padding_idx)
         if not self.training or self.p == 0.0:
             return embedded
-        mask = dropout_mask(weight, (weight.size(0),), self.p)
+        mask = dropout_mask(weight, self.p, (weight.size(0),))
         return embedded * mask[input_ids].unsqueeze(-1)
 
     def extra_repr(self) -> str:
@@ -353,7 +351,7 @@ class WeightDropLSTM(nn.Module):
         if not self.training or self.weight_dropout == 0.0:
             self.weight_hh_mask = None
             return self.weight_hh_l0
-        self.weight_hh_mask = dropout_mask(self.weight_hh_l0.detach(), self.weight_hh_l0.shape, self.weight_dropout)
+        self.weight_hh_mask = dropout_mask(self.weight_hh_l0.detach(), self.weight_dropout)
         return self.weight_hh_l0 * self.weight_hh_mask
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
