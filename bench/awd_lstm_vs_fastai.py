@@ -217,6 +217,29 @@ def validation_perplexity(model, vocab, path, kind, rows=10, bptt=70, max_lines=
     return math.exp(nll / count)
 
 
+def profile_steps(args, steps: int) -> list[str]:
+    """Each side trains ``steps`` steps under torch's profiler; per step: the LSTM kernel (oneDNN's
+    ``mkldnn_rnn_layer`` and its backward, the same kernel on both sides), the other matrix products
+    (the tied softmax layer's), and the largest operators."""
+    from torch.profiler import ProfilerActivity, profile
+
+    lines = []
+    for name, run in (("word2bert", run_word2bert), ("fastai", run_fastai)):
+        with profile(activities=[ProfilerActivity.CPU]) as profiler:
+            result = run(args, max_steps=steps, seed=0)
+        events = profiler.key_averages()
+        per_step = {event.key: event.self_cpu_time_total / steps / 1e3 for event in events}
+        lstm = sum(per_step.get(key, 0.0) for key in ("aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward"))
+        products = sum(per_step.get(key, 0.0) for key in ("aten::mm", "aten::addmm", "aten::addmm_"))
+        lines.append(f"profile {name:9s}: {1e3 * args.batch_size * args.bptt / result['train_tokens_per_second']:.0f} "
+                     f"ms a step (profiled); LSTM kernel {lstm:.0f} ms, other products {products:.0f} ms, "
+                     f"the rest {1e3 * args.batch_size * args.bptt / result['train_tokens_per_second'] - lstm - products:.0f} ms")
+        for event in sorted(events, key=lambda e: -e.self_cpu_time_total)[:8]:
+            lines.append(f"    {event.key[:48]:48s} {event.self_cpu_time_total / steps / 1e3:7.1f} ms a step, "
+                         f"{event.count / steps:.1f} calls")
+    return lines
+
+
 def fastai_version() -> str:
     try:
         import fastai
@@ -240,6 +263,8 @@ def main() -> None:
                                                                        "(default: all)")
     parser.add_argument("--quality-seed", type=int, default=100, help="seed of both sides' quality runs")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                        help="first profile STEPS steps of each side: where a step's time goes (0: skip)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "awd_lstm_vs_fastai.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -250,6 +275,10 @@ def main() -> None:
         raise SystemExit("the two models do not compute the same function: not comparable")
 
     rows, log = [], [f"same math (no dropout, same weights): largest loss/gradient difference {difference:.1e}"]
+    if args.profile:
+        for line in profile_steps(args, args.profile):
+            print(line, flush=True)
+            log.append(line)
     for round_ in range(args.rounds):
         for name, run in (("word2bert", run_word2bert), ("fastai", run_fastai)) if round_ % 2 == 0 else \
                 (("fastai", run_fastai), ("word2bert", run_word2bert)):
