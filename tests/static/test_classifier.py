@@ -260,3 +260,28 @@ def test_the_scanner_leaves_files_with_empty_lines_and_compressed_files_to_pytho
     with pytest.warns(UserWarning, match="the first is line 2"):  # read in Python: the empty line is a line
         model = FastTextClassifier(tmp_path / "gap.txt", epoch=1, workers=1)
     assert model.ntokens == 7  # its </s> counts
+
+
+@pytest.mark.parametrize("kind", [bag_kernels.LOSS_SOFTMAX, bag_kernels.LOSS_OVA, bag_kernels.LOSS_NS])
+def test_numpy_label_probabilities_equal_the_compiled_kernel(kind):
+    from word2bert.static import classifier
+
+    rng = np.random.default_rng(4)
+    input_vectors = rng.normal(0, 1, (50, 8)).astype(np.float32)
+    output_vectors = rng.normal(0, 1, (5, 8)).astype(np.float32)
+    counts = np.array([0, 3, 0, 1, 7, 0, 0, 2, 4, 1, 0, 5, 0])  # empty bags first, last and between
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    rows = rng.integers(0, 50, offsets[-1]).astype(np.int32)
+    codes, points, lengths = bag_kernels.dummy_tree()
+    ours = classifier.label_probabilities(input_vectors, output_vectors, offsets, rows, kind, codes, points, lengths)
+    compiled = classifier._label_probabilities(input_vectors, output_vectors, offsets, rows, kind, codes, points,
+                                               lengths)
+    assert ours.dtype == np.float32 and ours.shape == (len(counts), 5)
+    np.testing.assert_allclose(ours, compiled, rtol=1e-5, atol=1e-6)
+    assert not ours[counts == 0].any()
+    # by hand for one bag: the mean of its rows, then softmax or sigmoid of W h
+    hidden = input_vectors[rows[offsets[4]:offsets[5]]].astype(np.float64).mean(axis=0)
+    scores = output_vectors.astype(np.float64) @ hidden
+    expected = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum() \
+        if kind == bag_kernels.LOSS_SOFTMAX else 1 / (1 + np.exp(-scores))
+    np.testing.assert_allclose(ours[4], expected, rtol=1e-5)

@@ -846,27 +846,22 @@ def warm_document(dim: int, kind: int, negative: int):
                           points, lengths, 0.0, 0.0, 1, True, 0)
 
 
-@numba.njit(nogil=True, cache=True, fastmath=True)
 def bag_means(input_vectors, offsets, rows):
-    """``out[i] = mean_{r in rows[offsets[i]:offsets[i+1]]} input_vectors[r]`` (zero for an empty bag).
+    """``out[i] = mean_{r in rows[offsets[i]:offsets[i+1]]} input_vectors[r]`` (zero for an empty bag), float32:
+    the product ``A X`` with the sparse averaging matrix ``A[i, r] = (times r is in bag i) / |bag i|``.
 
-    fastText's ``getWordVector``: a word's vector is the mean of its own row and its n-gram rows.
+    fastText's ``getWordVector`` (a word's vector is the mean of its own row and its n-gram rows) and the
+    classifier's hidden vectors. scipy's CSR product reads each row where it is used without gathering
+    them first, and leaves nothing to compile: the first call after installing costs what later ones do
+    (a numba loop took 1.4 s to compile for the classifier's first ``test()``).
     """
-    n = offsets.shape[0] - 1
-    dim = input_vectors.shape[1]
-    out = np.zeros((n, dim), np.float32)
-    for w in range(n):
-        count = offsets[w + 1] - offsets[w]
-        if count == 0:
-            continue
-        for q in range(offsets[w], offsets[w + 1]):
-            row = np.uint64(rows[q])
-            for i in range(dim):
-                out[w, i] += input_vectors[row, i]
-        inv = np.float32(1.0) / np.float32(count)
-        for i in range(dim):
-            out[w, i] *= inv
-    return out
+    from scipy import sparse
+
+    offsets = np.asarray(offsets, np.int64)
+    counts = np.diff(offsets)
+    weights = np.repeat((1.0 / np.maximum(counts, 1)).astype(np.float32), counts)
+    averaging = sparse.csr_matrix((weights, np.asarray(rows), offsets), shape=(len(counts), input_vectors.shape[0]))
+    return np.asarray(averaging @ np.asarray(input_vectors, np.float32), dtype=np.float32)
 
 
 def dummy_tree():
