@@ -285,3 +285,51 @@ def test_numpy_label_probabilities_equal_the_compiled_kernel(kind):
     expected = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum() \
         if kind == bag_kernels.LOSS_SOFTMAX else 1 / (1 + np.exp(-scores))
     np.testing.assert_allclose(ours[4], expected, rtol=1e-5)
+
+
+def reference_example_rows(token_ids, token_hashes, line_offsets, nwords, bucket, word_ngrams, sub_offsets, sub_rows,
+                           oov_index, oov_offsets, oov_rows):
+    """fastText's Dictionary::getLine + addWordNgrams written out line by line in plain Python."""
+    lines = []
+    for e in range(len(line_offsets) - 1):
+        rows, hashes = [], []
+        for t in range(line_offsets[e], line_offsets[e + 1]):
+            w = token_ids[t]
+            if w == -2:
+                continue
+            if w >= 0:
+                rows += list(sub_rows[sub_offsets[w]:sub_offsets[w + 1]])
+            else:
+                rows += list(oov_rows[oov_offsets[oov_index[t]]:oov_offsets[oov_index[t] + 1]])
+            signed = int(token_hashes[t]) - (1 << 32) if token_hashes[t] >= 1 << 31 else int(token_hashes[t])
+            hashes.append(signed % (1 << 64))  # uint64(int32 hash)
+        for i in range(len(hashes)):
+            h = hashes[i]
+            for j in range(i + 1, min(len(hashes), i + word_ngrams)):
+                h = (h * 116049371 + hashes[j]) % (1 << 64)
+                rows.append(nwords + h % bucket)
+        lines.append(rows)
+    return lines
+
+
+def test_encoded_rows_follow_fasttexts_getline_written_out():
+    from word2bert.static.classifier import _encode_examples
+
+    rng = np.random.default_rng(7)
+    nwords, bucket = 6, 1000
+    sub_offsets = np.array([0, 1, 3, 4, 7, 8, 9], np.int64)  # words with 0-2 character n-gram rows
+    sub_rows = rng.integers(0, 50, 9).astype(np.int32)
+    oov_offsets = np.array([0, 2, 2, 5], np.int64)  # three OOV words, one without n-grams
+    oov_rows = rng.integers(6, 50, 5).astype(np.int32)
+    lengths = [0, 1, 4, 2, 7, 3, 0, 5]  # an empty line, one of one word, and lines with labels (-2)
+    token_ids = rng.choice([-2, -1, 0, 1, 2, 3, 4, 5], sum(lengths), p=[.15, .15, .2, .1, .1, .1, .1, .1])
+    oov_index = np.where(token_ids == -1, rng.integers(0, 3, len(token_ids)), 0)
+    token_hashes = rng.integers(0, 1 << 32, len(token_ids), dtype=np.uint64).astype(np.int64)  # half above 2^31
+    line_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    for word_ngrams in (1, 2, 3):
+        args = (token_ids, token_hashes, line_offsets, nwords, bucket, word_ngrams, sub_offsets, sub_rows, oov_index,
+                oov_offsets, oov_rows)
+        offsets, rows = _encode_examples(*args)
+        expected = reference_example_rows(*args)
+        assert rows.dtype == np.int32 and len(offsets) == len(lengths) + 1
+        assert [rows[offsets[e]:offsets[e + 1]].tolist() for e in range(len(lengths))] == expected

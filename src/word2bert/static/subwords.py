@@ -15,8 +15,8 @@ Everything here works on UTF-8 BYTES exactly as ``Dictionary::computeSubwords`` 
   (``byte & 0xC0 == 0x80``) and always takes a character's continuation bytes with it.
 * The single characters ``<`` and ``>`` are never n-grams (``n == 1`` at either end).
 
-The vocabulary is processed in one numba pass over a concatenated byte buffer (no
-per-word Python beyond encoding the strings once).
+The vocabulary's n-grams are computed in one numba pass over a concatenated byte buffer (no
+per-word Python beyond encoding the strings once); the whole-token hashes, in numpy.
 """
 
 from __future__ import annotations
@@ -39,33 +39,25 @@ def _fnv_step(h, byte):
     return ((h ^ extended) * np.uint64(FNV_PRIME)) & np.uint64(MASK32)
 
 
-@njit(nogil=True, cache=True)
-def fasttext_hash_bytes(data):
-    """fastText's ``Dictionary::hash`` of a uint8 array: FNV-1a over int8-sign-extended bytes."""
-    h = np.uint64(FNV_OFFSET_BASIS)
-    for i in range(len(data)):
-        h = _fnv_step(h, data[i])
-    return h
-
-
 def fasttext_hash(text: str) -> int:
-    """fastText's 32-bit hash of ``text`` (UTF-8 encoded), as an unsigned int."""
-    return int(fasttext_hash_bytes(np.frombuffer(text.encode("utf-8"), dtype=np.uint8)))
+    """fastText's ``Dictionary::hash`` of ``text`` (UTF-8 encoded): FNV-1a over int8-sign-extended bytes,
+    as an unsigned 32-bit int."""
+    return int(hash_tokens([text])[0])
 
 
 def hash_tokens(tokens) -> np.ndarray:
-    """The fastText hash of every token, as uint32 (vectorised through one byte buffer)."""
+    """The fastText hash of every token, as uint32: the FNV-1a steps of all tokens at once, byte position
+    by byte position over one buffer (numpy: nothing to compile on a first run)."""
     data, offsets = encode_words(tokens, boundaries=False)
-    return _hash_many(data, offsets)
-
-
-@njit(nogil=True, cache=True)
-def _hash_many(data, offsets):
-    n = len(offsets) - 1
-    out = np.empty(n, dtype=np.uint32)
-    for w in range(n):
-        out[w] = np.uint32(fasttext_hash_bytes(data[offsets[w]:offsets[w + 1]]))
-    return out
+    signed = data.view(np.int8).astype(np.int64).astype(np.uint64) & np.uint64(MASK32)  # uint32(int8(byte))
+    lengths = np.diff(offsets)
+    hashes = np.full(len(lengths), FNV_OFFSET_BASIS, np.uint64)
+    active = np.arange(len(lengths))
+    for position in range(int(lengths.max()) if len(lengths) else 0):
+        active = active[lengths[active] > position]
+        step = (hashes[active] ^ signed[offsets[active] + position]) * np.uint64(FNV_PRIME)
+        hashes[active] = step & np.uint64(MASK32)
+    return hashes.astype(np.uint32)
 
 
 def encode_words(words, boundaries: bool = True):
@@ -153,6 +145,10 @@ def subword_rows(words, minn: int, maxn: int, bucket: int, nwords: int | None = 
     words = list(words)
     if nwords is None:
         nwords = len(words)
+    if maxn <= 0 or bucket <= 0:  # no n-grams (the classifier's default): each word is its own row
+        count = len(words) if include_self else 0
+        return (np.arange(len(words) + 1, dtype=np.int64) if include_self else np.zeros(len(words) + 1, np.int64),
+                np.arange(count, dtype=np.int32))
     data, offsets = encode_words(words, boundaries=True)
     is_eos = np.array([w == EOS for w in words], dtype=np.bool_)
     return _subword_table(data, offsets, is_eos, int(minn), int(maxn), int(bucket), int(nwords), include_self)
