@@ -231,12 +231,11 @@ def profile_steps(args, steps: int) -> list[str]:
         per_step = {event.key: event.self_cpu_time_total / steps / 1e3 for event in events}
         lstm = sum(per_step.get(key, 0.0) for key in ("aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward"))
         products = sum(per_step.get(key, 0.0) for key in ("aten::mm", "aten::addmm", "aten::addmm_"))
-        lines.append(f"profile {name:9s}: {1e3 * args.batch_size * args.bptt / result['train_tokens_per_second']:.0f} "
-                     f"ms a step (profiled); LSTM kernel {lstm:.0f} ms, other products {products:.0f} ms, "
-                     f"the rest {1e3 * args.batch_size * args.bptt / result['train_tokens_per_second'] - lstm - products:.0f} ms")
+        step = 1e3 * args.batch_size * args.bptt / result["train_tokens_per_second"]  # ms, as the run timed it
+        lines.append(f"profile {name:9s}: {step:.0f} ms a step (profiled); LSTM kernel {lstm:.0f} ms, other products "
+                     f"{products:.0f} ms, the rest {step - lstm - products:.0f} ms")
         for event in sorted(events, key=lambda e: -e.self_cpu_time_total)[:8]:
-            lines.append(f"    {event.key[:48]:48s} {event.self_cpu_time_total / steps / 1e3:7.1f} ms a step, "
-                         f"{event.count / steps:.1f} calls")
+            lines.append(f"    {event.key[:48]:48s} {per_step[event.key]:7.1f} ms a step, {event.count / steps:.1f} calls")
     return lines
 
 
