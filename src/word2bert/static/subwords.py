@@ -145,10 +145,9 @@ def subword_rows(words, minn: int, maxn: int, bucket: int, nwords: int | None = 
     words = list(words)
     if nwords is None:
         nwords = len(words)
-    if maxn <= 0 or bucket <= 0:  # no n-grams (the classifier's default): each word is its own row
-        count = len(words) if include_self else 0
-        return (np.arange(len(words) + 1, dtype=np.int64) if include_self else np.zeros(len(words) + 1, np.int64),
-                np.arange(count, dtype=np.int32))
+    if maxn <= 0 or bucket <= 0:  # no n-grams (the classifier's default): each word is its own row, or none
+        offsets = np.arange(len(words) + 1, dtype=np.int64) * (1 if include_self else 0)
+        return offsets, np.arange(offsets[-1], dtype=np.int32)
     data, offsets = encode_words(words, boundaries=True)
     is_eos = np.array([w == EOS for w in words], dtype=np.bool_)
     return _subword_table(data, offsets, is_eos, int(minn), int(maxn), int(bucket), int(nwords), include_self)
