@@ -6,7 +6,13 @@ token — the projections, the feed-forward network, dropout, the residual sums 
 runs here on the (N, d) matrix of the real tokens only; attention alone regroups them into the
 (B, T) layout SDPA needs (padding rows zero, masked as keys) and gathers the real rows back::
 
-    x (N, d) -> [Q;K;V] = x W_qkv + b (N, 3d) -> scatter to (B, T, 3d) -> SDPA -> gather (N, d) -> W_o ...
+    x (N, d) -> [Q;K;V] = x W_qkv + b (N, 3d) -> scatter to (3h, B, T, d_h) -> attention -> gather (N, d) -> W_o ...
+
+The scatter and the gather change the layout too: attention runs *head-major*, (h, B, T, d_h) with the
+mask's batch axis moved to the second place, so that each of Q, K, V is one contiguous block whose
+(h, B) axes merge into the batch of one matrix product. Batch-major (B, h, T, d_h) slices of a (B, T,
+3, h, d_h) tensor cannot merge, and every product copied them first (forward and backward), as did the
+gradient's way back to (B, T, 3d): one step of the Marian-size model spent ~65 ms in those copies.
 
 The values are those of the padded layers (:class:`~word2bert.nn.TransformerLayer`,
 :class:`~word2bert.nn.decoder.TransformerDecoderLayer`: the functions below take those modules and
@@ -43,28 +49,98 @@ class Packing:
         padded.index_copy_(0, self.index, packed)  # in place: the zeros are not copied once more
         return padded.view(self.batch, self.length, *packed.shape[1:])
 
+    @property
+    def padding(self) -> torch.Tensor:
+        """(B * T - N,) the flattened positions of the padding, computed once."""
+        if getattr(self, "_padding", None) is None:
+            keep = torch.zeros(self.batch * self.length, dtype=torch.bool, device=self.index.device)
+            keep[self.index] = True
+            self._padding = (~keep).nonzero().squeeze(1)
+        return self._padding
+
+    def unpack_heads(self, rows: torch.Tensor, groups: int) -> torch.Tensor:
+        """(N, groups * d_h) -> (groups, B, T, d_h): ``out[g, b, t] = rows[n, g * d_h:(g + 1) * d_h]`` where
+        packed row n sits at (b, t); zeros at the padding positions."""
+        return _UnpackHeads.apply(rows, self, groups)
+
+    def pack_heads(self, heads: torch.Tensor) -> torch.Tensor:
+        """(groups, B, T, d_h) -> (N, groups * d_h), the inverse of :meth:`unpack_heads` at the real positions."""
+        return _PackHeads.apply(heads, self)
+
+
+def _scatter_heads(rows: torch.Tensor, packing: Packing, groups: int) -> torch.Tensor:
+    """(N, groups * d_h) -> (groups, B * T, d_h), rows scattered to their positions, zeros at the padding:
+    one pass writing the real rows, one writing the padding rows (not a zero fill of everything first)."""
+    head_size = rows.shape[1] // groups
+    out = rows.new_empty(groups, packing.batch * packing.length, head_size)
+    by_position = out.permute(1, 0, 2)  # (B * T, groups, d_h) view of the head-major buffer
+    by_position.index_copy_(0, packing.index, rows.view(-1, groups, head_size))
+    if packing.padding.numel():
+        by_position.index_fill_(0, packing.padding, 0.0)
+    return out
+
+
+def _gather_heads(heads: torch.Tensor, packing: Packing) -> torch.Tensor:
+    """(groups, B, T, d_h) -> (N, groups * d_h): the real positions' rows, one pass."""
+    groups, head_size = heads.shape[0], heads.shape[-1]
+    by_position = heads.reshape(groups, -1, head_size).permute(1, 0, 2)
+    return by_position.index_select(0, packing.index).view(-1, groups * head_size)
+
+
+class _UnpackHeads(torch.autograd.Function):
+    """:meth:`Packing.unpack_heads`; its gradient is the gather of the real positions."""
+
+    @staticmethod
+    def forward(ctx, rows, packing, groups):
+        ctx.packing = packing
+        return _scatter_heads(rows, packing, groups).view(groups, packing.batch, packing.length, -1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _gather_heads(grad, ctx.packing), None, None
+
+
+class _PackHeads(torch.autograd.Function):
+    """:meth:`Packing.pack_heads`; its gradient is the scatter back, zeros at the padding."""
+
+    @staticmethod
+    def forward(ctx, heads, packing):
+        ctx.packing, ctx.groups = packing, heads.shape[0]
+        return _gather_heads(heads, packing)
+
+    @staticmethod
+    def backward(ctx, grad):
+        packing = ctx.packing
+        return _scatter_heads(grad, packing, ctx.groups).view(ctx.groups, packing.batch, packing.length, -1), None
+
+
+def _head_major(mask: torch.Tensor | None) -> torch.Tensor | None:
+    """An SDPA mask broadcastable to (B, h, T, S) -> the same mask for the head-major (h, B, T, S)."""
+    return None if mask is None else mask.transpose(0, 1)
+
 
 def packed_self_attention(attention, hidden, packing: Packing, mask, causal: bool):
     """Self-attention of the packed tokens ``hidden`` (N, d) of a (B, T) batch: one fused QKV product on
-    the real rows, SDPA in (B, H, T, d_h) under ``mask`` (SDPA-ready, keys' padding masked) or causally."""
-    heads, head_size = attention.num_heads, attention.head_size
-    qkv = packing.unpack(attention.qkv_proj(hidden)).view(packing.batch, packing.length, 3, heads, head_size)
-    query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-    context = attend(query, key, value, mask, causal=causal and mask is None,
+    the real rows, attention head-major in (h, B, T, d_h) under ``mask`` (SDPA-ready, keys' padding
+    masked) or causally."""
+    heads = attention.num_heads
+    qkv = packing.unpack_heads(attention.qkv_proj(hidden), 3 * heads)
+    query, key, value = qkv.view(3, heads, packing.batch, packing.length, -1).unbind(0)
+    context = attend(query, key, value, _head_major(mask), causal=causal and mask is None,
                      dropout_p=attention.attention_dropout if attention.training else 0.0)
-    return attention.out_proj(packing.pack(context.transpose(1, 2)).reshape(-1, attention.hidden_size))
+    return attention.out_proj(packing.pack_heads(context))
 
 
 def packed_cross_attention(attention, hidden, packing: Packing, memory, memory_packing: Packing, memory_mask):
-    """Cross-attention of the packed target tokens ``hidden`` (N_t, d) to the packed memory (N_s, d_m)."""
-    heads, head_size = attention.num_heads, attention.head_size
-    query = packing.unpack(attention.query_proj(hidden)).view(packing.batch, packing.length, heads, head_size)
-    kv = memory_packing.unpack(attention.kv_proj(memory))
-    kv = kv.view(memory_packing.batch, memory_packing.length, 2, heads, head_size)
-    key, value = kv.permute(2, 0, 3, 1, 4).unbind(0)
-    context = attend(query.transpose(1, 2), key, value, memory_mask,
+    """Cross-attention of the packed target tokens ``hidden`` (N_t, d) to the packed memory (N_s, d_m),
+    head-major as :func:`packed_self_attention`."""
+    heads = attention.num_heads
+    query = packing.unpack_heads(attention.query_proj(hidden), heads)
+    kv = memory_packing.unpack_heads(attention.kv_proj(memory), 2 * heads)
+    key, value = kv.view(2, heads, memory_packing.batch, memory_packing.length, -1).unbind(0)
+    context = attend(query, key, value, _head_major(memory_mask),
                      dropout_p=attention.attention_dropout if attention.training else 0.0)
-    return attention.out_proj(packing.pack(context.transpose(1, 2)).reshape(-1, attention.hidden_size))
+    return attention.out_proj(packing.pack_heads(context))
 
 
 def packed_encoder_layer(layer, hidden, packing: Packing, mask) -> torch.Tensor:
