@@ -331,6 +331,30 @@ def test_packed_training_pass_equals_the_padded_one(changes):
     torch.testing.assert_close(packed_loss, model(source, mask, labels=holes).loss)
 
 
+def test_head_major_unpacking_and_packing_by_hand():
+    """unpack_heads puts packed row n, group g at [g, b, t] (zeros at the padding); pack_heads inverts it;
+    both gradients by gradcheck (float64)."""
+    from word2bert.nn.packed import Packing
+
+    keep = torch.tensor([[True, True, True], [True, False, False], [True, True, False]])
+    packing = Packing(keep)
+    positions = [(b, t) for b in range(3) for t in range(3) if keep[b, t]]
+    groups, head_size = 3, 2
+    rows = torch.arange(len(positions) * groups * head_size, dtype=torch.float64).view(len(positions), -1)
+    heads = packing.unpack_heads(rows, groups)
+    assert heads.shape == (groups, 3, 3, head_size)
+    expected = torch.zeros(groups, 3, 3, head_size, dtype=torch.float64)
+    for n, (b, t) in enumerate(positions):
+        for g in range(groups):
+            expected[g, b, t] = rows[n, g * head_size:(g + 1) * head_size]
+    assert torch.equal(heads, expected)
+    assert torch.equal(packing.pack_heads(heads), rows)
+    rows.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda r: packing.unpack_heads(r, groups), (rows,))
+    padded = torch.randn(groups, 3, 3, head_size, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(packing.pack_heads, (padded,))
+
+
 def test_the_translation_model_draws_every_dropout_mask_with_the_cheap_sampler():
     """nn.dropout.Dropout (16-bit numpy draws; its statistics are tested in test_nn_dropout.py)."""
     from word2bert.nn.dropout import Dropout
