@@ -17,7 +17,8 @@ README's settings):
   window 5, negative 5 or HS, sample 1e-3, min_count 5, 5 epochs, vectors written in word2vec's
   binary format; word2vec.c too when ``--word2vec-c`` names its source (``word2vec.c`` or a directory
   holding it) and a C compiler is found: it is built in the temporary directory with the flags of its
-  makefile.
+  makefile, and runs with the same settings (alpha 0.025 in every mode, as gensim and word2bert; its
+  own default for CBOW is 0.05).
 * ``fasttext``: skip-gram with subwords (minn 3, maxn 6, bucket 2M, lr 0.05, t 1e-4) vs the
   ``fasttext`` package: the *same script* for both, ``import fasttext`` or
   ``import word2bert.fasttext as fasttext`` (``train_unsupervised``, then the vocabulary's vectors
@@ -190,7 +191,7 @@ def word2vec_c_command(binary: Path, corpus: Path, out: Path, mode: dict, epochs
     return [str(binary), "-train", str(corpus), "-output", str(out), "-size", "100", "-window", "5", "-sample", "1e-3",
             "-negative", str(mode["negative"]), "-hs", str(mode["hs"]), "-cbow", str(1 - mode["sg"]),
             "-min-count", "5", "-iter", str(epochs), "-threads", str(workers), "-binary", "1",
-            "-alpha", "0.025" if mode["sg"] else "0.05"]
+            "-alpha", "0.025"]  # gensim's and word2bert's default in every mode (word2vec.c's own CBOW default is 0.05)
 
 
 def glove_commands(source: Path, tmp: Path, corpus: Path, workers: int):
