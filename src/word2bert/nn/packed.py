@@ -3,8 +3,8 @@
 A batch of B sequences padded to length T holds N <= B * T real tokens (length-grouped translation
 batches of ~4,000 positions are ~15% padding). Everything in a layer except attention works token by
 token — the projections, the feed-forward network, dropout, the residual sums and LayerNorm — so it
-runs here on the (N, d) matrix of the real tokens only; attention alone regroups them into the
-(B, T) layout SDPA needs (padding rows zero, masked as keys) and gathers the real rows back::
+runs here on the (N, d) matrix of the real tokens only; attention alone regroups them into a padded
+(B, T) layout (padding rows zero, masked as keys) and gathers the real rows back::
 
     x (N, d) -> [Q;K;V] = x W_qkv + b (N, 3d) -> scatter to (3h, B, T, d_h) -> attention -> gather (N, d) -> W_o ...
 
@@ -29,11 +29,13 @@ from word2bert.nn.attention import attend
 
 class Packing:
     """Where the N real tokens of a (B, T) batch sit: ``index`` (N,) into the B * T flattened positions
-    (row-major, so packed rows come in the order of ``tensor[keep]``)."""
+    (row-major, so packed rows come in the order of ``tensor[keep]``); ``padding`` the other positions."""
 
     def __init__(self, keep: torch.Tensor):
         self.batch, self.length = keep.shape
-        self.index = keep.reshape(-1).nonzero().squeeze(1)
+        flat = keep.reshape(-1)
+        self.index = flat.nonzero().squeeze(1)
+        self.padding = (~flat).nonzero().squeeze(1)
 
     @property
     def count(self) -> int:
@@ -48,15 +50,6 @@ class Packing:
         padded = packed.new_zeros(self.batch * self.length, *packed.shape[1:])
         padded.index_copy_(0, self.index, packed)  # in place: the zeros are not copied once more
         return padded.view(self.batch, self.length, *packed.shape[1:])
-
-    @property
-    def padding(self) -> torch.Tensor:
-        """(B * T - N,) the flattened positions of the padding, computed once."""
-        if getattr(self, "_padding", None) is None:
-            keep = torch.zeros(self.batch * self.length, dtype=torch.bool, device=self.index.device)
-            keep[self.index] = True
-            self._padding = (~keep).nonzero().squeeze(1)
-        return self._padding
 
     def unpack_heads(self, rows: torch.Tensor, groups: int) -> torch.Tensor:
         """(N, groups * d_h) -> (groups, B, T, d_h): ``out[g, b, t] = rows[n, g * d_h:(g + 1) * d_h]`` where
