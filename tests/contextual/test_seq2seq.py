@@ -355,6 +355,28 @@ def test_head_major_unpacking_and_packing_by_hand():
     assert torch.autograd.gradcheck(packing.pack_heads, (padded,))
 
 
+def test_unpacking_in_parts_is_unpacking_heads_split_and_every_part_gets_its_gradient():
+    """unpack_parts(rows, 3, h) equals unpack_heads(rows, 3h) cut into three blocks of h heads; its gradient by
+    gradcheck (float64), also when a part is unused (its columns' gradient is zero)."""
+    from word2bert.nn.packed import Packing
+
+    keep = torch.tensor([[True, True, False, False], [True, True, True, True], [True, False, False, False]])
+    packing = Packing(keep)
+    parts, heads, head_size = 3, 2, 3
+    rows = torch.randn(int(keep.sum()), parts * heads * head_size, dtype=torch.float64)
+    whole = packing.unpack_heads(rows, parts * heads)
+    for p, part in enumerate(packing.unpack_parts(rows, parts, heads)):
+        assert part.shape == (heads, 3, 4, head_size)
+        assert torch.equal(part, whole[p * heads:(p + 1) * heads])
+    rows.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda r: packing.unpack_parts(r, parts, heads), (rows,))
+    assert torch.autograd.gradcheck(lambda r: packing.unpack_parts(r, parts, heads)[1], (rows,))
+    packing.unpack_parts(rows, parts, heads)[2].sum().backward()
+    columns = heads * head_size
+    assert torch.equal(rows.grad[:, :2 * columns], torch.zeros_like(rows.grad[:, :2 * columns]))
+    assert torch.equal(rows.grad[:, 2 * columns:], torch.ones_like(rows.grad[:, 2 * columns:]))
+
+
 def test_the_translation_model_draws_every_dropout_mask_with_the_cheap_sampler():
     """nn.dropout.Dropout (16-bit numpy draws; its statistics are tested in test_nn_dropout.py)."""
     from word2bert.nn.dropout import Dropout

@@ -6,13 +6,16 @@ token — the projections, the feed-forward network, dropout, the residual sums 
 runs here on the (N, d) matrix of the real tokens only; attention alone regroups them into a padded
 (B, T) layout (padding rows zero, masked as keys) and gathers the real rows back::
 
-    x (N, d) -> [Q;K;V] = x W_qkv + b (N, 3d) -> scatter to (3h, B, T, d_h) -> attention -> gather (N, d) -> W_o ...
+    x (N, d) -> [Q;K;V] = x W_qkv + b (N, 3d) -> scatter to Q, K, V, each (h, B, T, d_h) -> attention -> gather (N, d) -> W_o ...
 
 The scatter and the gather change the layout too: attention runs *head-major*, (h, B, T, d_h) with the
 mask's batch axis moved to the second place, so that each of Q, K, V is one contiguous block whose
 (h, B) axes merge into the batch of one matrix product. Batch-major (B, h, T, d_h) slices of a (B, T,
 3, h, d_h) tensor cannot merge, and every product copied them first (forward and backward), as did the
 gradient's way back to (B, T, 3d): one step of the Marian-size model spent ~65 ms in those copies.
+Q, K and V are scattered into blocks of their own (:meth:`Packing.unpack_parts`), so that each one's
+gradient is gathered straight into its columns of the (N, 3d) gradient: as three views of one
+tensor, autograd stacked their gradients first (a copy of all three, ~12 ms a step).
 
 The values are those of the padded layers (:class:`~word2bert.nn.TransformerLayer`,
 :class:`~word2bert.nn.decoder.TransformerDecoderLayer`: the functions below take those modules and
@@ -54,7 +57,14 @@ class Packing:
     def unpack_heads(self, rows: torch.Tensor, groups: int) -> torch.Tensor:
         """(N, groups * d_h) -> (groups, B, T, d_h): ``out[g, b, t] = rows[n, g * d_h:(g + 1) * d_h]`` where
         packed row n sits at (b, t); zeros at the padding positions."""
-        return _UnpackHeads.apply(rows, self, groups)
+        return _UnpackHeads.apply(rows, self, 1, groups)[0]
+
+    def unpack_parts(self, rows: torch.Tensor, parts: int, heads: int) -> tuple[torch.Tensor, ...]:
+        """(N, parts * heads * d_h) -> ``parts`` tensors (heads, B, T, d_h), part p holding the columns
+        ``[p * heads * d_h, (p + 1) * heads * d_h)`` unpacked as :meth:`unpack_heads` does: Q, K and V
+        of a fused projection, each its own block, so that their gradients come back into the (N, 3d)
+        rows directly (three views of one tensor would be stacked by autograd first, a copy of all three)."""
+        return _UnpackHeads.apply(rows, self, parts, heads)
 
     def pack_heads(self, heads: torch.Tensor) -> torch.Tensor:
         """(groups, B, T, d_h) -> (N, groups * d_h), the inverse of :meth:`unpack_heads` at the real positions."""
@@ -81,16 +91,31 @@ def _gather_heads(heads: torch.Tensor, packing: Packing) -> torch.Tensor:
 
 
 class _UnpackHeads(torch.autograd.Function):
-    """:meth:`Packing.unpack_heads`; its gradient is the gather of the real positions."""
+    """:meth:`Packing.unpack_parts`; the gradient of each part is the gather of its real positions, written
+    into that part's columns of the rows' gradient (zeros for a part that received none)."""
 
     @staticmethod
-    def forward(ctx, rows, packing, groups):
-        ctx.packing = packing
-        return _scatter_heads(rows, packing, groups).view(groups, packing.batch, packing.length, -1)
+    def forward(ctx, rows, packing, parts, heads):
+        ctx.packing, ctx.parts, ctx.heads = packing, parts, heads
+        width = rows.shape[1] // parts
+        return tuple(_scatter_heads(rows[:, p * width:(p + 1) * width], packing, heads)
+                     .view(heads, packing.batch, packing.length, -1) for p in range(parts))
 
     @staticmethod
-    def backward(ctx, grad):
-        return _gather_heads(grad, ctx.packing), None, None
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, *grads):
+        packing, heads = ctx.packing, ctx.heads
+        head_size = next((g.shape[-1] for g in grads if g is not None), None)
+        if head_size is None:
+            return None, None, None, None
+        grad_rows = grads[0].new_empty(packing.index.numel(), ctx.parts, heads, head_size)
+        for p, grad in enumerate(grads):
+            if grad is None:
+                grad_rows[:, p].zero_()
+            else:
+                by_position = grad.reshape(heads, -1, head_size).permute(1, 0, 2)
+                torch.index_select(by_position, 0, packing.index, out=grad_rows[:, p])
+        return grad_rows.view(packing.index.numel(), -1), None, None, None
 
 
 class _PackHeads(torch.autograd.Function):
@@ -117,8 +142,7 @@ def packed_self_attention(attention, hidden, packing: Packing, mask, causal: boo
     the real rows, attention head-major in (h, B, T, d_h) under ``mask`` (SDPA-ready, keys' padding
     masked) or causally."""
     heads = attention.num_heads
-    qkv = packing.unpack_heads(attention.qkv_proj(hidden), 3 * heads)
-    query, key, value = qkv.view(3, heads, packing.batch, packing.length, -1).unbind(0)
+    query, key, value = packing.unpack_parts(attention.qkv_proj(hidden), 3, heads)
     context = attend(query, key, value, _head_major(mask), causal=causal and mask is None,
                      dropout_p=attention.attention_dropout if attention.training else 0.0)
     return attention.out_proj(packing.pack_heads(context))
@@ -129,8 +153,7 @@ def packed_cross_attention(attention, hidden, packing: Packing, memory, memory_p
     head-major as :func:`packed_self_attention`."""
     heads = attention.num_heads
     query = packing.unpack_heads(attention.query_proj(hidden), heads)
-    kv = memory_packing.unpack_heads(attention.kv_proj(memory), 2 * heads)
-    key, value = kv.view(2, heads, memory_packing.batch, memory_packing.length, -1).unbind(0)
+    key, value = memory_packing.unpack_parts(attention.kv_proj(memory), 2, heads)
     context = attend(query, key, value, _head_major(memory_mask),
                      dropout_p=attention.attention_dropout if attention.training else 0.0)
     return attention.out_proj(packing.pack_heads(context))
