@@ -40,10 +40,6 @@ class Packing:
         self.index = flat.nonzero().squeeze(1)
         self.padding = (~flat).nonzero().squeeze(1)
 
-    @property
-    def count(self) -> int:
-        return self.index.numel()
-
     def pack(self, padded: torch.Tensor) -> torch.Tensor:
         """(B, T, ...) -> (N, ...): the real rows."""
         return padded.reshape(self.batch * self.length, *padded.shape[2:]).index_select(0, self.index)
