@@ -79,10 +79,13 @@ def _scatter_heads(rows: torch.Tensor, packing: Packing, groups: int) -> torch.T
     return out
 
 
-def _gather_heads(heads: torch.Tensor, packing: Packing) -> torch.Tensor:
-    """(groups, B, T, d_h) -> (N, groups * d_h): the real positions' rows, one pass."""
+def _gather_heads(heads: torch.Tensor, packing: Packing, out: torch.Tensor | None = None) -> torch.Tensor:
+    """(groups, B, T, d_h) -> (N, groups * d_h): the real positions' rows, one pass; with ``out`` (an
+    (N, groups, d_h) view, e.g. one part's columns of a larger gradient) written there instead."""
     groups, head_size = heads.shape[0], heads.shape[-1]
     by_position = heads.reshape(groups, -1, head_size).permute(1, 0, 2)
+    if out is not None:
+        return torch.index_select(by_position, 0, packing.index, out=out)
     return by_position.index_select(0, packing.index).view(-1, groups * head_size)
 
 
@@ -92,26 +95,26 @@ class _UnpackHeads(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, rows, packing, parts, heads):
-        ctx.packing, ctx.parts, ctx.heads = packing, parts, heads
         width = rows.shape[1] // parts
+        ctx.packing, ctx.parts, ctx.heads, ctx.head_size = packing, parts, heads, width // heads
+        ctx.set_materialize_grads(False)  # an unused part's gradient stays None: zeros, not a gather of zeros
         return tuple(_scatter_heads(rows[:, p * width:(p + 1) * width], packing, heads)
                      .view(heads, packing.batch, packing.length, -1) for p in range(parts))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, *grads):
-        packing, heads = ctx.packing, ctx.heads
-        head_size = next((g.shape[-1] for g in grads if g is not None), None)
-        if head_size is None:
+        count = ctx.packing.index.numel()
+        like = next((grad for grad in grads if grad is not None), None)
+        if like is None:  # no part received a gradient (autograd's and gradcheck's undefined-gradient case)
             return None, None, None, None
-        grad_rows = grads[0].new_empty(packing.index.numel(), ctx.parts, heads, head_size)
+        grad_rows = like.new_empty(count, ctx.parts, ctx.heads, ctx.head_size)
         for p, grad in enumerate(grads):
             if grad is None:
                 grad_rows[:, p].zero_()
             else:
-                by_position = grad.reshape(heads, -1, head_size).permute(1, 0, 2)
-                torch.index_select(by_position, 0, packing.index, out=grad_rows[:, p])
-        return grad_rows.view(packing.index.numel(), -1), None, None, None
+                _gather_heads(grad, ctx.packing, out=grad_rows[:, p])
+        return grad_rows.view(count, -1), None, None, None
 
 
 class _PackHeads(torch.autograd.Function):
