@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from word2bert.static.huffman import build_huffman_tree
-from word2bert.static.kernels import PrivateHotNodes, _sync_private_rows, train_cbow_chunk, train_skipgram_chunk
+from word2bert.static.kernels import (PrivateHotNodes, PrivateHotWords, _sync_private_rows, train_cbow_chunk,
+                                      train_skipgram_chunk)
 from word2bert.static.sampling import negative_sampling_table
 
 VOCAB, DIM, ALPHA = 7, 12, 0.4
@@ -131,42 +132,58 @@ def test_every_vector_size_gets_its_own_compiled_kernel(dim):
     assert np.all(np.abs(inputs - before).max(axis=0) > 0)  # every coordinate moved
 
 
-# --- private copies of the hot Huffman nodes (several threads) ---------------------------------
+# --- private copies of the hot output rows (several threads) -----------------------------------
 def test_merging_private_rows_adds_the_private_step_to_the_shared_row():
     # one hot node (row 0 of 1 shared row); private copy at row 1, its base at row 2
     matrix = np.array([[1.0, 3.0],   # shared: another thread moved it from (1, 2) to (1, 3) meanwhile
                        [1.5, 2.0],   # private: this thread moved it from its base by (0.5, 0)
                        [1.0, 2.0]],  # base: the shared row when this thread last merged
                       np.float32)
-    _sync_private_rows(matrix, 0, 1, 1, True, 2)
+    _sync_private_rows(matrix, 0, 1, 1, 2)
     np.testing.assert_array_equal(matrix, [[1.5, 3.0]] * 3)  # both steps kept; both copies restart there
-    matrix[1] = [2.0, 3.0]
-    _sync_private_rows(matrix, 0, 1, 1, False, 2)
-    np.testing.assert_array_equal(matrix[0], [2.0, 3.0])
-    np.testing.assert_array_equal(matrix[2], [1.5, 3.0])  # without refresh the copies are left as they were
+    matrix[1] = [2.0, 3.5]  # this thread's next step
+    _sync_private_rows(matrix, 0, 1, 1, 2)
+    np.testing.assert_array_equal(matrix, [[2.0, 3.5]] * 3)  # only the new step: the first is not merged twice
+    _sync_private_rows(matrix, 0, 1, 1, 2)
+    np.testing.assert_array_equal(matrix, [[2.0, 3.5]] * 3)  # nothing new, nothing moves
 
 
+@pytest.mark.parametrize("loss", ["hs", "ns"])
 @pytest.mark.parametrize("sg", [1, 0])
-def test_private_hot_nodes_give_one_thread_the_same_model(sg):
-    # alone, a thread working on private copies and merging them sees exactly its own steps
+def test_private_hot_rows_give_one_thread_the_same_model_over_several_calls(sg, loss):
+    # alone, a thread working on private copies and merging them sees exactly its own steps, however
+    # many chunks it trains (each call merges at its end and picks the shared rows up at its start)
     counts = np.array([9, 7, 6, 5, 4, 3, 2])
     tree = build_huffman_tree(counts)
     table = negative_sampling_table(counts)
     inputs, output_ns, output_hs = start_weights(tree.n_inner)
-    _, shared_inputs, _, shared_hs = run_kernel(sg, "hs", inputs, output_ns, output_hs, tree, table)
-    hot = PrivateHotNodes(output_hs.astype(np.float32), threads=2, n_hot=3)
-    rows = hot.rows()
-    assert rows == (tree.n_inner - 3, tree.n_inner, tree.n_inner - (tree.n_inner - 3))
     tokens, offsets = corpus()
-    private_inputs = inputs.astype(np.float32)
-    args = (private_inputs, output_ns.astype(np.float32), hot.matrix, tokens, offsets, 0, len(SENTENCES),
-            np.ones(VOCAB, np.float32), table, tree.codes, tree.points, tree.code_lengths, 1, 0, True, False)
-    if sg:
-        train_skipgram_chunk(*args, np.float32(ALPHA), np.uint64(5), True, DIM, private_rows=rows)
-    else:
-        train_cbow_chunk(*args, True, np.float32(ALPHA), np.uint64(5), True, DIM, private_rows=rows)
-    assert np.abs(hot.shared - output_hs).max() > 0.05
-    np.testing.assert_allclose(hot.shared, shared_hs, atol=1e-5)
+    chunks = [(0, 1), (1, 3), (0, 2), (0, 3)]
+
+    def train(private):
+        ins, ns, hs = (m.astype(np.float32) for m in (inputs, output_ns, output_hs))
+        hot = None
+        if private:
+            hot = PrivateHotNodes(hs, threads=2, n_hot=3) if loss == "hs" else PrivateHotWords(ns, threads=2, n_hot=3)
+            ns, hs = (ns, hot.matrix) if loss == "hs" else (hot.matrix, hs)
+        for first, last in chunks:
+            args = (ins, ns, hs, tokens, offsets, first, last, np.ones(VOCAB, np.float32), table, tree.codes,
+                    tree.points, tree.code_lengths, 1, 2 if loss == "ns" else 0, loss == "hs", False)
+            rows = hot.rows() if hot is not None else None
+            if sg:
+                train_skipgram_chunk(*args, np.float32(ALPHA), np.uint64(first + 5), True, DIM, private_rows=rows)
+            else:
+                train_cbow_chunk(*args, True, np.float32(ALPHA), np.uint64(first + 5), True, DIM, private_rows=rows)
+        output = hot.shared if hot is not None else (hs if loss == "hs" else ns)
+        return ins, output, hot
+
+    shared_inputs, shared_output, _ = train(private=False)
+    private_inputs, private_output, hot = train(private=True)
+    expected_rows = (tree.n_inner - 3, tree.n_inner) if loss == "hs" else (0, 3)
+    assert hot.rows()[:2] == expected_rows
+    start = output_hs if loss == "hs" else output_ns
+    assert np.abs(private_output - start)[expected_rows[0]:expected_rows[1]].max() > 0.05  # the hot rows trained
+    np.testing.assert_allclose(private_output, shared_output, atol=1e-5)
     np.testing.assert_allclose(private_inputs, shared_inputs, atol=1e-5)
 
 
@@ -204,3 +221,29 @@ def test_each_thread_gets_its_own_private_rows():
         ranges.append(set(private) | set(private + 4))  # private copies and their bases
         assert min(ranges[-1]) >= 10 and max(ranges[-1]) < hot.matrix.shape[0]
     assert not ranges[0] & ranges[1]
+
+
+def test_a_new_training_call_reuses_the_private_rows_and_hands_out_the_slots_again():
+    import threading
+
+    output_ns = np.arange(20, dtype=np.float32).reshape(10, 2)
+    hot = PrivateHotWords(output_ns, threads=2, n_hot=3)
+    assert hot.matrix.shape == (10 + 2 * 2 * 3, 2) and hot.fits(hot.shared, 2)
+    assert not hot.fits(hot.shared, 3) and not hot.fits(output_ns, 2)  # too few slots; not its matrix
+    seen = []
+    together = threading.Barrier(2)  # the two threads of a run live together (a finished thread's id can be reused)
+
+    def ask():
+        seen.append(hot.rows())
+        together.wait()
+
+    for _ in range(2):  # two threads, then two more: without new_run they would find every slot taken
+        hot.new_run()
+        pair = [threading.Thread(target=ask) for _ in range(2)]
+        for thread in pair:
+            thread.start()
+        for thread in pair:
+            thread.join()
+    assert None not in seen
+    assert {rows[2] for rows in seen} == {10, 16}  # slot 0 and slot 1, each handed out in both runs
+    assert all(rows[:2] == (0, 3) for rows in seen)

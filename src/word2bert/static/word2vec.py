@@ -120,6 +120,7 @@ class Word2Vec:
         self._wv = None
         self._scanned = None  # (file key, EncodedCorpus) of the file build_vocab read, for train
         self._kernels = None  # the training kernel, compiled ahead (see word2bert.static.native.prepare)
+        self._hot_rows = None  # the threads' private hot output rows (see _private_hot_rows)
         self._started = None
         self.timings: dict = {}
         if sentences is not None or corpus_file is not None:
@@ -190,6 +191,26 @@ class Word2Vec:
         path, lowercase, max_length = source
         return (path, self.lowercase if lowercase is None else lowercase,
                 self.max_sentence_length if max_length is None else max_length)
+
+    def _private_hot_rows(self):
+        """With several threads, each thread's own copies of the output rows that every example writes
+        (:class:`~word2bert.static.kernels.PrivateHotRows`): the Huffman nodes nearest the root with
+        ``hs``, else the most frequent words' negative-sampling rows; None with one thread or the full
+        softmax. The output matrix becomes the shared part of the object's larger matrix, which later
+        calls reuse."""
+        if self.workers < 2 or self.softmax:
+            return None
+        output = self.output_vectors_hs if self.hs else self.output_vectors_ns
+        hot_rows = self._hot_rows
+        if hot_rows is None or not hot_rows.fits(output, self.workers):
+            make = kernels.PrivateHotNodes if self.hs else kernels.PrivateHotWords
+            hot_rows = self._hot_rows = make(output, self.workers)
+            if self.hs:
+                self.output_vectors_hs = hot_rows.shared
+            else:
+                self.output_vectors_ns = hot_rows.shared
+        hot_rows.new_run()
+        return hot_rows
 
     def _prepare_kernel(self):
         """Start compiling the training kernel (a no-op when it is cached or already prepared)."""
@@ -317,11 +338,9 @@ class Word2Vec:
         dummy = np.zeros((1, self.vector_size), np.float32)
         out_ns = self.output_vectors_ns if self.output_vectors_ns is not None else dummy
         out_hs = self.output_vectors_hs if self.output_vectors_hs is not None else dummy
-        hot_nodes = None
-        if self.hs and self.workers > 1:  # each thread its own copies of the nodes near the root
-            hot_nodes = kernels.PrivateHotNodes(self.output_vectors_hs, self.workers)
-            self.output_vectors_hs = hot_nodes.shared
-            out_hs = hot_nodes.matrix
+        hot_rows = self._private_hot_rows()
+        if hot_rows is not None:
+            out_hs, out_ns = (hot_rows.matrix, out_ns) if self.hs else (out_hs, hot_rows.matrix)
         chunk = kernels.train_skipgram_chunk if self.sg else kernels.train_cbow_chunk
         bar = self._bar(int(corpus.raw_word_count * epochs), "word2vec", "word")
 
@@ -329,7 +348,7 @@ class Word2Vec:
             alpha = np.float32(max(end_alpha, job.alpha_start))
             args = (self.input_vectors, out_ns, out_hs, tokens, offsets, job.first, job.last, self._keep, self._table,
                     codes, points, lengths, self.window, self.negative, bool(self.hs), self.softmax)
-            private_rows = hot_nodes.rows() if hot_nodes is not None else None
+            private_rows = hot_rows.rows() if hot_rows is not None else None
             if self.sg:
                 loss, examples, effective, _ = chunk(*args, alpha, job.seed, self.compute_loss, self.vector_size,
                                                      private_rows=private_rows)
