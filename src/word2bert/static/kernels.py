@@ -204,7 +204,7 @@ def _word2vec_chunk(input_vectors, output_ns, output_hs, tokens, offsets, senten
     (``[0, hot_end)``, the vocabulary being sorted by count) are drawn as noise by most examples.
     Two threads writing the same rows make each core wait for the other's cache lines (measured:
     2 threads took 1.4x as long in hierarchical softmax as with private output rows; skip-gram and
-    CBOW with negative sampling train 15-20% faster with the 16 most frequent words private). Each
+    CBOW with negative sampling train 10-20% faster with the 16 most frequent words private). Each
     call works on its own copies of those rows (``row + private_shift`` of the output matrix, the
     tree's when it is trained, else negative sampling's) and merges their steps into the shared
     rows every ``PRIVATE_MERGE_WORDS`` words and at its end (:func:`_sync_private_rows`): the other
