@@ -56,7 +56,7 @@ from word2bert.static.losses import (
 from word2bert.static.native import ENTRY_JIT, JIT, SOURCE_STAMP, TINY_JIT, prefetch_row, readonly, writable
 from word2bert.static.sampling import random_int, subsample
 
-PRIVATE_MERGE_WORDS = 1000  # words between merges of a thread's private hot nodes (see _word2vec_chunk)
+PRIVATE_MERGE_WORDS = 1000  # words between merges of a thread's private hot rows (see _word2vec_chunk)
 HOT_NODES = 64  # Huffman inner nodes nearest the root that each thread copies (16 already removed the contention)
 HOT_WORDS = 16  # most frequent words whose negative-sampling output rows each thread copies
 
