@@ -75,3 +75,41 @@ def test_a_wait_for_compiling_says_so_on_a_terminal(monkeypatch):
     assert waited >= 0.8
     assert "word2vec: compiling the numba kernels for vector size 100 (first run only" in terminal.getvalue()
     assert Preparation("word2vec", "vector size 100").wait() == 0.0
+
+
+def test_compiled_kernels_pass_arrays_without_reference_counting():
+    """JIT's ``_nrt=False`` is what keeps the per-example calls between kernels free of atomic
+    reference counts (see the note above SOURCE_STAMP): a jitted function that passes arrays to
+    another, not inlined, compiles without any NRT_incref/NRT_decref; with numba's default it has them."""
+    import numba
+    import numpy as np
+
+    from word2bert.static.native import JIT
+
+    def make(options):
+        @numba.njit(**options)
+        def callee(a, b, n):
+            total = 0.0
+            for i in range(n):
+                for j in range(a.shape[1]):
+                    total += a[i, j] * b[i, j]
+                    b[i, j] = a[i, j] - b[i, j]
+            return total
+
+        @numba.njit(**options)
+        def caller(a, b, n):
+            total = 0.0
+            for i in range(n):
+                total += callee(a, b, i)
+            return total
+
+        a = np.ones((3, 4), np.float32)
+        b = np.full((3, 4), 2.0, np.float32)
+        # callee(n=1): row 0, 1*2 x4 = 8 (b row 0 -> -1); callee(n=2): row 0, 1*(-1) x4 = -4, row 1, 8
+        assert caller(a, b, 3) == 12.0
+        return "\n".join(caller.inspect_llvm().values())
+
+    default = dict(JIT)
+    default.pop("_nrt", None)
+    assert "NRT_incref" in make(default)
+    assert "NRT_incref" not in make(JIT) and "NRT_decref" not in make(JIT)
