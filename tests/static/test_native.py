@@ -113,3 +113,23 @@ def test_compiled_kernels_pass_arrays_without_reference_counting():
     default.pop("_nrt", None)
     assert "NRT_incref" in make(default)
     assert "NRT_incref" not in make(JIT) and "NRT_decref" not in make(JIT)
+
+
+def test_a_change_anywhere_in_the_package_changes_the_cached_kernels_key(monkeypatch):
+    """The entry points are cached on disk under numba's index key, which hashes the function's
+    bytecode and its closure's cells but not the globals it reads: SOURCE_STAMP (the package's
+    files) must be a cell, or a kernel cached before an edit of another file (losses.py, native.py)
+    is loaded stale after it. Checked with numba's own key function, for every entry point."""
+    from word2bert.static import kernels
+    from word2bert.static.losses import LOSS_NS, MODE_NS
+
+    builders = [(kernels._word2vec_for, (8, MODE_NS, True)), (kernels._subword_for, (8, LOSS_NS)),
+                (kernels._supervised_for, (8, LOSS_NS)), (kernels._document_for, (8, LOSS_NS))]
+    for build, args in builders:
+        def key(stamp):
+            monkeypatch.setattr(kernels, "SOURCE_STAMP", stamp)
+            dispatcher = build.__wrapped__(*args)  # a new dispatcher (the lru_cache would return the old one)
+            return dispatcher._cache._index_key(("signature",), dispatcher.targetctx.codegen())
+
+        assert key("package as installed") == key("package as installed")
+        assert key("package as installed") != key("package after an edit of losses.py"), build.__name__

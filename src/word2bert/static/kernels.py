@@ -297,10 +297,11 @@ def _word2vec_work(offsets, sentence_start, sentence_end, window, negative, n_ou
 
 @functools.lru_cache(maxsize=None)
 def _word2vec_for(dim: int, mode: int, skipgram: bool):
+    stamp = SOURCE_STAMP  # a closure cell: numba's cache key holds those, not the globals
     def word2vec_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end, keep_prob,
                        table, codes, points, code_lengths, window, negative, cbow_mean, alpha, state, compute_loss,
                        hot_start, hot_end, private_shift, work):
-        _ = SOURCE_STAMP
+        _ = stamp
         return _word2vec_chunk(input_vectors, output_ns, output_hs, tokens, offsets, sentence_start, sentence_end,
                                keep_prob, table, codes, points, code_lengths, window, negative, mode, skipgram,
                                cbow_mean, alpha, state, compute_loss, hot_start, hot_end, private_shift, work, dim)
@@ -741,10 +742,11 @@ def _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, fir
 # -- entry points: the chunk drivers compiled for one vector size and loss (see word2bert.static.native) --
 @functools.lru_cache(maxsize=None)
 def _subword_for(dim: int, kind: int):
+    stamp = SOURCE_STAMP  # a closure cell: numba's cache key holds those, not the globals
     def chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, subword_offsets, subword_rows,
               keep_probability, window, skipgram, negative, table, codes, points, code_lengths, alpha_start,
               alpha_end, seed, buffer, targets, bag, hidden, grad, work):
-        _ = SOURCE_STAMP
+        _ = stamp
         return _subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, subword_offsets,
                               subword_rows, keep_probability, window, skipgram, kind, negative, table, codes, points,
                               code_lengths, alpha_start, alpha_end, seed, buffer, targets, bag, hidden, grad, work,
@@ -755,10 +757,11 @@ def _subword_for(dim: int, kind: int):
 
 @functools.lru_cache(maxsize=None)
 def _supervised_for(dim: int, kind: int):
+    stamp = SOURCE_STAMP  # a closure cell: numba's cache key holds those, not the globals
     def chunk(input_vectors, output_vectors, example_offsets, example_rows, label_offsets, labels, order, first, last,
               negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed, output_batch, pending,
               hidden, grad, work):
-        _ = SOURCE_STAMP
+        _ = stamp
         return _supervised_chunk(input_vectors, output_vectors, example_offsets, example_rows, label_offsets, labels,
                                  order, first, last, kind, negative, table, codes, points, code_lengths, alpha_start,
                                  alpha_end, seed, output_batch, pending, hidden, grad, work, dim)
@@ -768,11 +771,12 @@ def _supervised_for(dim: int, kind: int):
 
 @functools.lru_cache(maxsize=None)
 def _document_for(dim: int, kind: int):
+    stamp = SOURCE_STAMP  # a closure cell: numba's cache key holds those, not the globals
     def chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, tag_offsets, tag_rows,
               keep_probability, window, dm, dm_mean, train_words, negative, table, codes, points, code_lengths,
               alpha_start, alpha_end, seed, update_output, first_trainable_row, buffer, targets, bag, hidden, grad,
               work):
-        _ = SOURCE_STAMP
+        _ = stamp
         return _document_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first, last, tag_offsets,
                                tag_rows, keep_probability, window, dm, dm_mean, train_words, kind, negative, table,
                                codes, points, code_lengths, alpha_start, alpha_end, seed, update_output,

@@ -76,8 +76,9 @@ def _package_source_stamp() -> str:
 #
 # Compilation time: only these entry points are cached on disk (ENTRY_JIT). numba caches a closure
 # keyed by its captured values but checks only the closure's own source file for changes, so the
-# closure also captures SOURCE_STAMP: an edited kernel anywhere in the package is recompiled, never
-# loaded stale from the cache. The kernels they call (JIT) are compiled once per process, each
+# closure also captures SOURCE_STAMP (as a variable of the enclosing function: numba's cache key
+# hashes the closure's cells and the function's bytecode, never the globals it reads): an edited
+# kernel anywhere in the package is recompiled, never loaded stale from the cache. The kernels they call (JIT) are compiled once per process, each
 # with one signature (callers pass the same types: a literal argument would compile another
 # copy), and are not inlined by numba (its inliner copies and re-types a function at every call
 # site, which made a chunk kernel cost 15-30 s to compile): LLVM still inlines what is small.
