@@ -133,3 +133,14 @@ def test_a_change_anywhere_in_the_package_changes_the_cached_kernels_key(monkeyp
 
         assert key("package as installed") == key("package as installed")
         assert key("package as installed") != key("package after an edit of losses.py"), build.__name__
+
+
+def test_line_aligned_rows_start_on_cache_lines():
+    import numpy as np
+
+    from word2bert.static.native import line_aligned_zeros
+
+    for dim, stride in ((100, 112), (128, 128), (300, 304), (2, 16)):
+        matrix = line_aligned_zeros(7, dim)
+        assert matrix.shape == (7, stride) and matrix.dtype == np.float32 and matrix.flags.c_contiguous
+        assert all(matrix[row].ctypes.data % 64 == 0 for row in range(7)) and not matrix.any()

@@ -193,8 +193,11 @@ def test_each_thread_gets_its_own_private_rows():
 
     output_hs = np.arange(20, dtype=np.float32).reshape(10, 2)
     hot = PrivateHotNodes(output_hs, threads=2, n_hot=4)
-    assert hot.matrix.shape == (10 + 2 * 2 * 4, 2)
+    assert hot.matrix.shape[0] == 10 + 2 * 2 * 4 and hot.shared.shape == (10, 2)
+    # every row on whole 64-byte cache lines: padded to 16 floats, the data at a 64-byte boundary
+    assert hot.matrix.shape[1] == 16 and hot.matrix.ctypes.data % 64 == 0 and hot.matrix.flags.c_contiguous
     np.testing.assert_array_equal(hot.shared, output_hs)
+    assert not hot.matrix[:10, 2:].any() and not hot.matrix[10:].any()
     assert np.shares_memory(hot.shared, hot.matrix)
     seen = {}
     turn = [threading.Event() for _ in range(3)]
@@ -229,7 +232,7 @@ def test_a_new_training_call_reuses_the_private_rows_and_hands_out_the_slots_aga
 
     output_ns = np.arange(20, dtype=np.float32).reshape(10, 2)
     hot = PrivateHotWords(output_ns, threads=2, n_hot=3)
-    assert hot.matrix.shape == (10 + 2 * 2 * 3, 2) and hot.fits(hot.shared, 2)
+    assert hot.matrix.shape[0] == 10 + 2 * 2 * 3 and hot.shared.shape == (10, 2) and hot.fits(hot.shared, 2)
     assert not hot.fits(hot.shared, 3) and not hot.fits(output_ns, 2)  # too few slots; not its matrix
     seen = []
     together = threading.Barrier(2)  # the two threads of a run live together (a finished thread's id can be reused)

@@ -99,6 +99,20 @@ ENTRY_JIT = dict(nogil=True, cache=True, fastmath=True, _nrt=False)
 # ---------------------------------------------------------------------------------------
 # compiling ahead: the kernels of a run are compiled in a helper process while the data is read
 # ---------------------------------------------------------------------------------------
+def line_aligned_zeros(rows: int, dim: int) -> "np.ndarray":
+    """A float32 matrix of zeros whose rows each start on a 64-byte cache line: ``rows x stride`` with
+    ``stride`` = ``dim`` rounded up to whole lines (``CACHE_LINE_FLOATS``), its data at a 64-byte
+    boundary (numpy's large arrays start 16 bytes past one). With rows of 100 floats (400 bytes)
+    three rows in four would straddle lines, and every 64-byte vector load or store of them would
+    touch two; the kernels index rows by the matrix's stride and loop over ``dim`` columns only."""
+    import numpy as np
+
+    stride = -(-int(dim) // CACHE_LINE_FLOATS) * CACHE_LINE_FLOATS
+    raw = np.zeros(int(rows) * stride + CACHE_LINE_FLOATS, np.float32)
+    skip = (-raw.ctypes.data % 64) // 4
+    return raw[skip:skip + int(rows) * stride].reshape(int(rows), stride)
+
+
 def readonly(array, dtype) -> "np.ndarray":
     """``array`` as a C-contiguous read-only view of ``dtype`` (no copy when it already is one): the
     kernels take their input-only arrays this way, so one compiled signature serves every call."""
