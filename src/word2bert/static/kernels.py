@@ -381,8 +381,8 @@ class PrivateHotRows:
 
     ``matrix`` is the output matrix with, after its ``n`` shared rows, two rows per hot row and
     thread (the private copy, then its base copy), each row on whole cache lines
-    (:func:`~word2bert.static.native.line_aligned_zeros`: skip-gram + NS trains ~5% faster than on
-    400-byte rows that straddle lines); ``shared`` is the view of its first ``n`` rows and ``dim``
+    (:func:`~word2bert.static.native.line_aligned_zeros`: with the scratch rows aligned too, 4-11%
+    faster than on 400-byte rows that straddle lines, session 20); ``shared`` is the view of its first ``n`` rows and ``dim``
     columns, which the model keeps as its output matrix (so a later training call that :meth:`fits`
     reuses this one instead of copying the matrix again). :meth:`rows` gives the calling thread its
     ``(hot_start, hot_end, private_shift)``, the same every call from that thread until

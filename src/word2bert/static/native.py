@@ -96,9 +96,6 @@ TINY_JIT = dict(inline="always", nogil=True, fastmath=True, _nrt=False)
 ENTRY_JIT = dict(nogil=True, cache=True, fastmath=True, _nrt=False)
 
 
-# ---------------------------------------------------------------------------------------
-# compiling ahead: the kernels of a run are compiled in a helper process while the data is read
-# ---------------------------------------------------------------------------------------
 def line_aligned_zeros(rows: int, dim: int) -> "np.ndarray":
     """A float32 matrix of zeros whose rows each start on a 64-byte cache line: ``rows x stride`` with
     ``stride`` = ``dim`` rounded up to whole lines (``CACHE_LINE_FLOATS``), its data at a 64-byte
@@ -113,6 +110,9 @@ def line_aligned_zeros(rows: int, dim: int) -> "np.ndarray":
     return raw[skip:skip + int(rows) * stride].reshape(int(rows), stride)
 
 
+# ---------------------------------------------------------------------------------------
+# compiling ahead: the kernels of a run are compiled in a helper process while the data is read
+# ---------------------------------------------------------------------------------------
 def readonly(array, dtype) -> "np.ndarray":
     """``array`` as a C-contiguous read-only view of ``dtype`` (no copy when it already is one): the
     kernels take their input-only arrays this way, so one compiled signature serves every call."""
