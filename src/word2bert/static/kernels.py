@@ -382,11 +382,11 @@ class PrivateHotRows:
     ``matrix`` is the output matrix with, after its ``n`` shared rows, two rows per hot row and
     thread (the private copy, then its base copy), each row on whole cache lines
     (:func:`~word2bert.static.native.line_aligned_zeros`: with the scratch rows aligned too, 4-11%
-    faster than on 400-byte rows that straddle lines, session 20); ``shared`` is the view of its first ``n`` rows and ``dim``
-    columns, which the model keeps as its output matrix (so a later training call that :meth:`fits`
-    reuses this one instead of copying the matrix again). :meth:`rows` gives the calling thread its
-    ``(hot_start, hot_end, private_shift)``, the same every call from that thread until
-    :meth:`new_run`.
+    faster than on 400-byte rows that straddle lines, session 20); ``shared`` is the view of its
+    first ``n`` rows and ``dim`` columns, which the model keeps as its output matrix (so a later
+    training call that :meth:`fits` reuses this one instead of copying the matrix again).
+    :meth:`rows` gives the calling thread its ``(hot_start, hot_end, private_shift)``, the same
+    every call from that thread until :meth:`new_run`.
     """
 
     def __init__(self, output: np.ndarray, threads: int, hot_start: int, n_hot: int):

@@ -78,10 +78,11 @@ def _package_source_stamp() -> str:
 # keyed by its captured values but checks only the closure's own source file for changes, so the
 # closure also captures SOURCE_STAMP (as a variable of the enclosing function: numba's cache key
 # hashes the closure's cells and the function's bytecode, never the globals it reads): an edited
-# kernel anywhere in the package is recompiled, never loaded stale from the cache. The kernels they call (JIT) are compiled once per process, each
-# with one signature (callers pass the same types: a literal argument would compile another
-# copy), and are not inlined by numba (its inliner copies and re-types a function at every call
-# site, which made a chunk kernel cost 15-30 s to compile): LLVM still inlines what is small.
+# kernel anywhere in the package is recompiled, never loaded stale from the cache. The kernels
+# they call (JIT) are compiled once per process, each with one signature (callers pass the same
+# types: a literal argument would compile another copy), and are not inlined by numba (its
+# inliner copies and re-types a function at every call site, which made a chunk kernel cost 15-30 s
+# to compile): LLVM still inlines what is small.
 #
 # No reference counting (``_nrt=False``): a call from one compiled function to another that is not
 # inlined (word2vec's output layers, once per centre word; fastText's example, once per example)
