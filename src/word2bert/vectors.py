@@ -46,13 +46,21 @@ def _no_neighbours(topn) -> bool:
     return topn == 0
 
 
+def _rows_contiguous_float32(matrix: np.ndarray) -> bool:
+    """Whether the 2-D ``matrix`` is float32 with each row contiguous and rows in order (C-contiguous,
+    or rows at a larger stride, as the whole-cache-line rows the trainers keep)."""
+    return (matrix.dtype == np.float32 and (matrix.flags.c_contiguous or matrix.strides[1] == 4
+                                            and matrix.strides[0] >= 4 * matrix.shape[1]))
+
+
 class KeyedVectors:
     """Vectors addressed by word.
 
     Parameters
     ----------
-    vectors : array (n, dim), stored as float32 (no copy when it already is C-contiguous float32,
-        so a trainer can share the array).
+    vectors : array (n, dim), stored as float32 (no copy when it already is float32 with each row
+        contiguous, so a trainer can share the array: C-contiguous, or a model's word vectors, whose
+        rows are padded to whole cache lines).
     index_to_key : the n words, row order.
     counts : optional corpus frequencies (int64, length n).
     """
@@ -61,7 +69,7 @@ class KeyedVectors:
         vectors = np.asarray(vectors)
         if vectors.ndim != 2:
             raise Word2BertError(f"vectors must be a 2-D array (words x dimension), got shape {vectors.shape}")
-        if vectors.dtype != np.float32 or not vectors.flags.c_contiguous:
+        if not _rows_contiguous_float32(vectors):
             vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         index_to_key = list(index_to_key)
         if len(index_to_key) != vectors.shape[0]:
@@ -97,7 +105,7 @@ class KeyedVectors:
         if value.ndim != 2 or value.shape[0] != len(self.index_to_key):
             raise Word2BertError(
                 f"new vectors must have shape ({len(self.index_to_key)}, dim), got {value.shape}")
-        if value.dtype != np.float32 or not value.flags.c_contiguous:
+        if not _rows_contiguous_float32(value):
             value = np.ascontiguousarray(value, dtype=np.float32)
         self._vectors = value
         self.invalidate_norms()

@@ -144,3 +144,24 @@ def test_line_aligned_rows_start_on_cache_lines():
         matrix = line_aligned_zeros(7, dim)
         assert matrix.shape == (7, stride) and matrix.dtype == np.float32 and matrix.flags.c_contiguous
         assert all(matrix[row].ctypes.data % 64 == 0 for row in range(7)) and not matrix.any()
+
+
+def test_whole_lines_gives_the_padded_matrix_behind_a_line_aligned_copy_and_refuses_other_layouts():
+    import numpy as np
+
+    from word2bert.static.native import line_aligned_copy, whole_lines
+
+    values = np.arange(5 * 100, dtype=np.float32).reshape(5, 100)
+    view = line_aligned_copy(values)
+    assert not view.flags.c_contiguous and np.array_equal(view, values)
+    lines = whole_lines(view)
+    assert lines.shape == (5, 112) and lines.flags.c_contiguous and lines.ctypes.data % 64 == 0
+    lines[2, 7] = -1.0
+    assert view[2, 7] == -1.0 and not lines[:, 100:].any()  # the same memory; the padding is zeros
+    assert whole_lines(view[1:3]).shape == (2, 112)  # whole rows of it stay on lines
+    aligned = line_aligned_copy(np.ones((4, 128), np.float32))
+    assert whole_lines(aligned) is aligned  # 128 floats fill two lines: no padding, C-contiguous
+    for other in (values,                      # numpy's own placement: rows straddle lines
+                  values.T, view[:, :80],      # transposed; a column slice (more than a line's padding)
+                  values.astype(np.float64), np.zeros((2, 3, 4), np.float32)):
+        assert whole_lines(other) is None

@@ -108,6 +108,24 @@ def test_wv_shares_input_vectors():
     assert model.wv.index_to_key == model.vocab.words
 
 
+def test_word_vectors_live_on_whole_cache_lines_and_loaded_ones_move_there_to_train(tmp_path):
+    from word2bert.static.native import whole_lines
+
+    model = Word2Vec(vector_size=20, min_count=1, seed=1, workers=1, progress=False).build_vocab(planted_corpus(100))
+    assert whole_lines(model.input_vectors) is not None and not model.input_vectors.flags.c_contiguous
+    assert whole_lines(model.input_vectors).strides[0] == 128  # 20 floats padded to two 64-byte lines
+    vectors = model.wv.vectors
+    model.train(planted_corpus(100), epochs=1)
+    assert model.wv.vectors is vectors and not whole_lines(vectors)[:, 20:].any()  # trained in place
+    model.save(tmp_path / "model.w2v")
+    loaded = Word2Vec.load(tmp_path / "model.w2v")
+    np.testing.assert_array_equal(loaded.wv.vectors, vectors)
+    before = loaded.input_vectors.copy()
+    loaded.train(planted_corpus(100), epochs=1)
+    assert whole_lines(loaded.input_vectors) is not None and np.shares_memory(loaded.wv.vectors, loaded.input_vectors)
+    assert np.abs(loaded.wv.vectors - before).max() > 1e-3
+
+
 def test_save_load_continue(tmp_path):
     sentences = planted_corpus(400)
     model = Word2Vec(sentences, sg=1, hs=1, negative=5, **SMALL)

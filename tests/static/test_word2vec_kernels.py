@@ -251,3 +251,33 @@ def test_a_new_training_call_reuses_the_private_rows_and_hands_out_the_slots_aga
     assert None not in seen
     assert {rows[2] for rows in seen} == {10, 16}  # slot 0 and slot 1, each handed out in both runs
     assert all(rows[:2] == (0, 3) for rows in seen)
+
+
+@pytest.mark.parametrize("loss", ["hs", "ns"])
+@pytest.mark.parametrize("sg", [1, 0])
+def test_word_vectors_on_whole_cache_lines_train_as_contiguous_ones(sg, loss):
+    # the kernels index rows by the matrix's stride and loop over DIM columns: a matrix whose rows are
+    # padded to whole lines trains exactly as the contiguous one, and its padding stays zero
+    from word2bert.static.native import line_aligned_copy, whole_lines
+
+    counts = np.array([9, 7, 6, 5, 4, 3, 2])
+    tree = build_huffman_tree(counts)
+    table = negative_sampling_table(counts)
+    inputs, output_ns, output_hs = (m.astype(np.float32) for m in start_weights(tree.n_inner))
+    tokens, offsets = corpus()
+    padded = whole_lines(line_aligned_copy(inputs))
+    assert padded.shape == (VOCAB, 16) and padded.flags.c_contiguous and padded.ctypes.data % 64 == 0
+    trained = []
+    for ins in (inputs.copy(), padded):
+        ns, hs = output_ns.copy(), output_hs.copy()
+        args = (ins, ns, hs, tokens, offsets, 0, 3, np.ones(VOCAB, np.float32), table, tree.codes, tree.points,
+                tree.code_lengths, 1, 2 if loss == "ns" else 0, loss == "hs", False)
+        if sg:
+            train_skipgram_chunk(*args, np.float32(ALPHA), np.uint64(5), True, DIM)
+        else:
+            train_cbow_chunk(*args, True, np.float32(ALPHA), np.uint64(5), True, DIM)
+        trained.append((ins[:, :DIM].copy(), ns, hs))
+    assert np.abs(trained[0][0] - inputs).max() > 0.05  # the word vectors trained
+    for contiguous, lines in zip(trained[0], trained[1]):
+        np.testing.assert_array_equal(lines, contiguous)
+    assert not padded[:, DIM:].any()

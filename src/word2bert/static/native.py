@@ -111,6 +111,51 @@ def line_aligned_zeros(rows: int, dim: int) -> "np.ndarray":
     return raw[skip:skip + int(rows) * stride].reshape(int(rows), stride)
 
 
+def line_aligned_copy(matrix) -> "np.ndarray":
+    """A copy of the float32 ``(rows, dim)`` ``matrix`` on whole cache lines: the ``(rows, dim)`` view
+    of a :func:`line_aligned_zeros` matrix (not C-contiguous unless ``dim`` fills whole lines);
+    :func:`whole_lines` gives the kernels the matrix it views."""
+    rows, dim = matrix.shape
+    lines = line_aligned_zeros(rows, dim)
+    lines[:, :dim] = matrix
+    return lines[:, :dim]
+
+
+def _byte_bounds(array):
+    import numpy as np
+
+    utils = getattr(np.lib, "array_utils", None)  # numpy 2 moved byte_bounds there
+    return (utils.byte_bounds if utils is not None else np.byte_bounds)(array)
+
+
+def whole_lines(view) -> "np.ndarray | None":
+    """The C-contiguous ``(rows, stride)`` matrix whose first ``dim`` columns are the float32
+    ``(rows, dim)`` ``view`` (same memory), when each of its rows starts on a 64-byte line: ``view``
+    itself when it is C-contiguous and so placed, else the matrix behind a :func:`line_aligned_copy`
+    (or a row slice of one). None for any other layout (rows straddling lines, a transposed or
+    column-sliced array): the caller copies it with :func:`line_aligned_copy`."""
+    import numpy as np
+
+    if not isinstance(view, np.ndarray) or view.dtype != np.float32 or view.ndim != 2 or not view.flags.writeable:
+        return None
+    rows, dim = view.shape
+    row_bytes, column_bytes = view.strides
+    start = view.__array_interface__["data"][0]
+    if column_bytes != 4 or row_bytes % 64 or row_bytes < 4 * dim or start % 64:
+        return None
+    if view.flags.c_contiguous:
+        return view
+    if row_bytes - 4 * dim >= 64:
+        return None  # a column slice: more than a line's padding
+    owner = view
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    low, high = _byte_bounds(owner)
+    if start < low or start + rows * row_bytes > high:
+        return None
+    return np.lib.stride_tricks.as_strided(view, shape=(rows, row_bytes // 4), strides=(row_bytes, 4))
+
+
 # ---------------------------------------------------------------------------------------
 # compiling ahead: the kernels of a run are compiled in a helper process while the data is read
 # ---------------------------------------------------------------------------------------
