@@ -197,7 +197,9 @@ def _word2vec_chunk(input_vectors, output_ns, output_hs, tokens, offsets, senten
     ``cbow_mean``, like word2vec.c and gensim). ``examples`` counts centre words.
 
     ``words`` counts the words kept by subsampling. ``mode`` picks the output layers
-    (:func:`~word2bert.static.losses.word2vec_outputs`); ``dim`` is ``input_vectors.shape[1]``.
+    (:func:`~word2bert.static.losses.word2vec_outputs`); ``dim`` is the vector size: the matrices may
+    be wider, their rows padded to whole cache lines (:func:`~word2bert.static.native.whole_lines`),
+    and only the first ``dim`` columns are read or written.
 
     Private hot rows (``private_shift > 0``, several threads): every Huffman path starts at the
     root, so the inner nodes near it (``[hot_start, hot_end)``, the last created) are written by
