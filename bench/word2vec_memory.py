@@ -40,11 +40,25 @@ def child(corpus: str, cache: str, mode: str, min_count: str) -> None:
     encoded = model.encode(corpus_file=corpus)
     model.train(encoded)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
-    matrices = sum(m.nbytes for m in (model.input_vectors, model.output_vectors_ns, model.output_vectors_hs)
-                   if m is not None)
+    matrices = held_bytes(model)
     encoded_bytes = os.path.getsize(Path(cache) / "tokens.int32") + encoded.offsets.nbytes
     print(json.dumps({"tokens": len(encoded), "peak": peak, "encoded": encoded_bytes, "matrices": matrices,
                       "words": len(model.vocab)}))
+
+
+def held_bytes(model) -> int:
+    """Bytes of the weight matrices as held, padding included: the word vectors' rows on whole cache
+    lines (``native.whole_lines``) and the output matrix with the threads' private rows."""
+    from word2bert.static.native import whole_lines
+
+    inputs = whole_lines(model.input_vectors)
+    held = (inputs if inputs is not None else model.input_vectors).nbytes
+    hot_rows = getattr(model, "_hot_rows", None)
+    for output in (model.output_vectors_ns, model.output_vectors_hs):
+        if output is None:
+            continue
+        held += hot_rows.matrix.nbytes if hot_rows is not None and output is hot_rows.shared else output.nbytes
+    return held
 
 
 def main() -> int:
