@@ -61,15 +61,27 @@ def decisions_for(centre, loss, tree):
     return [(tree.points[centre, k], 1.0 - tree.codes[centre, k], True) for k in range(tree.code_lengths[centre])]
 
 
-def run_kernel(sg, loss, inputs, output_ns, output_hs, tree, table, cbow_mean=True):
+def tree_and_table(counts=(9, 7, 6, 5, 4, 3, 2)):
+    """The Huffman tree and the negative-sampling table of a vocabulary with these counts."""
+    counts = np.array(counts)
+    return build_huffman_tree(counts), negative_sampling_table(counts)
+
+
+def train_chunk(sg, loss, inputs, output_ns, output_hs, tree, table, first, last, negative, seed, cbow_mean=True,
+                private_rows=None):
+    """The skip-gram or CBOW kernel on ``SENTENCES[first:last]`` (window 1, no subsampling), in place."""
     tokens, offsets = corpus()
-    inputs, output_ns, output_hs = (m.astype(np.float32) for m in (inputs, output_ns, output_hs))
-    args = (inputs, output_ns, output_hs, tokens, offsets, 0, len(SENTENCES), np.ones(VOCAB, np.float32), table,
-            tree.codes, tree.points, tree.code_lengths, 1, 1 if loss == "ns" else 0, loss == "hs", False)
+    args = (inputs, output_ns, output_hs, tokens, offsets, first, last, np.ones(VOCAB, np.float32), table,
+            tree.codes, tree.points, tree.code_lengths, 1, negative if loss == "ns" else 0, loss == "hs", False)
     if sg:
-        result = train_skipgram_chunk(*args, np.float32(ALPHA), np.uint64(5), True, DIM)
-    else:
-        result = train_cbow_chunk(*args, cbow_mean, np.float32(ALPHA), np.uint64(5), True, DIM)
+        return train_skipgram_chunk(*args, np.float32(ALPHA), np.uint64(seed), True, DIM, private_rows=private_rows)
+    return train_cbow_chunk(*args, cbow_mean, np.float32(ALPHA), np.uint64(seed), True, DIM,
+                            private_rows=private_rows)
+
+
+def run_kernel(sg, loss, inputs, output_ns, output_hs, tree, table, cbow_mean=True):
+    inputs, output_ns, output_hs = (m.astype(np.float32) for m in (inputs, output_ns, output_hs))
+    result = train_chunk(sg, loss, inputs, output_ns, output_hs, tree, table, 0, len(SENTENCES), 1, 5, cbow_mean)
     return result, inputs, output_ns, output_hs
 
 
@@ -153,11 +165,8 @@ def test_merging_private_rows_adds_the_private_step_to_the_shared_row():
 def test_private_hot_rows_give_one_thread_the_same_model_over_several_calls(sg, loss):
     # alone, a thread working on private copies and merging them sees exactly its own steps, however
     # many chunks it trains (each call merges at its end and picks the shared rows up at its start)
-    counts = np.array([9, 7, 6, 5, 4, 3, 2])
-    tree = build_huffman_tree(counts)
-    table = negative_sampling_table(counts)
+    tree, table = tree_and_table()
     inputs, output_ns, output_hs = start_weights(tree.n_inner)
-    tokens, offsets = corpus()
     chunks = [(0, 1), (1, 3), (0, 2), (0, 3)]
 
     def train(private):
@@ -167,13 +176,8 @@ def test_private_hot_rows_give_one_thread_the_same_model_over_several_calls(sg, 
             hot = PrivateHotNodes(hs, threads=2, n_hot=3) if loss == "hs" else PrivateHotWords(ns, threads=2, n_hot=3)
             ns, hs = (ns, hot.matrix) if loss == "hs" else (hot.matrix, hs)
         for first, last in chunks:
-            args = (ins, ns, hs, tokens, offsets, first, last, np.ones(VOCAB, np.float32), table, tree.codes,
-                    tree.points, tree.code_lengths, 1, 2 if loss == "ns" else 0, loss == "hs", False)
-            rows = hot.rows() if hot is not None else None
-            if sg:
-                train_skipgram_chunk(*args, np.float32(ALPHA), np.uint64(first + 5), True, DIM, private_rows=rows)
-            else:
-                train_cbow_chunk(*args, True, np.float32(ALPHA), np.uint64(first + 5), True, DIM, private_rows=rows)
+            train_chunk(sg, loss, ins, ns, hs, tree, table, first, last, 2, first + 5,
+                        private_rows=hot.rows() if hot is not None else None)
         output = hot.shared if hot is not None else (hs if loss == "hs" else ns)
         return ins, output, hot
 
@@ -260,22 +264,14 @@ def test_word_vectors_on_whole_cache_lines_train_as_contiguous_ones(sg, loss):
     # padded to whole lines trains exactly as the contiguous one, and its padding stays zero
     from word2bert.static.native import line_aligned_copy, whole_lines
 
-    counts = np.array([9, 7, 6, 5, 4, 3, 2])
-    tree = build_huffman_tree(counts)
-    table = negative_sampling_table(counts)
+    tree, table = tree_and_table()
     inputs, output_ns, output_hs = (m.astype(np.float32) for m in start_weights(tree.n_inner))
-    tokens, offsets = corpus()
     padded = whole_lines(line_aligned_copy(inputs))
     assert padded.shape == (VOCAB, 16) and padded.flags.c_contiguous and padded.ctypes.data % 64 == 0
     trained = []
     for ins in (inputs.copy(), padded):
         ns, hs = output_ns.copy(), output_hs.copy()
-        args = (ins, ns, hs, tokens, offsets, 0, 3, np.ones(VOCAB, np.float32), table, tree.codes, tree.points,
-                tree.code_lengths, 1, 2 if loss == "ns" else 0, loss == "hs", False)
-        if sg:
-            train_skipgram_chunk(*args, np.float32(ALPHA), np.uint64(5), True, DIM)
-        else:
-            train_cbow_chunk(*args, True, np.float32(ALPHA), np.uint64(5), True, DIM)
+        train_chunk(sg, loss, ins, ns, hs, tree, table, 0, 3, 2, 5)
         trained.append((ins[:, :DIM].copy(), ns, hs))
     assert np.abs(trained[0][0] - inputs).max() > 0.05  # the word vectors trained
     for contiguous, lines in zip(trained[0], trained[1]):
