@@ -11,6 +11,7 @@ import pytest
 
 from word2bert.static import kernels as bag_kernels
 from word2bert.static.huffman import build_huffman_tree
+from word2bert.static.native import GatheredRows
 from word2bert.static.sampling import negative_sampling_table
 
 DIM = 6
@@ -151,12 +152,26 @@ def test_softmax_targets_in_turn_match_fasttexts_pairs():
     check(pairs(shared=False), got, pairs(shared=True))
 
 
+def train_on(layout, input_vectors, rows, run):
+    """``run(matrix, rows)`` on the input matrix itself (``"scattered"``), or on the rows it uses gathered
+    onto whole lines (``"gathered"``, as the models train: GatheredRows) and then written back."""
+    if layout == "scattered":
+        return run(input_vectors, rows)
+    gathered = GatheredRows(input_vectors, rows)
+    assert gathered.lines.shape == (len(np.unique(rows)), input_vectors.shape[1])
+    result = run(gathered.lines, gathered.rows)
+    gathered.write_back(input_vectors)
+    return result
+
+
+@pytest.mark.parametrize("layout", ["scattered", "gathered"])
 @pytest.mark.parametrize("loss", ["ns", "hs"])
-def test_skipgram_chunk_trains_like_fasttexts_pairs_on_a_sentence(loss):
-    """The chunk kernel on one sentence: same result as the pairs, window and draws replayed in Python."""
+def test_skipgram_chunk_trains_like_fasttexts_pairs_on_a_sentence(loss, layout):
+    """The chunk kernel on one sentence: same result as the pairs, window and draws replayed in Python;
+    the same on the rows gathered onto lines (the last input row, which no word uses, stays as it was)."""
     n_words, negative, window = 6, 2, 2
     rng = np.random.default_rng(3)
-    input_vectors = rng.normal(0, 0.4, (n_words + 4, DIM)).astype(np.float32)
+    input_vectors = rng.normal(0, 0.4, (n_words + 5, DIM)).astype(np.float32)
     output_rows = n_words - 1 if loss == "hs" else n_words
     output_vectors = rng.normal(0, 0.4, (output_rows, DIM)).astype(np.float32)
     sub_offsets = np.array([0, 2, 4, 5, 7, 8, 10], np.int64)  # word w: its own row and one or two "n-gram" rows
@@ -207,19 +222,22 @@ def test_skipgram_chunk_trains_like_fasttexts_pairs_on_a_sentence(loss):
     (inputs, outputs), _ = replay(seed)
     new_in, new_out = input_vectors.copy(), output_vectors.copy()
     kind = bag_kernels.LOSS_NAMES[loss]
-    bag_kernels.subword_chunk(new_in, new_out, tokens, offsets, 0, 1, sub_offsets, sub_rows, keep, window, True, kind,
-                              negative, *tables, ALPHA, ALPHA, seed)
+    train_on(layout, new_in, sub_rows, lambda matrix, rows: bag_kernels.subword_chunk(
+        matrix, new_out, tokens, offsets, 0, 1, sub_offsets, rows, keep, window, True, kind, negative, *tables, ALPHA,
+        ALPHA, seed))
+    assert np.array_equal(new_in[-1], input_vectors[-1])
     np.testing.assert_allclose(new_in, inputs, atol=2e-3)
     np.testing.assert_allclose(new_out, outputs, atol=2e-3)
 
 
+@pytest.mark.parametrize("layout", ["scattered", "gathered"])
 @pytest.mark.parametrize("batch", [1, 2, 5])
-def test_label_rows_take_their_softmax_steps_in_batches(batch):
+def test_label_rows_take_their_softmax_steps_in_batches(batch, layout):
     """supervised_chunk with ``output_batch``: every example's bag rows step at once (gradient from the
     label rows as they stand), the label rows take the summed steps g_v h once per ``batch`` examples
-    (``batch = 1``: fastText's sequential update)."""
+    (``batch = 1``: fastText's sequential update); the same on the rows gathered onto lines."""
     rng = np.random.default_rng(5)
-    input_vectors = rng.normal(0, 0.4, (9, DIM)).astype(np.float32)
+    input_vectors = rng.normal(0, 0.4, (10, DIM)).astype(np.float32)  # row 9: no bag's
     output_vectors = rng.normal(0, 0.4, (4, DIM)).astype(np.float32)
     bags = [[0, 3], [1, 2, 8], [4], [5, 6, 7], [2, 3]]
     golds = [1, 3, 0, 2, 1]
@@ -239,8 +257,10 @@ def test_label_rows_take_their_softmax_steps_in_batches(batch):
             outputs += pending
             pending[:] = 0
     new_in, new_out = input_vectors.copy(), output_vectors.copy()
-    bag_kernels.supervised_chunk(new_in, new_out, offsets, rows, label_offsets, labels, np.arange(len(bags)), 0,
-                                 len(bags), bag_kernels.LOSS_SOFTMAX, 0, bag_kernels.dummy_table(),
-                                 *bag_kernels.dummy_tree(), ALPHA, ALPHA, 1, output_batch=batch)
+    train_on(layout, new_in, rows, lambda matrix, bag_rows: bag_kernels.supervised_chunk(
+        matrix, new_out, offsets, bag_rows, label_offsets, labels, np.arange(len(bags)), 0, len(bags),
+        bag_kernels.LOSS_SOFTMAX, 0, bag_kernels.dummy_table(), *bag_kernels.dummy_tree(), ALPHA, ALPHA, 1,
+        output_batch=batch))
+    assert np.array_equal(new_in[9], input_vectors[9])
     np.testing.assert_allclose(new_in, inputs, atol=1e-5)
     np.testing.assert_allclose(new_out, outputs, atol=1e-5)

@@ -165,3 +165,26 @@ def test_whole_lines_gives_the_padded_matrix_behind_a_line_aligned_copy_and_refu
                   values.T, view[:, :80],      # transposed; a column slice (more than a line's padding)
                   values.astype(np.float64), np.zeros((2, 3, 4), np.float32)):
         assert whole_lines(other) is None
+
+
+def test_gathered_rows_are_the_used_rows_in_order_of_first_use_on_whole_lines_and_go_back_in_place():
+    import numpy as np
+
+    from word2bert.static.native import GatheredRows, whole_lines
+
+    matrix = np.arange(12 * 100, dtype=np.float32).reshape(12, 100)
+    used = np.array([7, 2, 7, 11, 0, 2, 5], np.int32)  # rows 1, 3, 4, 6, 8, 9, 10: no bag's
+    gathered = GatheredRows(matrix, used)
+    assert gathered.order.tolist() == [7, 2, 11, 0, 5]  # first use, not sorted
+    assert gathered.rows.tolist() == [0, 1, 0, 2, 3, 1, 4] and gathered.rows.dtype == np.int32
+    assert np.array_equal(gathered.lines[gathered.rows], matrix[used])
+    lines = whole_lines(gathered.lines)
+    assert lines.shape == (5, 112) and all(lines[r].ctypes.data % 64 == 0 for r in range(5))
+    before = matrix.copy()
+    gathered.lines[gathered.rows[3]] += 1.0  # "training": row 11
+    gathered.lines[gathered.rows[1]] -= 2.0  # row 2
+    gathered.write_back(matrix)
+    expected = before.copy()
+    expected[11] += 1.0
+    expected[2] -= 2.0
+    assert np.array_equal(matrix, expected)

@@ -37,7 +37,7 @@ from word2bert.progress import progress_bar
 from word2bert.static import jobs as training, kernels, storage
 from word2bert.static.init import input_matrix_ahead, uniform_rows
 from word2bert.static.losses import LOSS_HS, LOSS_NAMES, LOSS_SOFTMAX
-from word2bert.static.native import prepare
+from word2bert.static.native import GatheredRows, prepare
 from word2bert.static.quantize import dequantize, quantize_matrix
 from word2bert.static.huffman import build_huffman_tree
 from word2bert.static.sampling import negative_sampling_table
@@ -490,26 +490,34 @@ class FastTextClassifier:
         # with several threads the label rows take their steps in batches (see supervised_chunk)
         output_batch = OUTPUT_BATCH if self.workers > 1 else 1
 
+        # the rows training touches, together on whole lines (GatheredRows); written back when it stops
+        gathered = GatheredRows(self.input_vectors, rows)
+        del rows
+
         def call(job):
-            return kernels.supervised_chunk(self.input_vectors, self.output_vectors, offsets, rows, label_offsets,
-                                            labels, orders[job.epoch], job.first, job.last, kind, self.neg, table,
-                                            codes, points, lengths, job.alpha_start, job.alpha_end, job.seed,
-                                            output_batch=output_batch)
+            return kernels.supervised_chunk(gathered.lines, self.output_vectors, offsets, gathered.rows,
+                                            label_offsets, labels, orders[job.epoch], job.first, job.last, kind,
+                                            self.neg, table, codes, points, lengths, job.alpha_start, job.alpha_end,
+                                            job.seed, output_batch=output_batch)
 
         bar = progress_bar(total=n * self.epoch, desc="classifier", unit="line",
                            disable=self.progress is False or None)
 
         def save(path, state):
+            gathered.write_back(self.input_vectors)
             self._resume_state = state
             self.save_checkpoint(path)
 
         self.timings["compile_wait"] = preparation.wait()
         start = time.perf_counter()
         self.timings["first_word"] = start - started
-        with bar:
-            loss, examples, _, _ = training.run_jobs(
-                call, jobs, self.workers, progress=bar, sizes=[job.last - job.first for job in jobs], resume=resume,
-                corpus_size=n, checkpoint=checkpoint, save=save, what="classifier")
+        try:
+            with bar:
+                loss, examples, _, _ = training.run_jobs(
+                    call, jobs, self.workers, progress=bar, sizes=[job.last - job.first for job in jobs],
+                    resume=resume, corpus_size=n, checkpoint=checkpoint, save=save, what="classifier")
+        finally:
+            gathered.write_back(self.input_vectors)
         self.timings["training"] = time.perf_counter() - start
         self._resume_state = None
         self.training_loss = loss / max(examples, 1)

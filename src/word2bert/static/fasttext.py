@@ -36,7 +36,7 @@ from word2bert.progress import progress_bar
 from word2bert.static import jobs as training, kernels, storage
 from word2bert.static.huffman import build_huffman_tree
 from word2bert.static.init import input_matrix_ahead, uniform_rows
-from word2bert.static.native import prepare
+from word2bert.static.native import GatheredRows, prepare
 from word2bert.static.sampling import keep_probabilities, negative_sampling_table
 from word2bert.static.subwords import subword_rows, word_ngrams
 from word2bert.static.word2vec import check_gensim_options, one_of
@@ -315,16 +315,20 @@ class FastText:
         tokens, offsets = encoded.tokens, encoded.offsets
         jobs = training.schedule(offsets, epochs, self.alpha, self.min_alpha, self.seed)
 
+        # the rows training touches, together on whole lines (GatheredRows); written back when it stops
+        gathered = GatheredRows(self.input_vectors, self.subword_rows)
+
         def call(job):
             return kernels.subword_chunk(
-                self.input_vectors, self.output_vectors, tokens, offsets, job.first, job.last, self.subword_offsets,
-                self.subword_rows, keep, self.window, bool(self.sg), kind, self.negative, table, codes, points,
+                gathered.lines, self.output_vectors, tokens, offsets, job.first, job.last, self.subword_offsets,
+                gathered.rows, keep, self.window, bool(self.sg), kind, self.negative, table, codes, points,
                 lengths, job.alpha_start, job.alpha_end, job.seed)
 
         bar = progress_bar(total=int(offsets[-1]) * epochs, desc="fasttext", unit="word",
                            disable=self.progress is False or None)
 
         def save(path, state):
+            gathered.write_back(self.input_vectors)
             self._resume_state = dict(state, epochs=epochs)
             self.save_checkpoint(path)
 
@@ -333,10 +337,14 @@ class FastText:
         self._kernels = None
         start = time.perf_counter()
         self.timings["first_word"] = start - started
-        with bar:
-            loss, examples, _, _ = training.run_jobs(
-                call, jobs, self.workers, progress=bar, sizes=_job_sizes(jobs, offsets), resume=self._resume_state,
-                corpus_size=int(offsets[-1]), checkpoint=checkpoint, save=save, what="fasttext")
+        try:
+            with bar:
+                loss, examples, _, _ = training.run_jobs(
+                    call, jobs, self.workers, progress=bar, sizes=_job_sizes(jobs, offsets),
+                    resume=self._resume_state, corpus_size=int(offsets[-1]), checkpoint=checkpoint, save=save,
+                    what="fasttext")
+        finally:
+            gathered.write_back(self.input_vectors)
         self.timings["training"] = time.perf_counter() - start
         self._resume_state = None
         self.training_loss = loss / max(examples, 1)

@@ -156,6 +156,50 @@ def whole_lines(view) -> "np.ndarray | None":
     return np.lib.stride_tricks.as_strided(view, shape=(rows, row_bytes // 4), strides=(row_bytes, 4))
 
 
+class GatheredRows:
+    """The rows of a large matrix that training touches, gathered onto whole cache lines in the order
+    of their first use, for the bag kernels (fastText, the classifier).
+
+    fastText's input matrix has a row per word and per n-gram bucket (2M by default) and a corpus
+    uses few of them: enmix's vocabulary 250k rows of 2.05M, wn_lexname's training lines 443k. Spread
+    over 800 MB, the rows of one word or line lie far apart; gathered, the rows of the frequent words
+    (first in a vocabulary sorted by count, or first met in a file) lie together, each on whole
+    lines, so the rows two threads write never share a line. Measured against the scattered matrix
+    (session 22, 2 threads): paired runs, job by job (both layouts' rows then share the caches),
+    fastText skip-gram 0.85-0.91, the classifier 0.90-0.92; in sorted row order instead 0.95, in order
+    of use counts 0.96, the full matrix on whole lines 0.97-0.98; whole runs of fastText on enmix
+    (5 epochs) trained in 26.0 / 38.2 / 23.8 s against 34.5 / 45.8 / 46.4 s. Gathering costs 0.1-0.4 s.
+
+    ``used`` are row numbers of ``matrix`` (every bag's rows, repeats allowed); ``rows`` are the same
+    renumbered: ``lines[rows[i]]`` starts as ``matrix[used[i]]``. ``lines`` is the ``(n, dim)`` view
+    of the gathered rows (:func:`line_aligned_copy`; :func:`whole_lines` gives the kernels the
+    matrix behind it). :meth:`write_back` copies them into ``matrix`` after training.
+    """
+
+    COPY_ROWS = 1 << 15
+
+    def __init__(self, matrix, used):
+        import numpy as np
+
+        used = np.asarray(used)
+        first_use = np.full(matrix.shape[0], len(used), np.int64)
+        np.minimum.at(first_use, used, np.arange(len(used)))  # (5x faster than np.unique's sort)
+        distinct = np.flatnonzero(first_use < len(used))
+        self.order = distinct[np.argsort(first_use[distinct], kind="stable")]
+        position = np.empty(matrix.shape[0], np.int32)
+        position[self.order] = np.arange(len(self.order), dtype=np.int32)
+        self.rows = position[used]
+        n, dim = len(self.order), matrix.shape[1]
+        lines = line_aligned_zeros(n, dim)
+        for start in range(0, n, self.COPY_ROWS):  # in parts: no full-size temporary
+            lines[start:start + self.COPY_ROWS, :dim] = matrix[self.order[start:start + self.COPY_ROWS]]
+        self.lines = lines[:, :dim]
+
+    def write_back(self, matrix) -> None:
+        """``matrix[order] = lines``: the trained rows back in their places."""
+        matrix[self.order] = self.lines
+
+
 # ---------------------------------------------------------------------------------------
 # compiling ahead: the kernels of a run are compiled in a helper process while the data is read
 # ---------------------------------------------------------------------------------------
