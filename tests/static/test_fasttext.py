@@ -5,6 +5,7 @@ import pytest
 
 from word2bert.errors import Word2BertError
 from word2bert.static.fasttext import FastText
+from word2bert.static.native import whole_lines
 
 TOPIC_A = ["walk", "walks", "walked", "walking", "walker", "stroll", "strolls", "strolled", "strolling"]
 TOPIC_B = ["swim", "swims", "swam", "swimming", "swimmer", "dive", "dives", "dived", "diving"]
@@ -97,11 +98,21 @@ def test_save_load_and_continue_training(tmp_path, skipgram):
     assert (loaded.sg, loaded.min_n, loaded.max_n, loaded.bucket, loaded.window) == (1, 3, 5, 5000, 5)
     np.testing.assert_array_equal(loaded.wv.vectors, skipgram.wv.vectors)
     np.testing.assert_array_equal(loaded.wv.word_vector("strollings"), skipgram.wv.word_vector("strollings"))
-    before = loaded.wv.vectors.copy()
+    before, output_before = loaded.wv.vectors.copy(), np.array(loaded.output_vectors)
     loaded.workers = 1
     loaded.train(planted_corpus(100, seed=9), epochs=1)
     assert not np.allclose(loaded.wv.vectors, before)
     assert neighbours_in_topic(loaded.wv) >= 0.9
+    # the output rows, read back contiguous, were moved onto whole cache lines and trained there
+    assert whole_lines(loaded.output_vectors).strides[0] == 64 and not np.allclose(loaded.output_vectors, output_before)
+
+
+def test_output_rows_start_on_whole_cache_lines(skipgram):
+    lines = whole_lines(skipgram.output_vectors)  # 16 floats: one line each
+    assert lines is not None and all(lines[r].ctypes.data % 64 == 0 for r in range(len(lines)))
+    wide = FastText(planted_corpus(50), sg=1, **dict(SMALL, vector_size=20, epochs=1))
+    assert whole_lines(wide.output_vectors).shape == (len(wide.wv), 32) and wide.output_vectors.shape[1] == 20
+    assert np.abs(wide.output_vectors).sum() > 0 and not whole_lines(wide.output_vectors)[:, 20:].any()
 
 
 def test_bad_input_gets_clear_errors(tmp_path):

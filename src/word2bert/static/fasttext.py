@@ -36,7 +36,7 @@ from word2bert.progress import progress_bar
 from word2bert.static import jobs as training, kernels, storage
 from word2bert.static.huffman import build_huffman_tree
 from word2bert.static.init import input_matrix_ahead, uniform_rows
-from word2bert.static.native import GatheredRows, prepare
+from word2bert.static.native import GatheredRows, line_aligned_copy, line_aligned_zeros, prepare, whole_lines
 from word2bert.static.sampling import keep_probabilities, negative_sampling_table
 from word2bert.static.subwords import subword_rows, word_ngrams
 from word2bert.static.word2vec import check_gensim_options, one_of
@@ -229,7 +229,7 @@ class FastText:
         self.input_vectors = uniform_rows(rows, self.vector_size, 1.0 / self.vector_size, self.seed,
                                           self.subword_rows, self.workers,
                                           out=zeros.result(rows) if zeros is not None else None)
-        self.output_vectors = np.zeros((len(vocab), self.vector_size), np.float32)
+        self.output_vectors = line_aligned_zeros(len(vocab), self.vector_size)[:, :self.vector_size]
         self._wv = None
         return self
 
@@ -317,6 +317,8 @@ class FastText:
 
         # the rows training touches, together on whole lines (GatheredRows); written back when it stops
         gathered = GatheredRows(self.input_vectors, self.subword_rows)
+        if whole_lines(self.output_vectors) is None:  # loaded or set by the user: onto lines once
+            self.output_vectors = line_aligned_copy(np.asarray(self.output_vectors, np.float32))
 
         def call(job):
             return kernels.subword_chunk(

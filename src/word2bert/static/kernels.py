@@ -801,13 +801,13 @@ def _rows(dim):
     return line_aligned_zeros(1, dim), line_aligned_zeros(1, dim)
 
 
-def _input_matrix(input_vectors):
-    """The C-contiguous matrix a bag kernel indexes for the ``(rows, dim)`` input matrix: the matrix
-    itself, or the padded one behind a :func:`~word2bert.static.native.line_aligned_copy` view (a
-    :class:`~word2bert.static.native.GatheredRows`'s ``lines``); the kernels read and write its first
-    ``dim`` columns only."""
-    lines = whole_lines(input_vectors)
-    return lines if lines is not None else input_vectors
+def _kernel_matrix(matrix):
+    """The C-contiguous matrix a bag kernel indexes for a ``(rows, dim)`` input or output matrix: the
+    matrix itself, or the padded one behind a :func:`~word2bert.static.native.line_aligned_copy` view
+    (a :class:`~word2bert.static.native.GatheredRows`'s ``lines``, fastText's output rows); the kernels
+    read and write its first ``dim`` columns only."""
+    lines = whole_lines(matrix)
+    return lines if lines is not None else matrix
 
 
 def _subword_call(input_vectors, output_vectors, tokens, sentence_offsets, first, last, subword_offsets, subword_rows,
@@ -818,8 +818,8 @@ def _subword_call(input_vectors, output_vectors, tokens, sentence_offsets, first
     max_rows = max(int(np.max(np.diff(subword_offsets), initial=1)), 1)
     hidden, grad = _rows(dim)
     return _subword_for(dim, kind), (
-        _input_matrix(input_vectors), output_vectors, readonly(tokens, np.int32), readonly(sentence_offsets, np.int64),
-        np.int64(first), np.int64(last), readonly(subword_offsets, np.int64), writable(subword_rows, np.int32),
+        _kernel_matrix(input_vectors), _kernel_matrix(output_vectors), readonly(tokens, np.int32),
+        readonly(sentence_offsets, np.int64), np.int64(first), np.int64(last), readonly(subword_offsets, np.int64), writable(subword_rows, np.int32),
         readonly(keep_probability, np.float32), np.int64(window), bool(skipgram), np.int64(negative),
         readonly(table, np.uint64), readonly(codes, np.uint8), readonly(points, np.int32),
         readonly(code_lengths, np.int32), np.float64(alpha_start), np.float64(alpha_end), np.int64(seed),
@@ -832,7 +832,7 @@ def subword_chunk(input_vectors, output_vectors, tokens, sentence_offsets, first
                   keep_probability, window, skipgram, kind, negative, table, codes, points, code_lengths, alpha_start,
                   alpha_end, seed):
     """:func:`_subword_chunk` compiled for ``dim = input_vectors.shape[1]`` and the loss ``kind``
-    (``input_vectors`` may be the view of rows on whole lines: see :func:`_input_matrix`)."""
+    (either matrix may be the view of rows on whole lines: see :func:`_kernel_matrix`)."""
     kernel, arguments = _subword_call(input_vectors, output_vectors, tokens, sentence_offsets, first, last,
                                       subword_offsets, subword_rows, keep_probability, window, skipgram, kind,
                                       negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed)
@@ -856,7 +856,8 @@ def _supervised_call(input_vectors, output_vectors, example_offsets, example_row
     pending = np.zeros((output_vectors.shape[0] if deferred else 1, dim), np.float32)
     hidden, grad = _rows(dim)
     return _supervised_for(dim, kind), (
-        _input_matrix(input_vectors), output_vectors, readonly(example_offsets, np.int64), readonly(example_rows, np.int32),
+        _kernel_matrix(input_vectors), _kernel_matrix(output_vectors), readonly(example_offsets, np.int64),
+        readonly(example_rows, np.int32),
         readonly(label_offsets, np.int64), readonly(labels, np.int32), readonly(order, np.int64), np.int64(first),
         np.int64(last), np.int64(negative), readonly(table, np.uint64), readonly(codes, np.uint8),
         readonly(points, np.int32), readonly(code_lengths, np.int32), np.float64(alpha_start), np.float64(alpha_end),
@@ -868,7 +869,7 @@ def supervised_chunk(input_vectors, output_vectors, example_offsets, example_row
                      last, kind, negative, table, codes, points, code_lengths, alpha_start, alpha_end, seed,
                      output_batch=1):
     """:func:`_supervised_chunk` compiled for ``dim = input_vectors.shape[1]`` and the loss ``kind``
-    (``input_vectors`` may be the view of rows on whole lines: see :func:`_input_matrix`)."""
+    (either matrix may be the view of rows on whole lines: see :func:`_kernel_matrix`)."""
     kernel, arguments = _supervised_call(input_vectors, output_vectors, example_offsets, example_rows, label_offsets,
                                          labels, order, first, last, kind, negative, table, codes, points,
                                          code_lengths, alpha_start, alpha_end, seed, output_batch)
