@@ -36,7 +36,7 @@ from word2bert.progress import progress_bar
 from word2bert.static import jobs as training, kernels, storage
 from word2bert.static.huffman import build_huffman_tree
 from word2bert.static.init import input_matrix_ahead, uniform_rows
-from word2bert.static.native import GatheredRows, line_aligned_copy, line_aligned_zeros, prepare, whole_lines
+from word2bert.static.native import GatheredRows, line_aligned_zeros, on_whole_lines, prepare
 from word2bert.static.sampling import keep_probabilities, negative_sampling_table
 from word2bert.static.subwords import subword_rows, word_ngrams
 from word2bert.static.word2vec import check_gensim_options, one_of
@@ -317,8 +317,7 @@ class FastText:
 
         # the rows training touches, together on whole lines (GatheredRows); written back when it stops
         gathered = GatheredRows(self.input_vectors, self.subword_rows)
-        if whole_lines(self.output_vectors) is None:  # loaded or set by the user: onto lines once
-            self.output_vectors = line_aligned_copy(np.asarray(self.output_vectors, np.float32))
+        self.output_vectors = on_whole_lines(self.output_vectors)  # loaded or set by the user: onto lines once
 
         def call(job):
             return kernels.subword_chunk(

@@ -819,9 +819,9 @@ def _subword_call(input_vectors, output_vectors, tokens, sentence_offsets, first
     hidden, grad = _rows(dim)
     return _subword_for(dim, kind), (
         _kernel_matrix(input_vectors), _kernel_matrix(output_vectors), readonly(tokens, np.int32),
-        readonly(sentence_offsets, np.int64), np.int64(first), np.int64(last), readonly(subword_offsets, np.int64), writable(subword_rows, np.int32),
-        readonly(keep_probability, np.float32), np.int64(window), bool(skipgram), np.int64(negative),
-        readonly(table, np.uint64), readonly(codes, np.uint8), readonly(points, np.int32),
+        readonly(sentence_offsets, np.int64), np.int64(first), np.int64(last), readonly(subword_offsets, np.int64),
+        writable(subword_rows, np.int32), readonly(keep_probability, np.float32), np.int64(window), bool(skipgram),
+        np.int64(negative), readonly(table, np.uint64), readonly(codes, np.uint8), readonly(points, np.int32),
         readonly(code_lengths, np.int32), np.float64(alpha_start), np.float64(alpha_end), np.int64(seed),
         np.empty(_longest(sentence_offsets, first, last), np.int32), np.empty(2 * window + 1, np.int32),
         np.empty(2 * window * max_rows, np.int32), hidden, grad,
@@ -857,11 +857,10 @@ def _supervised_call(input_vectors, output_vectors, example_offsets, example_row
     hidden, grad = _rows(dim)
     return _supervised_for(dim, kind), (
         _kernel_matrix(input_vectors), _kernel_matrix(output_vectors), readonly(example_offsets, np.int64),
-        readonly(example_rows, np.int32),
-        readonly(label_offsets, np.int64), readonly(labels, np.int32), readonly(order, np.int64), np.int64(first),
-        np.int64(last), np.int64(negative), readonly(table, np.uint64), readonly(codes, np.uint8),
-        readonly(points, np.int32), readonly(code_lengths, np.int32), np.float64(alpha_start), np.float64(alpha_end),
-        np.int64(seed), np.int64(output_batch), pending, hidden, grad,
+        readonly(example_rows, np.int32), readonly(label_offsets, np.int64), readonly(labels, np.int32),
+        readonly(order, np.int64), np.int64(first), np.int64(last), np.int64(negative), readonly(table, np.uint64),
+        readonly(codes, np.uint8), readonly(points, np.int32), readonly(code_lengths, np.int32),
+        np.float64(alpha_start), np.float64(alpha_end), np.int64(seed), np.int64(output_batch), pending, hidden, grad,
         bag_work(kind, negative, output_vectors.shape[0], 1, dim))
 
 

@@ -121,6 +121,14 @@ def line_aligned_copy(matrix) -> "np.ndarray":
     return lines[:, :dim]
 
 
+def on_whole_lines(matrix) -> "np.ndarray":
+    """``matrix`` when its rows are on whole cache lines (:func:`whole_lines`), else a
+    :func:`line_aligned_copy` of it (a matrix loaded from disk or set by the user, moved once)."""
+    import numpy as np
+
+    return matrix if whole_lines(matrix) is not None else line_aligned_copy(np.asarray(matrix, np.float32))
+
+
 def _byte_bounds(array):
     import numpy as np
 
@@ -167,8 +175,10 @@ class GatheredRows:
     lines, so the rows two threads write never share a line. Measured against the scattered matrix
     (session 22, 2 threads): paired runs, job by job (both layouts' rows then share the caches),
     fastText skip-gram 0.85-0.91, the classifier 0.90-0.92; in sorted row order instead 0.95, in order
-    of use counts 0.96, the full matrix on whole lines 0.97-0.98; whole runs of fastText on enmix
-    (5 epochs) trained in 26.0 / 38.2 / 23.8 s against 34.5 / 45.8 / 46.4 s. Gathering costs 0.1-0.4 s.
+    of use counts 0.96, the full matrix on whole lines 0.97-0.98. Whole five-epoch fastText runs on
+    enmix, alternating with the scattered matrix, did not show it past the machine's swings (26.0 /
+    38.2 / 23.8 s against 45.8 / 46.4 s, an hour later 34.1 / 44.2 s against 33.1 / 32.5 s).
+    Gathering costs 0.1-0.4 s for fastText, 0.2-0.7 s for the classifier's 443k rows.
 
     ``used`` are row numbers of ``matrix`` (every bag's rows, repeats allowed); ``rows`` are the same
     renumbered: ``lines[rows[i]]`` starts as ``matrix[used[i]]``. ``lines`` is the ``(n, dim)`` view

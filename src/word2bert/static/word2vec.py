@@ -31,7 +31,7 @@ from word2bert.progress import progress_bar
 from word2bert.static import jobs as training, kernels, storage
 from word2bert.static.huffman import MAX_CODE_LENGTH, build_huffman_tree
 from word2bert.static.init import numpy_uniform
-from word2bert.static.native import line_aligned_copy, prepare, whole_lines
+from word2bert.static.native import line_aligned_copy, on_whole_lines, prepare, whole_lines
 from word2bert.static.sampling import keep_probabilities, negative_sampling_table
 
 JOB_WORDS = 10_000  # words per kernel call (gensim's MAX_WORDS_IN_BATCH, word2vec.c's 10k lr step)
@@ -199,11 +199,8 @@ class Word2Vec:
         (:func:`~word2bert.static.native.whole_lines`; :meth:`build_vocab` makes them so: skip-gram
         trains 3-5% faster than on 400-byte rows that straddle lines, session 21). Vectors loaded or set
         another way are copied onto lines once, and ``input_vectors`` and ``wv`` become that copy."""
-        inputs = whole_lines(self.input_vectors)
-        if inputs is None:
-            self.input_vectors = line_aligned_copy(np.asarray(self.input_vectors, np.float32))
-            inputs = whole_lines(self.input_vectors)
-        return inputs
+        self.input_vectors = on_whole_lines(self.input_vectors)
+        return whole_lines(self.input_vectors)
 
     def _private_hot_rows(self):
         """With several threads, each thread's own copies of the output rows that every example writes
