@@ -179,6 +179,8 @@ class FastTextModel:
             from word2bert.static.quantize import dequantize
 
             return dequantize(self.model.quantized_input, [ind])[0]
+        if self.supervised:
+            return self.model.input_rows([ind])[0]
         return np.array(self.model.input_vectors[ind])
 
     def get_word_vector(self, word: str) -> np.ndarray:
@@ -192,7 +194,7 @@ class FastTextModel:
             from word2bert.static.quantize import dequantize
 
             return dequantize(self.model.quantized_input, rows).mean(axis=0).astype(np.float32)
-        return self.model.input_vectors[rows].mean(axis=0).astype(np.float32)
+        return self.model.input_rows(rows).mean(axis=0).astype(np.float32)
 
     def __getitem__(self, word: str) -> np.ndarray:
         return self.get_word_vector(word)
@@ -216,7 +218,7 @@ class FastTextModel:
                 from word2bert.static.quantize import dequantize
 
                 return dequantize(self.model.quantized_input, rows).mean(axis=0).astype(np.float32)
-            return self.model.input_vectors[rows].mean(axis=0).astype(np.float32)
+            return self.model.input_rows(rows).mean(axis=0).astype(np.float32)
         total = np.zeros(self.get_dimension(), np.float64)
         count = 0
         for word in text.split():

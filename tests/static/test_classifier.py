@@ -85,6 +85,32 @@ def test_planted_labels_are_recovered(tmp_path, loss):
     assert all(0.0 <= p[0] <= 1.0 for p in probabilities)
 
 
+def test_predictions_from_the_trained_rows_equal_those_from_the_full_input_matrix(tmp_path):
+    """A model trained from scratch predicts from the rows training touched (its full input matrix is
+    built only when asked for): the same probabilities before and after the matrix is built, whose
+    other rows are zero."""
+    rng = np.random.default_rng(5)
+    train, _ = planted_lines(400, rng)
+    test, _ = planted_lines(50, rng)
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(train) + "\n")
+    model = FastTextClassifier(str(path), dim=12, epoch=2, lr=0.5, word_ngrams=2, bucket=5_000, workers=1,
+                               progress=False)
+    lines = [t.split(" ", 1)[1].split() + ["unseen_word"] for t in test]
+    assert model._trained_rows is not None and model._input_vectors is None
+    before = model.label_probabilities(lines)
+    some_rows = np.arange(0, len(model.words) + 5_000, 7)
+    rows_before = model.input_rows(some_rows)
+    assert model._input_vectors is None
+    matrix = model.input_vectors  # built now
+    assert model._trained_rows is None and matrix.shape == (len(model.words) + 5_000, 12)
+    _, rows, _, _ = model.encode(None, model._tokenized(str(path)))
+    untouched = np.setdiff1d(np.arange(matrix.shape[0]), rows)
+    assert len(untouched) > 1_000 and not matrix[untouched].any() and matrix[np.unique(rows)].any(axis=1).all()
+    np.testing.assert_allclose(model.label_probabilities(lines), before, rtol=1e-5, atol=1e-7)
+    assert np.array_equal(rows_before, matrix[some_rows]) and np.array_equal(model.input_rows(some_rows), rows_before)
+
+
 def test_multilabel_precision_recall_at_k(tmp_path):
     rng = np.random.default_rng(2)
     train, _ = planted_lines(2000, rng, multi=True)

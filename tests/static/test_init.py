@@ -3,7 +3,7 @@ matrix mapped in the background."""
 
 import numpy as np
 
-from word2bert.static.init import ZerosInBackground, uniform_matrix, uniform_rows
+from word2bert.static.init import ZerosInBackground, uniform_matrix, uniform_rows, uniform_rows_at
 
 
 def test_uniform_rows_draws_the_rows_of_uniform_matrix_and_leaves_the_others_zero():
@@ -27,3 +27,13 @@ def test_uniform_rows_into_a_matrix_mapped_in_the_background():
     np.testing.assert_array_equal(drawn, uniform_rows(1012, 5, 0.1, 7, np.array([3, 1011, 500]), 1))
     assert ZerosInBackground(10, 5).result(11) is None  # no room: the caller allocates its own
     assert not ZerosInBackground(10, 5).result(10).any()
+
+
+def test_uniform_rows_at_gathers_rows_of_uniform_matrix_into_wider_rows_leaving_the_padding():
+    full = uniform_matrix(50, 7, 0.25, seed=3)
+    keys = np.array([31, 4, 0, 49], np.int64)
+    for workers in (1, 2, 3):
+        out = np.zeros((5, 16), np.float32)  # rows padded to 16 columns, one row more than drawn
+        uniform_rows_at(out, keys, 7, 0.25, 3, workers)
+        np.testing.assert_array_equal(out[:4, :7], full[keys])
+        assert not out[:, 7:].any() and not out[4].any()

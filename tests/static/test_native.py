@@ -188,3 +188,27 @@ def test_gathered_rows_are_the_used_rows_in_order_of_first_use_on_whole_lines_an
     expected[11] += 1.0
     expected[2] -= 2.0
     assert np.array_equal(matrix, expected)
+
+
+def test_drawn_gathered_rows_stand_for_a_matrix_whose_other_rows_are_zero():
+    import numpy as np
+
+    from word2bert.static.init import uniform_rows, uniform_rows_at
+    from word2bert.static.kernels import bag_means
+    from word2bert.static.native import GatheredRows
+
+    used = np.array([7, 2, 7, 11, 0, 2, 5], np.int32)
+    gathered = GatheredRows.drawn(12, 100, used, lambda lines, order: uniform_rows_at(lines, order, 100, 0.01, 4))
+    full = uniform_rows(12, 100, 0.01, 4, used)  # the matrix these rows stand for: the others zero
+    assert gathered.order.tolist() == [7, 2, 11, 0, 5]
+    assert np.array_equal(gathered.lines[gathered.rows], full[used])
+    assert gathered.lines_and_zero.shape == (6, 100) and not gathered.lines_and_zero[5].any()
+    # any rows, touched or not: the same bag means as from the full matrix
+    offsets = np.array([0, 3, 3, 7], np.int64)
+    rows = np.array([1, 7, 3, 9, 11, 2, 5], np.int32)
+    assert gathered.slots(rows).tolist() == [5, 0, 5, 5, 2, 1, 4]
+    np.testing.assert_allclose(bag_means(gathered.lines_and_zero, offsets, gathered.slots(rows)),
+                               bag_means(full, offsets, rows), rtol=1e-6, atol=1e-9)
+    rebuilt = np.zeros((12, 100), np.float32)
+    gathered.write_back(rebuilt)
+    assert np.array_equal(rebuilt, full)

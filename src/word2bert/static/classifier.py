@@ -35,7 +35,7 @@ from word2bert.fileio import is_compressed
 from word2bert.interop.fasttext_format import QuantizedMatrixData
 from word2bert.progress import progress_bar
 from word2bert.static import jobs as training, kernels, storage
-from word2bert.static.init import input_matrix_ahead, uniform_rows
+from word2bert.static.init import uniform_rows_at
 from word2bert.static.losses import LOSS_HS, LOSS_NAMES, LOSS_SOFTMAX
 from word2bert.static.native import GatheredRows, prepare
 from word2bert.static.quantize import dequantize, quantize_matrix
@@ -323,7 +323,8 @@ class FastTextClassifier:
         self.labels: list[str] = []
         self.label_counts = np.zeros(0, np.int64)
         self.ntokens = 0
-        self.input_vectors = None
+        self._input_vectors = None
+        self._trained_rows = None  # a GatheredRows after training (see input_vectors)
         self.output_vectors = None
         self.quantized_input = None  # a QuantizedMatrixData once quantized (then input_vectors is None)
         self.quantized_output = None
@@ -332,6 +333,35 @@ class FastTextClassifier:
         self.timings: dict = {}
         if input is not None:
             self.train(input)
+
+    @property
+    def input_vectors(self) -> np.ndarray | None:
+        """The input matrix: a row per word, then ``bucket`` rows of hashed n-grams. Training keeps the
+        rows it touches apart (:class:`~word2bert.static.native.GatheredRows`); the full matrix (800 MB
+        with 2M buckets, mostly rows no training line uses) is written from them when first asked for."""
+        if self._trained_rows is not None:
+            matrix = self._input_vectors
+            if matrix is None:
+                matrix = np.zeros((self.nwords + self.bucket, self.dim), np.float32)
+            self._trained_rows.write_back(matrix)
+            self._input_vectors, self._trained_rows = matrix, None
+        return self._input_vectors
+
+    @input_vectors.setter
+    def input_vectors(self, matrix) -> None:
+        self._input_vectors, self._trained_rows = matrix, None
+
+    def _fresh_rows(self):
+        """The GatheredRows of a model trained from scratch whose full input matrix is not built yet
+        (they stand for it: its other rows are zero), else None."""
+        return self._trained_rows if self._trained_rows is not None and self._input_vectors is None else None
+
+    def input_rows(self, rows) -> np.ndarray:
+        """``input_vectors[rows]`` (a copy), without building the full matrix after training."""
+        fresh = self._fresh_rows()
+        if fresh is not None:
+            return fresh.lines_and_zero[fresh.slots(rows)]
+        return self.input_vectors[np.asarray(rows)]
 
     # -- reading -----------------------------------------------------------------------
     def _tokenized(self, source):
@@ -459,7 +489,6 @@ class FastTextClassifier:
         if self.is_quantized or self.pruneidx is not None:
             raise Word2BertError("a quantized or pruned model cannot be trained further")
         resume = self._resume_state
-        zeros = input_matrix_ahead(input, self.bucket, self.dim) if resume is None else None
         preparation = self._prepare_kernel()
         trained = (self.words, self.labels)
         tokenized = self._tokenized(input)
@@ -471,11 +500,19 @@ class FastTextClassifier:
         del tokenized
         if len(labels) == 0:
             raise Word2BertError(f"{where}: no line has a label")
+        # the rows training touches, together on whole lines (GatheredRows); a new model draws them
+        # there, U[-1/dim, 1/dim) as fastText, and builds its full input matrix only when asked for it
+        # (input_vectors): the other rows are zero, and predicting needs only these
         if resume is None:
-            n_rows = self.nwords + self.bucket
-            self.input_vectors = uniform_rows(n_rows, self.dim, 1.0 / self.dim, self.seed, rows, self.workers,
-                                              out=zeros.result(n_rows) if zeros is not None else None)
+            n_rows, bound = self.nwords + self.bucket, 1.0 / self.dim
+            gathered = GatheredRows.drawn(n_rows, self.dim, rows, lambda lines, order: uniform_rows_at(
+                lines, order, self.dim, bound, self.seed, self.workers))
+            self.input_vectors = None
             self.output_vectors = np.zeros((len(self.labels), self.dim), np.float32)
+        else:
+            gathered = GatheredRows(self.input_vectors, rows)
+        del rows
+        self._trained_rows = gathered
         table, codes, points, lengths = self._output_tables()
         kind = LOSS_NAMES[self.loss]
         n = len(offsets) - 1
@@ -490,10 +527,6 @@ class FastTextClassifier:
         # with several threads the label rows take their steps in batches (see supervised_chunk)
         output_batch = OUTPUT_BATCH if self.workers > 1 else 1
 
-        # the rows training touches, together on whole lines (GatheredRows); written back when it stops
-        gathered = GatheredRows(self.input_vectors, rows)
-        del rows
-
         def call(job):
             return kernels.supervised_chunk(gathered.lines, self.output_vectors, offsets, gathered.rows,
                                             label_offsets, labels, orders[job.epoch], job.first, job.last, kind,
@@ -504,7 +537,7 @@ class FastTextClassifier:
                            disable=self.progress is False or None)
 
         def save(path, state):
-            gathered.write_back(self.input_vectors)
+            self._trained_rows = gathered  # (the checkpoint writes them into input_vectors)
             self._resume_state = state
             self.save_checkpoint(path)
 
@@ -517,7 +550,7 @@ class FastTextClassifier:
                     call, jobs, self.workers, progress=bar, sizes=[job.last - job.first for job in jobs],
                     resume=resume, corpus_size=n, checkpoint=checkpoint, save=save, what="classifier")
         finally:
-            gathered.write_back(self.input_vectors)
+            self._trained_rows = gathered
         self.timings["training"] = time.perf_counter() - start
         self._resume_state = None
         self.training_loss = loss / max(examples, 1)
@@ -571,7 +604,11 @@ class FastTextClassifier:
             _, codes, points, lengths = self._output_tables()
         else:
             codes, points, lengths = kernels.dummy_tree()
-        input_vectors = self.input_vectors
+        fresh = self._fresh_rows()
+        if fresh is not None and self.loss != "hs":  # (the HS kernel takes the full matrix)
+            input_vectors, rows = fresh.lines_and_zero, fresh.slots(rows)
+        else:
+            input_vectors = self.input_vectors
         if self.quantized_input is not None:  # only the rows these lines use, decoded from their codes
             used, rows = np.unique(rows, return_inverse=True)
             input_vectors = dequantize(self.quantized_input, used)

@@ -25,13 +25,14 @@ WORD_ROWS_MAPPED = 1 << 16  # of which mapped ahead with the n-gram rows (26 MB 
 
 
 @numba.njit(nogil=True, cache=True)
-def _fill_uniform(out, rows, bound, seed):
-    """``out[r, :] ~ U[-bound, bound)`` for every ``r`` in ``rows``, from SplitMix64 keyed by ``(seed, r)``."""
-    cols = out.shape[1]
+def _fill_uniform(out, places, keys, cols, bound, seed):
+    """``out[places[q], :cols] ~ U[-bound, bound)`` from SplitMix64 keyed by ``(seed, keys[q])``: the
+    values of row ``keys[q]`` (``places = keys`` fills a matrix's own rows; other places gather them)."""
     scale = np.float32(2.0 * bound / 16777216.0)
     shift = np.float32(bound)
-    for q in range(rows.shape[0]):
-        r = rows[q]
+    for q in range(keys.shape[0]):
+        r = keys[q]
+        place = np.uint64(places[q])
         x = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(r) * np.uint64(0xD1B54A32D192ED03)
         for i in range(cols):
             x += np.uint64(0x9E3779B97F4A7C15)
@@ -39,17 +40,29 @@ def _fill_uniform(out, rows, bound, seed):
             z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
             z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
             z = z ^ (z >> np.uint64(31))
-            out[np.uint64(r), i] = np.float32(z >> np.uint64(40)) * scale - shift
+            out[place, i] = np.float32(z >> np.uint64(40)) * scale - shift
 
 
-def _fill(out, rows, bound, seed):
-    _fill_uniform(out, np.asarray(rows, np.int64), np.float64(bound), np.int64(seed))
+def _fill(out, places, keys, cols, bound, seed):
+    _fill_uniform(out, np.asarray(places, np.int64), np.asarray(keys, np.int64), np.int64(cols), np.float64(bound),
+                  np.int64(seed))
+
+
+def _fill_parts(out, places, keys, cols, bound, seed, workers):
+    """:func:`_fill` with the rows shared by ``workers`` threads (the kernel releases the GIL)."""
+    parts = np.array_split(np.arange(len(keys)), max(1, int(workers)))
+    if len(parts) == 1:
+        _fill(out, places, keys, cols, bound, seed)
+    else:
+        with futures.ThreadPoolExecutor(max_workers=len(parts)) as pool:
+            list(pool.map(lambda part: _fill(out, places[part], keys[part], cols, bound, seed), parts))
 
 
 def uniform_matrix(rows: int, cols: int, bound: float, seed: int) -> np.ndarray:
     """A float32 ``(rows, cols)`` matrix uniform in ``[-bound, bound)`` (fastText's input initialisation)."""
     out = np.empty((rows, cols), np.float32)
-    _fill(out, np.arange(rows, dtype=np.int64), bound, seed)
+    every = np.arange(rows, dtype=np.int64)
+    _fill(out, every, every, cols, bound, seed)
     return out
 
 
@@ -120,13 +133,18 @@ def uniform_rows(rows: int, cols: int, bound: float, seed: int, used, workers: i
         out = np.zeros((rows, cols), np.float32)
     elif out.shape != (rows, cols) or out.dtype != np.float32:
         raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}, not ({rows}, {cols}) float32")
-    parts = np.array_split(used, max(1, int(workers)))
-    if len(parts) == 1:
-        _fill(out, used, bound, seed)
-    else:
-        with futures.ThreadPoolExecutor(max_workers=len(parts)) as pool:
-            list(pool.map(lambda part: _fill(out, part, bound, seed), parts))
+    _fill_parts(out, used, used, cols, bound, seed, workers)
     return out
+
+
+def uniform_rows_at(out: np.ndarray, keys, cols: int, bound: float, seed: int, workers: int = 1) -> None:
+    """``out[q, :cols] = `` row ``keys[q]`` of :func:`uniform_matrix` (``cols`` columns, same ``bound``
+    and ``seed``) for ``q < len(keys)``, into the C-contiguous float32 ``out``, whose rows may be wider
+    (:func:`~word2bert.static.native.line_aligned_zeros`'s padded rows: the padding is left alone).
+    E.g. the rows that training touches, gathered (:meth:`~word2bert.static.native.GatheredRows.drawn`)
+    without drawing the others."""
+    keys = np.asarray(keys, np.int64)
+    _fill_parts(out, np.arange(len(keys), dtype=np.int64), keys, cols, bound, seed, workers)
 
 
 def numpy_uniform(shape, low: float, high: float, rng: np.random.Generator) -> np.ndarray:

@@ -938,7 +938,10 @@ def bag_means(input_vectors, offsets, rows):
     counts = np.diff(offsets)
     weights = np.repeat((1.0 / np.maximum(counts, 1)).astype(np.float32), counts)
     averaging = sparse.csr_matrix((weights, np.asarray(rows), offsets), shape=(len(counts), input_vectors.shape[0]))
-    return np.asarray(averaging @ np.asarray(input_vectors, np.float32), dtype=np.float32)
+    padded = whole_lines(input_vectors)  # rows on whole lines (GatheredRows): their zero padding too, no copy
+    if padded is None:
+        return np.asarray(averaging @ np.asarray(input_vectors, np.float32), dtype=np.float32)
+    return np.ascontiguousarray((averaging @ padded)[:, :input_vectors.shape[1]], dtype=np.float32)
 
 
 def dummy_tree():

@@ -178,32 +178,63 @@ class GatheredRows:
     of use counts 0.96, the full matrix on whole lines 0.97-0.98. Whole five-epoch fastText runs on
     enmix, alternating with the scattered matrix, did not show it past the machine's swings (26.0 /
     38.2 / 23.8 s against 45.8 / 46.4 s, an hour later 34.1 / 44.2 s against 33.1 / 32.5 s).
-    Gathering costs 0.1-0.4 s for fastText, 0.2-0.7 s for the classifier's 443k rows.
+    Gathering costs 0.1-0.4 s for fastText, 0.2-0.7 s for the classifier's 443k rows (session 24: the
+    classifier draws them in place instead, :meth:`drawn`).
 
     ``used`` are row numbers of ``matrix`` (every bag's rows, repeats allowed); ``rows`` are the same
     renumbered: ``lines[rows[i]]`` starts as ``matrix[used[i]]``. ``lines`` is the ``(n, dim)`` view
     of the gathered rows (:func:`line_aligned_copy`; :func:`whole_lines` gives the kernels the
     matrix behind it). :meth:`write_back` copies them into ``matrix`` after training.
+
+    :meth:`drawn` gathers the rows of a matrix that is never built (a model trained from scratch:
+    its rows' initial values are drawn straight into ``lines``), and the rows then also stand in for
+    that matrix after training: :meth:`slots` renumbers any of its rows into ``lines_and_zero``
+    (``lines`` and one zero row, for the rows training never touched, zero in such a matrix), so a
+    classifier predicts without first writing 443k rows into 800 MB of zeros.
     """
 
     COPY_ROWS = 1 << 15
 
     def __init__(self, matrix, used):
+        self._index(matrix.shape[0], matrix.shape[1], used)
+        for start in range(0, len(self.order), self.COPY_ROWS):  # in parts: no full-size temporary
+            part = self.order[start:start + self.COPY_ROWS]
+            self.lines[start:start + len(part)] = matrix[part]
+
+    @classmethod
+    def drawn(cls, n_rows: int, dim: int, used, draw) -> "GatheredRows":
+        """The rows ``used`` of an ``(n_rows, dim)`` matrix that is not built: ``draw(lines, order)``
+        gives ``lines[q]`` (the C-contiguous matrix on whole lines, padding columns included) the
+        initial value of row ``order[q]``."""
+        gathered = cls.__new__(cls)
+        gathered._index(n_rows, dim, used)
+        draw(gathered._padded, gathered.order)
+        return gathered
+
+    def _index(self, n_rows: int, dim: int, used) -> None:
+        """``order`` (the distinct rows in order of first use), ``position`` (a row's place in ``lines``;
+        ``len(order)``, the zero row, for the others), ``rows`` and zeros for ``lines``."""
         import numpy as np
 
         used = np.asarray(used)
-        first_use = np.full(matrix.shape[0], len(used), np.int64)
+        first_use = np.full(n_rows, len(used), np.int64)
         np.minimum.at(first_use, used, np.arange(len(used)))  # (5x faster than np.unique's sort)
         distinct = np.flatnonzero(first_use < len(used))
         self.order = distinct[np.argsort(first_use[distinct], kind="stable")]
-        position = np.empty(matrix.shape[0], np.int32)
-        position[self.order] = np.arange(len(self.order), dtype=np.int32)
-        self.rows = position[used]
-        n, dim = len(self.order), matrix.shape[1]
-        lines = line_aligned_zeros(n, dim)
-        for start in range(0, n, self.COPY_ROWS):  # in parts: no full-size temporary
-            lines[start:start + self.COPY_ROWS, :dim] = matrix[self.order[start:start + self.COPY_ROWS]]
-        self.lines = lines[:, :dim]
+        n = len(self.order)
+        self.position = np.full(n_rows, n, np.int32)
+        self.position[self.order] = np.arange(n, dtype=np.int32)
+        self.rows = self.position[used]
+        self._padded = line_aligned_zeros(n + 1, dim)
+        self.lines = self._padded[:n, :dim]
+        self.lines_and_zero = self._padded[:, :dim]
+
+    def slots(self, rows) -> "np.ndarray":
+        """``rows`` of the matrix as rows of ``lines_and_zero`` (int32): a row training never touched
+        becomes the zero row, so this stands for the matrix only where such rows are zero there."""
+        import numpy as np
+
+        return self.position[np.asarray(rows)]
 
     def write_back(self, matrix) -> None:
         """``matrix[order] = lines``: the trained rows back in their places."""
