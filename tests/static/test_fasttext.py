@@ -90,6 +90,25 @@ def test_word_vector_is_the_mean_of_its_rows(skipgram):
     np.testing.assert_array_equal(model.wv.word_vector("ab"), np.zeros(16, np.float32))
 
 
+def test_vectors_from_the_trained_rows_equal_those_from_the_full_input_matrix():
+    """A model drawn from scratch trains on the rows its words use and answers from them (the other
+    rows are zero); its full input matrix is built when asked for, with the same vectors, OOV too."""
+    model = FastText(planted_corpus(100), sg=1, **dict(SMALL, epochs=1))
+    assert model._input_vectors is None and model._trained_rows is not None
+    wv = model.wv
+    known, unseen = wv.vectors.copy(), wv.get_vector("strollings")  # "strollings" uses n-gram rows no word has
+    assert model._input_vectors is None
+    matrix = model.input_vectors  # built now
+    assert matrix.shape == (len(wv) + 5000, 16) and model._trained_rows is None
+    untouched = np.setdiff1d(np.arange(matrix.shape[0]), model.subword_rows)
+    assert len(untouched) > 4000 and not matrix[untouched].any()
+    model._wv = None
+    np.testing.assert_allclose(model.wv.vectors, known, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(model.wv.get_vector("strollings"), unseen, rtol=1e-6, atol=1e-8)
+    _, rows = model.get_subwords("strollings")
+    np.testing.assert_allclose(unseen, matrix[rows].mean(axis=0), rtol=1e-5, atol=1e-7)
+
+
 def test_save_load_and_continue_training(tmp_path, skipgram):
     path = tmp_path / "model.bin"
     skipgram.save(path)

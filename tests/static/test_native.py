@@ -193,13 +193,14 @@ def test_gathered_rows_are_the_used_rows_in_order_of_first_use_on_whole_lines_an
 def test_drawn_gathered_rows_stand_for_a_matrix_whose_other_rows_are_zero():
     import numpy as np
 
-    from word2bert.static.init import uniform_rows, uniform_rows_at
+    from word2bert.static.init import uniform_matrix, uniform_rows_at
     from word2bert.static.kernels import bag_means
     from word2bert.static.native import GatheredRows
 
     used = np.array([7, 2, 7, 11, 0, 2, 5], np.int32)
     gathered = GatheredRows.drawn(12, 100, used, lambda lines, order: uniform_rows_at(lines, order, 100, 0.01, 4))
-    full = uniform_rows(12, 100, 0.01, 4, used)  # the matrix these rows stand for: the others zero
+    full = uniform_matrix(12, 100, 0.01, 4)  # the matrix these rows stand for: the others zero
+    full[np.setdiff1d(np.arange(12), used)] = 0.0
     assert gathered.order.tolist() == [7, 2, 11, 0, 5]
     assert np.array_equal(gathered.lines[gathered.rows], full[used])
     assert gathered.lines_and_zero.shape == (6, 100) and not gathered.lines_and_zero[5].any()

@@ -37,7 +37,7 @@ from word2bert.progress import progress_bar
 from word2bert.static import jobs as training, kernels, storage
 from word2bert.static.init import uniform_rows_at
 from word2bert.static.losses import LOSS_HS, LOSS_NAMES, LOSS_SOFTMAX
-from word2bert.static.native import GatheredRows, prepare
+from word2bert.static.native import GatheredInputMatrix, GatheredRows, prepare
 from word2bert.static.quantize import dequantize, quantize_matrix
 from word2bert.static.huffman import build_huffman_tree
 from word2bert.static.sampling import negative_sampling_table
@@ -272,7 +272,7 @@ def fasttext_line_order(n: int, threads: int, epoch: int) -> np.ndarray:
     return order[order >= 0]
 
 
-class FastTextClassifier:
+class FastTextClassifier(GatheredInputMatrix):
     """fastText supervised. ``FastTextClassifier("train.txt", epoch=25, lr=0.5, word_ngrams=2)`` trains.
 
     Parameters keep fastText's meaning (snake_case): ``lr`` (0.1), ``dim`` (100), ``epoch`` (5),
@@ -323,8 +323,7 @@ class FastTextClassifier:
         self.labels: list[str] = []
         self.label_counts = np.zeros(0, np.int64)
         self.ntokens = 0
-        self._input_vectors = None
-        self._trained_rows = None  # a GatheredRows after training (see input_vectors)
+        self.input_vectors = None  # (GatheredInputMatrix: built from the trained rows when asked for)
         self.output_vectors = None
         self.quantized_input = None  # a QuantizedMatrixData once quantized (then input_vectors is None)
         self.quantized_output = None
@@ -334,34 +333,8 @@ class FastTextClassifier:
         if input is not None:
             self.train(input)
 
-    @property
-    def input_vectors(self) -> np.ndarray | None:
-        """The input matrix: a row per word, then ``bucket`` rows of hashed n-grams. Training keeps the
-        rows it touches apart (:class:`~word2bert.static.native.GatheredRows`); the full matrix (800 MB
-        with 2M buckets, mostly rows no training line uses) is written from them when first asked for."""
-        if self._trained_rows is not None:
-            matrix = self._input_vectors
-            if matrix is None:
-                matrix = np.zeros((self.nwords + self.bucket, self.dim), np.float32)
-            self._trained_rows.write_back(matrix)
-            self._input_vectors, self._trained_rows = matrix, None
-        return self._input_vectors
-
-    @input_vectors.setter
-    def input_vectors(self, matrix) -> None:
-        self._input_vectors, self._trained_rows = matrix, None
-
-    def _fresh_rows(self):
-        """The GatheredRows of a model trained from scratch whose full input matrix is not built yet
-        (they stand for it: its other rows are zero), else None."""
-        return self._trained_rows if self._trained_rows is not None and self._input_vectors is None else None
-
-    def input_rows(self, rows) -> np.ndarray:
-        """``input_vectors[rows]`` (a copy), without building the full matrix after training."""
-        fresh = self._fresh_rows()
-        if fresh is not None:
-            return fresh.lines_and_zero[fresh.slots(rows)]
-        return self.input_vectors[np.asarray(rows)]
+    def _input_shape(self) -> tuple:
+        return (self.nwords + self.bucket, self.dim)
 
     # -- reading -----------------------------------------------------------------------
     def _tokenized(self, source):
@@ -510,7 +483,7 @@ class FastTextClassifier:
             self.input_vectors = None
             self.output_vectors = np.zeros((len(self.labels), self.dim), np.float32)
         else:
-            gathered = GatheredRows(self.input_vectors, rows)
+            gathered = self._rows_to_train(rows)
         del rows
         self._trained_rows = gathered
         table, codes, points, lengths = self._output_tables()

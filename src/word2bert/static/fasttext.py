@@ -35,8 +35,8 @@ from word2bert.errors import UnknownWordError, Word2BertError, check_positive
 from word2bert.progress import progress_bar
 from word2bert.static import jobs as training, kernels, storage
 from word2bert.static.huffman import build_huffman_tree
-from word2bert.static.init import input_matrix_ahead, uniform_rows
-from word2bert.static.native import GatheredRows, line_aligned_zeros, on_whole_lines, prepare
+from word2bert.static.init import uniform_rows_at
+from word2bert.static.native import GatheredInputMatrix, GatheredRows, line_aligned_zeros, on_whole_lines, prepare
 from word2bert.static.sampling import keep_probabilities, negative_sampling_table
 from word2bert.static.subwords import subword_rows, word_ngrams
 from word2bert.static.word2vec import check_gensim_options, one_of
@@ -50,15 +50,31 @@ class FastTextKeyedVectors(KeyedVectors):
     its n-gram rows); ``input_vectors`` is the full input matrix (``nwords + bucket`` rows)
     from which a vector for any string is computed (``get_vector``). ``word in kv`` is true for
     vocabulary words and for any word with at least one n-gram (gensim's convention);
-    ``has_index_for`` tells vocabulary membership.
+    ``has_index_for`` tells vocabulary membership. ``model``: instead of ``input_vectors``, the
+    :class:`FastText` whose rows these are (its full matrix is built only when asked for).
     """
 
-    def __init__(self, vectors, index_to_key, counts=None, input_vectors=None, min_n=3, max_n=6, bucket=2_000_000):
+    def __init__(self, vectors, index_to_key, counts=None, input_vectors=None, min_n=3, max_n=6, bucket=2_000_000,
+                 model=None):
         super().__init__(vectors, index_to_key, counts)
         self.input_vectors = input_vectors
+        self._model = model
         self.min_n = int(min_n)
         self.max_n = int(max_n)
         self.bucket = int(bucket)
+
+    @property
+    def input_vectors(self) -> np.ndarray | None:
+        if self._input_vectors is None and self._model is not None:
+            self._input_vectors = self._model.input_vectors
+        return self._input_vectors
+
+    @input_vectors.setter
+    def input_vectors(self, matrix) -> None:
+        self._input_vectors, self._model = matrix, None
+
+    def _input_rows(self, rows) -> np.ndarray:
+        return self._model.input_rows(rows) if self._input_vectors is None else self._input_vectors[rows]
 
     def __repr__(self) -> str:
         return (f"FastTextKeyedVectors({len(self)} words, dimension {self.vector_size}, "
@@ -66,7 +82,7 @@ class FastTextKeyedVectors(KeyedVectors):
 
     def ngram_rows(self, word: str) -> np.ndarray:
         """Input rows of the n-grams of ``word`` (``nwords + hash % bucket``, fastText's ids)."""
-        if self.input_vectors is None or self.max_n <= 0 or self.bucket <= 0:
+        if (self._input_vectors is None and self._model is None) or self.max_n <= 0 or self.bucket <= 0:
             return np.zeros(0, np.int32)
         _, rows = subword_rows([word], self.min_n, self.max_n, self.bucket, nwords=len(self), include_self=False)
         return rows
@@ -82,7 +98,7 @@ class FastTextKeyedVectors(KeyedVectors):
         rows = self.ngram_rows(key)
         if len(rows) == 0:
             raise UnknownWordError(key, f"word {key!r} is not in the vocabulary and has no character n-grams")
-        vector = self.input_vectors[rows].mean(axis=0, dtype=np.float64).astype(np.float32)
+        vector = self._input_rows(rows).mean(axis=0, dtype=np.float64).astype(np.float32)
         if norm:
             length = np.linalg.norm(vector)
             return vector / length if length > 0 else vector
@@ -112,7 +128,7 @@ class FastTextKeyedVectors(KeyedVectors):
         return float(np.dot(a, b))
 
 
-class FastText:
+class FastText(GatheredInputMatrix):
     """fastText unsupervised (``sg=1`` skip-gram, ``sg=0`` CBOW) with gensim's parameter names.
 
     ``FastText(corpus_file="text.txt", sg=1)`` trains at once; ``build_vocab`` then ``train``
@@ -164,7 +180,7 @@ class FastText:
         self.cache_dir = cache_dir
         self.progress = progress
         self.vocab: Vocabulary | None = None
-        self.input_vectors: np.ndarray | None = None
+        self.input_vectors = None  # (GatheredInputMatrix: built from the trained rows when asked for)
         self.output_vectors: np.ndarray | None = None
         self.ntokens = 0
         self.training_loss = 0.0
@@ -200,15 +216,15 @@ class FastText:
         A text file (``corpus_file``, or a :class:`LineSentence`) is read once by a compiled scanner
         that also encodes it for :meth:`train`, while the training kernel compiles in a helper process
         on a first run. Input rows are uniform in ``[-1/dim, 1/dim]`` (fastText), output rows zero;
-        n-gram buckets that no vocabulary word uses stay zero (they can never be trained).
+        n-gram buckets that no vocabulary word uses stay zero (they can never be trained): the rows that
+        are used are drawn straight onto whole lines (:meth:`GatheredRows.drawn`), the full input matrix
+        is built from them only when asked for (``input_vectors``).
         """
         check_gensim_options("build_vocab", gensim_options, ("progress_per", "keep_raw_vocab", "trim_rule", "update"))
         sentences = one_of(sentences, corpus_iterable)
         if self._started is None:
             self._started = time.perf_counter()
         source = file_source(sentences, corpus_file)
-        zeros = input_matrix_ahead(source[0], self.ngram_buckets, self.vector_size) \
-            if source is not None else None
         self._prepare_kernel()
         self._scanned = None
         start = time.perf_counter()
@@ -225,10 +241,11 @@ class FastText:
                                          progress=progress)
         self.timings["vocabulary"] = time.perf_counter() - start
         self._set_vocabulary(vocab)
-        rows = len(vocab) + self.ngram_buckets
-        self.input_vectors = uniform_rows(rows, self.vector_size, 1.0 / self.vector_size, self.seed,
-                                          self.subword_rows, self.workers,
-                                          out=zeros.result(rows) if zeros is not None else None)
+        dim, bound = self.vector_size, 1.0 / self.vector_size
+        self.input_vectors = None
+        self._trained_rows = GatheredRows.drawn(len(vocab) + self.ngram_buckets, dim, self.subword_rows,
+                                                lambda lines, order: uniform_rows_at(lines, order, dim, bound,
+                                                                                     self.seed, self.workers))
         self.output_vectors = line_aligned_zeros(len(vocab), self.vector_size)[:, :self.vector_size]
         self._wv = None
         return self
@@ -315,8 +332,10 @@ class FastText:
         tokens, offsets = encoded.tokens, encoded.offsets
         jobs = training.schedule(offsets, epochs, self.alpha, self.min_alpha, self.seed)
 
-        # the rows training touches, together on whole lines (GatheredRows); written back when it stops
-        gathered = GatheredRows(self.input_vectors, self.subword_rows)
+        # the rows training touches, together on whole lines (GatheredRows); input_vectors is built from
+        # them when asked for
+        gathered = self._rows_to_train(self.subword_rows)
+        self._trained_rows = gathered
         self.output_vectors = on_whole_lines(self.output_vectors)  # loaded or set by the user: onto lines once
 
         def call(job):
@@ -329,7 +348,7 @@ class FastText:
                            disable=self.progress is False or None)
 
         def save(path, state):
-            gathered.write_back(self.input_vectors)
+            self._trained_rows = gathered  # (the checkpoint writes them into input_vectors)
             self._resume_state = dict(state, epochs=epochs)
             self.save_checkpoint(path)
 
@@ -345,7 +364,7 @@ class FastText:
                     resume=self._resume_state, corpus_size=int(offsets[-1]), checkpoint=checkpoint, save=save,
                     what="fasttext")
         finally:
-            gathered.write_back(self.input_vectors)
+            self._trained_rows = gathered
         self.timings["training"] = time.perf_counter() - start
         self._resume_state = None
         self.training_loss = loss / max(examples, 1)
@@ -358,9 +377,11 @@ class FastText:
         if self.vocab is None:
             raise Word2BertError("the model has no vocabulary yet (call build_vocab/train)")
         if self._wv is None:
-            vectors = kernels.bag_means(self.input_vectors, self.subword_offsets, self.subword_rows)
-            self._wv = FastTextKeyedVectors(vectors, self.vocab.words, self.vocab.counts, self.input_vectors,
-                                            self.min_n, self.max_n, self.ngram_buckets)
+            fresh = self._fresh_rows()  # (the rows training touched stand for the matrix not built yet)
+            vectors = kernels.bag_means(self.input_vectors, self.subword_offsets, self.subword_rows) if fresh is None \
+                else kernels.bag_means(fresh.lines_and_zero, self.subword_offsets, fresh.slots(self.subword_rows))
+            self._wv = FastTextKeyedVectors(vectors, self.vocab.words, self.vocab.counts, None, self.min_n, self.max_n,
+                                            self.ngram_buckets, model=self)
         return self._wv
 
     def get_subwords(self, word: str):
@@ -371,6 +392,9 @@ class FastText:
         if word in self.vocab:
             return [word] + grams, np.concatenate([[self.vocab.index[word]], rows]).astype(np.int32)
         return grams, rows
+
+    def _input_shape(self) -> tuple:
+        return (len(self.vocab) + self.ngram_buckets, self.vector_size)
 
     # -- files -------------------------------------------------------------------------
     def to_fasttext_file(self):

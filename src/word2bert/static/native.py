@@ -241,6 +241,61 @@ class GatheredRows:
         matrix[self.order] = self.lines
 
 
+class GatheredInputMatrix:
+    """``input_vectors`` of a bag model (fastText, the classifier) that trains on :class:`GatheredRows`.
+
+    After :meth:`GatheredRows.drawn` and training, the rows training touched live in
+    ``_trained_rows``; the full matrix (``_input_shape()``: 800 MB with 2M n-gram buckets, most of them
+    rows nothing uses, zero) is written from them when ``input_vectors`` is first asked for.
+    :meth:`input_rows` and :meth:`_fresh_rows` serve lookups without building it. Setting
+    ``input_vectors`` drops the gathered rows; a model that trains from a full matrix gathers from it
+    and keeps its rows there until they are asked for again.
+    """
+
+    _input_vectors = None
+    _trained_rows = None
+
+    def _input_shape(self) -> tuple:
+        raise NotImplementedError
+
+    @property
+    def input_vectors(self):
+        """The input matrix: a row per word, then the rows of the hashed n-grams."""
+        if self._trained_rows is not None:
+            import numpy as np
+
+            matrix = self._input_vectors
+            if matrix is None:
+                matrix = np.zeros(self._input_shape(), np.float32)
+            self._trained_rows.write_back(matrix)
+            self._input_vectors, self._trained_rows = matrix, None
+        return self._input_vectors
+
+    @input_vectors.setter
+    def input_vectors(self, matrix) -> None:
+        self._input_vectors, self._trained_rows = matrix, None
+
+    def _fresh_rows(self):
+        """The GatheredRows of a model drawn from scratch whose full input matrix is not built yet
+        (they stand for it: its other rows are zero), else None."""
+        return self._trained_rows if self._trained_rows is not None and self._input_vectors is None else None
+
+    def _rows_to_train(self, used) -> GatheredRows:
+        """The rows ``used`` to train on: the fresh rows when there are (``used`` are theirs), else
+        gathered from the full matrix (the caller keeps them as ``_trained_rows``)."""
+        fresh = self._fresh_rows()
+        return fresh if fresh is not None else GatheredRows(self.input_vectors, used)
+
+    def input_rows(self, rows):
+        """``input_vectors[rows]`` (a copy), without building the full matrix after training."""
+        import numpy as np
+
+        fresh = self._fresh_rows()
+        if fresh is not None:
+            return fresh.lines_and_zero[fresh.slots(rows)]
+        return self.input_vectors[np.asarray(rows)]
+
+
 # ---------------------------------------------------------------------------------------
 # compiling ahead: the kernels of a run are compiled in a helper process while the data is read
 # ---------------------------------------------------------------------------------------
