@@ -179,9 +179,7 @@ class FastTextModel:
             from word2bert.static.quantize import dequantize
 
             return dequantize(self.model.quantized_input, [ind])[0]
-        if self.supervised:
-            return self.model.input_rows([ind])[0]
-        return np.array(self.model.input_vectors[ind])
+        return self.model.input_rows([ind])[0]
 
     def get_word_vector(self, word: str) -> np.ndarray:
         """The mean of the word's input rows (its own and its character n-grams'); zeros without any."""

@@ -35,9 +35,8 @@ from word2bert.fileio import is_compressed
 from word2bert.interop.fasttext_format import QuantizedMatrixData
 from word2bert.progress import progress_bar
 from word2bert.static import jobs as training, kernels, storage
-from word2bert.static.init import uniform_rows_at
 from word2bert.static.losses import LOSS_HS, LOSS_NAMES, LOSS_SOFTMAX
-from word2bert.static.native import GatheredInputMatrix, GatheredRows, prepare
+from word2bert.static.native import GatheredInputMatrix, prepare
 from word2bert.static.quantize import dequantize, quantize_matrix
 from word2bert.static.huffman import build_huffman_tree
 from word2bert.static.sampling import negative_sampling_table
@@ -477,13 +476,9 @@ class FastTextClassifier(GatheredInputMatrix):
         # there, U[-1/dim, 1/dim) as fastText, and builds its full input matrix only when asked for it
         # (input_vectors): the other rows are zero, and predicting needs only these
         if resume is None:
-            n_rows, bound = self.nwords + self.bucket, 1.0 / self.dim
-            gathered = GatheredRows.drawn(n_rows, self.dim, rows, lambda lines, order: uniform_rows_at(
-                lines, order, self.dim, bound, self.seed, self.workers))
-            self.input_vectors = None
+            self._draw_input_rows(rows, self.seed, self.workers)
             self.output_vectors = np.zeros((len(self.labels), self.dim), np.float32)
-        else:
-            gathered = self._rows_to_train(rows)
+        gathered = self._rows_to_train(rows)
         del rows
         self._trained_rows = gathered
         table, codes, points, lengths = self._output_tables()
@@ -577,9 +572,8 @@ class FastTextClassifier(GatheredInputMatrix):
             _, codes, points, lengths = self._output_tables()
         else:
             codes, points, lengths = kernels.dummy_tree()
-        fresh = self._fresh_rows()
-        if fresh is not None and self.loss != "hs":  # (the HS kernel takes the full matrix)
-            input_vectors, rows = fresh.lines_and_zero, fresh.slots(rows)
+        if self.loss != "hs":  # (the HS kernel takes the full matrix)
+            input_vectors, rows = self._rows_source(rows)
         else:
             input_vectors = self.input_vectors
         if self.quantized_input is not None:  # only the rows these lines use, decoded from their codes

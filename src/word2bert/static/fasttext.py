@@ -35,8 +35,7 @@ from word2bert.errors import UnknownWordError, Word2BertError, check_positive
 from word2bert.progress import progress_bar
 from word2bert.static import jobs as training, kernels, storage
 from word2bert.static.huffman import build_huffman_tree
-from word2bert.static.init import uniform_rows_at
-from word2bert.static.native import GatheredInputMatrix, GatheredRows, line_aligned_zeros, on_whole_lines, prepare
+from word2bert.static.native import GatheredInputMatrix, line_aligned_zeros, on_whole_lines, prepare
 from word2bert.static.sampling import keep_probabilities, negative_sampling_table
 from word2bert.static.subwords import subword_rows, word_ngrams
 from word2bert.static.word2vec import check_gensim_options, one_of
@@ -241,11 +240,7 @@ class FastText(GatheredInputMatrix):
                                          progress=progress)
         self.timings["vocabulary"] = time.perf_counter() - start
         self._set_vocabulary(vocab)
-        dim, bound = self.vector_size, 1.0 / self.vector_size
-        self.input_vectors = None
-        self._trained_rows = GatheredRows.drawn(len(vocab) + self.ngram_buckets, dim, self.subword_rows,
-                                                lambda lines, order: uniform_rows_at(lines, order, dim, bound,
-                                                                                     self.seed, self.workers))
+        self._draw_input_rows(self.subword_rows, self.seed, self.workers)
         self.output_vectors = line_aligned_zeros(len(vocab), self.vector_size)[:, :self.vector_size]
         self._wv = None
         return self
@@ -377,9 +372,8 @@ class FastText(GatheredInputMatrix):
         if self.vocab is None:
             raise Word2BertError("the model has no vocabulary yet (call build_vocab/train)")
         if self._wv is None:
-            fresh = self._fresh_rows()  # (the rows training touched stand for the matrix not built yet)
-            vectors = kernels.bag_means(self.input_vectors, self.subword_offsets, self.subword_rows) if fresh is None \
-                else kernels.bag_means(fresh.lines_and_zero, self.subword_offsets, fresh.slots(self.subword_rows))
+            matrix, rows = self._rows_source(self.subword_rows)  # (without building the full matrix)
+            vectors = kernels.bag_means(matrix, self.subword_offsets, rows)
             self._wv = FastTextKeyedVectors(vectors, self.vocab.words, self.vocab.counts, None, self.min_n, self.max_n,
                                             self.ngram_buckets, model=self)
         return self._wv

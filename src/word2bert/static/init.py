@@ -54,13 +54,17 @@ def uniform_rows_at(out: np.ndarray, keys, cols: int, bound: float, seed: int, w
     example touches never changes, so in fastText it only adds noise to the vector of an unseen test
     n-gram; zero is the neutral value). ``workers`` threads share the rows (the kernel releases the GIL)."""
     keys = np.asarray(keys, np.int64)
-    parts = np.array_split(np.arange(len(keys)), max(1, int(workers)))
-    if len(parts) == 1:
-        _fill_uniform(out, keys, np.int64(cols), np.float64(bound), np.int64(seed))
+
+    def fill(start, end):
+        _fill_uniform(out[start:end], keys[start:end], np.int64(cols), np.float64(bound), np.int64(seed))
+
+    workers = max(1, int(workers))
+    if workers == 1:
+        fill(0, len(keys))
         return
-    with futures.ThreadPoolExecutor(max_workers=len(parts)) as pool:
-        list(pool.map(lambda part: _fill_uniform(out[part[0]:part[-1] + 1] if len(part) else out[:0], keys[part],
-                                                 np.int64(cols), np.float64(bound), np.int64(seed)), parts))
+    edges = np.linspace(0, len(keys), workers + 1).astype(np.int64)
+    with futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(fill, edges[:-1], edges[1:]))
 
 
 def numpy_uniform(shape, low: float, high: float, rng: np.random.Generator) -> np.ndarray:

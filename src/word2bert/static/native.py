@@ -178,8 +178,8 @@ class GatheredRows:
     of use counts 0.96, the full matrix on whole lines 0.97-0.98. Whole five-epoch fastText runs on
     enmix, alternating with the scattered matrix, did not show it past the machine's swings (26.0 /
     38.2 / 23.8 s against 45.8 / 46.4 s, an hour later 34.1 / 44.2 s against 33.1 / 32.5 s).
-    Gathering costs 0.1-0.4 s for fastText, 0.2-0.7 s for the classifier's 443k rows (session 24: the
-    classifier draws them in place instead, :meth:`drawn`).
+    Gathering costs 0.1-0.4 s for fastText, 0.2-0.7 s for the classifier's 443k rows (since session 24
+    a model trained from scratch draws them in place instead, :meth:`drawn`).
 
     ``used`` are row numbers of ``matrix`` (every bag's rows, repeats allowed); ``rows`` are the same
     renumbered: ``lines[rows[i]]`` starts as ``matrix[used[i]]``. ``lines`` is the ``(n, dim)`` view
@@ -275,10 +275,29 @@ class GatheredInputMatrix:
     def input_vectors(self, matrix) -> None:
         self._input_vectors, self._trained_rows = matrix, None
 
+    def _draw_input_rows(self, used, seed: int, workers: int) -> None:
+        """A new input matrix of ``_input_shape()``, ``U[-1/dim, 1/dim)`` as fastText, of which only the
+        rows ``used`` are drawn (:meth:`GatheredRows.drawn`, :func:`~word2bert.static.init.uniform_rows_at`);
+        the others, which no training touches, are zero."""
+        from word2bert.static.init import uniform_rows_at
+
+        n_rows, dim = self._input_shape()
+        self.input_vectors = None
+        self._trained_rows = GatheredRows.drawn(
+            n_rows, dim, used, lambda lines, order: uniform_rows_at(lines, order, dim, 1.0 / dim, seed, workers))
+
     def _fresh_rows(self):
         """The GatheredRows of a model drawn from scratch whose full input matrix is not built yet
         (they stand for it: its other rows are zero), else None."""
         return self._trained_rows if self._trained_rows is not None and self._input_vectors is None else None
+
+    def _rows_source(self, rows):
+        """``(matrix, rows)`` with ``matrix[rows] == input_vectors[rows]``: the fresh rows and their
+        slots when the full matrix is not built yet (it is not built here), else the full matrix."""
+        fresh = self._fresh_rows()
+        if fresh is not None:
+            return fresh.lines_and_zero, fresh.slots(rows)
+        return self.input_vectors, rows
 
     def _rows_to_train(self, used) -> GatheredRows:
         """The rows ``used`` to train on: the fresh rows when there are (``used`` are theirs), else
@@ -290,10 +309,8 @@ class GatheredInputMatrix:
         """``input_vectors[rows]`` (a copy), without building the full matrix after training."""
         import numpy as np
 
-        fresh = self._fresh_rows()
-        if fresh is not None:
-            return fresh.lines_and_zero[fresh.slots(rows)]
-        return self.input_vectors[np.asarray(rows)]
+        matrix, rows = self._rows_source(np.asarray(rows))
+        return matrix[rows]
 
 
 # ---------------------------------------------------------------------------------------
